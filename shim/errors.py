@@ -1,0 +1,128 @@
+"""The one exception tree. Every error the shim raises on purpose is a ``ShimError``.
+
+    ShimError                       500 server_error
+    ├── InvalidRequest              400 invalid_request_error
+    │   ├── UnsupportedParameter    400 invalid_request_error / unsupported_parameter
+    │   └── InvalidEncryptedContent 400 invalid_request_error / invalid_encrypted_content
+    ├── AuthenticationError         401 authentication_error
+    ├── NotFound                    404 invalid_request_error / not_found
+    │   ├── ModelNotFound           404 invalid_request_error / model_not_found
+    │   └── PreviousResponseNotFound 404 invalid_request_error / previous_response_not_found
+    ├── PayloadTooLarge             413 invalid_request_error / request_too_large
+    ├── RateLimited                 429 rate_limit_error (upstream 429, passed on)
+    └── UpstreamError               502 upstream_error
+        ├── UpstreamStatusError     upstream 4xx passed on with its status and message
+        └── UpstreamTimeout         504 upstream_timeout
+
+Each class carries its HTTP status, error ``type`` and ``code``; ``envelope()`` renders the
+OpenAI shape ``{"error": {"message", "type", "param", "code"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AuthenticationError",
+    "InvalidEncryptedContent",
+    "InvalidRequest",
+    "ModelNotFound",
+    "NotFound",
+    "PayloadTooLarge",
+    "PreviousResponseNotFound",
+    "RateLimited",
+    "ShimError",
+    "UnsupportedParameter",
+    "UpstreamError",
+    "UpstreamStatusError",
+    "UpstreamTimeout",
+]
+
+
+class ShimError(Exception):
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    default_code: ClassVar[str | None] = "server_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        self.http_status = status if status is not None else self.status
+        self.headers = headers or {}
+
+    def envelope(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(ShimError):
+    status = 400
+    type = "invalid_request_error"
+    default_code = "invalid_request"
+
+
+class UnsupportedParameter(InvalidRequest):
+    default_code = "unsupported_parameter"
+
+
+class InvalidEncryptedContent(InvalidRequest):
+    default_code = "invalid_encrypted_content"
+
+
+class AuthenticationError(ShimError):
+    status = 401
+    type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class NotFound(ShimError):
+    status = 404
+    type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    default_code = "model_not_found"
+
+
+class PreviousResponseNotFound(NotFound):
+    default_code = "previous_response_not_found"
+
+
+class PayloadTooLarge(ShimError):
+    status = 413
+    type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class RateLimited(ShimError):
+    status = 429
+    type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class UpstreamError(ShimError):
+    status = 502
+    type = "server_error"
+    default_code = "upstream_error"
+
+
+class UpstreamStatusError(UpstreamError):
+    """An upstream 4xx, passed on with the upstream's own status and message."""
+
+    type = "invalid_request_error"
+    default_code = "upstream_rejected"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    default_code = "upstream_timeout"

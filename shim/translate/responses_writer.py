@@ -1,0 +1,542 @@
+"""Deltas → Open Responses streaming events and the final ``ResponseResource``.
+
+Every lifecycle rule of the spec lives here and nowhere else: output indexes, stable item ids,
+content parts, ``*.done`` events, sequence numbers, the terminal event, the final snapshot. The
+writer knows no vendor names. A non-streaming response is this writer fed a stream of one; its
+``response`` is the body.
+
+Parallel tool calls are emitted one item after another. Upstreams may interleave argument
+chunks of several calls, so once one call is open, later calls are held back (their arguments
+buffered) and emitted whole when the open call is closed. Sequential upstreams lose nothing:
+the first call still streams delta by delta.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from msgspec import UNSET
+
+from shim.core.deltas import (
+    Delta,
+    ErrorDelta,
+    FinishDelta,
+    FinishReason,
+    MetaDelta,
+    ReasoningDelta,
+    ReasoningEncryptedDelta,
+    ReasoningSummaryDelta,
+    RefusalDelta,
+    TextDelta,
+    TokenLogprob,
+    ToolCallArgsDelta,
+    ToolCallStartDelta,
+    UsageDelta,
+)
+from shim.ids import Clock, IdFactory
+from shim.wire import responses as r
+
+__all__ = ["ResponsesStreamWriter", "to_logprobs"]
+
+
+def to_logprobs(items: list[TokenLogprob]) -> list[r.LogProb]:
+    return [
+        r.LogProb(
+            token=t.token,
+            logprob=t.logprob,
+            bytes=t.bytes or [],
+            top_logprobs=[
+                r.TopLogProb(token=x.token, logprob=x.logprob, bytes=x.bytes or []) for x in t.top_logprobs
+            ],
+        )
+        for t in items
+    ]
+
+
+class _Message:
+    __slots__ = ("content", "id", "index", "kind", "logprobs", "parts")
+
+    def __init__(self, item_id: str, index: int) -> None:
+        self.id = item_id
+        self.index = index
+        self.parts: list[r.ContentPart] = []
+        self.kind: str | None = None  # "text" | "refusal": the open content part
+        self.content: list[str] = []
+        self.logprobs: list[r.LogProb] = []
+
+
+class _Reasoning:
+    __slots__ = ("encrypted", "id", "index", "summary", "summary_open", "text", "text_open")
+
+    def __init__(self, item_id: str, index: int) -> None:
+        self.id = item_id
+        self.index = index
+        self.text: list[str] = []
+        self.text_open = False
+        self.summary: list[list[str]] = []
+        self.summary_open = False
+        self.encrypted: str | None = None
+
+
+class _Call:
+    __slots__ = ("args", "call_id", "id", "index", "name")
+
+    def __init__(self, item_id: str, call_id: str, name: str) -> None:
+        self.id = item_id
+        self.call_id = call_id
+        self.name = name
+        self.args: list[str] = []
+        self.index = -1
+
+
+_Open = _Message | _Reasoning | _Call
+
+
+class ResponsesStreamWriter:
+    """Feed deltas, get events. ``start()`` first, ``finish()`` last, then read ``response``."""
+
+    def __init__(
+        self,
+        template: r.ResponseResource,
+        *,
+        ids: IdFactory,
+        clock: Clock,
+        include_logprobs: bool = False,
+    ) -> None:
+        self._template = template
+        self._ids = ids
+        self._clock = clock
+        self._include_logprobs = include_logprobs
+        self._seq = 0
+        self._output: list[r.ItemField] = []
+        self._open: _Open | None = None
+        self._calls: dict[int, _Call] = {}
+        self._held: list[_Call] = []
+        self._usage: UsageDelta | None = None
+        self._finish: FinishReason | None = None
+        self._error: ErrorDelta | None = None
+        self.finished = False
+        self.response = template
+
+    # ------------------------------------------------------------------ public API
+
+    def start(self) -> list[r.StreamingEvent]:
+        snap = self._template
+        return [
+            r.ResponseCreatedStreamingEvent(sequence_number=self._next(), response=snap),
+            r.ResponseInProgressStreamingEvent(sequence_number=self._next(), response=snap),
+        ]
+
+    def feed(self, delta: Delta) -> list[r.StreamingEvent]:
+        out: list[r.StreamingEvent] = []
+        if isinstance(delta, TextDelta):
+            self._text(delta, out)
+        elif isinstance(delta, ReasoningDelta):
+            self._reasoning_text(delta.text, out)
+        elif isinstance(delta, ToolCallArgsDelta):
+            self._call_args(delta, out)
+        elif isinstance(delta, ToolCallStartDelta):
+            self._call_start(delta, out)
+        elif isinstance(delta, RefusalDelta):
+            self._refusal(delta.text, out)
+        elif isinstance(delta, ReasoningSummaryDelta):
+            self._reasoning_summary(delta, out)
+        elif isinstance(delta, ReasoningEncryptedDelta):
+            reasoning = self._ensure_reasoning(out)
+            reasoning.encrypted = delta.encrypted_content
+        elif isinstance(delta, UsageDelta):
+            self._usage = delta
+        elif isinstance(delta, FinishDelta):
+            self._finish = delta.reason
+        elif isinstance(delta, ErrorDelta):
+            self._error = delta
+        elif isinstance(delta, MetaDelta):
+            pass
+        return out
+
+    def feed_all(self, deltas: Iterable[Delta]) -> list[r.StreamingEvent]:
+        out: list[r.StreamingEvent] = []
+        for delta in deltas:
+            out.extend(self.feed(delta))
+        return out
+
+    def finish(self) -> list[r.StreamingEvent]:
+        """Close what is open and emit the terminal event. Idempotent."""
+        if self.finished:
+            return []
+        self.finished = True
+        out: list[r.StreamingEvent] = []
+        incomplete = self._error is None and self._finish in ("length", "content_filter")
+        self._close(out, status="incomplete" if incomplete and not self._held else "completed")
+        self._flush_held(out, last_status="incomplete" if incomplete else "completed")
+        now = self._clock()
+        snap = self._snapshot()
+        if self._error is not None:
+            err = self._error
+            snap.status = "failed"
+            snap.error = r.ResponseError(code=err.code or err.type, message=err.message)
+            self.response = snap
+            out.append(
+                r.ErrorStreamingEvent(
+                    sequence_number=self._next(),
+                    error=r.ErrorPayload(type=err.type, code=err.code, message=err.message, param=err.param),
+                )
+            )
+            out.append(r.ResponseFailedStreamingEvent(sequence_number=self._next(), response=self.response))
+        elif incomplete:
+            reason = "max_output_tokens" if self._finish == "length" else "content_filter"
+            snap.status = "incomplete"
+            snap.incomplete_details = r.IncompleteDetails(reason=reason)
+            self.response = snap
+            out.append(r.ResponseIncompleteStreamingEvent(sequence_number=self._next(), response=snap))
+        else:
+            snap.status = "completed"
+            snap.completed_at = now
+            self.response = snap
+            out.append(r.ResponseCompletedStreamingEvent(sequence_number=self._next(), response=snap))
+        return out
+
+    def fail(self, error: ErrorDelta) -> list[r.StreamingEvent]:
+        """An error from outside the stream (upstream dropped, timeout): close and fail."""
+        self._error = error
+        return self.finish()
+
+    @property
+    def output(self) -> list[r.ItemField]:
+        return self._output
+
+    # ------------------------------------------------------------------ helpers
+
+    def _next(self) -> int:
+        n = self._seq
+        self._seq = n + 1
+        return n
+
+    def _snapshot(self) -> r.ResponseResource:
+        snap = r.ResponseResource(**_fields(self._template))
+        snap.output = list(self._output)
+        if self._usage is not None:
+            u = self._usage
+            snap.usage = r.Usage(
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                total_tokens=u.input_tokens + u.output_tokens,
+                input_tokens_details=r.InputTokensDetails(cached_tokens=u.cached_tokens),
+                output_tokens_details=r.OutputTokensDetails(reasoning_tokens=u.reasoning_tokens),
+            )
+        return snap
+
+    def _close(self, out: list[r.StreamingEvent], status: r.Status = "completed") -> None:
+        item = self._open
+        if item is None:
+            return
+        self._open = None
+        if isinstance(item, _Message):
+            self._close_part(item, out)
+            done: r.ItemField = r.Message(
+                id=item.id, status=status, role="assistant", content=list(item.parts)
+            )
+        elif isinstance(item, _Reasoning):
+            self._close_reasoning_parts(item, out)
+            done = self._reasoning_item(item)
+        else:
+            args = "".join(item.args)
+            out.append(
+                r.ResponseFunctionCallArgumentsDoneStreamingEvent(
+                    sequence_number=self._next(), item_id=item.id, output_index=item.index, arguments=args
+                )
+            )
+            done = r.FunctionCall(
+                id=item.id, call_id=item.call_id, name=item.name, arguments=args, status=status
+            )
+        self._output[item.index] = done
+        out.append(
+            r.ResponseOutputItemDoneStreamingEvent(sequence_number=self._next(), output_index=item.index, item=done)
+        )
+
+    def _add(self, item: r.ItemField, out: list[r.StreamingEvent]) -> int:
+        index = len(self._output)
+        self._output.append(item)
+        out.append(
+            r.ResponseOutputItemAddedStreamingEvent(sequence_number=self._next(), output_index=index, item=item)
+        )
+        return index
+
+    # messages ----------------------------------------------------------------
+
+    def _ensure_message(self, out: list[r.StreamingEvent]) -> _Message:
+        item = self._open
+        if isinstance(item, _Message):
+            return item
+        self._close(out)
+        self._flush_held(out)
+        msg = _Message(self._ids("msg"), len(self._output))
+        self._add(r.Message(id=msg.id, status="in_progress", role="assistant", content=[]), out)
+        self._open = msg
+        return msg
+
+    def _open_part(self, msg: _Message, kind: str, out: list[r.StreamingEvent]) -> None:
+        if msg.kind == kind:
+            return
+        self._close_part(msg, out)
+        msg.kind = kind
+        msg.content = []
+        msg.logprobs = []
+        part: r.ContentPart = (
+            r.OutputTextContent(text="", annotations=[], logprobs=[] if self._include_logprobs else UNSET)
+            if kind == "text"
+            else r.RefusalContent(refusal="")
+        )
+        out.append(
+            r.ResponseContentPartAddedStreamingEvent(
+                sequence_number=self._next(),
+                item_id=msg.id,
+                output_index=msg.index,
+                content_index=len(msg.parts),
+                part=part,
+            )
+        )
+
+    def _close_part(self, msg: _Message, out: list[r.StreamingEvent]) -> None:
+        if msg.kind is None:
+            return
+        text = "".join(msg.content)
+        index = len(msg.parts)
+        part: r.ContentPart
+        if msg.kind == "text":
+            logprobs = msg.logprobs if self._include_logprobs else []
+            out.append(
+                r.ResponseOutputTextDoneStreamingEvent(
+                    sequence_number=self._next(),
+                    item_id=msg.id,
+                    output_index=msg.index,
+                    content_index=index,
+                    text=text,
+                    logprobs=logprobs,
+                )
+            )
+            part = r.OutputTextContent(
+                text=text, annotations=[], logprobs=logprobs if self._include_logprobs else UNSET
+            )
+        else:
+            out.append(
+                r.ResponseRefusalDoneStreamingEvent(
+                    sequence_number=self._next(),
+                    item_id=msg.id,
+                    output_index=msg.index,
+                    content_index=index,
+                    refusal=text,
+                )
+            )
+            part = r.RefusalContent(refusal=text)
+        out.append(
+            r.ResponseContentPartDoneStreamingEvent(
+                sequence_number=self._next(), item_id=msg.id, output_index=msg.index, content_index=index, part=part
+            )
+        )
+        msg.parts.append(part)
+        msg.kind = None
+
+    def _text(self, delta: TextDelta, out: list[r.StreamingEvent]) -> None:
+        if not delta.text and not delta.logprobs:
+            return
+        msg = self._ensure_message(out)
+        self._open_part(msg, "text", out)
+        msg.content.append(delta.text)
+        logprobs: list[r.LogProb] = []
+        if self._include_logprobs and delta.logprobs:
+            logprobs = to_logprobs(delta.logprobs)
+            msg.logprobs.extend(logprobs)
+        out.append(
+            r.ResponseOutputTextDeltaStreamingEvent(
+                sequence_number=self._next(),
+                item_id=msg.id,
+                output_index=msg.index,
+                content_index=len(msg.parts),
+                delta=delta.text,
+                logprobs=logprobs,
+            )
+        )
+
+    def _refusal(self, text: str, out: list[r.StreamingEvent]) -> None:
+        if not text:
+            return
+        msg = self._ensure_message(out)
+        self._open_part(msg, "refusal", out)
+        msg.content.append(text)
+        out.append(
+            r.ResponseRefusalDeltaStreamingEvent(
+                sequence_number=self._next(),
+                item_id=msg.id,
+                output_index=msg.index,
+                content_index=len(msg.parts),
+                delta=text,
+            )
+        )
+
+    # reasoning ---------------------------------------------------------------
+
+    def _ensure_reasoning(self, out: list[r.StreamingEvent]) -> _Reasoning:
+        item = self._open
+        if isinstance(item, _Reasoning):
+            return item
+        self._close(out)
+        self._flush_held(out)
+        rs = _Reasoning(self._ids("rs"), len(self._output))
+        self._add(r.ReasoningBody(id=rs.id, summary=[], content=[]), out)
+        self._open = rs
+        return rs
+
+    def _reasoning_text(self, text: str, out: list[r.StreamingEvent]) -> None:
+        if not text:
+            return
+        rs = self._ensure_reasoning(out)
+        if rs.summary_open:
+            self._close_summary(rs, out)
+        if not rs.text_open:
+            rs.text_open = True
+            out.append(
+                r.ResponseContentPartAddedStreamingEvent(
+                    sequence_number=self._next(),
+                    item_id=rs.id,
+                    output_index=rs.index,
+                    content_index=0,
+                    part=r.ReasoningTextContent(text=""),
+                )
+            )
+        rs.text.append(text)
+        out.append(
+            r.ResponseReasoningDeltaStreamingEvent(
+                sequence_number=self._next(), item_id=rs.id, output_index=rs.index, content_index=0, delta=text
+            )
+        )
+
+    def _reasoning_summary(self, delta: ReasoningSummaryDelta, out: list[r.StreamingEvent]) -> None:
+        if not delta.text:
+            return
+        rs = self._ensure_reasoning(out)
+        if rs.summary_open and delta.summary_index >= len(rs.summary):
+            self._close_summary(rs, out)
+        if not rs.summary_open:
+            rs.summary.append([])
+            rs.summary_open = True
+            out.append(
+                r.ResponseReasoningSummaryPartAddedStreamingEvent(
+                    sequence_number=self._next(),
+                    item_id=rs.id,
+                    output_index=rs.index,
+                    summary_index=len(rs.summary) - 1,
+                    part=r.SummaryTextContent(text=""),
+                )
+            )
+        rs.summary[-1].append(delta.text)
+        out.append(
+            r.ResponseReasoningSummaryDeltaStreamingEvent(
+                sequence_number=self._next(),
+                item_id=rs.id,
+                output_index=rs.index,
+                summary_index=len(rs.summary) - 1,
+                delta=delta.text,
+            )
+        )
+
+    def _close_summary(self, rs: _Reasoning, out: list[r.StreamingEvent]) -> None:
+        rs.summary_open = False
+        index = len(rs.summary) - 1
+        text = "".join(rs.summary[index])
+        out.append(
+            r.ResponseReasoningSummaryDoneStreamingEvent(
+                sequence_number=self._next(), item_id=rs.id, output_index=rs.index, summary_index=index, text=text
+            )
+        )
+        out.append(
+            r.ResponseReasoningSummaryPartDoneStreamingEvent(
+                sequence_number=self._next(),
+                item_id=rs.id,
+                output_index=rs.index,
+                summary_index=index,
+                part=r.SummaryTextContent(text=text),
+            )
+        )
+
+    def _close_reasoning_parts(self, rs: _Reasoning, out: list[r.StreamingEvent]) -> None:
+        if rs.summary_open:
+            self._close_summary(rs, out)
+        if rs.text:
+            text = "".join(rs.text)
+            out.append(
+                r.ResponseReasoningDoneStreamingEvent(
+                    sequence_number=self._next(), item_id=rs.id, output_index=rs.index, content_index=0, text=text
+                )
+            )
+            out.append(
+                r.ResponseContentPartDoneStreamingEvent(
+                    sequence_number=self._next(),
+                    item_id=rs.id,
+                    output_index=rs.index,
+                    content_index=0,
+                    part=r.ReasoningTextContent(text=text),
+                )
+            )
+
+
+    def _reasoning_item(self, rs: _Reasoning) -> r.ReasoningBody:
+        return r.ReasoningBody(
+            id=rs.id,
+            summary=[r.SummaryTextContent(text="".join(s)) for s in rs.summary],
+            content=[r.ReasoningTextContent(text="".join(rs.text))] if rs.text else [],
+            encrypted_content=rs.encrypted if rs.encrypted is not None else UNSET,
+        )
+
+    # tool calls --------------------------------------------------------------
+
+    def _call_start(self, delta: ToolCallStartDelta, out: list[r.StreamingEvent]) -> None:
+        if delta.index in self._calls:
+            return
+        call = _Call(self._ids("fc"), delta.call_id, delta.name)
+        self._calls[delta.index] = call
+        if isinstance(self._open, _Call):
+            self._held.append(call)
+            return
+        self._close(out)
+        self._flush_held(out)
+        self._emit_call_added(call, out)
+        self._open = call
+
+    def _emit_call_added(self, call: _Call, out: list[r.StreamingEvent]) -> None:
+        call.index = self._add(
+            r.FunctionCall(
+                id=call.id, call_id=call.call_id, name=call.name, arguments="", status="in_progress"
+            ),
+            out,
+        )
+
+    def _call_args(self, delta: ToolCallArgsDelta, out: list[r.StreamingEvent]) -> None:
+        call = self._calls.get(delta.index)
+        if call is None or not delta.arguments:
+            return
+        call.args.append(delta.arguments)
+        if call is self._open:
+            out.append(
+                r.ResponseFunctionCallArgumentsDeltaStreamingEvent(
+                    sequence_number=self._next(), item_id=call.id, output_index=call.index, delta=delta.arguments
+                )
+            )
+
+    def _flush_held(self, out: list[r.StreamingEvent], last_status: r.Status = "completed") -> None:
+        held, self._held = self._held, []
+        for n, call in enumerate(held):
+            self._emit_call_added(call, out)
+            args = "".join(call.args)
+            if args:
+                out.append(
+                    r.ResponseFunctionCallArgumentsDeltaStreamingEvent(
+                        sequence_number=self._next(), item_id=call.id, output_index=call.index, delta=args
+                    )
+                )
+            self._open = call
+            self._close(out, status=last_status if n == len(held) - 1 else "completed")
+
+
+def _fields(resource: r.ResponseResource) -> dict[str, object]:
+    return {f: getattr(resource, f) for f in resource.__struct_fields__}

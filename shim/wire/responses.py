@@ -1,0 +1,693 @@
+"""Open Responses wire types (spec 2026-04-24), named exactly as the spec's schemas.
+
+Two directions share these structs:
+
+* what we *emit* (``ResponseResource``, output items, streaming events) encodes every
+  required-but-nullable field as an explicit ``null`` (fields default to ``None`` and structs
+  keep defaults); fields the spec makes optional and a strict validator rejects as ``null``
+  (``ReasoningBody.encrypted_content``, ``Message.phase``) default to ``UNSET`` and are omitted;
+* what we *read* (request bodies, upstream resources and events) is decoded tolerantly: most
+  fields have defaults, and ``shim.wire.responses_decode`` normalises what sloppy clients send
+  (messages without ``type``, bare item references) before strict conversion.
+
+msgspec tags unions on one field, so the spec's four message params (one per role) are one
+``MessageItemParam`` with a ``role`` literal.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+__all__ = [
+    "AllowedToolChoice",
+    "AllowedToolsParam",
+    "CompactResource",
+    "CompactResponseMethodPublicBody",
+    "CompactionBody",
+    "CompactionSummaryItemParam",
+    "ContentPart",
+    "CreateResponseBody",
+    "ErrorPayload",
+    "ErrorStreamingEvent",
+    "FunctionCall",
+    "FunctionCallItemParam",
+    "FunctionCallOutput",
+    "FunctionCallOutputItemParam",
+    "FunctionTool",
+    "FunctionToolParam",
+    "IncompleteDetails",
+    "InputAudioContent",
+    "InputFileContent",
+    "InputImageContent",
+    "InputTextContent",
+    "InputTokensDetails",
+    "InputVideoContent",
+    "ItemField",
+    "ItemParam",
+    "ItemReferenceParam",
+    "JsonObjectResponseFormat",
+    "JsonSchemaResponseFormat",
+    "LogProb",
+    "Message",
+    "MessageItemParam",
+    "OtherToolParam",
+    "OutputTextContent",
+    "OutputTokensDetails",
+    "Reasoning",
+    "ReasoningBody",
+    "ReasoningItemParam",
+    "ReasoningParam",
+    "ReasoningTextContent",
+    "RefusalContent",
+    "ResponseCompletedStreamingEvent",
+    "ResponseContentPartAddedStreamingEvent",
+    "ResponseContentPartDoneStreamingEvent",
+    "ResponseCreatedStreamingEvent",
+    "ResponseError",
+    "ResponseFailedStreamingEvent",
+    "ResponseFunctionCallArgumentsDeltaStreamingEvent",
+    "ResponseFunctionCallArgumentsDoneStreamingEvent",
+    "ResponseInProgressStreamingEvent",
+    "ResponseIncompleteStreamingEvent",
+    "ResponseOutputItemAddedStreamingEvent",
+    "ResponseOutputItemDoneStreamingEvent",
+    "ResponseOutputTextAnnotationAddedStreamingEvent",
+    "ResponseOutputTextDeltaStreamingEvent",
+    "ResponseOutputTextDoneStreamingEvent",
+    "ResponseQueuedStreamingEvent",
+    "ResponseReasoningDeltaStreamingEvent",
+    "ResponseReasoningDoneStreamingEvent",
+    "ResponseReasoningSummaryDeltaStreamingEvent",
+    "ResponseReasoningSummaryDoneStreamingEvent",
+    "ResponseReasoningSummaryPartAddedStreamingEvent",
+    "ResponseReasoningSummaryPartDoneStreamingEvent",
+    "ResponseRefusalDeltaStreamingEvent",
+    "ResponseRefusalDoneStreamingEvent",
+    "ResponseResource",
+    "SpecificFunctionParam",
+    "StreamOptionsParam",
+    "StreamingEvent",
+    "SummaryTextContent",
+    "TextContent",
+    "TextField",
+    "TextFormat",
+    "TextParam",
+    "TextResponseFormat",
+    "ToolChoice",
+    "TopLogProb",
+    "UrlCitationBody",
+    "Usage",
+]
+
+Status = Literal["in_progress", "completed", "incomplete"]
+Role = Literal["user", "assistant", "system", "developer"]
+ToolChoiceValue = Literal["none", "auto", "required"]
+
+
+class _Base(msgspec.Struct, kw_only=True):
+    pass
+
+
+# --------------------------------------------------------------------------- content parts
+
+
+class TopLogProb(_Base):
+    token: str
+    logprob: float
+    bytes: list[int] = []
+
+
+class LogProb(_Base):
+    token: str
+    logprob: float
+    bytes: list[int] = []
+    top_logprobs: list[TopLogProb] = []
+
+
+class UrlCitationBody(_Base, tag="url_citation", tag_field="type"):
+    url: str
+    start_index: int
+    end_index: int
+    title: str
+
+
+class InputTextContent(_Base, tag="input_text", tag_field="type"):
+    text: str
+
+
+class OutputTextContent(_Base, tag="output_text", tag_field="type"):
+    text: str
+    annotations: list[UrlCitationBody] = []
+    logprobs: list[LogProb] | UnsetType = UNSET
+
+
+class TextContent(_Base, tag="text", tag_field="type"):
+    text: str
+
+
+class RefusalContent(_Base, tag="refusal", tag_field="type"):
+    refusal: str
+
+
+class ReasoningTextContent(_Base, tag="reasoning_text", tag_field="type"):
+    text: str
+
+
+class SummaryTextContent(_Base, tag="summary_text", tag_field="type"):
+    text: str
+
+
+class InputImageContent(_Base, tag="input_image", tag_field="type"):
+    image_url: str | None = None
+    detail: Literal["low", "high", "auto"] | None = None
+    file_id: str | UnsetType = UNSET
+
+
+class InputFileContent(_Base, tag="input_file", tag_field="type"):
+    filename: str | None | UnsetType = UNSET
+    file_data: str | None | UnsetType = UNSET
+    file_url: str | None | UnsetType = UNSET
+    file_id: str | None | UnsetType = UNSET
+
+
+class InputVideoContent(_Base, tag="input_video", tag_field="type"):
+    video_url: str
+
+
+class InputAudioData(_Base):
+    data: str
+    format: str
+
+
+class InputAudioContent(_Base, tag="input_audio", tag_field="type"):
+    """OpenAI's audio input part; not in the Open Responses spec, accepted for Chat parity."""
+
+    input_audio: InputAudioData
+
+
+ContentPart = (
+    InputTextContent
+    | OutputTextContent
+    | TextContent
+    | RefusalContent
+    | ReasoningTextContent
+    | SummaryTextContent
+    | InputImageContent
+    | InputFileContent
+    | InputVideoContent
+    | InputAudioContent
+)
+
+# --------------------------------------------------------------------------- output items
+
+
+class Message(_Base, tag="message", tag_field="type"):
+    id: str
+    status: Status
+    role: Role
+    content: list[ContentPart]
+    phase: Literal["commentary", "final_answer"] | UnsetType = UNSET
+
+
+class FunctionCall(_Base, tag="function_call", tag_field="type"):
+    id: str
+    call_id: str
+    name: str
+    arguments: str
+    status: Status
+
+
+class FunctionCallOutput(_Base, tag="function_call_output", tag_field="type"):
+    id: str
+    call_id: str
+    output: str | list[ContentPart]
+    status: Status
+
+
+class ReasoningBody(_Base, tag="reasoning", tag_field="type"):
+    id: str
+    summary: list[SummaryTextContent] = []
+    content: list[ReasoningTextContent] | UnsetType = UNSET
+    encrypted_content: str | UnsetType = UNSET
+
+
+class CompactionBody(_Base, tag="compaction", tag_field="type"):
+    id: str
+    encrypted_content: str
+    created_by: str | UnsetType = UNSET
+
+
+ItemField = Message | FunctionCall | FunctionCallOutput | ReasoningBody | CompactionBody
+
+# --------------------------------------------------------------------------- input items
+
+
+class MessageItemParam(_Base, tag="message", tag_field="type"):
+    """The spec's User/System/Developer/AssistantMessageItemParam, and output ``Message`` sent back."""
+
+    role: Role
+    content: str | list[ContentPart]
+    id: str | None = None
+    status: str | None = None
+    phase: Literal["commentary", "final_answer"] | None = None
+
+
+class FunctionCallItemParam(_Base, tag="function_call", tag_field="type"):
+    call_id: str
+    name: str
+    arguments: str
+    id: str | None = None
+    status: str | None = None
+
+
+class FunctionCallOutputItemParam(_Base, tag="function_call_output", tag_field="type"):
+    call_id: str
+    output: str | list[ContentPart]
+    id: str | None = None
+    status: str | None = None
+
+
+class ReasoningItemParam(_Base, tag="reasoning", tag_field="type"):
+    summary: list[SummaryTextContent] = []
+    id: str | None = None
+    content: list[ReasoningTextContent] | None = None
+    encrypted_content: str | None = None
+    status: str | None = None
+
+
+class CompactionSummaryItemParam(_Base, tag="compaction", tag_field="type"):
+    encrypted_content: str
+    id: str | None = None
+    created_by: str | None = None
+
+
+class ItemReferenceParam(_Base, tag="item_reference", tag_field="type"):
+    id: str
+
+
+ItemParam = (
+    MessageItemParam
+    | FunctionCallItemParam
+    | FunctionCallOutputItemParam
+    | ReasoningItemParam
+    | CompactionSummaryItemParam
+    | ItemReferenceParam
+)
+
+# --------------------------------------------------------------------------- tools & choices
+
+
+class FunctionToolParam(_Base, tag="function", tag_field="type"):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class OtherToolParam(_Base):
+    """A tool type the spec does not define (web_search, mcp, namespace…); kept for diagnostics."""
+
+    type: str
+    raw: dict[str, Any] = {}
+
+
+class FunctionTool(_Base, tag="function", tag_field="type"):
+    """The echoed tool in a ``ResponseResource``: every field present, nulls allowed."""
+
+    name: str
+    description: str | None
+    parameters: dict[str, Any] | None
+    strict: bool | None
+
+
+class SpecificFunctionParam(_Base, tag="function", tag_field="type"):
+    name: str
+
+
+class AllowedToolsParam(_Base, tag="allowed_tools", tag_field="type"):
+    tools: list[SpecificFunctionParam]
+    mode: ToolChoiceValue = "auto"
+
+
+AllowedToolChoice = AllowedToolsParam
+ToolChoice = ToolChoiceValue | SpecificFunctionParam | AllowedToolsParam
+
+# --------------------------------------------------------------------------- text & reasoning
+
+
+class TextResponseFormat(_Base, tag="text", tag_field="type"):
+    pass
+
+
+class JsonObjectResponseFormat(_Base, tag="json_object", tag_field="type"):
+    pass
+
+
+class JsonSchemaResponseFormat(_Base, tag="json_schema", tag_field="type"):
+    name: str = "response"
+    description: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+TextFormat = TextResponseFormat | JsonObjectResponseFormat | JsonSchemaResponseFormat
+
+
+class TextParam(_Base):
+    format: TextFormat | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+
+
+class TextField(_Base):
+    format: TextFormat
+    verbosity: Literal["low", "medium", "high"] | UnsetType = UNSET
+
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+
+
+class ReasoningParam(_Base):
+    effort: ReasoningEffort | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+
+
+class Reasoning(_Base):
+    effort: ReasoningEffort | None
+    summary: Literal["auto", "concise", "detailed"] | None
+
+
+class StreamOptionsParam(_Base):
+    include_obfuscation: bool | None = None
+
+
+# --------------------------------------------------------------------------- request bodies
+
+
+class CreateResponseBody(_Base):
+    model: str | None = None
+    input: str | list[ItemParam] | None = None
+    previous_response_id: str | None = None
+    include: list[str] | None = None
+    # Kept as sent: only function tools are typed (see ``function_tools``); other tool types
+    # (web_search, mcp, namespace…) are reported as diagnostics by the translators.
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: ToolChoice | None = None
+    metadata: dict[str, str] | None = None
+    text: TextParam | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    parallel_tool_calls: bool | None = None
+    stream: bool | None = None
+    stream_options: StreamOptionsParam | None = None
+    background: bool | None = None
+    max_output_tokens: int | None = None
+    max_tool_calls: int | None = None
+    reasoning: ReasoningParam | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    instructions: str | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    top_logprobs: int | None = None
+    # OpenAI fields outside the spec that real clients send.
+    user: str | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    conversation: Any = None
+    prompt: Any = None
+
+
+class CompactResponseMethodPublicBody(_Base):
+    model: str | None = None
+    input: str | list[ItemParam] | None = None
+    previous_response_id: str | None = None
+    instructions: str | None = None
+    prompt_cache_key: str | None = None
+
+
+# --------------------------------------------------------------------------- the resource
+
+
+class InputTokensDetails(_Base):
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+class OutputTokensDetails(_Base):
+    reasoning_tokens: int = 0
+
+
+class Usage(_Base):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    input_tokens_details: InputTokensDetails = msgspec.field(default_factory=InputTokensDetails)
+    output_tokens_details: OutputTokensDetails = msgspec.field(default_factory=OutputTokensDetails)
+
+
+class IncompleteDetails(_Base):
+    reason: str
+
+
+class ResponseError(_Base):
+    """The spec's ``Error`` schema (``code`` and ``message``), as carried by a failed response."""
+
+    code: str
+    message: str
+
+
+class ResponseResource(_Base, kw_only=True):
+    """All 31 properties are required by the spec; nullable ones encode as explicit ``null``."""
+
+    id: str
+    object: Literal["response"] = "response"
+    created_at: int
+    completed_at: int | None = None
+    status: str = "in_progress"
+    incomplete_details: IncompleteDetails | None = None
+    model: str
+    previous_response_id: str | None = None
+    instructions: str | None = None
+    output: list[ItemField] = []
+    error: ResponseError | None = None
+    tools: list[FunctionTool] = []
+    tool_choice: ToolChoice = "auto"
+    truncation: Literal["auto", "disabled"] = "disabled"
+    parallel_tool_calls: bool = True
+    text: TextField = msgspec.field(default_factory=lambda: TextField(format=TextResponseFormat()))
+    top_p: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    top_logprobs: int = 0
+    temperature: float = 1.0
+    reasoning: Reasoning | None = None
+    usage: Usage | None = None
+    max_output_tokens: int | None = None
+    max_tool_calls: int | None = None
+    store: bool = True
+    background: bool = False
+    service_tier: str = "default"
+    metadata: dict[str, str] = {}
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+
+
+class CompactResource(_Base):
+    id: str
+    output: list[ItemField]
+    created_at: int
+    usage: Usage
+    object: Literal["response.compaction"] = "response.compaction"
+
+
+# --------------------------------------------------------------------------- streaming events
+
+
+class ErrorPayload(_Base):
+    type: str
+    message: str
+    code: str | None = None
+    param: str | None = None
+
+
+class _Event(msgspec.Struct, kw_only=True, tag_field="type"):
+    sequence_number: int
+
+
+class ResponseCreatedStreamingEvent(_Event, tag="response.created"):
+    response: ResponseResource
+
+
+class ResponseQueuedStreamingEvent(_Event, tag="response.queued"):
+    response: ResponseResource
+
+
+class ResponseInProgressStreamingEvent(_Event, tag="response.in_progress"):
+    response: ResponseResource
+
+
+class ResponseCompletedStreamingEvent(_Event, tag="response.completed"):
+    response: ResponseResource
+
+
+class ResponseIncompleteStreamingEvent(_Event, tag="response.incomplete"):
+    response: ResponseResource
+
+
+class ResponseFailedStreamingEvent(_Event, tag="response.failed"):
+    response: ResponseResource
+
+
+class ResponseOutputItemAddedStreamingEvent(_Event, tag="response.output_item.added"):
+    output_index: int
+    item: ItemField
+
+
+class ResponseOutputItemDoneStreamingEvent(_Event, tag="response.output_item.done"):
+    output_index: int
+    item: ItemField
+
+
+class ResponseContentPartAddedStreamingEvent(_Event, tag="response.content_part.added"):
+    item_id: str
+    output_index: int
+    content_index: int
+    part: ContentPart
+
+
+class ResponseContentPartDoneStreamingEvent(_Event, tag="response.content_part.done"):
+    item_id: str
+    output_index: int
+    content_index: int
+    part: ContentPart
+
+
+class ResponseOutputTextDeltaStreamingEvent(_Event, tag="response.output_text.delta"):
+    item_id: str
+    output_index: int
+    content_index: int
+    delta: str
+    logprobs: list[LogProb] = []
+
+
+class ResponseOutputTextDoneStreamingEvent(_Event, tag="response.output_text.done"):
+    item_id: str
+    output_index: int
+    content_index: int
+    text: str
+    logprobs: list[LogProb] = []
+
+
+class ResponseOutputTextAnnotationAddedStreamingEvent(_Event, tag="response.output_text.annotation.added"):
+    item_id: str
+    output_index: int
+    content_index: int
+    annotation_index: int
+    annotation: UrlCitationBody | None = None
+
+
+class ResponseRefusalDeltaStreamingEvent(_Event, tag="response.refusal.delta"):
+    item_id: str
+    output_index: int
+    content_index: int
+    delta: str
+
+
+class ResponseRefusalDoneStreamingEvent(_Event, tag="response.refusal.done"):
+    item_id: str
+    output_index: int
+    content_index: int
+    refusal: str
+
+
+class ResponseReasoningDeltaStreamingEvent(_Event, tag="response.reasoning.delta"):
+    item_id: str
+    output_index: int
+    content_index: int
+    delta: str
+
+
+class ResponseReasoningDoneStreamingEvent(_Event, tag="response.reasoning.done"):
+    item_id: str
+    output_index: int
+    content_index: int
+    text: str
+
+
+class ResponseReasoningSummaryPartAddedStreamingEvent(_Event, tag="response.reasoning_summary_part.added"):
+    item_id: str
+    output_index: int
+    summary_index: int
+    part: SummaryTextContent
+
+
+class ResponseReasoningSummaryPartDoneStreamingEvent(_Event, tag="response.reasoning_summary_part.done"):
+    item_id: str
+    output_index: int
+    summary_index: int
+    part: SummaryTextContent
+
+
+class ResponseReasoningSummaryDeltaStreamingEvent(_Event, tag="response.reasoning_summary_text.delta"):
+    item_id: str
+    output_index: int
+    summary_index: int
+    delta: str
+
+
+class ResponseReasoningSummaryDoneStreamingEvent(_Event, tag="response.reasoning_summary_text.done"):
+    item_id: str
+    output_index: int
+    summary_index: int
+    text: str
+
+
+class ResponseFunctionCallArgumentsDeltaStreamingEvent(_Event, tag="response.function_call_arguments.delta"):
+    item_id: str
+    output_index: int
+    delta: str
+
+
+class ResponseFunctionCallArgumentsDoneStreamingEvent(_Event, tag="response.function_call_arguments.done"):
+    item_id: str
+    output_index: int
+    arguments: str
+    name: str | UnsetType = UNSET
+
+
+class ErrorStreamingEvent(_Event, tag="error"):
+    error: ErrorPayload
+
+
+StreamingEvent = (
+    ResponseCreatedStreamingEvent
+    | ResponseQueuedStreamingEvent
+    | ResponseInProgressStreamingEvent
+    | ResponseCompletedStreamingEvent
+    | ResponseIncompleteStreamingEvent
+    | ResponseFailedStreamingEvent
+    | ResponseOutputItemAddedStreamingEvent
+    | ResponseOutputItemDoneStreamingEvent
+    | ResponseContentPartAddedStreamingEvent
+    | ResponseContentPartDoneStreamingEvent
+    | ResponseOutputTextDeltaStreamingEvent
+    | ResponseOutputTextDoneStreamingEvent
+    | ResponseOutputTextAnnotationAddedStreamingEvent
+    | ResponseRefusalDeltaStreamingEvent
+    | ResponseRefusalDoneStreamingEvent
+    | ResponseReasoningDeltaStreamingEvent
+    | ResponseReasoningDoneStreamingEvent
+    | ResponseReasoningSummaryPartAddedStreamingEvent
+    | ResponseReasoningSummaryPartDoneStreamingEvent
+    | ResponseReasoningSummaryDeltaStreamingEvent
+    | ResponseReasoningSummaryDoneStreamingEvent
+    | ResponseFunctionCallArgumentsDeltaStreamingEvent
+    | ResponseFunctionCallArgumentsDoneStreamingEvent
+    | ErrorStreamingEvent
+)

@@ -1,0 +1,136 @@
+"""Decode Open Responses request bodies, tolerating what real clients send.
+
+The fast path decodes straight into ``CreateResponseBody``. Only when that fails do we take the
+slow path: decode to plain data, normalise once (messages without ``type`` → ``message``, a bare
+``{"id": ...}`` → ``item_reference``), then convert. Errors come out as ``InvalidRequest`` with
+an OpenAI-style ``param`` (``input[2].content``), so the server can render them in the envelope.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+
+from shim.errors import InvalidRequest
+from shim.wire.responses import (
+    CompactResponseMethodPublicBody,
+    CreateResponseBody,
+    FunctionToolParam,
+    OtherToolParam,
+    ResponseResource,
+    StreamingEvent,
+)
+
+__all__ = [
+    "decode_compact_body",
+    "decode_create_response_body",
+    "decode_resource",
+    "decode_streaming_event",
+    "encode",
+    "function_tools",
+    "normalise_input_items",
+    "validation_param",
+]
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+encode = _encoder.encode
+
+_body_decoder = msgspec.json.Decoder(CreateResponseBody)
+_compact_decoder = msgspec.json.Decoder(CompactResponseMethodPublicBody)
+_resource_decoder = msgspec.json.Decoder(ResponseResource)
+_event_decoder = msgspec.json.Decoder(StreamingEvent)
+_any_decoder = msgspec.json.Decoder()
+
+_PATH = re.compile(r"at `\$(?P<path>[^`]*)`")
+
+
+def validation_param(error: msgspec.ValidationError) -> str | None:
+    """Turn msgspec's ``at `$.input[2].content``` into ``input[2].content``."""
+    match = _PATH.search(str(error))
+    if match is None:
+        return None
+    return match.group("path").lstrip(".") or None
+
+
+def _message(error: msgspec.ValidationError) -> str:
+    return str(error).split(" - at `", 1)[0]
+
+
+def normalise_input_items(items: list[Any]) -> list[Any]:
+    """Add the ``type`` tags that sloppy clients leave out; leave everything else alone."""
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, dict) and "type" not in item:
+            if "role" in item:
+                item = {**item, "type": "message"}
+            elif "id" in item and len(item) == 1:
+                item = {"type": "item_reference", "id": item["id"]}
+        elif isinstance(item, dict) and item.get("type") is None and "id" in item:
+            item = {**item, "type": "item_reference"}
+        out.append(item)
+    return out
+
+
+def _decode(data: bytes, fast: msgspec.json.Decoder[T], typ: type[T]) -> T:
+    try:
+        return fast.decode(data)
+    except msgspec.ValidationError:
+        pass
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    raw = _any_decoder.decode(data)
+    if not isinstance(raw, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
+    if isinstance(raw.get("input"), list):
+        raw["input"] = normalise_input_items(raw["input"])
+    try:
+        return msgspec.convert(raw, typ)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(
+            f"Invalid request: {_message(exc)}", param=validation_param(exc), code="invalid_value"
+        ) from None
+
+
+def decode_create_response_body(data: bytes) -> CreateResponseBody:
+    return _decode(data, _body_decoder, CreateResponseBody)
+
+
+def decode_compact_body(data: bytes) -> CompactResponseMethodPublicBody:
+    return _decode(data, _compact_decoder, CompactResponseMethodPublicBody)
+
+
+def decode_resource(data: bytes | str) -> ResponseResource:
+    return _resource_decoder.decode(data)
+
+
+def decode_streaming_event(data: bytes | str) -> StreamingEvent:
+    return _event_decoder.decode(data)
+
+
+def function_tools(
+    tools: list[dict[str, Any]] | None,
+) -> tuple[list[FunctionToolParam], list[OtherToolParam]]:
+    """Split the request's tools into typed function tools and the rest (kept for diagnostics)."""
+    functions: list[FunctionToolParam] = []
+    others: list[OtherToolParam] = []
+    for i, tool in enumerate(tools or ()):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind == "function":
+            try:
+                functions.append(msgspec.convert(tool, FunctionToolParam))
+            except msgspec.ValidationError as exc:
+                param = validation_param(exc)
+                raise InvalidRequest(
+                    f"Invalid tool: {_message(exc)}",
+                    param=f"tools[{i}]" + (f".{param}" if param else ""),
+                    code="invalid_value",
+                ) from None
+        elif isinstance(kind, str):
+            others.append(OtherToolParam(type=kind, raw=tool))
+        else:
+            raise InvalidRequest("Each tool needs a string `type`.", param=f"tools[{i}].type")
+    return functions, others
