@@ -1,21 +1,23 @@
 """Server-Sent Events: an incremental, sans-IO decoder and the few encoders the shim writes.
 
-Why a module of its own: both sides of the shim speak SSE (upstream bytes come in as SSE, client events go out as
-SSE), and recorded upstream bytes must decode identically however they are chunked, so tests can re-split them at
-every byte. The decoder follows the WHATWG "event stream interpretation" rules with these documented choices:
+Why a module of its own: both sides of the shim speak SSE (upstream bytes come in as SSE, client events go out
+as SSE), and recorded upstream bytes must decode identically however they are chunked, so tests can re-split
+them at every byte. The decoder follows the WHATWG "event stream interpretation" rules with these documented
+choices:
 
-- Bytes are decoded with a stateful UTF-8 decode that keeps an incomplete trailing sequence for the next chunk;
-  only truly invalid bytes become U+FFFD. A single BOM at the very start of the stream is dropped.
+- Bytes are decoded with a stateful UTF-8 decode that keeps an incomplete trailing sequence for the next
+  chunk; only truly invalid bytes become U+FFFD. A single BOM at the very start of the stream is dropped.
 - Lines end at CRLF, LF or a lone CR. A CR that ends one chunk swallows an LF that starts the next one.
 - ``event`` is ``None`` when the block had no ``event:`` field or an empty one (the spec's "message").
 - ``id`` is the *last event id*, which persists across events as in the spec (``None`` until one is seen); an
-  ``id`` value containing NUL is ignored. ``retry`` is the ASCII-digit ``retry:`` value given in the same block
-  (also kept in ``SSEDecoder.retry``, since a block carrying only ``retry`` dispatches nothing).
+  ``id`` value containing NUL is ignored. ``retry`` is the ASCII-digit ``retry:`` value given in the same
+  block (also kept in ``SSEDecoder.retry``, since a block carrying only ``retry`` dispatches nothing).
 - Deviation from the spec, on purpose: ``finish()`` dispatches a final event that was not followed by a blank
   line (truncated upstreams still deliver their last chunk). It never raises.
 
-Speed matters (hundreds of thousands of chunks a second), so the work is done by ``str`` methods on whole chunks:
-one decode, one ``split`` and a short loop over complete lines; a partial line is kept as a list of parts.
+Speed matters (hundreds of thousands of chunks a second), so the work is done by ``str`` methods on whole
+chunks: one decode, one ``split`` and a short loop over complete lines; a partial line is kept as a list of
+parts.
 """
 
 from __future__ import annotations
@@ -140,7 +142,9 @@ class SSEDecoder:
         for line in lines:
             if not line:  # blank line: dispatch if any data was seen
                 if data:
-                    events.append(SSEEvent(self._event, "\n".join(data), self.last_event_id, self._event_retry))
+                    events.append(
+                        SSEEvent(self._event, "\n".join(data), self.last_event_id, self._event_retry)
+                    )
                     data = self._data = []
                 self._event = None
                 self._event_retry = None

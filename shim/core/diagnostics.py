@@ -13,7 +13,7 @@ import msgspec
 
 from shim.errors import UnsupportedParameter
 
-__all__ = ["Diagnostic", "Diagnostics", "DiagnosticKind", "Policy"]
+__all__ = ["Diagnostic", "DiagnosticKind", "Diagnostics", "Policy"]
 
 Policy = Literal["ignore", "warn", "error"]
 DiagnosticKind = Literal[

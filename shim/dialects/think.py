@@ -1,32 +1,34 @@
 """Split ``<think>…</think>`` reasoning out of streamed chat content.
 
-Why: several Chat Completions servers return the model's reasoning inline in ``content`` between tags, and some
-chat templates put the opening tag into the prompt so that only the closing tag ever comes back. A reader feeds
-each content delta to a ``ThinkSplitter`` and gets ``("text" | "reasoning", str)`` segments. It is sans-IO and
-incremental: it holds back only what could still turn out to be the tag it is waiting for, so it is O(n) over the
-stream and gives the same output however the stream is chunked.
+Why: several Chat Completions servers return the model's reasoning inline in ``content`` between tags, and
+some chat templates put the opening tag into the prompt so that only the closing tag ever comes back. A reader
+feeds each content delta to a ``ThinkSplitter`` and gets ``("text" | "reasoning", str)`` segments. It is
+sans-IO and incremental: it holds back only what could still turn out to be the tag it is waiting for, so it
+is O(n) over the stream and gives the same output however the stream is chunked.
 
 Rules (a dialect picks the tags, ``start_inside`` and ``unclosed``):
 
 - Only one reasoning block is recognised, and only at the start of the output. Leading whitespace before the
-  opening tag is dropped. Once non-whitespace text has appeared, or the block has closed, a literal ``<think>`` is
-  plain text. Inside the block, a nested ``<think>`` is reasoning text.
-- ``start_inside=True``: the template already put the opening tag in the prompt, so the output starts inside the
-  block and only the closing tag is expected. If the output begins (after whitespace) with an explicit opening tag
-  anyway, that tag and the whitespace before it are swallowed.
-- Whitespace: one ``"\\n"`` right after the opening tag (or at the very start of the output with ``start_inside``)
-  is dropped, the rest of the reasoning is kept verbatim, including whitespace just before the closing tag
-  (stripping it would mean holding back unbounded whitespace). All whitespace right after the closing tag is
-  dropped (models emit ``"</think>\\n\\n"``).
-- What is held back: while looking for the opening tag, the leading whitespace plus a prefix of the tag; inside
-  the block, at most ``len(close_tag) - 1`` characters that could start the closing tag. After the block, nothing.
-  ``finish()`` flushes what is held: an unfinished opening tag is text, an unfinished closing tag is reasoning.
+  opening tag is dropped. Once non-whitespace text has appeared, or the block has closed, a literal
+  ``<think>`` is plain text. Inside the block, a nested ``<think>`` is reasoning text.
+- ``start_inside=True``: the template already put the opening tag in the prompt, so the output starts inside
+  the block and only the closing tag is expected. If the output begins (after whitespace) with an explicit
+  opening tag anyway, that tag and the whitespace before it are swallowed.
+- Whitespace: one ``"\\n"`` right after the opening tag (or at the very start of the output with
+  ``start_inside``) is dropped; the rest of the reasoning is kept verbatim, including whitespace just before
+  the closing tag (stripping it would mean holding back unbounded whitespace). All whitespace right after the
+  closing tag is dropped (models emit ``"</think>\\n\\n"``).
+- What is held back: while looking for the opening tag, the leading whitespace plus a prefix of the tag;
+  inside the block, at most ``len(close_tag) - 1`` characters that could start the closing tag. After the
+  block, nothing. ``finish()`` flushes what is held: an unfinished opening tag is text, an unfinished closing
+  tag is reasoning.
 - ``unclosed`` decides what a block that never closes was. It only matters with ``start_inside=True`` and no
-  explicit opening tag (a model that did not reason at all): with ``"reasoning"`` (the default) the output streams
-  as reasoning at once. With ``"text"`` the splitter buffers up to ``max_buffer`` characters before committing to
-  reasoning: if the stream ends within the buffer with no closing tag, the whole raw output is emitted as text; if
-  the closing tag arrives or the buffer overflows, the buffered part is emitted as reasoning and streaming goes on.
-  An explicit opening tag that never closes is always reasoning (it has been streamed as such).
+  explicit opening tag (a model that did not reason at all): with ``"reasoning"`` (the default) the output
+  streams as reasoning at once. With ``"text"`` the splitter buffers up to ``max_buffer`` characters before
+  committing to reasoning: if the stream ends within the buffer with no closing tag, the whole raw output is
+  emitted as text; if the closing tag arrives or the buffer overflows, the buffered part is emitted as
+  reasoning and streaming goes on. An explicit opening tag that never closes is always reasoning (it has been
+  streamed as such).
 
 Within one ``feed``/``finish`` call, adjacent segments of the same kind are merged and empty strings are never
 emitted. A splitter serves one stream.
@@ -111,7 +113,7 @@ class ThinkSplitter:
         self._skip_nl = start_inside
         self._done = False
         self._explicit_open = False
-        # Policy "text" with start_inside: segments computed but not yet released, and the raw input behind them.
+        # Policy "text" + start_inside: segments not released yet, and the raw input behind them.
         self._pending: list[Segment] | None = [] if start_inside and unclosed == "text" else None
         self._raw: list[str] = []
         self._raw_len = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
 from msgspec import UNSET
 
 from shim.core.deltas import (
@@ -213,8 +214,7 @@ class ResponsesStreamWriter:
         return n
 
     def _snapshot(self) -> r.ResponseResource:
-        snap = r.ResponseResource(**_fields(self._template))
-        snap.output = list(self._output)
+        snap = msgspec.structs.replace(self._template, output=list(self._output))
         if self._usage is not None:
             u = self._usage
             snap.usage = r.Usage(
@@ -251,14 +251,18 @@ class ResponsesStreamWriter:
             )
         self._output[item.index] = done
         out.append(
-            r.ResponseOutputItemDoneStreamingEvent(sequence_number=self._next(), output_index=item.index, item=done)
+            r.ResponseOutputItemDoneStreamingEvent(
+                sequence_number=self._next(), output_index=item.index, item=done
+            )
         )
 
     def _add(self, item: r.ItemField, out: list[r.StreamingEvent]) -> int:
         index = len(self._output)
         self._output.append(item)
         out.append(
-            r.ResponseOutputItemAddedStreamingEvent(sequence_number=self._next(), output_index=index, item=item)
+            r.ResponseOutputItemAddedStreamingEvent(
+                sequence_number=self._next(), output_index=index, item=item
+            )
         )
         return index
 
@@ -331,7 +335,11 @@ class ResponsesStreamWriter:
             part = r.RefusalContent(refusal=text)
         out.append(
             r.ResponseContentPartDoneStreamingEvent(
-                sequence_number=self._next(), item_id=msg.id, output_index=msg.index, content_index=index, part=part
+                sequence_number=self._next(),
+                item_id=msg.id,
+                output_index=msg.index,
+                content_index=index,
+                part=part,
             )
         )
         msg.parts.append(part)
@@ -407,7 +415,11 @@ class ResponsesStreamWriter:
         rs.text.append(text)
         out.append(
             r.ResponseReasoningDeltaStreamingEvent(
-                sequence_number=self._next(), item_id=rs.id, output_index=rs.index, content_index=0, delta=text
+                sequence_number=self._next(),
+                item_id=rs.id,
+                output_index=rs.index,
+                content_index=0,
+                delta=text,
             )
         )
 
@@ -446,7 +458,11 @@ class ResponsesStreamWriter:
         text = "".join(rs.summary[index])
         out.append(
             r.ResponseReasoningSummaryDoneStreamingEvent(
-                sequence_number=self._next(), item_id=rs.id, output_index=rs.index, summary_index=index, text=text
+                sequence_number=self._next(),
+                item_id=rs.id,
+                output_index=rs.index,
+                summary_index=index,
+                text=text,
             )
         )
         out.append(
@@ -466,7 +482,11 @@ class ResponsesStreamWriter:
             text = "".join(rs.text)
             out.append(
                 r.ResponseReasoningDoneStreamingEvent(
-                    sequence_number=self._next(), item_id=rs.id, output_index=rs.index, content_index=0, text=text
+                    sequence_number=self._next(),
+                    item_id=rs.id,
+                    output_index=rs.index,
+                    content_index=0,
+                    text=text,
                 )
             )
             out.append(
@@ -478,7 +498,6 @@ class ResponsesStreamWriter:
                     part=r.ReasoningTextContent(text=text),
                 )
             )
-
 
     def _reasoning_item(self, rs: _Reasoning) -> r.ReasoningBody:
         return r.ReasoningBody(
@@ -519,7 +538,10 @@ class ResponsesStreamWriter:
         if call is self._open:
             out.append(
                 r.ResponseFunctionCallArgumentsDeltaStreamingEvent(
-                    sequence_number=self._next(), item_id=call.id, output_index=call.index, delta=delta.arguments
+                    sequence_number=self._next(),
+                    item_id=call.id,
+                    output_index=call.index,
+                    delta=delta.arguments,
                 )
             )
 
@@ -536,7 +558,3 @@ class ResponsesStreamWriter:
                 )
             self._open = call
             self._close(out, status=last_status if n == len(held) - 1 else "completed")
-
-
-def _fields(resource: r.ResponseResource) -> dict[str, object]:
-    return {f: getattr(resource, f) for f in resource.__struct_fields__}

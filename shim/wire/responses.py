@@ -167,10 +167,10 @@ class InputImageContent(_Base, tag="input_image", tag_field="type"):
 
 
 class InputFileContent(_Base, tag="input_file", tag_field="type"):
-    filename: str | None | UnsetType = UNSET
-    file_data: str | None | UnsetType = UNSET
-    file_url: str | None | UnsetType = UNSET
-    file_id: str | None | UnsetType = UNSET
+    filename: str | UnsetType | None = UNSET
+    file_data: str | UnsetType | None = UNSET
+    file_url: str | UnsetType | None = UNSET
+    file_id: str | UnsetType | None = UNSET
 
 
 class InputVideoContent(_Base, tag="input_video", tag_field="type"):

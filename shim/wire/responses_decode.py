@@ -108,7 +108,8 @@ def decode_resource(data: bytes | str) -> ResponseResource:
 
 
 def decode_streaming_event(data: bytes | str) -> StreamingEvent:
-    return _event_decoder.decode(data)
+    event: StreamingEvent = _event_decoder.decode(data)
+    return event
 
 
 def function_tools(

@@ -1,0 +1,294 @@
+"""Open Responses events and resources (from a Responses upstream) → deltas.
+
+Readers accept every alias ever seen: OpenAI's ``response.reasoning_text.*`` as well as the
+spec's ``response.reasoning.*``; providers that skip deltas and send only ``*.done`` events or
+whole items in ``output_item.done`` still yield their content exactly once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from shim.core.deltas import (
+    Delta,
+    ErrorDelta,
+    FinishDelta,
+    FinishReason,
+    MetaDelta,
+    ReasoningDelta,
+    ReasoningEncryptedDelta,
+    ReasoningSummaryDelta,
+    RefusalDelta,
+    TextDelta,
+    TokenLogprob,
+    ToolCallArgsDelta,
+    ToolCallStartDelta,
+    TopLogprob,
+    UsageDelta,
+)
+from shim.wire import responses as r
+
+__all__ = ["ResponsesStreamReader", "read_resource", "usage_delta"]
+
+
+class _Ev(msgspec.Struct):
+    """The union of the fields we read from any event; unknown fields are ignored."""
+
+    type: str = ""
+    item_id: str | None = None
+    output_index: int = 0
+    summary_index: int = 0
+    delta: str | None = None
+    text: str | None = None
+    refusal: str | None = None
+    arguments: str | None = None
+    logprobs: list[r.LogProb] | None = None
+    item: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+_ev_decoder = msgspec.json.Decoder(_Ev)
+
+
+def _logprobs(items: list[r.LogProb] | None) -> list[TokenLogprob] | None:
+    if not items:
+        return None
+    return [
+        TokenLogprob(
+            token=t.token,
+            logprob=t.logprob,
+            bytes=t.bytes or None,
+            top_logprobs=[TopLogprob(x.token, x.logprob, x.bytes or None) for x in t.top_logprobs],
+        )
+        for t in items
+    ]
+
+
+def usage_delta(usage: r.Usage | None) -> UsageDelta | None:
+    if usage is None:
+        return None
+    return UsageDelta(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_tokens=usage.input_tokens_details.cached_tokens,
+        reasoning_tokens=usage.output_tokens_details.reasoning_tokens,
+    )
+
+
+def _finish_of(resource: r.ResponseResource, saw_call: bool) -> Delta:
+    if resource.status == "failed" or resource.error is not None:
+        err = resource.error
+        return ErrorDelta(
+            message=err.message if err else "The upstream response failed.",
+            code=err.code if err else "upstream_failed",
+        )
+    if resource.status == "incomplete":
+        reason = resource.incomplete_details.reason if resource.incomplete_details else ""
+        finish: FinishReason = "content_filter" if reason == "content_filter" else "length"
+        return FinishDelta(finish)
+    return FinishDelta("tool_calls" if saw_call else "stop")
+
+
+def _item_deltas(item: r.ItemField, index: int) -> list[Delta]:
+    """Everything one whole output item says, as deltas (for whole resources and late items)."""
+    out: list[Delta] = []
+    if isinstance(item, r.Message):
+        for part in item.content:
+            if isinstance(part, r.OutputTextContent):
+                lp = _logprobs(part.logprobs) if isinstance(part.logprobs, list) else None
+                out.append(TextDelta(part.text, lp))
+            elif isinstance(part, r.RefusalContent):
+                out.append(RefusalDelta(part.refusal))
+    elif isinstance(item, r.FunctionCall):
+        out.append(ToolCallStartDelta(index, item.call_id, item.name))
+        out.append(ToolCallArgsDelta(index, item.arguments))
+    elif isinstance(item, r.ReasoningBody):
+        for n, summary in enumerate(item.summary):
+            out.append(ReasoningSummaryDelta(summary.text, n))
+        if isinstance(item.content, list):
+            out.extend(ReasoningDelta(c.text) for c in item.content)
+        if isinstance(item.encrypted_content, str):
+            out.append(ReasoningEncryptedDelta(item.encrypted_content))
+    return out
+
+
+def read_resource(resource: r.ResponseResource) -> list[Delta]:
+    """A whole (non-streaming) upstream response as deltas."""
+    out: list[Delta] = [MetaDelta(model=resource.model, upstream_id=resource.id, created=resource.created_at)]
+    saw_call = False
+    for index, item in enumerate(resource.output):
+        saw_call = saw_call or isinstance(item, r.FunctionCall)
+        out.extend(_item_deltas(item, index))
+    usage = usage_delta(resource.usage)
+    if usage is not None:
+        out.append(usage)
+    out.append(_finish_of(resource, saw_call))
+    return out
+
+
+_resource_fields = frozenset(r.ResponseResource.__struct_fields__)
+
+
+class ResponsesStreamReader:
+    """Feed ``(event_type, data)`` pairs from an upstream SSE stream; get deltas."""
+
+    def __init__(self) -> None:
+        self._streamed: set[str] = set()  # item ids whose content arrived as deltas
+        self._calls: dict[str, int] = {}  # function-call item id → output index
+        self._saw_call = False
+        self.done = False
+
+    def feed(self, event_type: str | None, data: str | bytes) -> list[Delta]:
+        ev = _ev_decoder.decode(data)
+        kind = ev.type or event_type or ""
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            return []
+        return handler(self, ev)
+
+    # handlers -----------------------------------------------------------------
+
+    def _created(self, ev: _Ev) -> list[Delta]:
+        resp = ev.response or {}
+        return [
+            MetaDelta(model=resp.get("model"), upstream_id=resp.get("id"), created=resp.get("created_at"))
+        ]
+
+    def _item_added(self, ev: _Ev) -> list[Delta]:
+        item = ev.item or {}
+        if item.get("type") == "function_call":
+            self._saw_call = True
+            self._calls[item.get("id") or f"#{ev.output_index}"] = ev.output_index
+            out: list[Delta] = [
+                ToolCallStartDelta(ev.output_index, item.get("call_id") or "", item.get("name") or "")
+            ]
+            if item.get("arguments"):
+                self._streamed.add(item.get("id") or f"#{ev.output_index}")
+                out.append(ToolCallArgsDelta(ev.output_index, item["arguments"]))
+            return out
+        return []
+
+    def _item_done(self, ev: _Ev) -> list[Delta]:
+        raw = ev.item or {}
+        item_id = raw.get("id") or f"#{ev.output_index}"
+        try:
+            item = msgspec.convert(raw, r.ItemField)
+        except msgspec.ValidationError:
+            return []
+        if isinstance(item, r.FunctionCall):
+            self._saw_call = True
+            if item_id in self._streamed:
+                return []
+            if item_id in self._calls:
+                return [ToolCallArgsDelta(ev.output_index, item.arguments)] if item.arguments else []
+            return _item_deltas(item, ev.output_index)
+        if isinstance(item, r.ReasoningBody):
+            out: list[Delta] = []
+            if item_id not in self._streamed:
+                out = [
+                    d
+                    for d in _item_deltas(item, ev.output_index)
+                    if not isinstance(d, ReasoningEncryptedDelta)
+                ]
+            if isinstance(item.encrypted_content, str):
+                out.append(ReasoningEncryptedDelta(item.encrypted_content))
+            return out
+        if item_id in self._streamed:
+            return []
+        return _item_deltas(item, ev.output_index)
+
+    def _text(self, ev: _Ev) -> list[Delta]:
+        self._mark(ev)
+        return [TextDelta(ev.delta or "", _logprobs(ev.logprobs))] if ev.delta or ev.logprobs else []
+
+    def _refusal(self, ev: _Ev) -> list[Delta]:
+        self._mark(ev)
+        return [RefusalDelta(ev.delta)] if ev.delta else []
+
+    def _reasoning(self, ev: _Ev) -> list[Delta]:
+        self._mark(ev)
+        return [ReasoningDelta(ev.delta)] if ev.delta else []
+
+    def _summary(self, ev: _Ev) -> list[Delta]:
+        self._mark(ev)
+        return [ReasoningSummaryDelta(ev.delta, ev.summary_index)] if ev.delta else []
+
+    def _args(self, ev: _Ev) -> list[Delta]:
+        self._mark(ev)
+        return [ToolCallArgsDelta(ev.output_index, ev.delta)] if ev.delta else []
+
+    def _args_done(self, ev: _Ev) -> list[Delta]:
+        if ev.item_id is not None and ev.item_id not in self._streamed and ev.arguments:
+            self._streamed.add(ev.item_id)
+            return [ToolCallArgsDelta(ev.output_index, ev.arguments)]
+        return []
+
+    def _text_done(self, ev: _Ev) -> list[Delta]:
+        # Providers that send only ``*.done`` events: take the whole text once.
+        if ev.item_id is not None and ev.item_id not in self._streamed and ev.text:
+            self._streamed.add(ev.item_id)
+            return [TextDelta(ev.text, _logprobs(ev.logprobs))]
+        return []
+
+    def _terminal(self, ev: _Ev) -> list[Delta]:
+        self.done = True
+        raw = dict(ev.response or {})
+        raw.setdefault("id", "")
+        raw.setdefault("created_at", 0)
+        raw.setdefault("model", "")
+        raw["output"] = []  # items were read as they streamed
+        raw.setdefault(
+            "status",
+            {"response.completed": "completed", "response.failed": "failed"}.get(ev.type, "incomplete"),
+        )
+        try:
+            resource = msgspec.convert(
+                {k: v for k, v in raw.items() if k in _resource_fields}, r.ResponseResource
+            )
+        except msgspec.ValidationError:
+            resource = r.ResponseResource(id="", created_at=0, model="", status=raw["status"])
+        out: list[Delta] = []
+        usage = usage_delta(resource.usage)
+        if usage is not None:
+            out.append(usage)
+        out.append(_finish_of(resource, self._saw_call))
+        return out
+
+    def _error(self, ev: _Ev) -> list[Delta]:
+        err = ev.error or {}
+        return [
+            ErrorDelta(
+                message=err.get("message") or ev.message or "The upstream reported an error.",
+                type=err.get("type") or "server_error",
+                code=err.get("code") or ev.code,
+                param=err.get("param"),
+            )
+        ]
+
+    def _mark(self, ev: _Ev) -> None:
+        if ev.item_id is not None:
+            self._streamed.add(ev.item_id)
+
+
+_HANDLERS = {
+    "response.created": ResponsesStreamReader._created,
+    "response.output_item.added": ResponsesStreamReader._item_added,
+    "response.output_item.done": ResponsesStreamReader._item_done,
+    "response.output_text.delta": ResponsesStreamReader._text,
+    "response.output_text.done": ResponsesStreamReader._text_done,
+    "response.refusal.delta": ResponsesStreamReader._refusal,
+    "response.reasoning.delta": ResponsesStreamReader._reasoning,
+    "response.reasoning_text.delta": ResponsesStreamReader._reasoning,
+    "response.reasoning_summary_text.delta": ResponsesStreamReader._summary,
+    "response.function_call_arguments.delta": ResponsesStreamReader._args,
+    "response.function_call_arguments.done": ResponsesStreamReader._args_done,
+    "response.completed": ResponsesStreamReader._terminal,
+    "response.incomplete": ResponsesStreamReader._terminal,
+    "response.failed": ResponsesStreamReader._terminal,
+    "error": ResponsesStreamReader._error,
+}
