@@ -1,0 +1,69 @@
+"""The request echo: the ``ResponseResource`` skeleton every response starts from.
+
+The spec requires all 31 resource fields; strict validators also demand numbers (never null)
+for sampling parameters and complete tool objects, so defaults are filled here, once.
+"""
+
+from __future__ import annotations
+
+from shim.wire import responses as r
+from shim.wire.responses_decode import function_tools
+
+__all__ = ["response_template"]
+
+
+def _text(param: r.TextParam | None) -> r.TextField:
+    fmt = param.format if param and param.format is not None else r.TextResponseFormat()
+    if isinstance(fmt, r.JsonSchemaResponseFormat):
+        # The official validator types the echoed ``schema`` as null only (a spec bug).
+        fmt = r.JsonSchemaResponseFormat(
+            name=fmt.name, description=fmt.description, schema=None, strict=fmt.strict
+        )
+    field = r.TextField(format=fmt)
+    if param is not None and param.verbosity is not None:
+        field.verbosity = param.verbosity
+    return field
+
+
+def response_template(
+    body: r.CreateResponseBody,
+    *,
+    response_id: str,
+    created_at: int,
+    model: str,
+    store: bool = True,
+) -> r.ResponseResource:
+    functions, _ = function_tools(body.tools)
+    reasoning = (
+        r.Reasoning(effort=body.reasoning.effort, summary=body.reasoning.summary) if body.reasoning else None
+    )
+    return r.ResponseResource(
+        id=response_id,
+        created_at=created_at,
+        model=model,
+        status="in_progress",
+        previous_response_id=body.previous_response_id,
+        instructions=body.instructions,
+        tools=[
+            r.FunctionTool(name=t.name, description=t.description, parameters=t.parameters, strict=t.strict)
+            for t in functions
+        ],
+        tool_choice=body.tool_choice if body.tool_choice is not None else "auto",
+        truncation=body.truncation or "disabled",
+        parallel_tool_calls=body.parallel_tool_calls if body.parallel_tool_calls is not None else True,
+        text=_text(body.text),
+        top_p=body.top_p if body.top_p is not None else 1.0,
+        presence_penalty=body.presence_penalty or 0.0,
+        frequency_penalty=body.frequency_penalty or 0.0,
+        top_logprobs=body.top_logprobs or 0,
+        temperature=body.temperature if body.temperature is not None else 1.0,
+        reasoning=reasoning,
+        max_output_tokens=body.max_output_tokens,
+        max_tool_calls=body.max_tool_calls,
+        store=store,
+        background=bool(body.background),
+        service_tier=body.service_tier or "default",
+        metadata=body.metadata or {},
+        safety_identifier=body.safety_identifier,
+        prompt_cache_key=body.prompt_cache_key,
+    )

@@ -1,0 +1,102 @@
+"""Sans-IO drivers that join decoder → reader → writer for one request.
+
+The server's streaming glue, ``shim convert`` and the fixture tests all use these, so there is
+one path from upstream bytes to client events. Non-streaming is a stream of one: a whole
+completion is read into the same deltas and run through the same writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from shim.core.deltas import Delta, ErrorDelta
+from shim.dialects.model import Dialect
+from shim.ids import Clock, IdFactory
+from shim.sse import SSEDecoder
+from shim.translate.chat_reader import ChatStreamReader, read_completion
+from shim.translate.responses_writer import ResponsesStreamWriter
+from shim.wire import chat as c
+from shim.wire import responses as r
+
+__all__ = ["ChatToResponsesStream", "chat_completion_to_response", "wants_logprobs"]
+
+
+def wants_logprobs(body: r.CreateResponseBody) -> bool:
+    return bool(body.top_logprobs) or "message.output_text.logprobs" in (body.include or ())
+
+
+class ChatToResponsesStream:
+    """Chat SSE bytes from the upstream in, Open Responses events out."""
+
+    def __init__(
+        self,
+        template: r.ResponseResource,
+        dialect: Dialect,
+        *,
+        ids: IdFactory,
+        clock: Clock,
+        include_logprobs: bool = False,
+    ) -> None:
+        self.decoder = SSEDecoder()
+        self.reader = ChatStreamReader(dialect.response, ids)
+        self.writer = ResponsesStreamWriter(template, ids=ids, clock=clock, include_logprobs=include_logprobs)
+        self.deltas: list[Delta] = []
+
+    def start(self) -> list[r.StreamingEvent]:
+        return self.writer.start()
+
+    def feed(self, data: bytes) -> list[r.StreamingEvent]:
+        out: list[r.StreamingEvent] = []
+        for event in self.decoder.feed(data):
+            out.extend(self._deltas(self.reader.feed_data(event.data)))
+        return out
+
+    def finish(self, *, truncated: bool = False) -> list[r.StreamingEvent]:
+        """End of upstream bytes. ``truncated``: the connection ended before ``[DONE]``."""
+        out: list[r.StreamingEvent] = []
+        for event in self.decoder.finish():
+            out.extend(self._deltas(self.reader.feed_data(event.data)))
+        if truncated and not self.reader.saw_done:
+            return out + self.writer.fail(
+                ErrorDelta(
+                    message="The upstream stream ended unexpectedly.", code="upstream_stream_truncated"
+                )
+            )
+        out.extend(self._deltas(self.reader.finish()))
+        return out + self.writer.finish()
+
+    def fail(self, error: ErrorDelta) -> list[r.StreamingEvent]:
+        return self.writer.fail(error)
+
+    @property
+    def response(self) -> r.ResponseResource:
+        return self.writer.response
+
+    def _deltas(self, deltas: list[Delta]) -> list[r.StreamingEvent]:
+        self.deltas.extend(deltas)
+        return self.writer.feed_all(deltas)
+
+
+def chat_completion_to_response(
+    template: r.ResponseResource,
+    dialect: Dialect,
+    data: bytes,
+    *,
+    ids: IdFactory,
+    clock: Clock,
+    include_logprobs: bool = False,
+) -> tuple[r.ResponseResource, list[Delta]]:
+    completion = c.decode_completion(data)
+    deltas = read_completion(completion, dialect.response, ids)
+    writer = ResponsesStreamWriter(template, ids=ids, clock=clock, include_logprobs=include_logprobs)
+    writer.start()
+    writer.feed_all(deltas)
+    writer.finish()
+    return writer.response, deltas
+
+
+def run_stream(stream: ChatToResponsesStream, chunks: Iterable[bytes]) -> list[r.StreamingEvent]:
+    events = stream.start()
+    for chunk in chunks:
+        events.extend(stream.feed(chunk))
+    return events + stream.finish()
