@@ -19,10 +19,14 @@
 set -euo pipefail
 
 if [[ $# -lt 3 ]]; then
-  sed -n '2,19p' "$0" >&2
+  sed -n '2,18p' "$0" >&2
   exit 2
 fi
 
+if [[ ! -d "$1" ]]; then
+  echo "compliance.sh: suite dir $1 does not exist" >&2
+  exit 2
+fi
 suite_dir=$(cd "$1" && pwd)
 base_url=$2
 model=$3

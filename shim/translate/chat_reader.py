@@ -97,6 +97,10 @@ class ChatStreamReader:
         self.saw_done = False
         self.saw_usage = False
 
+    @property
+    def saw_finish(self) -> bool:
+        return self._finish is not None
+
     def feed_data(self, data: str) -> list[Delta]:
         """One SSE ``data`` field: a chunk, ``[DONE]``, or an error object mid-stream."""
         if data == "[DONE]":

@@ -56,7 +56,7 @@ class ChatToResponsesStream:
         out: list[r.StreamingEvent] = []
         for event in self.decoder.finish():
             out.extend(self._deltas(self.reader.feed_data(event.data)))
-        if truncated and not self.reader.saw_done:
+        if truncated and not self.reader.saw_done and not self.reader.saw_finish:
             return out + self.writer.fail(
                 ErrorDelta(
                     message="The upstream stream ended unexpectedly.", code="upstream_stream_truncated"

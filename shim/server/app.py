@@ -1,0 +1,189 @@
+"""The Litestar application: thin handlers (decode → service → encode) and error rendering.
+
+Bodies are decoded by us, not by Litestar, so every validation error comes out in the OpenAI
+envelope with a ``param``; the OpenAPI document is told the real request schemas separately
+(``shim.server.openapi``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import HTTPException
+from litestar.response import Stream
+
+from shim.errors import ShimError
+from shim.ids import RandomIds, system_clock
+from shim.routing import Router, bearer
+from shim.server.openapi import openapi_config
+from shim.server.responses_service import ResponsesService, Turn
+from shim.server.websocket import responses_websocket
+from shim.settings import Settings
+from shim.sse import DONE, KEEPALIVE
+from shim.store.backends import open_backend
+from shim.store.repository import ResponseStore
+from shim.upstream import UpstreamClient
+from shim.wire import responses as r
+from shim.wire.responses_decode import decode_create_response_body
+
+__all__ = ["create_app", "encode_sse"]
+
+log = logging.getLogger("shim")
+_encoder = msgspec.json.Encoder()
+
+# Pre-encoded ``event: <type>\ndata: `` prefixes, one per event class.
+_PREFIX: dict[type, bytes] = {}
+
+
+def encode_sse(event: r.StreamingEvent) -> bytes:
+    cls = type(event)
+    prefix = _PREFIX.get(cls)
+    if prefix is None:
+        tag = cls.__struct_config__.tag
+        prefix = _PREFIX[cls] = b"event: " + str(tag).encode() + b"\ndata: "
+    return prefix + _encoder.encode(event) + b"\n\n"
+
+
+def error_response(exc: ShimError) -> Response[bytes]:
+    return Response(
+        content=_encoder.encode(exc.envelope()),
+        status_code=exc.http_status,
+        media_type="application/json",
+        headers=exc.headers or None,
+    )
+
+
+def _shim_error_handler(_: Request[Any, Any, Any], exc: ShimError) -> Response[bytes]:
+    return error_response(exc)
+
+
+def _http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    kinds = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+    error = ShimError(
+        str(exc.detail), code=kinds.get(exc.status_code, "invalid_request"), status=exc.status_code
+    )
+    error.type = "invalid_request_error" if exc.status_code < 500 else "server_error"  # type: ignore[misc]
+    return error_response(error)
+
+
+def _crash_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(ShimError("The shim failed to handle this request.", code="internal_error"))
+
+
+def _headers(turn: Turn) -> dict[str, str]:
+    headers = {}
+    if turn.diags:
+        headers["x-shim-diagnostics"] = turn.diags.header_value()
+    return headers
+
+
+async def _sse(service: ResponsesService, turn: Turn, upstream: Any) -> AsyncIterator[bytes]:
+    async for event in service.events(turn, upstream):
+        yield KEEPALIVE if event is None else encode_sse(event)
+    yield DONE
+
+
+@post("/v1/responses", status_code=200, summary="Create a response", tags=["responses"])
+async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
+    service: ResponsesService = request.app.state.service
+    body = decode_create_response_body(await request.body())
+    turn = await service.prepare(body, bearer(request.headers.get("authorization")))
+    if body.stream:
+        upstream = await service.open_stream(turn)
+        return Stream(
+            _sse(service, turn, upstream),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no", **_headers(turn)},
+        )
+    resource = await service.complete(turn)
+    return Response(content=_encoder.encode(resource), media_type="application/json", headers=_headers(turn))
+
+
+@get("/v1/models", summary="List models", tags=["models"])
+async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
+    service: ResponsesService = request.app.state.service
+    client_key = bearer(request.headers.get("authorization"))
+    seen: dict[str, dict[str, Any]] = {}
+    for route in service.router.routes:
+        try:
+            resolved = service.router.resolve(route.model or "models-probe", client_key)
+            resolved = msgspec.structs.replace(resolved, route=route)
+            data = msgspec.json.decode(await service.upstream.get_json(resolved, "/models"))
+        except ShimError as exc:
+            log.info("models: %s: %s", route.upstream, exc.message)
+            continue
+        for model in data.get("data", []) if isinstance(data, dict) else []:
+            if isinstance(model, dict) and isinstance(model.get("id"), str):
+                model_id = model["id"] + (f":{route.provider}" if route.provider else "")
+                seen.setdefault(model_id, {**model, "id": model_id, "object": "model"})
+    return Response(
+        content=_encoder.encode({"object": "list", "data": list(seen.values())}),
+        media_type="application/json",
+    )
+
+
+@get("/healthz", summary="Liveness", tags=["operations"])
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _secret(settings: Settings) -> bytes:
+    value = os.environ.get("SHIM_SECRET")
+    if value:
+        return value.encode()
+    path = Path(os.environ.get("SHIM_DATA_DIR") or Path.home() / ".local" / "share" / "shim") / "secret"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = os.urandom(32)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+        return data
+
+
+def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) -> Litestar:
+    server = settings.server
+    router = Router(settings.routes, server.api_keys)
+    client = upstream or UpstreamClient(server.timeouts, server.retries)
+    store = ResponseStore(open_backend(server.store)) if server.store != "none" else None
+    service = ResponsesService(
+        router=router,
+        upstream=client,
+        store=store,
+        secret=_secret(settings),
+        policy=server.diagnostics,
+        ids=RandomIds(),
+        clock=system_clock,
+        keepalive=server.timeouts.keepalive,
+    )
+
+    async def shutdown() -> None:
+        await client.aclose()
+        if store is not None:
+            await store.backend.aclose()
+
+    app = Litestar(
+        route_handlers=[create_response, responses_websocket, list_models, healthz],
+        exception_handlers={
+            ShimError: _shim_error_handler,
+            HTTPException: _http_error_handler,
+            Exception: _crash_handler,
+        },
+        on_shutdown=[shutdown],
+        openapi_config=openapi_config(),
+        request_max_body_size=server.max_body_bytes,
+        debug=False,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    return app

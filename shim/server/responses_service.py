@@ -1,0 +1,237 @@
+"""One Open Responses turn over a Chat upstream, independent of HTTP or WebSocket framing.
+
+``prepare`` resolves the route, expands ``previous_response_id`` (one store read), resolves
+item references and translates the request; ``complete`` runs it whole; ``open_stream`` +
+``events`` run it as a stream. A response is remembered only when it finished (completed,
+incomplete or failed) — a client that went away mid-stream gets nothing stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, MutableMapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from shim.core.deltas import ErrorDelta
+from shim.core.diagnostics import Diagnostics, Policy
+from shim.errors import InvalidRequest, PreviousResponseNotFound
+from shim.ids import Clock, IdFactory
+from shim.routing import Resolved, Router
+from shim.store.repository import ResponseStore, StoredResponse, scope_of
+from shim.translate.chat_request import to_chat_request
+from shim.translate.echo import response_template
+from shim.translate.history import output_to_input, string_input
+from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
+from shim.upstream import UpstreamClient
+from shim.wire import chat as c
+from shim.wire import responses as r
+
+__all__ = ["KEEPALIVE", "ResponsesService", "Turn"]
+
+KEEPALIVE = None  # yielded by ``events`` when the upstream has been silent for a while
+
+
+@dataclass
+class Turn:
+    body: r.CreateResponseBody
+    resolved: Resolved
+    scope: str
+    new_input: list[r.ItemParam]
+    items: list[r.ItemParam]
+    chat_request: c.ChatCompletionRequest
+    template: r.ResponseResource
+    diags: Diagnostics
+    store: bool
+    previous: StoredResponse | None = None
+    stored: StoredResponse | None = field(default=None)
+
+
+def _resolve_references(items: list[r.ItemParam], history: list[r.ItemParam]) -> list[r.ItemParam]:
+    if not any(isinstance(i, r.ItemReferenceParam) for i in items):
+        return items
+    known = {getattr(i, "id", None): i for i in history if getattr(i, "id", None)}
+    out: list[r.ItemParam] = []
+    for n, item in enumerate(items):
+        if isinstance(item, r.ItemReferenceParam):
+            found = known.get(item.id)
+            if found is None:
+                raise InvalidRequest(
+                    f"Item {item.id!r} was not found.", param=f"input[{n}].id", code="not_found"
+                )
+            out.append(found)
+        else:
+            out.append(item)
+    return out
+
+
+class ResponsesService:
+    def __init__(
+        self,
+        *,
+        router: Router,
+        upstream: UpstreamClient,
+        store: ResponseStore | None,
+        secret: bytes,
+        policy: Policy,
+        ids: IdFactory,
+        clock: Clock,
+        keepalive: float = 15.0,
+    ) -> None:
+        self.router = router
+        self.upstream = upstream
+        self.store = store
+        self.secret = secret
+        self.policy = policy
+        self.ids = ids
+        self.clock = clock
+        self.keepalive = keepalive
+
+    def scope(self, client_key: str | None) -> str:
+        return scope_of(self.secret, client_key)
+
+    async def prepare(
+        self,
+        body: r.CreateResponseBody,
+        client_key: str | None,
+        *,
+        local: MutableMapping[str, StoredResponse] | None = None,
+        stream: bool | None = None,
+    ) -> Turn:
+        resolved = self.router.resolve(body.model, client_key)
+        scope = self.scope(client_key)
+        new_input = string_input(body.input)
+        previous: StoredResponse | None = None
+        history: list[r.ItemParam] = []
+        if body.previous_response_id:
+            if local is not None:
+                previous = local.get(body.previous_response_id)
+            if previous is None and self.store is not None:
+                previous = await self.store.load(scope, body.previous_response_id)
+            if previous is None:
+                raise PreviousResponseNotFound(
+                    f"Previous response with id {body.previous_response_id!r} not found.",
+                    param="previous_response_id",
+                )
+            history = previous.history
+        new_input = _resolve_references(new_input, history)
+        items = [*history, *new_input]
+        diags = Diagnostics(self.policy)
+        streaming = bool(body.stream) if stream is None else stream
+        chat_request = to_chat_request(
+            body,
+            items,
+            model=resolved.upstream_model,
+            dialect=resolved.dialect,
+            diags=diags,
+            stream=streaming,
+        )
+        store = body.store is not False
+        template = response_template(
+            body, response_id=self.ids("resp"), created_at=self.clock(), model=body.model or "", store=store
+        )
+        return Turn(body, resolved, scope, new_input, items, chat_request, template, diags, store, previous)
+
+    async def remember(
+        self,
+        turn: Turn,
+        resource: r.ResponseResource,
+        local: MutableMapping[str, StoredResponse] | None = None,
+    ) -> None:
+        stored = StoredResponse(
+            resource=resource,
+            input_items=turn.new_input,
+            history=[*turn.items, *output_to_input(resource.output)],
+            scope=turn.scope,
+        )
+        turn.stored = stored
+        if local is not None:
+            local[resource.id] = stored
+        if turn.store and self.store is not None:
+            await self.store.save(turn.scope, stored)
+
+    async def complete(
+        self, turn: Turn, local: MutableMapping[str, StoredResponse] | None = None
+    ) -> r.ResponseResource:
+        response = await self.upstream.send(
+            turn.resolved, "/chat/completions", c.encode_chat_request(turn.chat_request), stream=False
+        )
+        resource, _ = chat_completion_to_response(
+            turn.template,
+            turn.resolved.dialect,
+            response.content,
+            ids=self.ids,
+            clock=self.clock,
+            include_logprobs=wants_logprobs(turn.body),
+        )
+        await self.remember(turn, resource, local)
+        return resource
+
+    async def open_stream(self, turn: Turn) -> httpx.Response:
+        return await self.upstream.send(
+            turn.resolved, "/chat/completions", c.encode_chat_request(turn.chat_request), stream=True
+        )
+
+    async def events(
+        self,
+        turn: Turn,
+        response: httpx.Response,
+        local: MutableMapping[str, StoredResponse] | None = None,
+    ) -> AsyncIterator[r.StreamingEvent | None]:
+        """Client events; ``None`` marks a keep-alive moment. Closing the iterator early
+        (client gone) cancels the upstream request and stores nothing."""
+        translator = ChatToResponsesStream(
+            turn.template,
+            turn.resolved.dialect,
+            ids=self.ids,
+            clock=self.clock,
+            include_logprobs=wants_logprobs(turn.body),
+        )
+        finished = False
+        try:
+            for event in translator.start():
+                yield event
+            try:
+                async for chunk in _with_keepalive(response.aiter_raw(), self.keepalive):
+                    if chunk is None:
+                        yield KEEPALIVE
+                        continue
+                    for event in translator.feed(chunk):
+                        yield event
+                tail = translator.finish(truncated=True)
+            except httpx.TimeoutException:
+                tail = translator.fail(ErrorDelta("The upstream stopped sending.", code="upstream_timeout"))
+            except httpx.TransportError:
+                tail = translator.fail(ErrorDelta("The upstream connection broke.", code="upstream_reset"))
+            for event in tail:
+                yield event
+            finished = True
+        finally:
+            await response.aclose()
+            if finished:
+                await self.remember(turn, translator.response, local)
+
+
+async def _with_keepalive(source: AsyncIterator[bytes], interval: float) -> AsyncIterator[bytes | None]:
+    """Pass chunks through; yield ``None`` each ``interval`` seconds of upstream silence."""
+    iterator = source.__aiter__()
+    pending: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait((pending,), timeout=interval)
+            if not done:
+                yield None
+                continue
+            try:
+                chunk = pending.result()
+            except StopAsyncIteration:
+                pending = None
+                return
+            pending = None
+            yield chunk
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()

@@ -1,0 +1,127 @@
+"""WebSocket mode on ``/v1/responses`` (Open Responses 2026-04-24).
+
+The client sends ``{"type": "response.create", ...body}`` frames; each turn's events go back as
+JSON text frames (never ``[DONE]``), one response in flight at a time. ``store: false``
+responses live only in this connection's memory; stored ids may be hydrated from the store. A
+continuation from an unknown id fails with ``previous_response_not_found``, and a failed
+continuation evicts the id it continued from. Connections end after 60 minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from shim.errors import InvalidRequest, ShimError
+from shim.routing import bearer
+from shim.server.responses_service import ResponsesService
+from shim.store.repository import StoredResponse
+from shim.wire import responses as r
+from shim.wire.responses_decode import decode_create_response_body
+
+__all__ = ["CONNECTION_LIMIT_SECONDS", "responses_websocket"]
+
+CONNECTION_LIMIT_SECONDS = 60 * 60
+_DISALLOWED = ("stream", "stream_options", "background")
+_encoder = msgspec.json.Encoder()
+_any = msgspec.json.Decoder()
+
+
+def _error_frame(exc: ShimError) -> bytes:
+    return _encoder.encode(
+        {
+            "type": "error",
+            "status": exc.http_status,
+            "error": {"type": exc.type, "code": exc.code, "message": exc.message, "param": exc.param},
+        }
+    )
+
+
+def _check_continuation(body: r.CreateResponseBody, previous: StoredResponse | None) -> None:
+    """A ``function_call_output`` must answer a call of the response it continues."""
+    if previous is None or not isinstance(body.input, list):
+        return
+    calls = {i.call_id for i in previous.resource.output if isinstance(i, r.FunctionCall)}
+    for n, item in enumerate(body.input):
+        if isinstance(item, r.FunctionCallOutputItemParam) and item.call_id not in calls:
+            raise InvalidRequest(
+                f"No function call with call_id {item.call_id!r} in response {previous.resource.id!r}.",
+                param=f"input[{n}].call_id",
+                code="invalid_function_call_output",
+            )
+
+
+def _decode_frame(text: str | bytes) -> r.CreateResponseBody:
+    raw = text.encode() if isinstance(text, str) else text
+    try:
+        data = _any.decode(raw)
+    except msgspec.DecodeError:
+        raise InvalidRequest("The message is not valid JSON.", code="invalid_json") from None
+    if not isinstance(data, dict) or data.get("type") != "response.create":
+        raise InvalidRequest("Expected a `response.create` message.", param="type", code="invalid_type")
+    for name in _DISALLOWED:
+        if name in data:
+            raise InvalidRequest(
+                f"`{name}` is not allowed in WebSocket mode.", param=name, code="invalid_parameter"
+            )
+    del data["type"]
+    return decode_create_response_body(_encoder.encode(data))
+
+
+async def _turn(
+    socket: WebSocket[Any, Any, Any],
+    service: ResponsesService,
+    text: str | bytes,
+    client_key: str | None,
+    local: dict[str, StoredResponse],
+) -> None:
+    previous_id: str | None = None
+    try:
+        body = _decode_frame(text)
+        previous_id = body.previous_response_id
+        turn = await service.prepare(body, client_key, local=local, stream=True)
+        _check_continuation(body, turn.previous)
+        upstream = await service.open_stream(turn)
+        failed = False
+        async for event in service.events(turn, upstream, local):
+            # A turn ends at its first terminal frame: send ``response.failed`` alone, since
+            # clients move on to the next turn at an ``error`` frame.
+            if event is None or isinstance(event, r.ErrorStreamingEvent):
+                continue
+            failed = failed or isinstance(event, r.ResponseFailedStreamingEvent)
+            await socket.send_data(_encoder.encode(event).decode(), mode="text")
+        if failed and previous_id:
+            local.pop(previous_id, None)
+    except ShimError as exc:
+        if previous_id:
+            local.pop(previous_id, None)
+        await socket.send_data(_error_frame(exc).decode(), mode="text")
+
+
+@websocket("/v1/responses")
+async def responses_websocket(socket: WebSocket[Any, Any, Any]) -> None:
+    service: ResponsesService = socket.app.state.service
+    client_key = bearer(socket.headers.get("authorization"))
+    await socket.accept()
+    local: dict[str, StoredResponse] = {}
+    deadline = time.monotonic() + CONNECTION_LIMIT_SECONDS
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                async with asyncio.timeout(max(remaining, 0.0)):
+                    message = await socket.receive_data(mode="text")
+            except TimeoutError:
+                limit = ShimError("The WebSocket connection reached its 60-minute limit.", status=400)
+                limit.code = "websocket_connection_limit_reached"
+                await socket.send_data(_error_frame(limit).decode(), mode="text")
+                await socket.close(code=1000)
+                return
+            await _turn(socket, service, message, client_key, local)
+    except WebSocketDisconnect:
+        return

@@ -1,0 +1,135 @@
+"""Settings: command line over environment over config file over defaults.
+
+The config file (TOML) holds the server section and any number of routes; a lone
+``--upstream URL`` (or ``SHIM_UPSTREAM_URL``) is shorthand for one catch-all route.
+
+    [server]
+    host = "127.0.0.1"
+    port = 8080
+    api_keys = ["sk-shim-1"]       # or SHIM_API_KEYS=sk-a,sk-b
+    diagnostics = "warn"           # ignore | warn | error
+    store = "diskcache:///var/lib/shim"
+
+    [[routes]]
+    match = "gpt-*"                # glob on the client's model name
+    upstream = "https://api.openai.com/v1"
+    kind = "chat"                  # chat | responses
+    dialect = "openai"
+    api_key_env = "OPENAI_API_KEY" # the route's own key: clients then need a shim key
+    provider = "nebius"            # selects this route for "model:nebius"; suffix stripped
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from shim.core.diagnostics import Policy
+
+__all__ = ["Route", "ServerSettings", "Settings", "Timeouts", "load_settings"]
+
+
+class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    upstream: str
+    match: str = "*"
+    kind: Literal["chat", "responses"] = "chat"
+    dialect: str = "openai"
+    provider: str | None = None
+    model: str | None = None  # rewrite the upstream model name
+    api_key: str | None = None
+    api_key_env: str | None = None
+    stateful: bool = False  # a responses upstream that keeps previous_response_id itself
+    headers: dict[str, str] = {}
+
+    def own_key(self) -> str | None:
+        if self.api_key:
+            return self.api_key
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env) or None
+        return None
+
+    @property
+    def has_own_key(self) -> bool:
+        return bool(self.api_key or self.api_key_env)
+
+
+class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    connect: float = 10.0
+    first_byte: float = 120.0  # until the upstream sends response headers
+    idle: float = 300.0  # between two chunks of a stream
+    total: float = 1800.0
+    keepalive: float = 15.0  # SSE comment interval while the upstream is silent
+
+
+class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_keys: tuple[str, ...] = ()
+    diagnostics: Policy = "warn"
+    store: str = ""
+    retries: int = 2
+    max_body_bytes: int = 32 * 1024 * 1024
+    timeouts: Timeouts = Timeouts()
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    server: ServerSettings = ServerSettings()
+    routes: tuple[Route, ...] = ()
+
+
+def _env_list(name: str) -> tuple[str, ...] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def load_settings(
+    *,
+    config: Path | None = None,
+    upstream: str | None = None,
+    dialect: str | None = None,
+    kind: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    api_key: str | None = None,
+    store: str | None = None,
+) -> Settings:
+    """Merge the sources; every value a flag or variable can set has both."""
+    data: dict[str, object] = {}
+    config = config or (Path(os.environ["SHIM_CONFIG"]) if os.environ.get("SHIM_CONFIG") else None)
+    if config is not None:
+        with open(config, "rb") as f:
+            data = tomllib.load(f)
+    try:
+        settings = msgspec.convert(data, Settings)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"{config}: {exc}") from None
+    server = settings.server
+    env = os.environ
+    server = msgspec.structs.replace(
+        server,
+        host=host or env.get("SHIM_HOST") or server.host,
+        port=port or int(env.get("SHIM_PORT") or server.port),
+        api_keys=_env_list("SHIM_API_KEYS") or server.api_keys,
+        diagnostics=env.get("SHIM_DIAGNOSTICS", server.diagnostics),
+        store=store or env.get("SHIM_STORE") or server.store,
+    )
+    routes = settings.routes
+    upstream = upstream or env.get("SHIM_UPSTREAM_URL")
+    if upstream:
+        key = api_key or env.get("SHIM_UPSTREAM_API_KEY")
+        routes = (
+            *routes,
+            Route(
+                upstream=upstream.rstrip("/"),
+                kind=(kind or env.get("SHIM_UPSTREAM_KIND") or "chat"),  # type: ignore[arg-type]
+                dialect=dialect or env.get("SHIM_DIALECT") or "openai",
+                api_key=key,
+            ),
+        )
+    return Settings(server=server, routes=routes)

@@ -1,0 +1,63 @@
+"""Output items become input items: the materialised history of a conversation.
+
+A stored response keeps every input and output item up to and including its turn, as input
+items, so the next turn's upstream request is rebuilt from one store read.
+"""
+
+from __future__ import annotations
+
+from msgspec import UNSET
+
+from shim.wire import responses as r
+
+__all__ = ["output_to_input", "string_input"]
+
+
+def string_input(value: str | list[r.ItemParam] | None) -> list[r.ItemParam]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [r.MessageItemParam(role="user", content=[r.InputTextContent(text=value)])]
+    return list(value)
+
+
+def output_to_input(items: list[r.ItemField]) -> list[r.ItemParam]:
+    out: list[r.ItemParam] = []
+    for item in items:
+        if isinstance(item, r.Message):
+            phase = item.phase if item.phase is not UNSET else None
+            out.append(
+                r.MessageItemParam(
+                    role=item.role,
+                    content=list(item.content),
+                    id=item.id,
+                    status=item.status,
+                    phase=phase,
+                )
+            )
+        elif isinstance(item, r.FunctionCall):
+            out.append(
+                r.FunctionCallItemParam(
+                    call_id=item.call_id,
+                    name=item.name,
+                    arguments=item.arguments,
+                    id=item.id,
+                    status=item.status,
+                )
+            )
+        elif isinstance(item, r.FunctionCallOutput):
+            out.append(r.FunctionCallOutputItemParam(call_id=item.call_id, output=item.output, id=item.id))
+        elif isinstance(item, r.ReasoningBody):
+            out.append(
+                r.ReasoningItemParam(
+                    id=item.id,
+                    summary=list(item.summary),
+                    content=list(item.content) if isinstance(item.content, list) else None,
+                    encrypted_content=item.encrypted_content
+                    if isinstance(item.encrypted_content, str)
+                    else None,
+                )
+            )
+        elif isinstance(item, r.CompactionBody):
+            out.append(r.CompactionSummaryItemParam(encrypted_content=item.encrypted_content, id=item.id))
+    return out

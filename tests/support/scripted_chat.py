@@ -1,0 +1,186 @@
+"""A scripted Chat Completions upstream that answers like a capable model.
+
+It calls an offered tool when tools are present (the forced one, or the first), with arguments
+made from the tool's JSON schema; after a tool result, or without tools, it answers in text.
+``max_tokens`` cuts the answer (``finish_reason: length``). Pure ASGI: tests drive it
+in-process through ``httpx.ASGITransport``; ``python tests/support/scripted_chat.py PORT`` serves
+it for out-of-process clients (the compliance suite).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+ANSWER = "The scripted upstream says hello and answers your question in a few words."
+
+
+def _sample(schema: dict[str, Any]) -> Any:
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        required = schema.get("required", list(props))
+        return {k: _sample(props[k]) for k in required if k in props}
+    if kind == "array":
+        return [_sample(schema.get("items", {"type": "string"}))]
+    if kind in ("number", "integer"):
+        return 1
+    if kind == "boolean":
+        return True
+    return "San Francisco"
+
+
+def _last_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        content = message.get("content")
+        if isinstance(content, str) and content:
+            return content
+        if isinstance(content, list):
+            texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+            if texts:
+                return " ".join(texts)
+    return ""
+
+
+def plan(request: dict[str, Any]) -> dict[str, Any]:
+    """What the scripted model says: ``{"text": [...words], "finish": ..., "call": {...}}``."""
+    messages = request.get("messages", [])
+    tools = [t for t in request.get("tools") or [] if t.get("type") == "function"]
+    choice = request.get("tool_choice", "auto")
+    answered = bool(messages) and messages[-1].get("role") == "tool"
+    if tools and choice != "none" and not answered:
+        tool = tools[0]
+        if isinstance(choice, dict) and choice.get("type") == "function":
+            tool = next((t for t in tools if t["function"]["name"] == choice["function"]["name"]), tool)
+        fn = tool["function"]
+        args = json.dumps(_sample(fn.get("parameters") or {"type": "object"}))
+        return {
+            "call": {"id": "call_scripted_1", "name": fn["name"], "arguments": args},
+            "finish": "tool_calls",
+        }
+    words = (ANSWER + (" You said: " + _last_text(messages)[:200] if messages else "")).split(" ")
+    limit = request.get("max_tokens") or request.get("max_completion_tokens")
+    finish = "stop"
+    if limit is not None and limit < len(words):
+        words, finish = words[:limit], "length"
+    return {"text": [w + " " for w in words[:-1]] + words[-1:], "finish": finish}
+
+
+def _usage(n: int) -> dict[str, int]:
+    return {"prompt_tokens": 12, "completion_tokens": n, "total_tokens": 12 + n}
+
+
+def completion(request: dict[str, Any]) -> dict[str, Any]:
+    p = plan(request)
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(p.get("text", [])) or None}
+    if "call" in p:
+        call = p["call"]
+        message["tool_calls"] = [
+            {
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["name"], "arguments": call["arguments"]},
+            }
+        ]
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": request.get("model", "scripted"),
+        "choices": [{"index": 0, "message": message, "finish_reason": p["finish"], "logprobs": None}],
+        "usage": _usage(len(p.get("text", [])) or 8),
+    }
+
+
+def chunks(request: dict[str, Any]) -> list[dict[str, Any]]:
+    p = plan(request)
+    base = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": 1700000000}
+    base["model"] = request.get("model", "scripted")
+    out = [
+        {
+            **base,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+        }
+    ]
+    for word in p.get("text", []):
+        out.append({**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
+    if "call" in p:
+        call = p["call"]
+        head = {
+            "index": 0,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["name"], "arguments": ""},
+        }
+        out.append(
+            {**base, "choices": [{"index": 0, "delta": {"tool_calls": [head]}, "finish_reason": None}]}
+        )
+        args = call["arguments"]
+        for i in range(0, len(args), 8):
+            piece = {"index": 0, "function": {"arguments": args[i : i + 8]}}
+            out.append(
+                {**base, "choices": [{"index": 0, "delta": {"tool_calls": [piece]}, "finish_reason": None}]}
+            )
+    out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": p["finish"]}]})
+    if (request.get("stream_options") or {}).get("include_usage"):
+        out.append({**base, "choices": [], "usage": _usage(len(p.get("text", [])) or 8)})
+    return out
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    path = scope["path"]
+    if scope["method"] == "GET" and path.endswith("/models"):
+        await _json(
+            send, 200, {"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "test"}]}
+        )
+        return
+    if not path.endswith("/chat/completions"):
+        await _json(send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+        return
+    request = json.loads(body)
+    if not request.get("stream"):
+        await _json(send, 200, completion(request))
+        return
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    for chunk in chunks(request):
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"data: " + json.dumps(chunk).encode() + b"\n\n",
+                "more_body": True,
+            }
+        )
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+
+async def _json(send: Any, status: int, payload: Any) -> None:
+    data = json.dumps(payload).encode()
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
