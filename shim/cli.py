@@ -72,7 +72,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from shim.convert import run_convert
 
-    return run_convert(args)
+    result: int = run_convert(args)
+    return result
 
 
 def build_parser() -> argparse.ArgumentParser:
