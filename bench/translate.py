@@ -1,0 +1,102 @@
+"""Micro-benchmark of the translators: a 2,000-token stream through decoder → reader → writer → encoder.
+
+    .venv/bin/python bench/translate.py [--tokens 2000] [--runs 7]
+
+Forward: Chat SSE bytes (upstream) → Open Responses SSE bytes (client).
+Reverse: Open Responses SSE bytes (upstream) → Chat SSE bytes (client), when the reverse pipeline exists.
+Reports translated chunks per second on one core (the median of the runs). Never part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import msgspec
+
+from shim.dialects.registry import get_dialect
+from shim.ids import CountingIds, fixed_clock
+from shim.translate.pipeline import ChatToResponsesStream
+from shim.wire import responses as r
+
+_enc = msgspec.json.Encoder()
+
+
+def chat_stream(tokens: int) -> bytes:
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    out = [
+        {
+            **base,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+        }
+    ]
+    out += [
+        {**base, "choices": [{"index": 0, "delta": {"content": f" tok{i}"}, "finish_reason": None}]}
+        for i in range(tokens)
+    ]
+    out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    out.append(
+        {
+            **base,
+            "choices": [],
+            "usage": {"prompt_tokens": 5, "completion_tokens": tokens, "total_tokens": tokens + 5},
+        }
+    )
+    return (
+        b"".join(b"data: " + json.dumps(c, separators=(",", ":")).encode() + b"\n\n" for c in out)
+        + b"data: [DONE]\n\n"
+    )
+
+
+def split(data: bytes, size: int = 256) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def forward(chunks: list[bytes]) -> int:
+    template = r.ResponseResource(id="resp_bench", created_at=1, model="m")
+    stream = ChatToResponsesStream(template, get_dialect("openai"), ids=CountingIds(), clock=fixed_clock())
+    n = 0
+    prefix: dict[type, bytes] = {}
+    for ev in stream.start():
+        n += len(_enc.encode(ev))
+    for chunk in chunks:
+        for ev in stream.feed(chunk):
+            p = prefix.get(type(ev))
+            if p is None:
+                p = prefix[type(ev)] = b"event: " + str(type(ev).__struct_config__.tag).encode() + b"\ndata: "
+            n += len(p + _enc.encode(ev) + b"\n\n")
+    for ev in stream.finish():
+        n += len(_enc.encode(ev))
+    return n
+
+
+def measure(fn, arg, tokens: int, runs: int) -> float:  # type: ignore[no-untyped-def]
+    rates = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn(arg)
+        rates.append(tokens / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokens", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    chunks = split(chat_stream(args.tokens))
+    rate = measure(forward, chunks, args.tokens, args.runs)
+    print(
+        f"forward  chat SSE -> responses SSE: {rate:,.0f} chunks/s ({args.tokens} tokens, median of {args.runs})"
+    )
+    try:
+        from bench_reverse import reverse_rate  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    print(f"reverse  responses SSE -> chat SSE: {reverse_rate(args.tokens, args.runs):,.0f} chunks/s")
+
+
+if __name__ == "__main__":
+    main()
