@@ -121,7 +121,7 @@ def convert_text(text: str, kind: str, dialect_name: str, diags: Diagnostics) ->
         body = responses_request.to_responses_request(
             chat_req, model=chat_req.model, diags=diags, stream=bool(chat_req.stream)
         )
-        return msgspec.json.encode(body).decode()
+        return responses_request.encode_create_response_body(body).decode()
     if kind == "responses-resource":
         completion_out = reverse_pipeline.responses_resource_to_completion(
             data, completion_id="chatcmpl-converted", created=0, model=None
@@ -163,7 +163,7 @@ def _progress(done: int, total: int) -> None:
 
 def convert_file(
     text: str, *, kind: str | None, to: str, dialect: str, progress: Callable[[int, int], None] | None
-):
+) -> tuple[str, list[str]]:
     records = _records(text, kind)
     outputs: list[str] = []
     diags_out: list[str] = []

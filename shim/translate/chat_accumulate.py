@@ -175,4 +175,3 @@ def accumulate(chunks: Iterable[c.ChatCompletionChunk]) -> c.ChatCompletion:
             out.usage = chunk.usage
     out.choices = [choices[i].build(i) for i in sorted(choices)]
     return out
-

@@ -39,6 +39,7 @@ class _Ev(msgspec.Struct):
     type: str = ""
     item_id: str | None = None
     output_index: int = 0
+    content_index: int = 0
     summary_index: int = 0
     delta: str | None = None
     text: str | None = None
@@ -139,6 +140,7 @@ class ResponsesStreamReader:
 
     def __init__(self) -> None:
         self._streamed: set[str] = set()  # item ids whose content arrived as deltas
+        self._parts: set[tuple[str, str, int]] = set()  # (item id, "content"|"summary", index) seen
         self._calls: dict[str, int] = {}  # function-call item id → output index
         self._saw_call = False
         self.done = False
@@ -215,7 +217,7 @@ class ResponsesStreamReader:
         return [ReasoningDelta(ev.delta)] if ev.delta else []
 
     def _summary(self, ev: _Ev) -> list[Delta]:
-        self._mark(ev)
+        self._mark(ev, "summary")
         return [ReasoningSummaryDelta(ev.delta, ev.summary_index)] if ev.delta else []
 
     def _args(self, ev: _Ev) -> list[Delta]:
@@ -228,12 +230,32 @@ class ResponsesStreamReader:
             return [ToolCallArgsDelta(ev.output_index, ev.arguments)]
         return []
 
+    # Providers that send only ``*.done`` events: take each part's whole text once. Parts are
+    # tracked one by one, so a second done-only part (or a done-only refusal after streamed
+    # text) in the same item is not lost.
+
+    def _done_part(self, ev: _Ev, text: str | None, key: str = "content") -> bool:
+        if ev.item_id is None or not text:
+            return False
+        part = (ev.item_id, key, ev.summary_index if key == "summary" else ev.content_index)
+        if part in self._parts:
+            return False
+        self._mark(ev, key)
+        return True
+
     def _text_done(self, ev: _Ev) -> list[Delta]:
-        # Providers that send only ``*.done`` events: take the whole text once.
-        if ev.item_id is not None and ev.item_id not in self._streamed and ev.text:
-            self._streamed.add(ev.item_id)
-            return [TextDelta(ev.text, _logprobs(ev.logprobs))]
-        return []
+        return [TextDelta(ev.text or "", _logprobs(ev.logprobs))] if self._done_part(ev, ev.text) else []
+
+    def _refusal_done(self, ev: _Ev) -> list[Delta]:
+        return [RefusalDelta(ev.refusal or "")] if self._done_part(ev, ev.refusal) else []
+
+    def _reasoning_done(self, ev: _Ev) -> list[Delta]:
+        return [ReasoningDelta(ev.text or "")] if self._done_part(ev, ev.text) else []
+
+    def _summary_done(self, ev: _Ev) -> list[Delta]:
+        if not self._done_part(ev, ev.text, "summary"):
+            return []
+        return [ReasoningSummaryDelta(ev.text or "", ev.summary_index)]
 
     def _terminal(self, ev: _Ev) -> list[Delta]:
         self.done = True
@@ -270,9 +292,10 @@ class ResponsesStreamReader:
             )
         ]
 
-    def _mark(self, ev: _Ev) -> None:
+    def _mark(self, ev: _Ev, key: str = "content") -> None:
         if ev.item_id is not None:
             self._streamed.add(ev.item_id)
+            self._parts.add((ev.item_id, key, ev.summary_index if key == "summary" else ev.content_index))
 
 
 _HANDLERS = {
@@ -282,9 +305,13 @@ _HANDLERS = {
     "response.output_text.delta": ResponsesStreamReader._text,
     "response.output_text.done": ResponsesStreamReader._text_done,
     "response.refusal.delta": ResponsesStreamReader._refusal,
+    "response.refusal.done": ResponsesStreamReader._refusal_done,
     "response.reasoning.delta": ResponsesStreamReader._reasoning,
     "response.reasoning_text.delta": ResponsesStreamReader._reasoning,
+    "response.reasoning.done": ResponsesStreamReader._reasoning_done,
+    "response.reasoning_text.done": ResponsesStreamReader._reasoning_done,
     "response.reasoning_summary_text.delta": ResponsesStreamReader._summary,
+    "response.reasoning_summary_text.done": ResponsesStreamReader._summary_done,
     "response.function_call_arguments.delta": ResponsesStreamReader._args,
     "response.function_call_arguments.done": ResponsesStreamReader._args_done,
     "response.completed": ResponsesStreamReader._terminal,

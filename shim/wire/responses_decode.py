@@ -46,14 +46,18 @@ _event_decoder = msgspec.json.Decoder(StreamingEvent)
 _any_decoder = msgspec.json.Decoder()
 
 _PATH = re.compile(r"at `\$(?P<path>[^`]*)`")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
 
 
 def validation_param(error: msgspec.ValidationError) -> str | None:
     """Turn msgspec's ``at `$.input[2].content``` into ``input[2].content``."""
-    match = _PATH.search(str(error))
-    if match is None:
-        return None
-    return match.group("path").lstrip(".") or None
+    text = str(error)
+    match = _PATH.search(text)
+    path = match.group("path").lstrip(".") if match else ""
+    missing = _MISSING.search(text)
+    if missing:  # msgspec names the parent object; the client wants the field itself
+        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+    return path or None
 
 
 def _message(error: msgspec.ValidationError) -> str:
