@@ -19,6 +19,8 @@ import msgspec
 from shim.dialects.registry import get_dialect
 from shim.ids import CountingIds, fixed_clock
 from shim.translate.pipeline import ChatToResponsesStream
+from shim.translate.reverse_pipeline import ResponsesToChatStream
+from shim.wire import chat as c
 from shim.wire import responses as r
 
 _enc = msgspec.json.Encoder()
@@ -48,6 +50,54 @@ def chat_stream(tokens: int) -> bytes:
         b"".join(b"data: " + json.dumps(c, separators=(",", ":")).encode() + b"\n\n" for c in out)
         + b"data: [DONE]\n\n"
     )
+
+
+def responses_stream(tokens: int) -> bytes:
+    def ev(kind: str, **fields: object) -> bytes:
+        body = json.dumps({"type": kind, **fields}, separators=(",", ":")).encode()
+        return b"event: " + kind.encode() + b"\ndata: " + body + b"\n\n"
+
+    resource = {
+        "id": "resp_b",
+        "object": "response",
+        "created_at": 1,
+        "model": "m",
+        "status": "in_progress",
+        "output": [],
+    }
+    item = {"type": "message", "id": "msg_b", "status": "in_progress", "role": "assistant", "content": []}
+    out = [ev("response.created", sequence_number=0, response=resource)]
+    out.append(ev("response.output_item.added", sequence_number=1, output_index=0, item=item))
+    for i in range(tokens):
+        out.append(
+            ev(
+                "response.output_text.delta",
+                sequence_number=i + 2,
+                item_id="msg_b",
+                output_index=0,
+                content_index=0,
+                delta=f" tok{i}",
+                logprobs=[],
+            )
+        )
+    done = {
+        **resource,
+        "status": "completed",
+        "usage": {"input_tokens": 5, "output_tokens": tokens, "total_tokens": tokens + 5},
+    }
+    out.append(ev("response.completed", sequence_number=tokens + 2, response=done))
+    return b"".join(out) + b"data: [DONE]\n\n"
+
+
+def reverse(chunks: list[bytes]) -> int:
+    stream = ResponsesToChatStream(completion_id="chatcmpl-b", created=1, model="m")
+    n = 0
+    for chunk in chunks:
+        for out in stream.feed(chunk):
+            n += len(b"data: " + c.encode_chunk(out) + b"\n\n")
+    for out in stream.finish():
+        n += len(c.encode_chunk(out))
+    return n
 
 
 def split(data: bytes, size: int = 256) -> list[bytes]:
@@ -91,11 +141,11 @@ def main() -> None:
     print(
         f"forward  chat SSE -> responses SSE: {rate:,.0f} chunks/s ({args.tokens} tokens, median of {args.runs})"
     )
-    try:
-        from bench_reverse import reverse_rate  # type: ignore[import-not-found]
-    except ImportError:
-        return
-    print(f"reverse  responses SSE -> chat SSE: {reverse_rate(args.tokens, args.runs):,.0f} chunks/s")
+    rchunks = split(responses_stream(args.tokens))
+    rate = measure(reverse, rchunks, args.tokens, args.runs)
+    print(
+        f"reverse  responses SSE -> chat SSE: {rate:,.0f} chunks/s ({args.tokens} tokens, median of {args.runs})"
+    )
 
 
 if __name__ == "__main__":
