@@ -66,6 +66,14 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "request.json_object_schema": True,
         "request.input_modalities": ("text", "image"),
     },
+    "llamacpp-python": {
+        "extends": "llamacpp",
+        "request.developer_role": "system",  # inherited from llamacpp
+        "request.system_content": "string",  # inherited
+        "request.user_content": "string",
+        "request.max_tokens_field": "max_tokens",  # inherited
+        "request.input_modalities": ("text",),
+    },
     "ollama": {
         "request.developer_role": "system",
         "request.max_tokens_field": "max_tokens",

@@ -53,6 +53,11 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             all (DeepSeek); a "string" upstream must also list only ``text`` in
             ``input_modalities``, since images cannot ride in a string.
         tool_content: The same for tool-result messages (llama-cpp-python, DeepSeek).
+        tool_calls_content: The ``content`` of an assistant message that carries only
+            ``tool_calls``: ``"omit"`` leaves it out (OpenAI) or ``"empty"`` sends ``""``.
+            llama-cpp-python answers HTTP 500 both without it (its chat formatters read
+            ``message["content"]``: KeyError) and with ``null`` (validation: "Input should be
+            a valid string"); ``""`` works (recorded: ``fixtures/_recordings/llamacpp/``).
         max_tokens_field: Which field carries the output-token limit. OpenAI deprecated
             ``max_tokens`` for ``max_completion_tokens`` (required by o-series); Mistral
             rejects ``max_completion_tokens`` (422 extra_forbidden) and Ollama, llama.cpp,
@@ -103,6 +108,7 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     assistant_content: Literal["string", "array"] = "array"
     user_content: Literal["string", "array"] = "array"
     tool_content: Literal["string", "array"] = "array"
+    tool_calls_content: Literal["omit", "empty"] = "omit"
     max_tokens_field: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
     stream_usage: bool = True
     reasoning_effort: Literal["reasoning_effort", "reasoning_object", "drop"] = "reasoning_effort"

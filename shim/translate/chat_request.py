@@ -188,7 +188,8 @@ class _Messages:
             if self.rules.reasoning_replay_scope == "tool_calls":
                 self._replay_stashed(last)
             return
-        msg = c.ChatCompletionAssistantMessageParam(content=None, tool_calls=[call])
+        content = "" if self.rules.tool_calls_content == "empty" else None
+        msg = c.ChatCompletionAssistantMessageParam(content=content, tool_calls=[call])
         self.out.append(msg)
         self.attach_reasoning(msg)
 

@@ -15,9 +15,10 @@ __all__ = ["response_template"]
 def _text(param: r.TextParam | None) -> r.TextField:
     fmt = param.format if param and param.format is not None else r.TextResponseFormat()
     if isinstance(fmt, r.JsonSchemaResponseFormat):
-        # The official validator types the echoed ``schema`` as null only (a spec bug).
+        # The official validator types the echoed ``schema`` as null only (a spec bug); ``strict``
+        # is a required boolean in the resource, false when the request left it out (its default).
         fmt = r.JsonSchemaResponseFormat(
-            name=fmt.name, description=fmt.description, schema=None, strict=fmt.strict
+            name=fmt.name, description=fmt.description, schema=None, strict=bool(fmt.strict)
         )
     field = r.TextField(format=fmt)
     if param is not None and param.verbosity is not None:

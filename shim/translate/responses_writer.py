@@ -198,8 +198,13 @@ class ResponsesStreamWriter:
         return out
 
     def fail(self, error: ErrorDelta) -> list[r.StreamingEvent]:
-        """An error from outside the stream (upstream dropped, timeout): close and fail."""
-        self._error = error
+        """An error from outside the stream (upstream dropped, timeout): close and fail.
+
+        An error the stream already carried (an in-band ``{"error": ...}`` chunk) is kept: it is
+        the cause, and the outside error (the upstream closing right after it) its consequence.
+        """
+        if self._error is None:
+            self._error = error
         return self.finish()
 
     @property
