@@ -16,6 +16,14 @@ spec="."
 stamp=".venv/.shim-installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras:-base}"
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: installing $spec" >&2
-  .venv/bin/python -m pip install -q -e "$spec" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  # grep only hides pip's "Location ... is ignored" noise; pip's own exit status decides.
+  set +o pipefail
+  .venv/bin/python -m pip install -q -e "$spec" 2>&1 | { grep -v "^WARNING: Location" >&2 || true; }
+  rc=${PIPESTATUS[0]}
+  set -o pipefail
+  if [ "$rc" -ne 0 ]; then
+    echo "bootstrap: pip install -e $spec failed (exit $rc)" >&2
+    exit "$rc"
+  fi
   .venv/bin/python -c "import shim" && touch "$stamp"
 fi

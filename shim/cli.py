@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
 __all__ = ["main"]
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -32,27 +37,35 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     embedded = None
     if not settings.routes:
-        from shim.embedded import EmbeddedUpstream
+        from shim.embedded import DIALECT, MODEL_ALIAS, EmbeddedUpstream, EmbeddedUpstreamError
 
         print("shim: no upstream configured; starting the embedded llama.cpp upstream", file=sys.stderr)
         embedded = EmbeddedUpstream()
-        url = embedded.start()
+        try:
+            url = embedded.start()
+        except EmbeddedUpstreamError as exc:
+            print(f"shim: the embedded upstream failed: {exc}", file=sys.stderr)
+            return 1
         settings = load_settings(
             config=args.config,
             upstream=url,
-            dialect="llamacpp",
+            dialect=DIALECT,
             host=args.host,
             port=args.port,
             store=args.store,
         )
     host, port = settings.server.host, settings.server.port
-    model = "gemma3-270m" if embedded else "MODEL"
+    model = MODEL_ALIAS if embedded else "MODEL"
     print(
         f"shim: serving Open Responses on http://{host}:{port}/v1/responses\n"
         f"  try: curl -s http://{host}:{port}/v1/responses -H 'content-type: application/json' "
-        f"""-d '{{"model":"{model}","input":"Say hello."}}'""",
+        f"""-d '{{"model":"{model}","input":"Say hello.","max_output_tokens":32}}'""",
         file=sys.stderr,
     )
+    if embedded is not None:
+        # uvicorn re-raises a captured SIGTERM after its shutdown; with the default handler that
+        # kills the process before `finally` could stop the embedded server.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(
             create_app(settings),

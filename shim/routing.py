@@ -47,12 +47,17 @@ class Router:
                 "The request needs a `model`.", param="model", code="missing_required_parameter"
             )
         route, upstream_model = self._match(model)
+        return self.for_route(route, client_key, route.model or upstream_model)
+
+    def for_route(self, route: Route, client_key: str | None, upstream_model: str = "") -> Resolved:
+        """``route`` with its dialect and credentials: its own key (the client must hold a shim
+        key), else the client's. Also for requests that name no model (``GET /models``)."""
         if route.has_own_key:
             self._check_client(client_key)
             key = route.own_key()
         else:
             key = client_key
-        return Resolved(route, get_dialect(route.dialect), route.model or upstream_model, key)
+        return Resolved(route, get_dialect(route.dialect), upstream_model, key)
 
     def check_client_if_required(self, client_key: str | None) -> None:
         """For endpoints without a model (retrieval): shim keys are checked when configured."""

@@ -40,7 +40,14 @@ class UpstreamClient:
         self.retries = retries
         self.client = httpx.AsyncClient(
             transport=transport,
-            timeout=httpx.Timeout(connect=timeouts.connect, read=timeouts.first_byte, write=60.0, pool=30.0),
+            # Per socket read; the first-byte and idle limits are enforced around it (``send`` and
+            # the streaming glue), so neither can cut the other short.
+            timeout=httpx.Timeout(
+                connect=timeouts.connect,
+                read=max(timeouts.first_byte, timeouts.idle),
+                write=60.0,
+                pool=30.0,
+            ),
             limits=httpx.Limits(max_connections=2000, max_keepalive_connections=200, keepalive_expiry=60.0),
             follow_redirects=False,
         )
@@ -69,8 +76,9 @@ class UpstreamClient:
             request = self._request(resolved, "POST", path, body)
             delay: float | None = None
             try:
-                response = await self.client.send(request, stream=True)
-            except httpx.TimeoutException:
+                async with asyncio.timeout(self.timeouts.first_byte):
+                    response = await self.client.send(request, stream=True)
+            except (httpx.TimeoutException, TimeoutError):
                 raise UpstreamTimeout("The upstream did not answer in time.") from None
             except httpx.TransportError as exc:
                 error: ShimError = UpstreamError(

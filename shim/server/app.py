@@ -65,8 +65,14 @@ def _shim_error_handler(_: Request[Any, Any, Any], exc: ShimError) -> Response[b
 
 def _http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     kinds = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+    headers = dict(exc.headers or {})
+    if "allow" in headers:  # 405 must list the methods; Litestar counts the WebSocket route as one
+        headers["allow"] = ", ".join(m for m in headers["allow"].split(", ") if m.isupper())
     error = ShimError(
-        str(exc.detail), code=kinds.get(exc.status_code, "invalid_request"), status=exc.status_code
+        str(exc.detail),
+        code=kinds.get(exc.status_code, "invalid_request"),
+        status=exc.status_code,
+        headers=headers,
     )
     error.type = "invalid_request_error" if exc.status_code < 500 else "server_error"  # type: ignore[misc]
     return error_response(error)
@@ -113,8 +119,7 @@ async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     seen: dict[str, dict[str, Any]] = {}
     for route in service.router.routes:
         try:
-            resolved = service.router.resolve(route.model or "models-probe", client_key)
-            resolved = msgspec.structs.replace(resolved, route=route)
+            resolved = service.router.for_route(route, client_key, route.model or "")
             data = msgspec.json.decode(await service.upstream.get_json(resolved, "/models"))
         except ShimError as exc:
             log.info("models: %s: %s", route.upstream, exc.message)
@@ -165,6 +170,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         ids=RandomIds(),
         clock=system_clock,
         keepalive=server.timeouts.keepalive,
+        idle=server.timeouts.idle,
     )
 
     async def shutdown() -> None:

@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field
 
 import httpx
+import msgspec
 
 from shim.core.deltas import ErrorDelta
 from shim.core.diagnostics import Diagnostics, Policy
-from shim.errors import InvalidRequest, PreviousResponseNotFound
+from shim.errors import InvalidRequest, PreviousResponseNotFound, UpstreamError
 from shim.ids import Clock, IdFactory
 from shim.routing import Resolved, Router
 from shim.store.repository import ResponseStore, StoredResponse, scope_of
@@ -78,6 +79,7 @@ class ResponsesService:
         ids: IdFactory,
         clock: Clock,
         keepalive: float = 15.0,
+        idle: float = 300.0,
     ) -> None:
         self.router = router
         self.upstream = upstream
@@ -87,6 +89,7 @@ class ResponsesService:
         self.ids = ids
         self.clock = clock
         self.keepalive = keepalive
+        self.idle = idle
 
     def scope(self, client_key: str | None) -> str:
         return scope_of(self.secret, client_key)
@@ -157,14 +160,19 @@ class ResponsesService:
         response = await self.upstream.send(
             turn.resolved, "/chat/completions", c.encode_chat_request(turn.chat_request), stream=False
         )
-        resource, _ = chat_completion_to_response(
-            turn.template,
-            turn.resolved.dialect,
-            response.content,
-            ids=self.ids,
-            clock=self.clock,
-            include_logprobs=wants_logprobs(turn.body),
-        )
+        try:
+            resource, _ = chat_completion_to_response(
+                turn.template,
+                turn.resolved.dialect,
+                response.content,
+                ids=self.ids,
+                clock=self.clock,
+                include_logprobs=wants_logprobs(turn.body),
+            )
+        except msgspec.DecodeError as exc:  # ValidationError included: a 200 that is no completion
+            raise UpstreamError(
+                f"The upstream's answer is not a Chat completion: {exc}", code="upstream_invalid_response"
+            ) from None
         await self.remember(turn, resource, local)
         return resource
 
@@ -193,14 +201,14 @@ class ResponsesService:
             for event in translator.start():
                 yield event
             try:
-                async for chunk in _with_keepalive(response.aiter_raw(), self.keepalive):
+                async for chunk in _with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
                     if chunk is None:
                         yield KEEPALIVE
                         continue
                     for event in translator.feed(chunk):
                         yield event
                 tail = translator.finish(truncated=True)
-            except httpx.TimeoutException:
+            except (httpx.TimeoutException, TimeoutError):
                 tail = translator.fail(ErrorDelta("The upstream stopped sending.", code="upstream_timeout"))
             except httpx.TransportError:
                 tail = translator.fail(ErrorDelta("The upstream connection broke.", code="upstream_reset"))
@@ -213,17 +221,26 @@ class ResponsesService:
                 await self.remember(turn, translator.response, local)
 
 
-async def _with_keepalive(source: AsyncIterator[bytes], interval: float) -> AsyncIterator[bytes | None]:
-    """Pass chunks through; yield ``None`` each ``interval`` seconds of upstream silence."""
+async def _with_keepalive(
+    source: AsyncIterator[bytes], interval: float, idle: float = float("inf")
+) -> AsyncIterator[bytes | None]:
+    """Pass chunks through; yield ``None`` each ``interval`` seconds of upstream silence, and
+    raise ``TimeoutError`` once the silence has lasted ``idle`` seconds."""
+    loop = asyncio.get_running_loop()
     iterator = source.__aiter__()
     pending: asyncio.Future[bytes] | None = None
+    last = loop.time()
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait((pending,), timeout=interval)
+            left = last + idle - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"no upstream data for {idle} seconds")
+            done, _ = await asyncio.wait((pending,), timeout=min(interval, left))
             if not done:
-                yield None
+                if loop.time() - last < idle:
+                    yield None
                 continue
             try:
                 chunk = pending.result()
@@ -231,6 +248,7 @@ async def _with_keepalive(source: AsyncIterator[bytes], interval: float) -> Asyn
                 pending = None
                 return
             pending = None
+            last = loop.time()
             yield chunk
     finally:
         if pending is not None and not pending.done():

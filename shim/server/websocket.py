@@ -88,11 +88,17 @@ async def _turn(
         _check_continuation(body, turn.previous)
         upstream = await service.open_stream(turn)
         failed = False
+        skipped = 0
         async for event in service.events(turn, upstream, local):
             # A turn ends at its first terminal frame: send ``response.failed`` alone, since
-            # clients move on to the next turn at an ``error`` frame.
-            if event is None or isinstance(event, r.ErrorStreamingEvent):
+            # clients move on to the next turn at an ``error`` frame. Sequence numbers stay
+            # contiguous over what is actually sent.
+            if event is None:
                 continue
+            if isinstance(event, r.ErrorStreamingEvent):
+                skipped += 1
+                continue
+            event.sequence_number -= skipped
             failed = failed or isinstance(event, r.ResponseFailedStreamingEvent)
             await socket.send_data(_encoder.encode(event).decode(), mode="text")
         if failed and previous_id:
@@ -115,13 +121,20 @@ async def responses_websocket(socket: WebSocket[Any, Any, Any]) -> None:
             remaining = deadline - time.monotonic()
             try:
                 async with asyncio.timeout(max(remaining, 0.0)):
-                    message = await socket.receive_data(mode="text")
+                    event = await socket.receive()
             except TimeoutError:
-                limit = ShimError("The WebSocket connection reached its 60-minute limit.", status=400)
-                limit.code = "websocket_connection_limit_reached"
+                limit = InvalidRequest(
+                    "The WebSocket connection reached its 60-minute limit.",
+                    code="websocket_connection_limit_reached",
+                )
                 await socket.send_data(_error_frame(limit).decode(), mode="text")
                 await socket.close(code=1000)
                 return
+            if event["type"] == "websocket.disconnect":
+                return
+            # JSON may come in a text or a binary frame.
+            text, data = event.get("text"), event.get("bytes")
+            message = text if isinstance(text, str) else data if isinstance(data, bytes) else b""
             await _turn(socket, service, message, client_key, local)
     except WebSocketDisconnect:
         return
