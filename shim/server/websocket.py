@@ -64,6 +64,10 @@ def _decode_frame(text: str | bytes) -> r.CreateResponseBody:
         raise InvalidRequest("The message is not valid JSON.", code="invalid_json") from None
     if not isinstance(data, dict) or data.get("type") != "response.create":
         raise InvalidRequest("Expected a `response.create` message.", param="type", code="invalid_type")
+    if data.get("stream") is True:
+        # Codex sends `stream: true` in its frames (the spec says not to); a WebSocket turn always
+        # streams, so it changes nothing and is dropped rather than failing every Codex turn.
+        del data["stream"]
     for name in _DISALLOWED:
         if name in data:
             raise InvalidRequest(

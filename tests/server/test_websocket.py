@@ -190,11 +190,11 @@ BAD_FRAMES = [
     pytest.param('{"model": "m", "input": "hi"}', 400, "invalid_type", "type", id="no-type"),
     pytest.param('{"type": "response.cancel", "model": "m"}', 400, "invalid_type", "type", id="unknown-type"),
     pytest.param(
-        '{"type": "response.create", "model": "m", "input": "hi", "stream": true}',
+        '{"type": "response.create", "model": "m", "input": "hi", "stream": false}',
         400,
         "invalid_parameter",
         "stream",
-        id="stream",
+        id="stream-false",  # `stream: true` is tolerated: Codex sends it (test_stream_true_tolerated)
     ),
     pytest.param(
         '{"type": "response.create", "model": "m", "input": "hi", "stream_options": {}}',
@@ -241,6 +241,13 @@ def test_bad_frames(
     assert (data["status"], data["error"]["code"], data["error"]["param"]) == (status, code, param)
     assert shim.upstream.requests == []
     completed(turn(ws, {"model": "m", "input": "still open"}))
+
+
+def test_stream_true_tolerated(open_ws: Callable[..., WebSocketTestSession], shim: Shim) -> None:
+    """Codex sends ``stream: true`` in every frame; a WebSocket turn streams anyway."""
+    ws = open_ws()
+    completed(turn(ws, {"model": "m", "input": "hi", "stream": True}))
+    assert shim.upstream.bodies[-1]["stream"] is True
 
 
 def test_binary_frame_is_read_as_json(open_ws: Callable[..., WebSocketTestSession]) -> None:

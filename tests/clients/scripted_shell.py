@@ -1,0 +1,67 @@
+"""The scripted Chat upstream (``tests/support/scripted_chat.py``), taught which shell command to run.
+
+The scripted model fills a tool's string arguments with sample text, so a coding agent's shell
+tool would get ``"San Francisco"`` as its command. This wrapper pins the command: every function
+tool with a string ``cmd`` or ``command`` property gets ``enum: [COMMAND]`` in the request it
+reads, and the scripted model picks an enum's first value. Everything else is the scripted
+model unchanged: it calls the first offered tool, then answers in text ending with "You said:
+<the last text it read>" (the tool's output after a round trip).
+
+``python tests/clients/scripted_shell.py PORT`` serves it on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``tests.support`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.support import scripted_chat
+
+# The output holds 42, the command does not: seeing 42 proves a shell ran it.
+COMMAND = "echo shim-codex-$((6*7))"
+EXPECTED_OUTPUT = "shim-codex-42"
+SHELL_ARGS = ("cmd", "command")
+
+
+def pin_command(request: dict[str, Any]) -> dict[str, Any]:
+    for tool in request.get("tools") or []:
+        props = (tool.get("function") or {}).get("parameters", {}).get("properties", {})
+        for name in SHELL_ARGS:
+            if props.get(name, {}).get("type") == "string":
+                props[name] = {**props[name], "enum": [COMMAND]}
+    return request
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http" or scope["method"] != "POST":
+        await scripted_chat.app(scope, receive, send)
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if body:
+        body = json.dumps(pin_command(json.loads(body))).encode()
+    replayed = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal replayed
+        if replayed:
+            return {"type": "http.disconnect"}
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    await scripted_chat.app(scope, replay, send)
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")

@@ -1,0 +1,113 @@
+"""openai-agents (PyPI ``openai-agents``) against ``shim serve``, over HTTP.
+
+The Agents SDK drives ``/v1/responses`` through its ``OpenAIResponsesModel``: it sends input
+messages without ``type``, reads the streamed events into its own items, and runs function tools
+itself, sending the result back as ``function_call_output`` with ``previous_response_id`` unset
+(the whole history each turn).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.clients.conftest import ShimServer, require_module
+from tests.support import scripted_chat
+
+agents = require_module("agents", "openai-agents")
+openai = require_module("openai", "openai")
+
+from agents import (  # noqa: E402
+    Agent,
+    ModelSettings,
+    OpenAIResponsesModel,
+    Runner,
+    function_tool,
+    set_tracing_disabled,
+)
+
+set_tracing_disabled(True)  # tracing would POST to api.openai.com
+
+WEATHER_CALLS: list[str] = []
+
+
+@function_tool
+def get_weather(city: str) -> str:
+    """The weather for a city.
+
+    Args:
+        city: The city's name.
+    """
+    WEATHER_CALLS.append(city)
+    return f"Sunny and 21 C in {city}"
+
+
+@pytest.fixture
+async def model_for() -> AsyncIterator[Any]:
+    clients: list[Any] = []
+
+    def build(shim: ShimServer) -> Any:
+        client = openai.AsyncOpenAI(base_url=shim.base_url, api_key="sk-test", max_retries=0, timeout=120)
+        clients.append(client)
+        return OpenAIResponsesModel(model=shim.model, openai_client=client)
+
+    WEATHER_CALLS.clear()
+    yield build
+    for client in clients:
+        await client.close()
+
+
+async def test_length_cut_over_llama_is_incomplete(shim_llama: ShimServer, model_for: Any) -> None:
+    """The base model never stops on its own: the shim reports the cut as ``incomplete``
+    (``max_output_tokens``), which the Agents SDK refuses as a final answer."""
+    agent = Agent(
+        name="terse",
+        instructions="Answer in one short sentence.",
+        model=model_for(shim_llama),
+        model_settings=ModelSettings(max_tokens=8, temperature=0),
+    )
+    with pytest.raises(agents.exceptions.ModelBehaviorError) as caught:
+        await Runner.run(agent, "What is the capital of France?")
+    assert "response.incomplete" in str(caught.value)
+    assert "max_output_tokens" in str(caught.value)
+
+
+async def test_forced_tool_streamed_over_llama(shim_llama: ShimServer, model_for: Any) -> None:
+    """Over the real model, streamed: ``tool_choice`` forces the call (llama honours a forced
+    choice), the SDK parses the streamed call, runs the tool and stops there
+    (``stop_on_first_tool``: a text turn would never complete with this base model)."""
+    agent = Agent(
+        name="weather",
+        tools=[get_weather],
+        tool_use_behavior="stop_on_first_tool",
+        model=model_for(shim_llama),
+        model_settings=ModelSettings(tool_choice="get_weather", max_tokens=48, temperature=0),
+    )
+    result = Runner.run_streamed(agent, "What is the weather in Paris?")
+    kinds = [e.data.type async for e in result.stream_events() if e.type == "raw_response_event"]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert "response.function_call_arguments.done" in kinds
+    assert len(WEATHER_CALLS) == 1
+    assert result.final_output == f"Sunny and 21 C in {WEATHER_CALLS[0]}"
+    (raw,) = result.raw_responses
+    (call,) = raw.output
+    assert call.type == "function_call" and call.name == "get_weather"
+    assert json.loads(call.arguments)["city"] == WEATHER_CALLS[0]
+
+
+async def test_function_tool_round_trip_over_scripted(shim_scripted: ShimServer, model_for: Any) -> None:
+    """The scripted upstream calls the offered tool (the shim is under test, not the model);
+    the Agents SDK runs it and sends its output back; the model then answers in text."""
+    agent = Agent(name="weather", tools=[get_weather], model=model_for(shim_scripted))
+    result = await Runner.run(agent, "What is the weather in Paris?")
+    assert WEATHER_CALLS == ["San Francisco"]
+    calls = [i for i in result.new_items if i.type == "tool_call_item"]
+    outputs = [i for i in result.new_items if i.type == "tool_call_output_item"]
+    assert len(calls) == 1 and len(outputs) == 1
+    assert json.loads(calls[0].raw_item.arguments) == {"city": "San Francisco"}
+    # The scripted model echoes the last text it read: the tool output made it upstream.
+    assert result.final_output == f"{scripted_chat.ANSWER} You said: Sunny and 21 C in San Francisco"
+    assert len(result.raw_responses) == 2
