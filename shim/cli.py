@@ -8,12 +8,35 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 __all__ = ["main"]
+
+EMBEDDED_MAX_OUTPUT_TOKENS = 256
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+_SETTINGS_ENV = "SHIM_SETTINGS_JSON"
+
+
+def app_from_env() -> Litestar:
+    """The app of one worker process, from the settings its parent put in the environment."""
+    from shim.server.app import create_app
+    from shim.server.observability import configure_logging
+    from shim.settings import Settings
+
+    # A spawned worker starts with a fresh interpreter: the same logging set-up as ``main``/``_serve``.
+    logging.basicConfig(level=os.environ.get("SHIM_LOG_LEVEL", "WARNING").upper(), format="%(message)s")
+    configure_logging(enabled=os.environ.get("SHIM_ACCESS_LOG", "1") != "0")
+    return create_app(msgspec.json.decode(os.environ[_SETTINGS_ENV], type=Settings))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -28,6 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
             upstream=args.upstream,
             dialect=args.dialect,
             kind=args.kind,
+            stateful=args.stateful,
             host=args.host,
             port=args.port,
             store=args.store,
@@ -36,6 +60,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"shim: {exc}", file=sys.stderr)
         return 2
     embedded = None
+    if not settings.routes and os.environ.get("SHIM_NO_EMBEDDED", "").lower() in ("1", "true", "yes"):
+        print(
+            "shim: no upstream configured: set SHIM_UPSTREAM_URL (or --upstream URL, or --config FILE);"
+            " SHIM_NO_EMBEDDED forbids starting the embedded llama.cpp upstream",
+            file=sys.stderr,
+        )
+        return 2
     if not settings.routes:
         from shim.embedded import DIALECT, MODEL_ALIAS, EmbeddedUpstream, EmbeddedUpstreamError
 
@@ -54,7 +85,19 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             store=args.store,
         )
+        # The embedded base model rarely stops by itself: cap requests that set no limit (Codex
+        # sends none), or one turn generates until the context is full.
+        routes = tuple(
+            msgspec.structs.replace(
+                route, max_output_tokens=route.max_output_tokens or EMBEDDED_MAX_OUTPUT_TOKENS
+            )
+            for route in settings.routes
+        )
+        settings = msgspec.structs.replace(settings, routes=routes)
     host, port = settings.server.host, settings.server.port
+    from shim.server.observability import configure_logging
+
+    configure_logging(enabled=os.environ.get("SHIM_ACCESS_LOG", "1") != "0")  # JSON line per request
     model = MODEL_ALIAS if embedded else "MODEL"
     print(
         f"shim: serving Open Responses on http://{host}:{port}/v1/responses\n"
@@ -67,14 +110,21 @@ def _serve(args: argparse.Namespace) -> int:
         # kills the process before `finally` could stop the embedded server.
         signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
+        # Worker processes cannot receive an app object: they rebuild it from the settings in the
+        # environment through the ``app_from_env`` factory.
+        workers = max(1, args.workers or int(os.environ.get("SHIM_WORKERS") or 1))
+        if workers > 1:
+            os.environ[_SETTINGS_ENV] = msgspec.json.encode(settings).decode()
         uvicorn.run(
-            create_app(settings),
+            "shim.cli:app_from_env" if workers > 1 else create_app(settings),
+            factory=workers > 1,
+            workers=workers if workers > 1 else None,
             host=host,
             port=port,
             log_level=os.environ.get("SHIM_LOG_LEVEL", "warning").lower(),
-            loop="auto",
-            http="auto",
-            timeout_graceful_shutdown=30,
+            loop=args.loop,
+            http=args.http,
+            timeout_graceful_shutdown=max(1, round(settings.server.shutdown_timeout)),
         )
     finally:
         if embedded is not None:
@@ -96,13 +146,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve Open Responses (and Chat Completions) over an upstream")
     serve.add_argument("--upstream", help="upstream base URL ending in /v1 (env SHIM_UPSTREAM_URL)")
     serve.add_argument("--dialect", help="dialect of the upstream (env SHIM_DIALECT), e.g. vllm, llamacpp")
-    serve.add_argument("--kind", choices=["chat", "responses"], help="API the upstream speaks (default chat)")
+    serve.add_argument(
+        "--upstream-kind",
+        "--kind",
+        dest="kind",
+        choices=["chat", "responses"],
+        help="API the upstream speaks (env SHIM_UPSTREAM_KIND, default chat)",
+    )
+    serve.add_argument(
+        "--stateful",
+        action="store_true",
+        default=None,
+        help="a responses upstream keeps previous_response_id itself (env SHIM_UPSTREAM_STATEFUL)",
+    )
     serve.add_argument("--host", help="address to listen on (env SHIM_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (env SHIM_PORT, default 8080)")
     serve.add_argument("--config", type=Path, help="TOML config file with routes (env SHIM_CONFIG)")
     serve.add_argument(
         "--store", help="store URL: diskcache:///path, redis://host:6379/0, memory:// (env SHIM_STORE)"
     )
+    serve.add_argument("--workers", type=int, help="worker processes (env SHIM_WORKERS, default 1)")
+    serve.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="event loop")
+    serve.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto", help="HTTP parser")
     serve.set_defaults(func=_serve)
 
     convert = sub.add_parser("convert", help="convert recorded traffic between the two formats")

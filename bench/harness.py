@@ -1,0 +1,336 @@
+"""The benchmark harness of issue 7: every comparator, every scenario, one command.
+
+    bash bench/run.sh                 # full run (about 25 minutes), writes bench/results/<date>.md/.json
+    bash bench/run.sh --quick         # short durations, one run: proves the harness end to end
+    bash bench/run.sh --litellm       # also LiteLLM (installed into ~/.cache/shim/bench-litellm)
+    bash bench/run.sh --profile       # also py-spy of the shim under scenario 2
+
+Comparators, started here in the same run: ``direct`` (the fake upstream itself: the limit),
+``passthrough`` (Litestar + httpx relaying bytes: the floor of a Python proxy), ``shim-1w`` and
+``shim-2w`` (one and two uvicorn workers), and ``litellm`` on request. Servers are pinned to
+``--server-cpus``; the load generator and the fake upstream share ``--load-cpus``. (``direct``
+puts the upstream on the server cores; two shim workers get every core, see the report.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.load import run_streams, run_wrk
+from bench.servers import Proc, Target, start_target, start_upstream
+
+RESPONSES_BODY = {"model": "fake", "input": "Say hello.", "max_output_tokens": 64, "store": False}
+CHAT_BODY = {"model": "fake", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 64}
+_STREAM = {"stream": True}
+_CHAT_STREAM = {"stream": True, "stream_options": {"include_usage": True}}
+
+
+@dataclass(frozen=True)
+class Direction:
+    """Which API the clients speak and which one the upstream speaks."""
+
+    name: str
+    client_api: str  # responses | chat
+    upstream_kind: str  # chat | responses
+
+    def call(self, target: Target, stream: bool) -> tuple[str, str, str]:
+        """(path, body, api) a client sends to this target."""
+        api = self.client_api if target.kind in ("shim", "litellm") else self.upstream_kind
+        if api == "responses":
+            body = {**RESPONSES_BODY, **(_STREAM if stream else {})}
+            return "/v1/responses", json.dumps(body), "responses"
+        body = {**CHAT_BODY, **(_CHAT_STREAM if stream else {})}
+        return "/v1/chat/completions", json.dumps(body), "chat"
+
+
+FORWARD = Direction("forward", "responses", "chat")
+REVERSE = Direction("reverse", "chat", "responses")
+
+
+@dataclass(frozen=True)
+class Plan:
+    runs: int
+    latency_s: float
+    throughput_s: float
+    stream_s: float
+    warmup_s: float
+    slow_streams: int
+    slow_tokens: int
+
+
+FULL = Plan(runs=3, latency_s=10, throughput_s=20, stream_s=20, warmup_s=2, slow_streams=1000, slow_tokens=50)
+QUICK = Plan(runs=1, latency_s=2, throughput_s=3, stream_s=3, warmup_s=1, slow_streams=200, slow_tokens=20)
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in runs[0]:
+        values = [
+            r[key] for r in runs if isinstance(r.get(key), int | float) and not isinstance(r.get(key), bool)
+        ]
+        if len(values) == len(runs):
+            out[key] = round(statistics.median(values), 3)
+        else:
+            out[key] = runs[-1][key]
+    return out
+
+
+class Harness:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.plan = QUICK if args.quick else FULL
+        if args.runs:
+            self.plan = Plan(**{**self.plan.__dict__, "runs": args.runs})
+        if args.slow_streams:
+            self.plan = Plan(**{**self.plan.__dict__, "slow_streams": args.slow_streams})
+        self.data_dir = Path(tempfile.mkdtemp(prefix="bench-data-"))
+        self.results: dict[str, dict[str, Any]] = {}
+        self.notes: list[str] = []
+        self.profile: dict[str, Any] | None = None
+
+    def targets(self, direction: Direction) -> list[Target]:
+        out = [Target("direct", "direct"), Target("passthrough", "passthrough"), Target("shim-1w", "shim")]
+        if not self.args.no_two_workers:
+            out.append(Target("shim-2w", "shim", workers=2))
+        if self.args.litellm and direction is FORWARD:
+            out.append(Target("litellm", "litellm"))
+        if self.args.targets:
+            wanted = set(self.args.targets.split(","))
+            out = [t for t in out if t.name in wanted]
+        return out
+
+    def server_cpus(self, target: Target) -> str:
+        cpus: str = self.args.all_cpus if target.workers > 1 else self.args.server_cpus
+        return cpus
+
+    @contextmanager
+    def serving(
+        self, target: Target, direction: Direction, tokens: int, delay: float
+    ) -> Iterator[tuple[Proc, Proc, str]]:
+        """The upstream and the target, started fresh; yields (server, upstream, base URL)."""
+        direct = target.kind == "direct"
+        upstream = start_upstream(self.args.server_cpus if direct else self.args.load_cpus, tokens, delay)
+        server = upstream
+        try:
+            if not direct:
+                path, body, _ = direction.call(target, stream=False)
+                url = f"http://127.0.0.1:{upstream.port}/v1"
+                server = start_target(
+                    target,
+                    url,
+                    direction.upstream_kind,
+                    self.server_cpus(target),
+                    (path, body.encode()),
+                    self.data_dir,
+                )
+            yield server, upstream, f"http://127.0.0.1:{server.port}"
+        finally:
+            if server is not upstream:
+                server.stop()
+            upstream.stop()
+
+    def _repeat(self, label: str, target: Target, measure: Callable[[], dict[str, Any]]) -> None:
+        runs = []
+        for i in range(self.plan.runs):
+            result = measure()
+            runs.append(result)
+            print(f"  {label} {target.name} run {i + 1}: {report.brief(result)}", flush=True)
+        self.results.setdefault(label, {})[target.name] = {"median": _median(runs), "runs": runs}
+
+    def json_scenarios(self, direction: Direction, prefix: str) -> None:
+        """Scenarios 1 (one client, latency) and 2 (64 clients, throughput) on 50-token JSON answers."""
+        load = self.args.load_cpus
+        for target in self.targets(direction):
+            with self.serving(target, direction, 50, 0.0) as (server, upstream, base):
+                path, body, _ = direction.call(target, stream=False)
+                run_wrk(base + path, body, 8, self.plan.warmup_s, load, server, upstream)
+                self._repeat(
+                    f"{prefix}1",
+                    target,
+                    partial(run_wrk, base + path, body, 1, self.plan.latency_s, load, server, upstream),
+                )
+                self._repeat(
+                    f"{prefix}2",
+                    target,
+                    partial(run_wrk, base + path, body, 64, self.plan.throughput_s, load, server, upstream),
+                )
+                if self.args.profile and target.name == "shim-1w" and direction is FORWARD:
+                    from bench.profile import profile_under
+
+                    self.profile = profile_under(
+                        server,
+                        partial(
+                            run_wrk, base + path, body, 64, self.plan.throughput_s, load, server, upstream
+                        ),
+                        self.plan.throughput_s,
+                    )
+
+    def stream_scenario(self, direction: Direction, label: str) -> None:
+        """Scenario 3: 200-chunk answers at full upstream speed, 16 clients."""
+        load = self.args.load_cpus
+        for target in self.targets(direction):
+            with self.serving(target, direction, 200, 0.0) as (server, upstream, base):
+                path, body, api = direction.call(target, stream=True)
+                run_streams(base + path, body, api, 4, load, server, upstream, duration=self.plan.warmup_s)
+                self._repeat(
+                    label,
+                    target,
+                    partial(
+                        run_streams,
+                        base + path,
+                        body,
+                        api,
+                        16,
+                        load,
+                        server,
+                        upstream,
+                        duration=self.plan.stream_s,
+                    ),
+                )
+
+    def slow_scenario(self) -> None:
+        """Scenario 4: many concurrent slow streams (one chunk per 100 ms): memory per open stream."""
+        load, n = self.args.load_cpus, self.plan.slow_streams
+        for target in self.targets(FORWARD):
+            if target.kind == "direct":
+                continue  # the fake upstream's memory says nothing about a proxy
+            with self.serving(target, FORWARD, self.plan.slow_tokens, 0.1) as (server, upstream, base):
+                path, body, api = FORWARD.call(target, stream=True)
+                run_streams(base + path, body, api, 4, load, server, upstream, streams=1)
+                self._repeat(
+                    "s4",
+                    target,
+                    partial(run_streams, base + path, body, api, n, load, server, upstream, streams=1),
+                )
+
+    def reverse_available(self) -> bool:
+        """Scenario 5 needs ``POST /v1/chat/completions`` in the shim; a 404 skips it."""
+        target = Target("shim-1w", "shim")
+        try:
+            with self.serving(target, REVERSE, 5, 0.0) as (_server, _, base):
+                path, body, _ = REVERSE.call(target, stream=False)
+                import urllib.error
+                import urllib.request
+
+                req = urllib.request.Request(base + path, body.encode(), {"content-type": "application/json"})
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as resp:
+                        return bool(resp.status == 200)
+                except urllib.error.HTTPError as exc:
+                    self.notes.append(f"scenario 5 skipped: POST /v1/chat/completions answered {exc.code}")
+                    return False
+        except RuntimeError as exc:
+            self.notes.append(f"scenario 5 skipped: the shim would not start for a responses upstream: {exc}")
+            return False
+
+    def run(self) -> int:
+        scenarios = set(self.args.scenarios.split(","))
+        started = time.time()
+        env = {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+            "mode": "quick" if self.args.quick else "full",
+            "runs": self.plan.runs,
+            "plan": self.plan.__dict__,
+            "cpus": os.cpu_count(),
+            "server_cpus": self.args.server_cpus,
+            "load_cpus": self.args.load_cpus,
+            "python": platform.python_version(),
+            "loadavg_before": os.getloadavg(),
+            "commit": _git_commit(),
+        }
+        print(
+            f"bench: {env['mode']} run, {self.plan.runs} run(s) per figure, load average {env['loadavg_before']}"
+        )
+        if "1" in scenarios or "2" in scenarios:
+            print("scenarios 1-2: JSON, 50 tokens", flush=True)
+            self.json_scenarios(FORWARD, "s")
+        if "3" in scenarios:
+            print("scenario 3: streams, 200 chunks, 16 clients", flush=True)
+            self.stream_scenario(FORWARD, "s3")
+        if "4" in scenarios:
+            print(f"scenario 4: {self.plan.slow_streams} slow streams", flush=True)
+            self.slow_scenario()
+        if "5" in scenarios:
+            if self.reverse_available():
+                print("scenario 5: Chat Completions over a Responses upstream (1-3 again)", flush=True)
+                self.json_scenarios(REVERSE, "s5.")
+                self.stream_scenario(REVERSE, "s5.3")
+            else:
+                print(f"bench: {self.notes[-1]}", flush=True)
+        env["loadavg_after"] = os.getloadavg()
+        env["elapsed_s"] = round(time.time() - started, 1)
+        if self.args.litellm:
+            from bench.litellm_proxy import litellm_version
+
+            env["litellm"] = litellm_version()
+        md, data = report.render(env, self.results, self.notes, self.profile)
+        out_dir = Path(self.args.out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stem = time.strftime("%Y-%m-%d-%H%M", time.gmtime(started)) + ("-quick" if self.args.quick else "")
+        (out_dir / f"{stem}.md").write_text(md)
+        (out_dir / f"{stem}.json").write_text(json.dumps(data, indent=1) + "\n")
+        print(md)
+        print(f"bench: wrote {out_dir / stem}.md and .json")
+        return 0
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    cpus = os.cpu_count() or 1
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="short durations and one run (development)")
+    parser.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1)")
+    parser.add_argument("--scenarios", default="1,2,3,4,5", help="comma-separated subset of 1,2,3,4,5")
+    parser.add_argument("--litellm", action="store_true", help="also benchmark the LiteLLM proxy")
+    parser.add_argument("--profile", action="store_true", help="py-spy profile of shim-1w under scenario 2")
+    parser.add_argument(
+        "--targets", help="comma-separated subset of direct,passthrough,shim-1w,shim-2w,litellm"
+    )
+    parser.add_argument("--slow-streams", type=int, help="streams of scenario 4 (default 1000, quick 200)")
+    parser.add_argument("--no-two-workers", action="store_true", help="skip the two-worker shim")
+    parser.add_argument("--server-cpus", default="0", help="cores of the server under test")
+    parser.add_argument(
+        "--load-cpus", default=str(min(1, cpus - 1)), help="cores of the load generator and upstream"
+    )
+    parser.add_argument("--all-cpus", default=f"0-{cpus - 1}", help="cores of a multi-worker server")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("results")), help="results directory")
+    args = parser.parse_args(argv)
+    if args.litellm:
+        from bench.litellm_proxy import ensure_litellm
+
+        ensure_litellm()
+    harness = Harness(args)
+    try:
+        return harness.run()
+    finally:
+        shutil.rmtree(harness.data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

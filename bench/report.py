@@ -1,0 +1,251 @@
+"""The results as a Markdown table per scenario (medians of the runs) and as JSON (every run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["brief", "render"]
+
+Row = dict[str, Any]
+
+
+def brief(r: Row) -> str:
+    if "req_per_s" in r:
+        return f"{r['req_per_s']:,.0f} req/s p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms errors {r['errors']}"
+    return (
+        f"{r['streams_ok']} streams ({r['streams_per_s']:,.1f}/s) first delta p50 {r['first_delta_p50_ms']} ms "
+        f"errors {r['errors']} peak RSS {r['peak_rss_mib']} MiB"
+    )
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float | int):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _cpu(r: Row) -> str:
+    """CPU seconds of server / upstream / load generator during the run."""
+    up = r.get("upstream_cpu_s")
+    return f"{_f(r['server_cpu_s'], 1)} / {_f(up, 1)} / {_f(r['load_cpu_s'], 1)}"
+
+
+def _per_request(r: Row) -> str:
+    """Server CPU milliseconds per request: steadier than req/s when the machine is shared."""
+    return _f(r.get("srv_cpu_ms_per_req"), 3)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
+
+
+def _latency(res: dict[str, Row]) -> list[str]:
+    direct = res.get("direct", {}).get("median")
+    rows = []
+    for name, entry in res.items():
+        m = entry["median"]
+        add50 = m["p50_ms"] - direct["p50_ms"] if direct and name != "direct" else None
+        add99 = m["p99_ms"] - direct["p99_ms"] if direct and name != "direct" else None
+        rows.append(
+            [
+                name,
+                _f(m["req_per_s"], 0),
+                _f(m["p50_ms"], 3),
+                _f(m["p99_ms"], 3),
+                _f(add50, 3),
+                _f(add99, 3),
+                _per_request(m),
+                _cpu(m),
+                str(m["errors"]),
+            ]
+        )
+    head = [
+        "target",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "added p50 ms",
+        "added p99 ms",
+        "srv CPU ms/req",
+        "CPU s srv/up/load",
+        "errors",
+    ]
+    return _table(head, rows)
+
+
+def _throughput(res: dict[str, Row]) -> list[str]:
+    floor = res.get("passthrough", {}).get("median")
+    litellm = res.get("litellm", {}).get("median")
+    rows = []
+    for name, entry in res.items():
+        m = entry["median"]
+        ratio = m["req_per_s"] / floor["req_per_s"] if floor and floor["req_per_s"] else None
+        vs_litellm = m["req_per_s"] / litellm["req_per_s"] if litellm and litellm["req_per_s"] else None
+        rows.append(
+            [
+                name,
+                _f(m["req_per_s"], 0),
+                _f(ratio, 2),
+                _f(vs_litellm, 1),
+                _f(m["p50_ms"], 2),
+                _f(m["p99_ms"], 2),
+                _per_request(m),
+                _cpu(m),
+                _f(m["peak_rss_mib"], 0),
+                str(m["errors"]),
+            ]
+        )
+    head = [
+        "target",
+        "req/s",
+        "x passthrough",
+        "x LiteLLM",
+        "p50 ms",
+        "p99 ms",
+        "srv CPU ms/req",
+        "CPU s srv/up/load",
+        "peak RSS MiB",
+        "errors",
+    ]
+    return _table(head, rows)
+
+
+def _streams(res: dict[str, Row], tokens: int = 200) -> list[str]:
+    rows = []
+    for name, entry in res.items():
+        m = entry["median"]
+        chunks = m["streams_ok"] * tokens
+        per_m = m["server_cpu_s"] / chunks * 1e6 if chunks else None
+        rows.append(
+            [
+                name,
+                _f(m["streams_per_s"], 1),
+                _f(m["streams_per_s"] * tokens, 0),
+                _f(m["ttfb_p50_ms"], 1),
+                _f(m["first_delta_p50_ms"], 1),
+                _f(m["total_p50_ms"], 1),
+                _f(per_m, 1),
+                _cpu(m),
+                _f(m["peak_rss_mib"], 0),
+                str(m["errors"]),
+            ]
+        )
+    head = [
+        "target",
+        "streams/s",
+        "text chunks/s",
+        "TTFB p50 ms",
+        "first delta p50 ms",
+        "end p50 ms",
+        "srv CPU s / M chunks",
+        "CPU s srv/up/load",
+        "peak RSS MiB",
+        "errors",
+    ]
+    return _table(head, rows)
+
+
+def _slow(res: dict[str, Row]) -> list[str]:
+    rows = []
+    for name, entry in res.items():
+        m = entry["median"]
+        n = m["clients"]
+        per = (m["peak_rss_mib"] - m["idle_rss_mib"]) * 1024 / n if n else None
+        rows.append(
+            [
+                name,
+                f"{m['streams_ok']:.0f}/{n}",
+                str(m["errors"]),
+                _f(m["idle_rss_mib"], 0),
+                _f(m["peak_rss_mib"], 0),
+                _f(per, 1),
+                _f(m["total_p50_ms"] / 1000 if m["total_p50_ms"] else None, 2),
+                _cpu(m),
+            ]
+        )
+    head = [
+        "target",
+        "complete",
+        "errors",
+        "idle RSS MiB",
+        "peak RSS MiB",
+        "KB per open stream",
+        "end p50 s",
+        "CPU s srv/up/load",
+    ]
+    return _table(head, rows)
+
+
+_SECTIONS = [
+    (
+        "s1",
+        "1. Non-streaming, one client (50 tokens): added latency over direct",
+        "p50 ≤ 0.5 ms added",
+        _latency,
+    ),
+    ("s2", "2. Non-streaming, 64 clients", "≥ 1,000 req/s per worker, ≥ 10x LiteLLM", _throughput),
+    (
+        "s3",
+        "3. Streaming, 200-chunk answers, 16 clients",
+        "≥ 250 streams/s, first delta p50 < 82 ms",
+        _streams,
+    ),
+    ("s4", "4. Concurrent slow streams (one chunk per 100 ms)", "≤ 64 KB per open stream, 0 errors", _slow),
+    ("s5.1", "5.1 Chat Completions over a Responses upstream: one client", "as 1", _latency),
+    ("s5.2", "5.2 Chat Completions over a Responses upstream: 64 clients", "as 2", _throughput),
+    ("s5.3", "5.3 Chat Completions over a Responses upstream: streams", "as 3", _streams),
+]
+
+
+def _capacity(results: dict[str, dict[str, Row]]) -> str:
+    parts = []
+    for label, what in (("s1", "one client"), ("s2", "64 clients")):
+        d = results.get(label, {}).get("direct")
+        if d:
+            m = d["median"]
+            parts.append(f"{m['req_per_s']:,.0f} req/s at {what} (p50 {m['p50_ms']:.3f} ms)")
+    d = results.get("s3", {}).get("direct")
+    if d:
+        parts.append(f"{d['median']['streams_per_s']:,.0f} 200-chunk streams/s at 16 clients")
+    return (
+        "Fake upstream alone (its capacity, on the server core): "
+        + ("; ".join(parts) or "not measured")
+        + "."
+    )
+
+
+def render(
+    env: dict[str, Any], results: dict[str, dict[str, Row]], notes: list[str], profile: dict[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    la_b = ", ".join(f"{x:.2f}" for x in env["loadavg_before"])
+    la_a = ", ".join(f"{x:.2f}" for x in env["loadavg_after"])
+    lines = [
+        f"# Benchmark {env['date']} ({env['mode']})",
+        "",
+        f"Commit {env['commit']}, Python {env['python']}, {env['cpus']} cores; server on core(s) "
+        f"{env['server_cpus']}, load generator and fake upstream on {env['load_cpus']} (two shim workers: every "
+        f"core). Medians of {env['runs']} run(s). Load average before {la_b}, after {la_a}. "
+        f"Took {env['elapsed_s']} s.",
+        "",
+        _capacity(results),
+        "CPU columns: CPU seconds used during the run by the server / the fake upstream / the load generator.",
+        "",
+    ]
+    if env.get("litellm"):
+        lines += [f"LiteLLM {env['litellm']}.", ""]
+    for label, title, target, table in _SECTIONS:
+        if label in results:
+            lines += [f"## {title}", "", f"Target: {target}.", "", *table(results[label]), ""]
+    lines += ["## 6. Store chain", "", "See `bench/store_chain.py` (separate harness).", ""]
+    if notes:
+        lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
+    if profile:
+        lines += ["## Profile: shim-1w under scenario 2 (py-spy)", "", profile["summary"], ""]
+    data = {"env": env, "results": results, "notes": notes, "profile": profile}
+    return "\n".join(lines), data

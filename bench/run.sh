@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# One command for the whole benchmark (issue 7):  bash bench/run.sh [--quick] [--litellm] [--profile] ...
+# Installs what it needs (the venv with the `bench` extra, wrk from apt) and runs bench/harness.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh bench
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "bench: installing wrk (apt)" >&2
+  sudo_=""
+  [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+  $sudo_ apt-get install -y -q wrk >/dev/null 2>&1 || { $sudo_ apt-get update -q >/dev/null && $sudo_ apt-get install -y -q wrk >/dev/null; }
+fi
+command -v taskset >/dev/null || { echo "bench: taskset (util-linux) is required" >&2; exit 1; }
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+exec .venv/bin/python -m bench.harness "$@"
