@@ -1,96 +1,103 @@
-"""Key-value backends behind one small async protocol: get / set with expiry / delete.
+"""Key-value backends behind one small async protocol, chosen by URL (``open_backend``).
 
-``memory://`` for tests and one process, ``diskcache:///path`` the embedded default (sync: run
-off the event loop; atomic per key, shared safely by several worker processes).
+``memory://`` for tests and one process; ``diskcache:///path`` the embedded default (one SQLite
+file per directory, shared safely by several worker processes, LRU-bounded in size);
+``redis://host:port/db`` (or ``rediss://``) when several replicas share one store.
+
+Every backend keeps the same guarantees (tests/store/test_contract.py holds them to it): a value
+is written whole or not at all, ``add`` and ``compare_and_set`` are atomic across every process
+sharing the store, and an expired key reads exactly like a missing one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
-__all__ = ["DiskCacheBackend", "KeyValue", "MemoryBackend", "default_store_url", "open_backend"]
+from shim.store.diskcache_backend import DEFAULT_MAX_BYTES, DiskCacheBackend
+from shim.store.memory_backend import MemoryBackend
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DiskCacheBackend",
+    "KeyValue",
+    "MemoryBackend",
+    "default_store_url",
+    "open_backend",
+]
 
 
 class KeyValue(Protocol):
-    async def get(self, key: str) -> bytes | None: ...
+    """Bytes under string keys. ``ttl`` is in seconds; ``None`` means the key never expires.
 
-    async def set(self, key: str, value: bytes, ttl: float | None) -> None: ...
+    Values (``get``/``set``/``add``/``compare_and_set``) and lists (``append``/``list_range``)
+    live in separate namespaces: one key may name both, and ``delete`` removes both.
+    """
 
-    async def delete(self, key: str) -> bool: ...
+    async def get(self, key: str) -> bytes | None:
+        """The value, or ``None`` when missing or expired."""
+        ...
+
+    async def set(self, key: str, value: bytes, ttl: float | None) -> None:
+        """Store ``value`` whole, replacing any previous one."""
+        ...
+
+    async def add(self, key: str, value: bytes, ttl: float | None) -> bool:
+        """Set only if the key is missing (or expired); ``True`` if this call stored it.
+        Atomic: of several concurrent ``add`` calls exactly one wins (claims, locks, job ids)."""
+        ...
+
+    async def compare_and_set(
+        self, key: str, expected: bytes | None, value: bytes, ttl: float | None
+    ) -> bool:
+        """Replace the value only if it currently equals ``expected`` (``None``: the key is missing);
+        ``True`` if replaced. Atomic, for state transitions such as ``queued`` -> ``in_progress``
+        -> ``completed`` racing a ``cancelled`` written by another replica."""
+        ...
+
+    async def delete(self, key: str) -> bool:
+        """Remove the key's value and list; ``True`` if either was there."""
+        ...
+
+    async def append(self, key: str, value: bytes, ttl: float | None) -> int:
+        """Append to the list under ``key`` (created when missing) and return its new length.
+        ``ttl`` applies to the whole list and is renewed by every append."""
+        ...
+
+    async def list_range(self, key: str, start: int = 0, stop: int | None = None) -> list[bytes]:
+        """Items ``start`` up to (not including) ``stop``, as Python slices count (no negatives);
+        ``[]`` for a missing list. Cursor pagination over an event log reads this way."""
+        ...
 
     async def ping(self) -> bool: ...
 
     async def aclose(self) -> None: ...
 
 
-class MemoryBackend:
-    def __init__(self) -> None:
-        self._data: dict[str, tuple[bytes, float | None]] = {}
-
-    async def get(self, key: str) -> bytes | None:
-        hit = self._data.get(key)
-        if hit is None:
-            return None
-        value, expires = hit
-        if expires is not None and expires < time.monotonic():
-            del self._data[key]
-            return None
-        return value
-
-    async def set(self, key: str, value: bytes, ttl: float | None) -> None:
-        self._data[key] = (value, time.monotonic() + ttl if ttl else None)
-
-    async def delete(self, key: str) -> bool:
-        return self._data.pop(key, None) is not None
-
-    async def ping(self) -> bool:
-        return True
-
-    async def aclose(self) -> None:
-        self._data.clear()
-
-
-class DiskCacheBackend:
-    """diskcache writes each value in one SQLite transaction: whole or not at all."""
-
-    def __init__(self, path: str, size_limit: int = 4 * 1024**3) -> None:
-        import diskcache  # type: ignore[import-untyped]
-
-        Path(path).mkdir(parents=True, exist_ok=True)
-        self._cache = diskcache.Cache(path, size_limit=size_limit, eviction_policy="least-recently-used")
-
-    async def get(self, key: str) -> bytes | None:
-        value = await asyncio.to_thread(self._cache.get, key)
-        return value if isinstance(value, bytes) else None
-
-    async def set(self, key: str, value: bytes, ttl: float | None) -> None:
-        await asyncio.to_thread(self._cache.set, key, value, ttl)
-
-    async def delete(self, key: str) -> bool:
-        return bool(await asyncio.to_thread(self._cache.delete, key))
-
-    async def ping(self) -> bool:
-        await asyncio.to_thread(self._cache.get, "__ping__")
-        return True
-
-    async def aclose(self) -> None:
-        self._cache.close()
-
-
 def default_store_url() -> str:
+    """diskcache under the per-user data directory (``$XDG_DATA_HOME`` or ``~/.local/share``)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return f"diskcache://{Path(base) / 'shim' / 'store'}"
 
 
-def open_backend(url: str) -> KeyValue:
-    parsed = urlparse(url or default_store_url())
+def open_backend(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> KeyValue:
+    """The backend a store URL names. ``max_bytes`` bounds diskcache (LRU eviction beyond it);
+    Redis is bounded by its own ``maxmemory`` and ``maxmemory-policy`` (see docs/store.md)."""
+    url = url or default_store_url()
+    parsed = urlparse(url)
     if parsed.scheme == "memory":
         return MemoryBackend()
     if parsed.scheme == "diskcache":
-        return DiskCacheBackend(parsed.netloc + parsed.path)
+        path = parsed.netloc + parsed.path
+        if not path:
+            raise ValueError(f"Store URL {url!r} names no directory: use diskcache:///absolute/path")
+        return DiskCacheBackend(path, max_bytes=max_bytes)
+    if parsed.scheme in ("redis", "rediss", "unix"):
+        from shim.store.redis_backend import DEFAULT_PREFIX, RedisBackend
+
+        query = parse_qs(parsed.query)
+        prefix = query.pop("prefix", [DEFAULT_PREFIX])[-1]
+        return RedisBackend(parsed._replace(query=urlencode(query, doseq=True)).geturl(), prefix=prefix)
     raise ValueError(f"Unknown store URL {url!r}: use memory://, diskcache:///path or redis://host:port/db")
