@@ -11,11 +11,10 @@ sharing the store, and an expired key reads exactly like a missing one.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, urlencode, urlparse
 
+from shim.paths import data_dir
 from shim.store.diskcache_backend import DEFAULT_MAX_BYTES, DiskCacheBackend
 from shim.store.memory_backend import MemoryBackend
 
@@ -77,9 +76,8 @@ class KeyValue(Protocol):
 
 
 def default_store_url() -> str:
-    """diskcache under the per-user data directory (``$XDG_DATA_HOME`` or ``~/.local/share``)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return f"diskcache://{Path(base) / 'shim' / 'store'}"
+    """diskcache under the shim's data directory (see ``shim.paths``)."""
+    return f"diskcache://{data_dir() / 'store'}"
 
 
 def open_backend(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> KeyValue:

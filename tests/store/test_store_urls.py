@@ -37,11 +37,19 @@ async def test_each_scheme_opens_its_backend(tmp_path: Path) -> None:
 async def test_the_default_lives_in_the_per_user_data_directory(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.delenv("SHIM_DATA_DIR", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert default_store_url() == f"diskcache://{tmp_path / 'xdg' / 'shim' / 'store'}"
     kv = open_backend("")
     assert isinstance(kv, DiskCacheBackend) and (tmp_path / "xdg" / "shim" / "store").is_dir()
     await kv.aclose()
+
+
+def test_shim_data_dir_holds_the_store_and_the_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The Docker image sets SHIM_DATA_DIR to its volume: all state must land there.
+    monkeypatch.setenv("SHIM_DATA_DIR", str(tmp_path / "volume"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_store_url() == f"diskcache://{tmp_path / 'volume' / 'store'}"
 
 
 RETENTION = {
