@@ -25,6 +25,7 @@ parameter schemas, ``metadata``) is written exactly as given.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import msgspec
@@ -60,8 +61,9 @@ _MODES: dict[str, r.ToolChoiceValue] = {"none": "none", "auto": "auto", "require
 class _Items:
     """Builds the hub's input items from Chat messages; one instance per request."""
 
-    def __init__(self, diags: Diagnostics) -> None:
+    def __init__(self, diags: Diagnostics, recalled: Mapping[int, list[r.ItemParam]] | None = None) -> None:
         self.diags = diags
+        self.recalled = recalled or {}  # message index → reasoning items the server remembered
         self.out: list[r.ItemParam] = []
         self.legacy_calls: dict[str, str] = {}  # function name → call_id of its latest legacy call
         self.dropped_calls: set[str] = set()  # ids of tool calls that could not be sent
@@ -171,7 +173,9 @@ class _Items:
                 param=f"{where}.reasoning_details",
             )
         reasoning = msg.reasoning_content or msg.reasoning
-        if reasoning:
+        if index in self.recalled:  # what the upstream itself produced wins over the client's copy
+            self.out.extend(self.recalled[index])
+        elif reasoning:
             self.out.append(
                 r.ReasoningItemParam(summary=[], content=[r.ReasoningTextContent(text=reasoning)])
             )
@@ -235,9 +239,15 @@ class _Items:
         self.out.append(r.FunctionCallOutputItemParam(call_id=call_id, output=msg.content or ""))
 
 
-def messages_to_items(messages: list[c.ChatCompletionMessageParam], diags: Diagnostics) -> list[r.ItemParam]:
-    """The Chat history read into hub items (what the server stores as this turn's input)."""
-    builder = _Items(diags)
+def messages_to_items(
+    messages: list[c.ChatCompletionMessageParam],
+    diags: Diagnostics,
+    recalled: Mapping[int, list[r.ItemParam]] | None = None,
+) -> list[r.ItemParam]:
+    """The Chat history read into hub items (what the server stores as this turn's input).
+
+    ``recalled``: reasoning items to put in front of the assistant message at that index."""
+    builder = _Items(diags, recalled)
     for i, msg in enumerate(messages):
         builder.add(msg, i)
     return builder.out
@@ -389,13 +399,14 @@ def to_responses_request(
     diags: Diagnostics,
     stream: bool,
     store: bool = False,
+    recalled: Mapping[int, list[r.ItemParam]] | None = None,
 ) -> r.CreateResponseBody:
     """The whole Chat request as an Open Responses request for ``model`` (the upstream's name)."""
     if not req.messages:
         raise InvalidRequest("`messages` must not be empty.", param="messages", code="missing_input")
     _report_unsupported(req, diags)
     tools = _tools(req, diags)
-    body = r.CreateResponseBody(model=model, input=messages_to_items(req.messages, diags))
+    body = r.CreateResponseBody(model=model, input=messages_to_items(req.messages, diags, recalled))
     body.tools = tools or None
     body.tool_choice = _tool_choice(req, bool(tools), diags)
     body.parallel_tool_calls = req.parallel_tool_calls

@@ -78,7 +78,7 @@ class ShimServer:
         return self.log.read_bytes()[-limit:].decode("utf-8", "replace")
 
 
-def _start_shim(upstream: str, dialect: str, workdir: Path) -> ShimServer:
+def _start_shim(upstream: str, dialect: str, workdir: Path, extra: tuple[str, ...] = ()) -> ShimServer:
     port = free_port()
     log = workdir / "shim.log"
     env = {
@@ -104,6 +104,7 @@ def _start_shim(upstream: str, dialect: str, workdir: Path) -> ShimServer:
         str(port),
         "--store",
         "memory://",
+        *extra,
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)

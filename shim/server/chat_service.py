@@ -1,0 +1,414 @@
+"""One Chat Completions turn over an Open Responses upstream, independent of HTTP framing.
+
+``prepare`` decodes nothing (the handler did) and translates: messages → items (with the
+reasoning remembered for earlier assistant turns put back), the request → a Responses body.
+``complete`` and ``stream`` run it; Chat features Responses lacks are emulated here:
+
+* ``stop``: a ``StopFilter`` cuts the text at the first match; the upstream request is then
+  closed at once (it stops generating) and the choice ends with ``finish_reason: stop``.
+* ``n > 1``: that many upstream requests run in parallel, one per choice; their chunks are
+  interleaved as they arrive and usage is summed. It costs ``n`` times the input tokens.
+* ``stream_options.include_usage``: one usage chunk (``choices: []``) just before ``[DONE]``.
+
+On a stateful route with ``continue_upstream`` the request becomes ``previous_response_id``
+plus only the messages after the last remembered assistant turn (the bytes saved are
+reported in ``x-shim-upstream-bytes-saved``); if the upstream no longer knows that id, the
+whole history is sent instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import msgspec
+
+from shim.core.deltas import ErrorDelta, UsageDelta
+from shim.core.diagnostics import Diagnostics, Policy
+from shim.errors import InvalidRequest, ShimError, UpstreamError, UpstreamStatusError
+from shim.ids import Clock, IdFactory
+from shim.routing import Resolved, Router
+from shim.server.reasoning_memory import ReasoningMemory, TurnRecord, prefix_digests
+from shim.server.responses_service import _with_keepalive
+from shim.sse import DONE, KEEPALIVE, encode_data
+from shim.store.repository import scope_of
+from shim.translate.chat_over_responses import ChatChoiceDriver
+from shim.translate.chat_writer import THINK_CLOSE, THINK_OPEN, ReasoningMode, error_chunk_bytes
+from shim.translate.responses_request import encode_create_response_body, to_responses_request
+from shim.translate.stop_sequences import stop_list
+from shim.upstream import UpstreamClient
+from shim.wire import chat as c
+from shim.wire import responses as r
+
+__all__ = ["MAX_N", "ChatService", "ChatTurn", "reasoning_mode"]
+
+log = logging.getLogger("shim")
+
+MAX_N = 8  # each choice is a whole upstream request
+ENCRYPTED_INCLUDE = "reasoning.encrypted_content"
+_MODES: dict[str, ReasoningMode] = {
+    "reasoning_content": "reasoning_content",
+    "reasoning": "reasoning",
+    "think_tags": "think_tags",
+    "think": "think_tags",
+}
+_encoder = msgspec.json.Encoder()
+
+
+def reasoning_mode(header: str | None, default: ReasoningMode) -> ReasoningMode:
+    """The ``x-shim-reasoning`` header (``reasoning_content`` | ``reasoning`` | ``think_tags``)."""
+    if not header:
+        return default
+    mode = _MODES.get(header.strip().lower())
+    if mode is None:
+        raise InvalidRequest(
+            f"x-shim-reasoning must be one of reasoning_content, reasoning, think_tags; got {header!r}.",
+            param="x-shim-reasoning",
+            code="invalid_value",
+        )
+    return mode
+
+
+def _split_think(msg: c.ChatCompletionAssistantMessageParam) -> c.ChatCompletionAssistantMessageParam:
+    """``<think>…</think>answer`` sent back by a client in think-tags mode → reasoning + answer."""
+    content = msg.content
+    if not isinstance(content, str) or msg.reasoning_content or not content.startswith(THINK_OPEN):
+        return msg
+    end = content.find(THINK_CLOSE)
+    if end < 0:
+        return msg
+    thought = content[len(THINK_OPEN) : end]
+    rest = content[end + len(THINK_CLOSE) :]
+    return msgspec.structs.replace(msg, content=rest, reasoning_content=thought or None)
+
+
+@dataclass
+class ChatTurn:
+    req: c.ChatCompletionRequest
+    resolved: Resolved
+    scope: str
+    diags: Diagnostics
+    mode: ReasoningMode
+    completion_id: str
+    created: int
+    body: bytes
+    full_body: bytes | None = None  # the whole-history body, when ``body`` continues upstream state
+    prefix: str = ""
+    remember_upstream: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return self.req.n or 1
+
+    @property
+    def stops(self) -> list[str]:
+        return stop_list(self.req.stop)
+
+    @property
+    def include_usage(self) -> bool:
+        options = self.req.stream_options
+        return bool(options is not None and options.include_usage)
+
+
+def _usage_sum(drivers: list[ChatChoiceDriver]) -> UsageDelta | None:
+    usages = [d.usage for d in drivers if d.usage is not None]
+    if not usages:
+        return None
+    return UsageDelta(
+        input_tokens=sum(u.input_tokens for u in usages),
+        output_tokens=sum(u.output_tokens for u in usages),
+        cached_tokens=sum(u.cached_tokens for u in usages),
+        reasoning_tokens=sum(u.reasoning_tokens for u in usages),
+    )
+
+
+def usage_body(u: UsageDelta) -> c.CompletionUsage:
+    return c.CompletionUsage(
+        prompt_tokens=u.input_tokens,
+        completion_tokens=u.output_tokens,
+        total_tokens=u.input_tokens + u.output_tokens,
+        prompt_tokens_details=c.PromptTokensDetails(cached_tokens=u.cached_tokens, audio_tokens=0),
+        completion_tokens_details=c.CompletionTokensDetails(
+            reasoning_tokens=u.reasoning_tokens,
+            audio_tokens=0,
+            accepted_prediction_tokens=0,
+            rejected_prediction_tokens=0,
+        ),
+    )
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        router: Router,
+        upstream: UpstreamClient,
+        memory: ReasoningMemory | None,
+        secret: bytes,
+        policy: Policy,
+        ids: IdFactory,
+        clock: Clock,
+        keepalive: float = 15.0,
+        idle: float = 300.0,
+    ) -> None:
+        self.router = router
+        self.upstream = upstream
+        self.memory = memory
+        self.secret = secret
+        self.policy = policy
+        self.ids = ids
+        self.clock = clock
+        self.keepalive = keepalive
+        self.idle = idle
+
+    # ------------------------------------------------------------------ translate
+
+    async def prepare(
+        self, req: c.ChatCompletionRequest, resolved: Resolved, client_key: str | None, mode: ReasoningMode
+    ) -> ChatTurn:
+        n = 1 if req.n is None else req.n
+        if not 1 <= n <= MAX_N:
+            raise InvalidRequest(f"`n` must be between 1 and {MAX_N}.", param="n", code="invalid_value")
+        scope = scope_of(self.secret, client_key)
+        diags = Diagnostics(self.policy)
+        route = resolved.route
+        # Keys and digests are of the messages exactly as the client sends them back.
+        recalled = await self.memory.recall(scope, req.messages) if self.memory is not None else {}
+        prefixes = prefix_digests(req.messages)
+        if mode == "think_tags":
+            req.messages = [
+                _split_think(m) if isinstance(m, c.ChatCompletionAssistantMessageParam) else m
+                for m in req.messages
+            ]
+        stateful = route.stateful and route.continue_upstream
+        body = to_responses_request(
+            req,
+            model=resolved.upstream_model,
+            diags=diags,
+            stream=bool(req.stream),
+            store=stateful,
+            recalled={i: t.reasoning for i, t in recalled.items() if t.reasoning},
+        )
+        if self.memory is not None:
+            body.include = [*(body.include or []), ENCRYPTED_INCLUDE]
+        turn = ChatTurn(
+            req=req,
+            resolved=resolved,
+            scope=scope,
+            diags=diags,
+            mode=mode,
+            completion_id=self.ids("chatcmpl"),
+            created=self.clock(),
+            body=encode_create_response_body(body),
+            prefix=prefixes[-1],
+            remember_upstream=stateful,
+        )
+        if stateful and n == 1:  # n parallel requests would race over one fallback
+            self._continue(turn, body, recalled, prefixes)
+        return turn
+
+    def _continue(
+        self, turn: ChatTurn, body: r.CreateResponseBody, recalled: dict[int, TurnRecord], prefixes: list[str]
+    ) -> None:
+        """Use the upstream's own state: previous_response_id + the messages after the last turn."""
+        messages = turn.req.messages
+        last = max(
+            (i for i, m in enumerate(messages) if isinstance(m, c.ChatCompletionAssistantMessageParam)),
+            default=-1,
+        )
+        record = recalled.get(last)
+        if record is None or record.upstream_id is None or record.prefix != prefixes[last]:
+            return
+        tail = messages[last + 1 :]
+        if not tail or any(isinstance(m, c.ChatCompletionFunctionMessageParam) for m in tail):
+            return
+        short = msgspec.structs.replace(turn.req, messages=tail)
+        small = to_responses_request(
+            short,
+            model=turn.resolved.upstream_model,
+            diags=Diagnostics("ignore"),  # already reported for the whole request
+            stream=bool(turn.req.stream),
+            store=True,
+        )
+        small.include = body.include
+        small.previous_response_id = record.upstream_id
+        data = encode_create_response_body(small)
+        turn.full_body, turn.body = turn.body, data
+        saved = len(turn.full_body) - len(data)
+        turn.headers["x-shim-upstream-bytes-saved"] = str(saved)
+        log.info(
+            "chat: continuing %s upstream, %d of %d bytes sent",
+            record.upstream_id,
+            len(data),
+            len(turn.full_body),
+        )
+
+    async def _send(self, turn: ChatTurn, *, stream: bool) -> httpx.Response:
+        try:
+            return await self.upstream.send(turn.resolved, "/responses", turn.body, stream=stream)
+        except UpstreamStatusError as exc:
+            if turn.full_body is None or exc.http_status not in (400, 404):
+                raise
+            log.info(
+                "chat: upstream refused previous_response_id (%s); sending the whole history", exc.message
+            )
+            turn.body, turn.full_body = turn.full_body, None
+            turn.headers.pop("x-shim-upstream-bytes-saved", None)
+            return await self.upstream.send(turn.resolved, "/responses", turn.body, stream=stream)
+
+    def _driver(self, turn: ChatTurn, choice: int) -> ChatChoiceDriver:
+        return ChatChoiceDriver(
+            completion_id=turn.completion_id,
+            created=turn.created,
+            model=turn.req.model,
+            reasoning=turn.mode,
+            include_usage=turn.include_usage,
+            stops=turn.stops,
+            choice=choice,
+        )
+
+    async def _remember(self, turn: ChatTurn, drivers: list[ChatChoiceDriver]) -> None:
+        if self.memory is None:
+            return
+        for driver in drivers:
+            if driver.error is not None:
+                continue
+            record = TurnRecord(
+                reasoning=driver.reasoning_items(),
+                upstream_id=driver.upstream_id if turn.remember_upstream and not driver.stopped else None,
+                prefix=turn.prefix,
+            )
+            message = driver.completion.choices[0].message
+            await self.memory.remember(turn.scope, message, record)
+
+    # ------------------------------------------------------------------ whole answers
+
+    async def complete(self, turn: ChatTurn) -> c.ChatCompletion:
+        drivers = [self._driver(turn, k) for k in range(turn.n)]
+        await asyncio.gather(*(self._complete_one(turn, d) for d in drivers))
+        for driver in drivers:
+            if driver.error is not None:
+                err = driver.error
+                raise UpstreamError(err.message, code=err.code or "upstream_error")
+        completion = drivers[0].completion
+        if turn.n > 1:
+            completion.choices = [d.completion.choices[0] for d in drivers]
+            usage = _usage_sum(drivers)
+            completion.usage = usage_body(usage) if usage is not None else None
+        await self._remember(turn, drivers)
+        return completion
+
+    async def _complete_one(self, turn: ChatTurn, driver: ChatChoiceDriver) -> None:
+        response = await self._send(turn, stream=False)
+        driver.read_body(response.content)
+
+    # ------------------------------------------------------------------ streams
+
+    async def open_streams(self, turn: ChatTurn) -> list[httpx.Response]:
+        """Open every upstream stream before the client gets a status line, so a refusal is an
+        HTTP error; if one fails the others are closed."""
+        results = await asyncio.gather(
+            *(self._send(turn, stream=True) for _ in range(turn.n)), return_exceptions=True
+        )
+        opened = [x for x in results if isinstance(x, httpx.Response)]
+        for x in results:
+            if isinstance(x, BaseException):
+                for response in opened:
+                    await response.aclose()
+                raise x
+        return opened
+
+    async def chunks(self, turn: ChatTurn, responses: list[httpx.Response]) -> AsyncIterator[bytes]:
+        """SSE bytes for the client. Closing the iterator early (client gone) closes every
+        upstream request and remembers nothing."""
+        drivers = [self._driver(turn, k) for k in range(len(responses))]
+        queue: asyncio.Queue[tuple[int, list[c.ChatCompletionChunk] | None]] = asyncio.Queue()
+        tasks = [
+            asyncio.create_task(self._pump(d, resp, queue))
+            for d, resp in zip(drivers, responses, strict=True)
+        ]
+        running = len(tasks)
+        failed: ErrorDelta | None = None
+        finished = False
+        try:
+            for driver in drivers:
+                for chunk in driver.start():
+                    yield encode_data(c.encode_chunk(chunk))
+            while running:
+                _, batch = await queue.get()
+                if batch is None:
+                    running -= 1
+                    continue
+                if not batch:
+                    yield KEEPALIVE
+                    continue
+                for chunk in batch:
+                    if not chunk.choices:  # the per-choice usage chunk: summed below instead
+                        continue
+                    yield encode_data(c.encode_chunk(chunk))
+                failed = next((d.error for d in drivers if d.error is not None), None)
+                if failed is not None:
+                    break
+            if failed is None:
+                failed = next((d.error for d in drivers if d.error is not None), None)
+            if failed is not None:
+                yield encode_data(error_chunk_bytes(failed))
+            else:
+                # Always sent when asked; a choice cut by a stop sequence has no upstream usage to add.
+                usage = _usage_sum(drivers) or UsageDelta()
+                if turn.include_usage:
+                    last = c.ChatCompletionChunk(
+                        id=turn.completion_id,
+                        created=turn.created,
+                        model=turn.req.model,
+                        choices=[],
+                        usage=usage_body(usage),
+                    )
+                    yield encode_data(c.encode_chunk(last))
+                finished = True
+            yield DONE
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for response in responses:
+                await response.aclose()
+            if finished:
+                await self._remember(turn, drivers)
+
+    async def _pump(
+        self,
+        driver: ChatChoiceDriver,
+        response: httpx.Response,
+        queue: asyncio.Queue[tuple[int, list[c.ChatCompletionChunk] | None]],
+    ) -> None:
+        """One upstream stream into the queue: chunk batches, ``[]`` for a keep-alive moment,
+        ``None`` at the end."""
+        k = driver.choice
+        try:
+            try:
+                async for data in _with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
+                    if data is None:
+                        await queue.put((k, []))
+                        continue
+                    batch = driver.feed(data)
+                    if batch:
+                        await queue.put((k, batch))
+                    if driver.stopped or driver.error is not None:
+                        await response.aclose()  # a stop sequence matched: the upstream may stop now
+                        break
+                tail = driver.finish(truncated=not driver.stopped)
+            except (httpx.TimeoutException, TimeoutError):
+                tail = driver.fail(ErrorDelta("The upstream stopped sending.", code="upstream_timeout"))
+            except httpx.TransportError:
+                tail = driver.fail(ErrorDelta("The upstream connection broke.", code="upstream_reset"))
+            if tail:
+                await queue.put((k, tail))
+        except ShimError as exc:
+            driver.fail(ErrorDelta(exc.message, code=exc.code))
+        finally:
+            await queue.put((k, None))

@@ -1,0 +1,175 @@
+"""Sans-IO: one Chat choice served from one Open Responses upstream answer.
+
+``SSEDecoder`` → ``ResponsesStreamReader`` → ``StopFilter`` → ``ChatStreamWriter`` for a stream;
+``read_resource`` → the same filter and writer for a whole body, so a non-streaming answer is a
+stream of one. Beside the chunks it keeps what the server needs afterwards: the upstream's
+response id, the usage, whether a stop sequence ended it (cancel the upstream), and the
+reasoning the upstream produced, as input items to send back on the next turn
+(``reasoning_items``; ``encrypted_content`` included, never shown to the client).
+
+``choice`` renumbers the chunks for ``n > 1`` (one driver per parallel upstream request).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from shim.core.deltas import (
+    Delta,
+    ErrorDelta,
+    MetaDelta,
+    ReasoningDelta,
+    ReasoningEncryptedDelta,
+    ReasoningSummaryDelta,
+    UsageDelta,
+)
+from shim.sse import SSEDecoder, SSEEvent
+from shim.translate.chat_writer import ChatStreamWriter, ReasoningMode
+from shim.translate.responses_reader import ResponsesStreamReader, read_resource
+from shim.translate.stop_sequences import StopFilter
+from shim.wire import chat as c
+from shim.wire import responses as r
+from shim.wire.responses_decode import decode_resource
+
+__all__ = ["ChatChoiceDriver"]
+
+
+class ChatChoiceDriver:
+    def __init__(
+        self,
+        *,
+        completion_id: str,
+        created: int,
+        model: str | None,
+        reasoning: ReasoningMode = "reasoning_content",
+        include_usage: bool = False,
+        stops: list[str] | None = None,
+        choice: int = 0,
+    ) -> None:
+        self.decoder = SSEDecoder()
+        self.reader = ResponsesStreamReader()
+        self.stop = StopFilter(stops or [])
+        self.writer = ChatStreamWriter(
+            completion_id=completion_id,
+            created=created,
+            model=model,
+            reasoning=reasoning,
+            include_usage=include_usage,
+        )
+        self.choice = choice
+        self.upstream_id: str | None = None
+        self.usage: UsageDelta | None = None
+        self._reasoning: list[str] = []
+        self._summary: dict[int, list[str]] = {}
+        self._encrypted: list[str] = []
+
+    # ------------------------------------------------------------------ streams
+
+    def start(self) -> list[c.ChatCompletionChunk]:
+        return self._index(self.writer.start())
+
+    def feed(self, data: bytes) -> list[c.ChatCompletionChunk]:
+        return self._events(self.decoder.feed(data))
+
+    def finish(self, *, truncated: bool = False) -> list[c.ChatCompletionChunk]:
+        """End of upstream bytes (or a stop sequence matched and the upstream was cancelled)."""
+        out = [] if self.stopped else self._events(self.decoder.finish())
+        if truncated and not self.reader.done and not self.stopped:
+            return out + self.fail(
+                ErrorDelta(
+                    message="The upstream stream ended unexpectedly.", code="upstream_stream_truncated"
+                )
+            )
+        out += self._deltas(self.stop.finish())
+        return out + self._index(self.writer.finish())
+
+    def fail(self, error: ErrorDelta) -> list[c.ChatCompletionChunk]:
+        return self.writer.fail(error)
+
+    # ------------------------------------------------------------------ whole bodies
+
+    def read_body(self, data: bytes) -> None:
+        """A whole upstream ``ResponseResource``; read ``completion`` or ``error`` afterwards."""
+        try:
+            resource = decode_resource(data)
+        except msgspec.DecodeError as exc:
+            self.writer.fail(
+                ErrorDelta(
+                    message=f"The upstream's answer is not a response: {exc}",
+                    code="upstream_invalid_response",
+                )
+            )
+            return
+        self._deltas(read_resource(resource))
+        self._deltas(self.stop.finish())
+        self.writer.finish()
+
+    # ------------------------------------------------------------------ outcome
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop.stopped
+
+    @property
+    def error(self) -> ErrorDelta | None:
+        return self.writer.error
+
+    @property
+    def completion(self) -> c.ChatCompletion:
+        completion = self.writer.completion
+        for choice in completion.choices:
+            choice.index = self.choice
+        return completion
+
+    def reasoning_items(self) -> list[r.ItemParam]:
+        """The reasoning of this answer as input items, ready to be sent back upstream."""
+        text = "".join(self._reasoning)
+        summary = [
+            r.SummaryTextContent(text="".join(parts)) for _, parts in sorted(self._summary.items()) if parts
+        ]
+        if not (text or summary or self._encrypted):
+            return []
+        content = [r.ReasoningTextContent(text=text)] if text else None
+        items: list[r.ItemParam] = []
+        blobs: list[str | None] = [*self._encrypted] or [None]
+        for blob in blobs:
+            items.append(r.ReasoningItemParam(summary=summary, content=content, encrypted_content=blob))
+            summary, content = [], None  # the readable parts go with the first item only
+        return items
+
+    # ------------------------------------------------------------------ helpers
+
+    def _events(self, events: list[SSEEvent]) -> list[c.ChatCompletionChunk]:
+        out: list[c.ChatCompletionChunk] = []
+        for event in events:
+            if event.data == "[DONE]" or self.stopped:
+                continue
+            try:
+                deltas = self.reader.feed(event.event, event.data)
+            except msgspec.DecodeError:  # ValidationError is a DecodeError
+                deltas = [
+                    ErrorDelta(message="The upstream sent a malformed event.", code="upstream_bad_event")
+                ]
+            out.extend(self._deltas(deltas))
+        return out
+
+    def _deltas(self, deltas: list[Delta]) -> list[c.ChatCompletionChunk]:
+        for delta in deltas:
+            if isinstance(delta, MetaDelta):
+                self.upstream_id = delta.upstream_id or self.upstream_id
+            elif isinstance(delta, UsageDelta):
+                self.usage = delta
+            elif isinstance(delta, ReasoningDelta):
+                self._reasoning.append(delta.text)
+            elif isinstance(delta, ReasoningSummaryDelta):
+                self._summary.setdefault(delta.summary_index, []).append(delta.text)
+            elif isinstance(delta, ReasoningEncryptedDelta):
+                self._encrypted.append(delta.encrypted_content)
+        return self._index(self.writer.feed_all(self.stop.feed_all(deltas)))
+
+    def _index(self, chunks: list[c.ChatCompletionChunk]) -> list[c.ChatCompletionChunk]:
+        if self.choice:
+            for chunk in chunks:
+                for choice in chunk.choices:
+                    choice.index = self.choice
+        return chunks
