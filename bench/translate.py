@@ -3,7 +3,7 @@
     .venv/bin/python bench/translate.py [--tokens 2000] [--runs 7]
 
 Forward: Chat SSE bytes (upstream) → Open Responses SSE bytes (client).
-Reverse: Open Responses SSE bytes (upstream) → Chat SSE bytes (client), when the reverse pipeline exists.
+Reverse: Open Responses SSE bytes (upstream) → Chat SSE bytes (client).
 Reports translated chunks per second on one core (the median of the runs). Never part of the test run.
 """
 

@@ -22,13 +22,13 @@ from shim.core.diagnostics import Diagnostics
 from shim.dialects.registry import UnknownDialect, get_dialect
 from shim.errors import ShimError
 from shim.ids import CountingIds, fixed_clock
-from shim.sse import DONE
+from shim.sse import DONE, SSEDecoder
 from shim.translate.chat_request import to_chat_request
 from shim.translate.history import string_input
 from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, run_stream
 from shim.wire import chat as c
 from shim.wire import responses as r
-from shim.wire.responses_decode import decode_create_response_body
+from shim.wire.responses_decode import decode_create_response_body, decode_resource
 
 __all__ = ["ConvertError", "convert_text", "detect_kind", "run_convert"]
 
@@ -85,6 +85,26 @@ def _chat_sse(chunks: list[Any], tail: bytes | None = None) -> str:
     return text + (tail or b"").decode() + DONE.decode()
 
 
+def _stream_meta(data: bytes, *, resource_key: str | None) -> tuple[str, int]:
+    """The model name and creation time a recorded stream states first (``"", 0`` if none).
+
+    Chat streams state them in every chunk (``model``, ``created``); Open Responses streams in
+    the resource of their lifecycle events (``resource_key="response"``: ``model``, ``created_at``).
+    """
+    decoder = SSEDecoder()
+    for event in decoder.feed(data) + decoder.finish():
+        try:
+            obj = _any.decode(event.data)
+        except msgspec.DecodeError:
+            continue  # ``[DONE]``, or a malformed event the translation itself will report
+        if resource_key is not None and isinstance(obj, dict):
+            obj = obj.get(resource_key)
+        if isinstance(obj, dict) and isinstance(obj.get("model"), str) and obj["model"]:
+            created = obj.get("created" if resource_key is None else "created_at")
+            return obj["model"], created if isinstance(created, int) else 0
+    return "", 0
+
+
 def convert_text(text: str, kind: str, dialect_name: str, diags: Diagnostics) -> str:
     """One record. Raises ``ConvertError`` (line relative to the record) on bad input."""
     dialect = get_dialect(dialect_name)
@@ -111,8 +131,11 @@ def convert_text(text: str, kind: str, dialect_name: str, diags: Diagnostics) ->
         )
         return _json.encode(resource).decode()
     if kind == "chat-stream":
-        template = r.ResponseResource(id="resp_converted", created_at=0, model="")
-        stream = ChatToResponsesStream(template, dialect, ids=ids, clock=fixed_clock(0))
+        # A live stream's template is written before the upstream answers; a recording already
+        # holds the answer, so its model and creation time are known up front.
+        model, created = _stream_meta(data, resource_key=None)
+        template = r.ResponseResource(id="resp_converted", created_at=created, model=model)
+        stream = ChatToResponsesStream(template, dialect, ids=ids, clock=fixed_clock(created))
         return _sse_bytes(run_stream(stream, [data]))
     from shim.translate import responses_request, reverse_pipeline
 
@@ -124,12 +147,14 @@ def convert_text(text: str, kind: str, dialect_name: str, diags: Diagnostics) ->
         return responses_request.encode_create_response_body(body).decode()
     if kind == "responses-resource":
         completion_out = reverse_pipeline.responses_resource_to_completion(
-            data, completion_id="chatcmpl-converted", created=0, model=None
+            data, completion_id="chatcmpl-converted", created=decode_resource(data).created_at, model=None
         )
         return c.encode_completion(completion_out).decode()
     if kind == "responses-stream":
+        # ``model=None``: the writer takes it from the stream's ``response.created`` resource.
+        _, created = _stream_meta(data, resource_key="response")
         rstream = reverse_pipeline.ResponsesToChatStream(
-            completion_id="chatcmpl-converted", created=0, model=""
+            completion_id="chatcmpl-converted", created=created, model=None
         )
         chunks = rstream.feed(data) + rstream.finish()
         return _chat_sse(chunks)

@@ -100,14 +100,10 @@ class SSEDecoder:
             text, _ = _utf8_decode(self._tail, "replace", True)
             self._tail = b""
             events = self._feed_text(text)
-        if self._parts:
-            line = "".join(self._parts)
-            self._parts = []
-            events += self._lines([line, ""])
-        else:
-            events += self._lines([""])
-        self._started = False
+        # End the partial line (if any), then one blank line: the last block is dispatched.
         self._skip_lf = False
+        events += self._feed_text("\n\n" if self._parts else "\n")
+        self._started = False
         return events
 
     def _feed_text(self, text: str) -> list[SSEEvent]:
@@ -134,36 +130,41 @@ class SSEDecoder:
             self._parts = []
         if last:
             self._parts.append(last)
-        return self._lines(lines)
-
-    def _lines(self, lines: list[str]) -> list[SSEEvent]:
+        # The per-line loop is the decoder's hot path: the block state lives in locals while it
+        # runs, and the usual lines (blank, ``data: …``, ``event: …``) are tested first.
         events: list[SSEEvent] = []
         data = self._data
+        event = self._event
+        retry = self._event_retry
         for line in lines:
             if not line:  # blank line: dispatch if any data was seen
                 if data:
-                    events.append(
-                        SSEEvent(self._event, "\n".join(data), self.last_event_id, self._event_retry)
-                    )
-                    data = self._data = []
-                self._event = None
-                self._event_retry = None
-                continue
-            if line[0] == ":":
+                    events.append(SSEEvent(event, "\n".join(data), self.last_event_id, retry))
+                    data = []
+                event = None
+                retry = None
+            elif line[:6] == "data: ":
+                data.append(line[6:])
+            elif line[:7] == "event: ":
+                event = line[7:] or None
+            elif line[0] == ":":
                 self.comments += 1
-                continue
-            field, _, value = line.partition(":")
-            if value[:1] == " ":
-                value = value[1:]
-            if field == "data":
-                data.append(value)
-            elif field == "event":
-                self._event = value or None
-            elif field == "id":
-                if "\0" not in value:
-                    self.last_event_id = value
-            elif field == "retry" and value.isascii() and value.isdigit():
-                self._event_retry = self.retry = int(value)
+            else:
+                field, _, value = line.partition(":")
+                if value[:1] == " ":
+                    value = value[1:]
+                if field == "data":
+                    data.append(value)
+                elif field == "event":
+                    event = value or None
+                elif field == "id":
+                    if "\0" not in value:
+                        self.last_event_id = value
+                elif field == "retry" and value.isascii() and value.isdigit():
+                    retry = self.retry = int(value)
+        self._data = data
+        self._event = event
+        self._event_retry = retry
         return events
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,79 @@ def test_diagnostics_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, _ = run(tmp_path, '{"model":"m","input":"hi","tools":[{"type":"web_search"}]}', "--to", "chat")
     assert code == 0
     assert "unsupported_tool" in capsys.readouterr().err
+
+
+# --- values that must come from the input, not placeholders -----------------------------------------------
+
+RESPONSES_SSE = (
+    "event: response.created\n"
+    'data: {"type":"response.created","sequence_number":0,"response":{"id":"resp_up","object":"response",'
+    '"created_at":1700000000,"model":"up-model","status":"in_progress","output":[]}}\n\n'
+    "event: response.output_text.delta\n"
+    'data: {"type":"response.output_text.delta","sequence_number":1,"item_id":"msg_1","output_index":0,'
+    '"content_index":0,"delta":"Hi","logprobs":[]}\n\n'
+    "event: response.completed\n"
+    'data: {"type":"response.completed","sequence_number":2,"response":{"id":"resp_up","object":"response",'
+    '"created_at":1700000000,"model":"up-model","status":"completed","output":[]}}\n\n'
+    "data: [DONE]\n\n"
+)
+CHAT_SSE_WITH_MODEL = (
+    'data: {"id":"c","object":"chat.completion.chunk","created":1700000001,"model":"chat-model",'
+    '"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"}}]}\n\n'
+    'data: {"id":"c","object":"chat.completion.chunk","created":1700000001,"model":"chat-model",'
+    '"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    "data: [DONE]\n\n"
+)
+RESPONSES_RESOURCE = (
+    '{"id":"resp_up","object":"response","created_at":1700000002,"model":"res-model","status":"completed",'
+    '"output":[{"type":"message","id":"msg_1","status":"completed","role":"assistant",'
+    '"content":[{"type":"output_text","text":"Hi","annotations":[]}]}]}'
+)
+CHAT_COMPLETION = (
+    '{"id":"c","object":"chat.completion","created":1700000003,"model":"cc-model","choices":[{"index":0,'
+    '"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}'
+)
+
+
+def _data_objects(text: str) -> list[dict[str, object]]:
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+
+
+def _stream_chunks(text: str) -> list[tuple[object, object]]:
+    return [(chunk["model"], chunk["created"]) for chunk in _data_objects(text)]
+
+
+def _stream_resources(text: str) -> list[tuple[object, object]]:
+    resources = [e["response"] for e in _data_objects(text) if "response" in e]
+    return [(r["model"], r["created_at"]) for r in resources]  # type: ignore[index]
+
+
+def _one(text: str) -> list[tuple[object, object]]:
+    body = json.loads(text)
+    return [(body["model"], body.get("created", body.get("created_at")))]
+
+
+# (input, --to, how to read (model, created) pairs from the output, what every pair must be)
+FROM_INPUT = [
+    ("responses-stream", RESPONSES_SSE, "chat", _stream_chunks, ("up-model", 1700000000)),
+    ("chat-stream", CHAT_SSE_WITH_MODEL, "responses", _stream_resources, ("chat-model", 1700000001)),
+    ("responses-resource", RESPONSES_RESOURCE, "chat", _one, ("res-model", 1700000002)),
+    ("chat-completion", CHAT_COMPLETION, "responses", _one, ("cc-model", 1700000003)),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "to", "read", "expected"), [case[1:] for case in FROM_INPUT], ids=[c[0] for c in FROM_INPUT]
+)
+def test_model_and_created_come_from_the_input(
+    tmp_path: Path,
+    text: str,
+    to: str,
+    read: Callable[[str], list[tuple[object, object]]],
+    expected: tuple[str, int],
+) -> None:
+    code, out = run(tmp_path, text, "--to", to)
+    assert code == 0
+    pairs = read(out.read_text())
+    assert pairs, "no output objects"
+    assert set(pairs) == {expected}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
+
 from shim.core.deltas import (
     Delta,
     ErrorDelta,
@@ -40,6 +42,22 @@ _FINISH: dict[str, FinishReason] = {
     "content_filter": "content_filter",
     "error": "error",
 }
+
+
+class _Chunk(c.ChatCompletionChunk):
+    """A chunk that also notes the top-level keys an in-band error body is recognised by.
+
+    ``c.decode_chunk_or_error`` first scans every payload for ``"error"`` (about a tenth of the
+    reader's time on a text chunk). Decoding these few keys too (``Raw``: not parsed) tells us in
+    the same pass that ``decode_error`` could not match, so the scan is skipped.
+    """
+
+    error: msgspec.Raw | None = None
+    detail: msgspec.Raw | None = None
+    message: msgspec.Raw | None = None
+
+
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
 
 
 def finish_reason(value: str) -> FinishReason:
@@ -78,7 +96,8 @@ class ChatStreamReader:
     """Feed decoded chunks (or SSE ``data`` strings); ``finish()`` flushes held-back text."""
 
     def __init__(self, rules: ResponseRules, ids: IdFactory) -> None:
-        self._fields = rules.reasoning_fields
+        # Only real ``ChoiceDelta`` fields can ever hold a value, so the others are dropped here.
+        self._fields = tuple(f for f in rules.reasoning_fields if f in c.ChoiceDelta.__struct_fields__)
         self._ids = ids
         self._think = (
             ThinkSplitter(
@@ -106,7 +125,19 @@ class ChatStreamReader:
         if data == "[DONE]":
             self.saw_done = True
             return []
-        parsed = c.decode_chunk_or_error(data)
+        try:
+            chunk: _Chunk | None = _decode_chunk(data)
+        except msgspec.DecodeError:
+            chunk = None
+        if (  # the hot path: none of the keys an error body is recognised by (see ``_Chunk``)
+            chunk is not None
+            and chunk.error is None
+            and chunk.detail is None
+            and chunk.message is None
+            and chunk.object != "error"
+        ):
+            return self.feed(chunk)
+        parsed = c.decode_chunk_or_error(data)  # the exact rules, for anything unusual
         if isinstance(parsed, c.ChatErrorBody):
             return [ErrorDelta(message=parsed.message, type=parsed.type or "server_error", code=parsed.code)]
         return self.feed(parsed)
@@ -120,14 +151,23 @@ class ChatStreamReader:
                     model=chunk.model or None, upstream_id=chunk.id or None, created=chunk.created or None
                 )
             )
+        # The hot path of every stream: plain local lookups, no helper call for a plain text delta.
         for choice in chunk.choices:
             if choice.index != 0:
                 continue
             delta = choice.delta
-            self._reasoning(delta, out)
-            if delta.content:
-                lp = _logprobs(choice.logprobs.content) if choice.logprobs else None
-                self._content(delta.content, lp, out)
+            for name in self._fields:  # the first non-empty reasoning field wins
+                value = getattr(delta, name)
+                if value and isinstance(value, str):
+                    out.append(ReasoningDelta(value))
+                    break
+            text = delta.content
+            if text:
+                if self._think is None:
+                    lp = _logprobs(choice.logprobs.content) if choice.logprobs else None
+                    out.append(TextDelta(text, lp))
+                else:
+                    self._content(text, out)
             if delta.refusal:
                 out.append(RefusalDelta(delta.refusal))
             if delta.tool_calls:
@@ -157,17 +197,9 @@ class ChatStreamReader:
 
     # ------------------------------------------------------------------ parts
 
-    def _reasoning(self, delta: c.ChoiceDelta, out: list[Delta]) -> None:
-        for name in self._fields:
-            value = getattr(delta, name, None)
-            if isinstance(value, str) and value:
-                out.append(ReasoningDelta(value))
-                return
-
-    def _content(self, text: str, logprobs: list[TokenLogprob] | None, out: list[Delta]) -> None:
-        if self._think is None:
-            out.append(TextDelta(text, logprobs))
-            return
+    def _content(self, text: str, out: list[Delta]) -> None:
+        """Content through the ``<think>`` splitter (logprobs cannot follow a re-split text)."""
+        assert self._think is not None
         for kind, segment in self._think.feed(text):
             out.append(ReasoningDelta(segment) if kind == "reasoning" else TextDelta(segment))
 

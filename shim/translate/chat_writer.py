@@ -157,7 +157,9 @@ class ChatStreamWriter:
         if self._finished or self.error is not None:
             return []
         if isinstance(delta, TextDelta):
-            return self._text(delta)
+            out: list[c.ChatCompletionChunk] = []
+            self._text(delta, out)
+            return out
         if isinstance(delta, ReasoningDelta):
             return self._reasoning_text(delta.text, ("raw", 0))
         if isinstance(delta, ReasoningSummaryDelta):
@@ -183,10 +185,19 @@ class ChatStreamWriter:
             self.meta = delta
         return []
 
-    def feed_all(self, deltas: Iterable[Delta]) -> list[c.ChatCompletionChunk]:
-        out: list[c.ChatCompletionChunk] = []
+    def feed_all(
+        self, deltas: Iterable[Delta], out: list[c.ChatCompletionChunk] | None = None
+    ) -> list[c.ChatCompletionChunk]:
+        """The chunks for ``deltas``, appended to ``out`` when given."""
+        if out is None:
+            out = []
+        feed = self.feed
         for delta in deltas:
-            out.extend(self.feed(delta))
+            # Text is most of any stream: straight to ``_text``, with ``feed``'s own guard.
+            if isinstance(delta, TextDelta) and not self._finished and self.error is None:
+                self._text(delta, out)
+            else:
+                out += feed(delta)
         return out
 
     def finish(self) -> list[c.ChatCompletionChunk]:
@@ -265,14 +276,14 @@ class ChatStreamWriter:
     def _chunk(
         self,
         delta: c.ChoiceDelta,
-        *,
         logprobs: c.ChoiceLogprobs | None = None,
         finish: str | None = None,
     ) -> c.ChatCompletionChunk:
+        model = self._model
         return c.ChatCompletionChunk(
             id=self.completion_id,
             created=self.created,
-            model=self.model,
+            model=model if model is not None else self.model,
             choices=[c.ChunkChoice(index=0, delta=delta, logprobs=logprobs, finish_reason=finish)],
             usage=None if self._include_usage else UNSET,
         )
@@ -309,18 +320,21 @@ class ChatStreamWriter:
             out.append(self._chunk(c.ChoiceDelta(content=THINK_CLOSE)))
         return out
 
-    def _text(self, delta: TextDelta) -> list[c.ChatCompletionChunk]:
+    def _text(self, delta: TextDelta, out: list[c.ChatCompletionChunk]) -> None:
+        """Appends to ``out`` (the hot path: no list per delta)."""
         if not delta.text and not delta.logprobs:
-            return []
-        out = self._lead()
+            return
+        if self._started and not self._in_think:  # what ``_lead`` would do, inline
+            self._reasoning_key = None
+        else:
+            out += self._lead()
         logprobs = None
         if delta.logprobs:
             items = _logprobs(delta.logprobs)
             self._logprobs.extend(items)
             logprobs = c.ChoiceLogprobs(content=items)
         self._content.append(delta.text)
-        out.append(self._chunk(c.ChoiceDelta(content=delta.text), logprobs=logprobs))
-        return out
+        out.append(self._chunk(c.ChoiceDelta(content=delta.text), logprobs))
 
     def _refusal_text(self, text: str) -> list[c.ChatCompletionChunk]:
         if not text:

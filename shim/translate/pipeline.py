@@ -47,8 +47,13 @@ class ChatToResponsesStream:
 
     def feed(self, data: bytes) -> list[r.StreamingEvent]:
         out: list[r.StreamingEvent] = []
-        for event in self.decoder.feed(data):
-            out.extend(self._deltas(self.reader.feed_data(event.data)))
+        read = self.reader.feed_data
+        write = self.writer.feed_all
+        log = self.deltas
+        for event in self.decoder.feed(data):  # the hot loop: one pass per SSE event
+            deltas = read(event.data)
+            log.extend(deltas)
+            write(deltas, out)
         return out
 
     def finish(self, *, truncated: bool = False) -> list[r.StreamingEvent]:

@@ -142,6 +142,7 @@ class ResponsesStreamReader:
         self._streamed: set[str] = set()  # item ids whose content arrived as deltas
         self._parts: set[tuple[str, str, int]] = set()  # (item id, "content"|"summary", index) seen
         self._calls: dict[str, int] = {}  # function-call item id → output index
+        self._last_part: tuple[str, str, int] | None = None  # the part ``_mark`` saw last
         self._saw_call = False
         self.done = False
 
@@ -205,8 +206,19 @@ class ResponsesStreamReader:
         return _item_deltas(item, ev.output_index)
 
     def _text(self, ev: _Ev) -> list[Delta]:
-        self._mark(ev)
-        return [TextDelta(ev.delta or "", _logprobs(ev.logprobs))] if ev.delta or ev.logprobs else []
+        # ``_mark(ev)``, inline: this handler runs for nearly every event of a stream.
+        item_id = ev.item_id
+        if item_id is not None:
+            part = (item_id, "content", ev.content_index)
+            if part != self._last_part:
+                self._last_part = part
+                self._streamed.add(item_id)
+                self._parts.add(part)
+        text = ev.delta
+        logprobs = ev.logprobs
+        if not text and not logprobs:
+            return []
+        return [TextDelta(text or "", _logprobs(logprobs) if logprobs else None)]
 
     def _refusal(self, ev: _Ev) -> list[Delta]:
         self._mark(ev)
@@ -293,9 +305,15 @@ class ResponsesStreamReader:
         ]
 
     def _mark(self, ev: _Ev, key: str = "content") -> None:
-        if ev.item_id is not None:
-            self._streamed.add(ev.item_id)
-            self._parts.add((ev.item_id, key, ev.summary_index if key == "summary" else ev.content_index))
+        item_id = ev.item_id
+        if item_id is not None:
+            part = (item_id, key, ev.summary_index if key == "summary" else ev.content_index)
+            # Consecutive deltas of one part are the common case: the sets (which only grow)
+            # already hold it.
+            if part != self._last_part:
+                self._last_part = part
+                self._streamed.add(item_id)
+                self._parts.add(part)
 
 
 _HANDLERS = {

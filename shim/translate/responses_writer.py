@@ -23,7 +23,6 @@ from shim.core.deltas import (
     ErrorDelta,
     FinishDelta,
     FinishReason,
-    MetaDelta,
     ReasoningDelta,
     ReasoningEncryptedDelta,
     ReasoningSummaryDelta,
@@ -130,6 +129,25 @@ class ResponsesStreamWriter:
 
     def feed(self, delta: Delta) -> list[r.StreamingEvent]:
         out: list[r.StreamingEvent] = []
+        self._feed(delta, out)
+        return out
+
+    def feed_all(
+        self, deltas: Iterable[Delta], out: list[r.StreamingEvent] | None = None
+    ) -> list[r.StreamingEvent]:
+        """The events for ``deltas``, appended to ``out`` when given (saves a list per delta)."""
+        if out is None:
+            out = []
+        feed = self._feed
+        text = self._text
+        for delta in deltas:
+            if isinstance(delta, TextDelta):  # most of any stream: one call less
+                text(delta, out)
+            else:
+                feed(delta, out)
+        return out
+
+    def _feed(self, delta: Delta, out: list[r.StreamingEvent]) -> None:
         if isinstance(delta, TextDelta):
             self._text(delta, out)
         elif isinstance(delta, ReasoningDelta):
@@ -151,15 +169,6 @@ class ResponsesStreamWriter:
             self._finish = delta.reason
         elif isinstance(delta, ErrorDelta):
             self._error = delta
-        elif isinstance(delta, MetaDelta):
-            pass
-        return out
-
-    def feed_all(self, deltas: Iterable[Delta]) -> list[r.StreamingEvent]:
-        out: list[r.StreamingEvent] = []
-        for delta in deltas:
-            out.extend(self.feed(delta))
-        return out
 
     def finish(self) -> list[r.StreamingEvent]:
         """Close what is open and emit the terminal event. Idempotent."""
@@ -351,22 +360,28 @@ class ResponsesStreamWriter:
         msg.kind = None
 
     def _text(self, delta: TextDelta, out: list[r.StreamingEvent]) -> None:
-        if not delta.text and not delta.logprobs:
+        text = delta.text
+        if not text and not delta.logprobs:
             return
-        msg = self._ensure_message(out)
-        self._open_part(msg, "text", out)
-        msg.content.append(delta.text)
+        msg = self._open
+        # The hot path (a text part already open) makes no helper calls.
+        if not isinstance(msg, _Message) or msg.kind != "text":
+            msg = self._ensure_message(out)
+            self._open_part(msg, "text", out)
+        msg.content.append(text)
         logprobs: list[r.LogProb] = []
         if self._include_logprobs and delta.logprobs:
             logprobs = to_logprobs(delta.logprobs)
             msg.logprobs.extend(logprobs)
+        seq = self._seq
+        self._seq = seq + 1
         out.append(
             r.ResponseOutputTextDeltaStreamingEvent(
-                sequence_number=self._next(),
+                sequence_number=seq,
                 item_id=msg.id,
                 output_index=msg.index,
                 content_index=len(msg.parts),
-                delta=delta.text,
+                delta=text,
                 logprobs=logprobs,
             )
         )

@@ -86,17 +86,21 @@ class ResponsesToChatStream:
 
     def _events(self, events: list[SSEEvent]) -> list[c.ChatCompletionChunk]:
         out: list[c.ChatCompletionChunk] = []
-        for event in events:
-            if event.data == "[DONE]":
+        read = self.reader.feed
+        write = self.writer.feed_all
+        log = self.deltas
+        for event in events:  # the hot loop: one pass per SSE event
+            data = event.data
+            if data == "[DONE]":
                 continue
             try:
-                deltas = self.reader.feed(event.event, event.data)
+                deltas = read(event.event, data)
             except msgspec.DecodeError:  # ValidationError is a DecodeError
                 deltas = [
                     ErrorDelta(message="The upstream sent a malformed event.", code="upstream_bad_event")
                 ]
-            self.deltas.extend(deltas)
-            out.extend(self.writer.feed_all(deltas))
+            log.extend(deltas)
+            write(deltas, out)
         return out
 
 
