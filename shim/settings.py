@@ -8,15 +8,20 @@ The config file (TOML) holds the server section and any number of routes; a lone
     port = 8080
     api_keys = ["sk-shim-1"]       # or SHIM_API_KEYS=sk-a,sk-b
     diagnostics = "warn"           # ignore | warn | error
-    store = "diskcache:///var/lib/shim"
+    store = "diskcache:///var/lib/shim"  # or redis://host:6379/0, memory:// (SHIM_STORE)
+    store_ttl = 2592000            # seconds a stored response lives; 0 = forever (SHIM_STORE_TTL)
+    store_max_bytes = 4294967296   # diskcache size bound, LRU eviction (SHIM_STORE_MAX_BYTES)
 
     [[routes]]
     match = "gpt-*"                # glob on the client's model name
     upstream = "https://api.openai.com/v1"
-    kind = "chat"                  # chat | responses
+    kind = "chat"                  # chat | responses (SHIM_UPSTREAM_KIND, --upstream-kind)
+    stateful = false               # responses upstream keeps previous_response_id (SHIM_UPSTREAM_STATEFUL)
+    reasoning = "reasoning_content" # how Chat clients see reasoning: reasoning | think_tags
     dialect = "openai"
     api_key_env = "OPENAI_API_KEY" # the route's own key: clients then need a shim key
     provider = "nebius"            # selects this route for "model:nebius"; suffix stripped
+    max_output_tokens = 1024       # limit for requests that set none (llama servers default to the context)
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Literal
 import msgspec
 
 from shim.core.diagnostics import Policy
+from shim.limits import Limits
 
 __all__ = ["Route", "ServerSettings", "Settings", "Timeouts", "load_settings"]
 
@@ -43,7 +49,14 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     api_key: str | None = None
     api_key_env: str | None = None
     stateful: bool = False  # a responses upstream that keeps previous_response_id itself
+    # How Chat clients see reasoning (header ``x-shim-reasoning`` overrides per request).
+    reasoning: Literal["reasoning_content", "reasoning", "think_tags"] = "reasoning_content"
+    normalize_chat: bool = False  # chat route: re-read pass-through answers with the dialect
+    continue_upstream: bool = False  # stateful route: previous_response_id + new messages only
     headers: dict[str, str] = {}
+    # Output-token limit for requests that send none: some clients (Codex) never send one, and
+    # llama.cpp servers then generate until the context is full.
+    max_output_tokens: int | None = None
 
     def own_key(self) -> str | None:
         if self.api_key:
@@ -61,7 +74,7 @@ class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     connect: float = 10.0
     first_byte: float = 120.0  # until the upstream sends response headers
     idle: float = 300.0  # between two chunks of a stream
-    total: float = 1800.0
+    total: float = 1800.0  # one whole upstream exchange, retries and streaming included
     keepalive: float = 15.0  # SSE comment interval while the upstream is silent
 
 
@@ -71,9 +84,15 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     api_keys: tuple[str, ...] = ()
     diagnostics: Policy = "warn"
     store: str = ""
+    store_ttl: float = 30 * 24 * 3600.0  # seconds; 0 keeps records until evicted or deleted
+    store_max_bytes: int = 4 * 1024**3  # diskcache only: least recently used entries go first
     retries: int = 2
+    retry_max_wait: float = 20.0  # a longer upstream Retry-After is passed on, not waited out
     max_body_bytes: int = 32 * 1024 * 1024
+    max_upstream_response_bytes: int = 64 * 1024 * 1024
+    shutdown_timeout: float = 30.0  # in-flight requests and streams may finish for this long
     timeouts: Timeouts = Timeouts()
+    limits: Limits = Limits()  # docs/operations.md lists every limit
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -94,6 +113,7 @@ def load_settings(
     upstream: str | None = None,
     dialect: str | None = None,
     kind: str | None = None,
+    stateful: bool | None = None,
     host: str | None = None,
     port: int | None = None,
     api_key: str | None = None,
@@ -118,6 +138,8 @@ def load_settings(
         api_keys=_env_list("SHIM_API_KEYS") or server.api_keys,
         diagnostics=env.get("SHIM_DIAGNOSTICS", server.diagnostics),
         store=store or env.get("SHIM_STORE") or server.store,
+        store_ttl=float(env.get("SHIM_STORE_TTL") or server.store_ttl),
+        store_max_bytes=int(env.get("SHIM_STORE_MAX_BYTES") or server.store_max_bytes),
     )
     routes = settings.routes
     upstream = upstream or env.get("SHIM_UPSTREAM_URL")
@@ -130,6 +152,9 @@ def load_settings(
                 kind=(kind or env.get("SHIM_UPSTREAM_KIND") or "chat"),  # type: ignore[arg-type]
                 dialect=dialect or env.get("SHIM_DIALECT") or "openai",
                 api_key=key,
+                stateful=stateful
+                if stateful is not None
+                else env.get("SHIM_UPSTREAM_STATEFUL", "").lower() in ("1", "true", "yes"),
             ),
         )
     return Settings(server=server, routes=routes)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -20,9 +19,15 @@ from litestar.response import Stream
 
 from shim.errors import ShimError
 from shim.ids import RandomIds, system_clock
+from shim.paths import data_dir
 from shim.routing import Router, bearer
-from shim.server.openapi import openapi_config
+from shim.server.background import BackgroundRunner
+from shim.server.chat_endpoint import create_chat_completion, install_chat, responses_pass_through
+from shim.server.compaction import compact_response
+from shim.server.observability import install as install_observability
+from shim.server.openapi import ModelList, add_wire_schemas, documented, openapi_config
 from shim.server.responses_service import ResponsesService, Turn
+from shim.server.retrieval import retrieval_handlers
 from shim.server.websocket import responses_websocket
 from shim.settings import Settings
 from shim.sse import DONE, KEEPALIVE
@@ -68,9 +73,15 @@ def _http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Respon
     headers = dict(exc.headers or {})
     if "allow" in headers:  # 405 must list the methods; Litestar counts the WebSocket route as one
         headers["allow"] = ", ".join(m for m in headers["allow"].split(", ") if m.isupper())
+    message, param = str(exc.detail), None
+    problem = exc.extra[0] if isinstance(exc.extra, list) and exc.extra else None
+    if isinstance(problem, dict) and "key" in problem:  # a query/path parameter Litestar rejected
+        param = str(problem["key"])
+        message = f"Invalid `{param}`: {problem.get('message', 'bad value')}."
     error = ShimError(
-        str(exc.detail),
-        code=kinds.get(exc.status_code, "invalid_request"),
+        message,
+        param=param,
+        code=kinds.get(exc.status_code, "invalid_parameter" if param else "invalid_request"),
         status=exc.status_code,
         headers=headers,
     )
@@ -96,11 +107,31 @@ async def _sse(service: ResponsesService, turn: Turn, upstream: Any) -> AsyncIte
     yield DONE
 
 
-@post("/v1/responses", status_code=200, summary="Create a response", tags=["responses"])
+@post(
+    "/v1/responses",
+    status_code=200,
+    summary="Create a response",
+    tags=["responses"],
+    operation_class=documented(
+        request=r.CreateResponseBody,
+        response=r.ResponseResource,
+        stream="Server-sent events when `stream` is true: `event: <type>` and `data: <event JSON>` per "
+        "Open Responses streaming event, then `data: [DONE]`.",
+    ),
+)
 async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
     service: ResponsesService = request.app.state.service
-    body = decode_create_response_body(await request.body())
+    raw = await request.body()
+    body = decode_create_response_body(raw)
+    passed = await responses_pass_through(request, raw, body)  # a route whose upstream speaks Responses
+    if passed is not None:
+        return passed
     turn = await service.prepare(body, bearer(request.headers.get("authorization")))
+    if body.background:  # answered `queued` at once; the turn runs as a task (shim.server.background)
+        queued = await request.app.state.background.start(turn)
+        return Response(
+            content=_encoder.encode(queued), media_type="application/json", headers=_headers(turn)
+        )
     if body.stream:
         upstream = await service.open_stream(turn)
         return Stream(
@@ -112,7 +143,12 @@ async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
     return Response(content=_encoder.encode(resource), media_type="application/json", headers=_headers(turn))
 
 
-@get("/v1/models", summary="List models", tags=["models"])
+@get(
+    "/v1/models",
+    summary="List models",
+    tags=["models"],
+    operation_class=documented(response=ModelList, errors=("401",)),
+)
 async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     service: ResponsesService = request.app.state.service
     client_key = bearer(request.headers.get("authorization"))
@@ -143,7 +179,7 @@ def _secret(settings: Settings) -> bytes:
     value = os.environ.get("SHIM_SECRET")
     if value:
         return value.encode()
-    path = Path(os.environ.get("SHIM_DATA_DIR") or Path.home() / ".local" / "share" / "shim") / "secret"
+    path = data_dir() / "secret"
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -159,8 +195,19 @@ def _secret(settings: Settings) -> bytes:
 def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) -> Litestar:
     server = settings.server
     router = Router(settings.routes, server.api_keys)
-    client = upstream or UpstreamClient(server.timeouts, server.retries)
-    store = ResponseStore(open_backend(server.store)) if server.store != "none" else None
+    client = upstream or UpstreamClient(
+        server.timeouts,
+        server.retries,
+        max_response_bytes=server.max_upstream_response_bytes,
+        retry_max_wait=server.retry_max_wait,
+    )
+    store = (
+        ResponseStore(
+            open_backend(server.store, max_bytes=server.store_max_bytes), ttl=server.store_ttl or None
+        )
+        if server.store != "none"
+        else None
+    )
     service = ResponsesService(
         router=router,
         upstream=client,
@@ -173,13 +220,24 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         idle=server.timeouts.idle,
     )
 
+    background = BackgroundRunner(service)
+
     async def shutdown() -> None:
+        await background.aclose()
         await client.aclose()
         if store is not None:
             await store.backend.aclose()
 
     app = Litestar(
-        route_handlers=[create_response, responses_websocket, list_models, healthz],
+        route_handlers=[
+            create_response,
+            create_chat_completion,
+            compact_response,
+            responses_websocket,
+            list_models,
+            healthz,
+            *retrieval_handlers,
+        ],
         exception_handlers={
             ShimError: _shim_error_handler,
             HTTPException: _http_error_handler,
@@ -190,6 +248,11 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         request_max_body_size=server.max_body_bytes,
         debug=False,
     )
+    add_wire_schemas(app.openapi_schema)
     app.state.service = service
+    install_chat(app, service)
+    app.state.background = background
     app.state.settings = settings
+    service.limits = server.limits
+    install_observability(app, settings)  # body guard, request ids, logs, /metrics, /readyz
     return app

@@ -24,7 +24,7 @@ from shim.server.responses_service import _with_keepalive
 from shim.sse import DONE, KEEPALIVE, SSEDecoder, encode_data
 from shim.translate.chat_reader import ChatStreamReader, read_completion
 from shim.translate.chat_writer import ChatStreamWriter, ReasoningMode, error_chunk_bytes
-from shim.upstream import UpstreamClient
+from shim.upstream import UpstreamClient, stream_failure
 from shim.wire import chat as c
 
 __all__ = ["ChatPassthrough"]
@@ -39,6 +39,9 @@ def upstream_body(raw: bytes, req: c.ChatCompletionRequest, resolved: Resolved) 
     data = _any.decode(raw)
     data["model"] = resolved.upstream_model
     return _encoder.encode(data)
+
+
+_json_check = msgspec.json.Decoder()
 
 
 class ChatPassthrough:
@@ -58,6 +61,12 @@ class ChatPassthrough:
             resolved, "/chat/completions", upstream_body(raw, req, resolved), stream=False
         )
         if mode is None or (req.n or 1) > 1:
+            try:  # forwarded as is, but a 200 that is not even JSON is the upstream's failure
+                _json_check.decode(response.content)
+            except msgspec.DecodeError as exc:
+                raise UpstreamError(
+                    f"The upstream's answer is not JSON: {exc}", code="upstream_invalid_response"
+                ) from None
             return response.content
         try:
             completion = c.decode_completion(response.content)
@@ -84,17 +93,22 @@ class ChatPassthrough:
         )
 
     async def raw_chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        """The upstream's bytes as they come; a stream that ends without ``[DONE]`` gets a final
+        error chunk, so the client can tell a cut-off answer from a whole one."""
+        tail, done = b"", False
         try:
             async for data in _with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
+                if data is not None and not done:  # cheap: slices of at most 12 bytes are copied
+                    done = b"data: [DONE]" in data or b"data: [DONE]" in tail + data[:12]
+                    tail = (tail + data[-12:])[-12:]
                 yield KEEPALIVE if data is None else data
-        except (httpx.TimeoutException, TimeoutError):
-            yield encode_data(
-                error_chunk_bytes(ErrorDelta("The upstream stopped sending.", code="upstream_timeout"))
-            )
-        except httpx.TransportError:
-            yield encode_data(
-                error_chunk_bytes(ErrorDelta("The upstream connection broke.", code="upstream_reset"))
-            )
+            if not done:
+                message, code = "The upstream stream ended unexpectedly.", "upstream_stream_truncated"
+                end = b"" if not tail or tail.endswith(b"\n\n") else b"\n\n"  # close a half event
+                yield end + encode_data(error_chunk_bytes(ErrorDelta(message, code=code)))
+        except (httpx.TimeoutException, TimeoutError, httpx.TransportError) as exc:
+            message, code = stream_failure(exc)  # idle/total timeout, reset, size limit
+            yield encode_data(error_chunk_bytes(ErrorDelta(message, code=code)))
         finally:
             await response.aclose()
 
@@ -137,10 +151,9 @@ class ChatPassthrough:
                     tail += writer.feed_all(reader.finish()) + writer.finish()
                 for chunk in tail:
                     yield encode_data(c.encode_chunk(chunk))
-            except (httpx.TimeoutException, TimeoutError):
-                writer.fail(ErrorDelta("The upstream stopped sending.", code="upstream_timeout"))
-            except httpx.TransportError:
-                writer.fail(ErrorDelta("The upstream connection broke.", code="upstream_reset"))
+            except (httpx.TimeoutException, TimeoutError, httpx.TransportError) as exc:
+                message, code = stream_failure(exc)
+                writer.fail(ErrorDelta(message, code=code))
             if writer.error is not None:
                 yield encode_data(error_chunk_bytes(writer.error))
             yield DONE

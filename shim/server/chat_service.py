@@ -36,10 +36,10 @@ from shim.server.responses_service import _with_keepalive
 from shim.sse import DONE, KEEPALIVE, encode_data
 from shim.store.repository import scope_of
 from shim.translate.chat_over_responses import ChatChoiceDriver
-from shim.translate.chat_writer import THINK_CLOSE, THINK_OPEN, ReasoningMode, error_chunk_bytes
+from shim.translate.chat_writer import THINK_CLOSE, THINK_OPEN, ReasoningMode, error_chunk_bytes, usage_body
 from shim.translate.responses_request import encode_create_response_body, to_responses_request
 from shim.translate.stop_sequences import stop_list
-from shim.upstream import UpstreamClient
+from shim.upstream import UpstreamClient, stream_failure
 from shim.wire import chat as c
 from shim.wire import responses as r
 
@@ -123,21 +123,6 @@ def _usage_sum(drivers: list[ChatChoiceDriver]) -> UsageDelta | None:
         output_tokens=sum(u.output_tokens for u in usages),
         cached_tokens=sum(u.cached_tokens for u in usages),
         reasoning_tokens=sum(u.reasoning_tokens for u in usages),
-    )
-
-
-def usage_body(u: UsageDelta) -> c.CompletionUsage:
-    return c.CompletionUsage(
-        prompt_tokens=u.input_tokens,
-        completion_tokens=u.output_tokens,
-        total_tokens=u.input_tokens + u.output_tokens,
-        prompt_tokens_details=c.PromptTokensDetails(cached_tokens=u.cached_tokens, audio_tokens=0),
-        completion_tokens_details=c.CompletionTokensDetails(
-            reasoning_tokens=u.reasoning_tokens,
-            audio_tokens=0,
-            accepted_prediction_tokens=0,
-            rejected_prediction_tokens=0,
-        ),
     )
 
 
@@ -402,10 +387,9 @@ class ChatService:
                         await response.aclose()  # a stop sequence matched: the upstream may stop now
                         break
                 tail = driver.finish(truncated=not driver.stopped)
-            except (httpx.TimeoutException, TimeoutError):
-                tail = driver.fail(ErrorDelta("The upstream stopped sending.", code="upstream_timeout"))
-            except httpx.TransportError:
-                tail = driver.fail(ErrorDelta("The upstream connection broke.", code="upstream_reset"))
+            except (httpx.TimeoutException, TimeoutError, httpx.TransportError) as exc:
+                message, code = stream_failure(exc)  # idle/total timeout, reset, size limit
+                tail = driver.fail(ErrorDelta(message, code=code))
             if tail:
                 await queue.put((k, tail))
         except ShimError as exc:

@@ -19,13 +19,19 @@ from shim.core.deltas import ErrorDelta
 from shim.core.diagnostics import Diagnostics, Policy
 from shim.errors import InvalidRequest, PreviousResponseNotFound, UpstreamError
 from shim.ids import Clock, IdFactory
+from shim.limits import Limits, check_create_body
+from shim.redaction import redact, redact_event
 from shim.routing import Resolved, Router
-from shim.store.repository import ResponseStore, StoredResponse, scope_of
+from shim.sealing import Sealer
+from shim.server.sealed_items import SealedItems, wants_sealed_reasoning
+from shim.store.repository import PENDING, ResponseStore, StoredResponse, scope_of
+from shim.telemetry import note_usage
 from shim.translate.chat_request import to_chat_request
+from shim.translate.compaction import compaction_config
 from shim.translate.echo import response_template
 from shim.translate.history import output_to_input, string_input
 from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
-from shim.upstream import UpstreamClient
+from shim.upstream import UpstreamClient, UpstreamInvalidStream, stream_failure
 from shim.wire import chat as c
 from shim.wire import responses as r
 
@@ -85,14 +91,21 @@ class ResponsesService:
         self.upstream = upstream
         self.store = store
         self.secret = secret
+        self.sealer = Sealer(secret)
+        self.compaction = compaction_config()  # validated at start-up, not at first use
         self.policy = policy
         self.ids = ids
         self.clock = clock
         self.keepalive = keepalive
         self.idle = idle
 
+    limits = Limits()  # create_app sets the configured ones
+
     def scope(self, client_key: str | None) -> str:
         return scope_of(self.secret, client_key)
+
+    def sealed(self, scope: str) -> SealedItems:
+        return SealedItems(self.sealer, scope, self.compaction)
 
     async def prepare(
         self,
@@ -102,12 +115,21 @@ class ResponsesService:
         local: MutableMapping[str, StoredResponse] | None = None,
         stream: bool | None = None,
     ) -> Turn:
+        check_create_body(body, self.limits)
         resolved = self.router.resolve(body.model, client_key)
+        if resolved.route.kind == "responses":  # HTTP passes these through before getting here
+            raise InvalidRequest(
+                f"The route for {body.model!r} speaks Open Responses upstream; use POST /v1/responses.",
+                param="model",
+                code="unsupported_route",
+            )
+        if body.max_output_tokens is None and resolved.route.max_output_tokens is not None:
+            body = msgspec.structs.replace(body, max_output_tokens=resolved.route.max_output_tokens)
         scope = self.scope(client_key)
         new_input = string_input(body.input)
         previous: StoredResponse | None = None
         history: list[r.ItemParam] = []
-        if body.previous_response_id:
+        if body.previous_response_id is not None:  # "" is an id that names nothing, not "no id"
             if local is not None:
                 previous = local.get(body.previous_response_id)
             if previous is None and self.store is not None:
@@ -117,6 +139,12 @@ class ResponsesService:
                     f"Previous response with id {body.previous_response_id!r} not found.",
                     param="previous_response_id",
                 )
+            if previous.resource.status in PENDING:  # a background response has no output yet
+                raise InvalidRequest(
+                    f"Previous response {body.previous_response_id!r} is still {previous.resource.status}.",
+                    param="previous_response_id",
+                    code="previous_response_pending",
+                )
             history = previous.history
         new_input = _resolve_references(new_input, history)
         items = [*history, *new_input]
@@ -124,7 +152,7 @@ class ResponsesService:
         streaming = bool(body.stream) if stream is None else stream
         chat_request = to_chat_request(
             body,
-            items,
+            self.sealed(scope).open_items(items, len(history)),  # sealed reasoning/compaction opened
             model=resolved.upstream_model,
             dialect=resolved.dialect,
             diags=diags,
@@ -149,6 +177,8 @@ class ResponsesService:
             scope=turn.scope,
         )
         turn.stored = stored
+        usage = resource.usage
+        note_usage(usage.input_tokens if usage else None, usage.output_tokens if usage else None)
         if local is not None:
             local[resource.id] = stored
         if turn.store and self.store is not None:
@@ -169,6 +199,8 @@ class ResponsesService:
                 clock=self.clock,
                 include_logprobs=wants_logprobs(turn.body),
             )
+            if wants_sealed_reasoning(turn.body.include):
+                self.sealed(turn.scope).seal_reasoning(resource.output)
         except msgspec.DecodeError as exc:  # ValidationError included: a 200 that is no completion
             raise UpstreamError(
                 f"The upstream's answer is not a Chat completion: {exc}", code="upstream_invalid_response"
@@ -196,7 +228,8 @@ class ResponsesService:
             clock=self.clock,
             include_logprobs=wants_logprobs(turn.body),
         )
-        finished = False
+        sealed = self.sealed(turn.scope) if wants_sealed_reasoning(turn.body.include) else None
+        key = turn.resolved.upstream_key
         try:
             for event in translator.start():
                 yield event
@@ -206,19 +239,30 @@ class ResponsesService:
                         yield KEEPALIVE
                         continue
                     for event in translator.feed(chunk):
+                        if sealed is not None:
+                            sealed.seal_event(event)
+                        redact_event(event, key)  # vendors echo keys in error messages
                         yield event
                 tail = translator.finish(truncated=True)
-            except (httpx.TimeoutException, TimeoutError):
-                tail = translator.fail(ErrorDelta("The upstream stopped sending.", code="upstream_timeout"))
-            except httpx.TransportError:
-                tail = translator.fail(ErrorDelta("The upstream connection broke.", code="upstream_reset"))
+            except (httpx.TimeoutException, TimeoutError, httpx.TransportError) as exc:
+                message, code = stream_failure(exc)  # idle/total timeout, reset, size limit
+                tail = translator.fail(ErrorDelta(message, code=code))
+            except msgspec.DecodeError:  # a data line that is no chunk: the stream cannot be trusted
+                message, code = stream_failure(UpstreamInvalidStream())
+                tail = translator.fail(ErrorDelta(message, code=code))
+            for event in tail:
+                if sealed is not None:
+                    sealed.seal_event(event)
+                redact_event(event, key)
+            failure = translator.response.error
+            if failure is not None:
+                failure.message = redact(failure.message, key)
+            # Stored before the terminal event goes out: a client may continue the chain at once.
+            await self.remember(turn, translator.response, local)
             for event in tail:
                 yield event
-            finished = True
         finally:
             await response.aclose()
-            if finished:
-                await self.remember(turn, translator.response, local)
 
 
 async def _with_keepalive(

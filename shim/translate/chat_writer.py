@@ -48,7 +48,14 @@ from shim.core.deltas import (
 )
 from shim.wire import chat as c
 
-__all__ = ["THINK_CLOSE", "THINK_OPEN", "ChatStreamWriter", "ReasoningMode", "error_chunk_bytes"]
+__all__ = [
+    "THINK_CLOSE",
+    "THINK_OPEN",
+    "ChatStreamWriter",
+    "ReasoningMode",
+    "error_chunk_bytes",
+    "usage_body",
+]
 
 ReasoningMode = Literal["reasoning_content", "reasoning", "think_tags"]
 
@@ -87,6 +94,22 @@ def _logprobs(items: list[TokenLogprob]) -> list[c.ChatCompletionTokenLogprob]:
         )
         for t in items
     ]
+
+
+def usage_body(u: UsageDelta) -> c.CompletionUsage:
+    """Chat's usage object for a usage delta (audio and prediction counts are always 0 here)."""
+    return c.CompletionUsage(
+        prompt_tokens=u.input_tokens,
+        completion_tokens=u.output_tokens,
+        total_tokens=u.input_tokens + u.output_tokens,
+        prompt_tokens_details=c.PromptTokensDetails(cached_tokens=u.cached_tokens, audio_tokens=0),
+        completion_tokens_details=c.CompletionTokensDetails(
+            reasoning_tokens=u.reasoning_tokens,
+            audio_tokens=0,
+            accepted_prediction_tokens=0,
+            rejected_prediction_tokens=0,
+        ),
+    )
 
 
 def error_chunk_bytes(error: ErrorDelta) -> bytes:
@@ -215,7 +238,7 @@ class ChatStreamWriter:
                     created=self.created,
                     model=self.model,
                     choices=[],
-                    usage=self._usage_body(),
+                    usage=usage_body(self._usage or UsageDelta()),
                 )
             )
         return out
@@ -268,7 +291,7 @@ class ChatStreamWriter:
             created=self.created,
             model=self.model,
             choices=[choice],
-            usage=self._usage_body() if self._usage is not None else None,
+            usage=usage_body(self._usage) if self._usage is not None else None,
         )
 
     # ------------------------------------------------------------------ helpers
@@ -286,21 +309,6 @@ class ChatStreamWriter:
             model=model if model is not None else self.model,
             choices=[c.ChunkChoice(index=0, delta=delta, logprobs=logprobs, finish_reason=finish)],
             usage=None if self._include_usage else UNSET,
-        )
-
-    def _usage_body(self) -> c.CompletionUsage:
-        u = self._usage or UsageDelta()
-        return c.CompletionUsage(
-            prompt_tokens=u.input_tokens,
-            completion_tokens=u.output_tokens,
-            total_tokens=u.input_tokens + u.output_tokens,
-            prompt_tokens_details=c.PromptTokensDetails(cached_tokens=u.cached_tokens, audio_tokens=0),
-            completion_tokens_details=c.CompletionTokensDetails(
-                reasoning_tokens=u.reasoning_tokens,
-                audio_tokens=0,
-                accepted_prediction_tokens=0,
-                rejected_prediction_tokens=0,
-            ),
         )
 
     def _opening(self) -> list[c.ChatCompletionChunk]:

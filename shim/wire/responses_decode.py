@@ -86,7 +86,10 @@ def _decode(data: bytes, fast: msgspec.json.Decoder[T], typ: type[T]) -> T:
         pass
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
-    raw = _any_decoder.decode(data)
+    try:  # a wrong type can be reported before bytes further on turn out to be no JSON at all
+        raw = _any_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(raw, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
     if isinstance(raw.get("input"), list):

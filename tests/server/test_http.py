@@ -791,3 +791,12 @@ async def test_models_skips_failing_upstreams(make_shim: MakeShim, connect: Conn
     response = await connect(shim).get("/v1/models")
     assert response.status_code == 200
     assert response.json() == {"object": "list", "data": []}
+
+
+async def test_empty_previous_response_id_names_nothing(client: httpx.AsyncClient, shim: Shim) -> None:
+    response = await client.post(
+        "/v1/responses", json={"model": "m", "input": "hi", "previous_response_id": ""}
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "previous_response_not_found"
+    assert shim.upstream.requests == []

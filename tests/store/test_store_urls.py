@@ -45,7 +45,9 @@ async def test_the_default_lives_in_the_per_user_data_directory(
     await kv.aclose()
 
 
-def test_shim_data_dir_holds_the_store_and_the_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_shim_data_dir_holds_the_store_and_the_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     # The Docker image sets SHIM_DATA_DIR to its volume: all state must land there.
     monkeypatch.setenv("SHIM_DATA_DIR", str(tmp_path / "volume"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
