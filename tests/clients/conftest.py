@@ -1,6 +1,6 @@
 """Real clients against ``shim serve``: the fixtures.
 
-Two upstreams, each behind its own ``python -m shim serve`` subprocess (a real socket, uvicorn
+The upstreams, each behind its own ``python -m shim serve`` subprocess (a real socket, uvicorn
 and the CLI's settings path, as a user's client sees it):
 
 - ``shim_llama``: the real llama.cpp upstream (``shim.embedded.EmbeddedUpstream``, Gemma 3 270M,
@@ -11,6 +11,12 @@ and the CLI's settings path, as a user's client sees it):
 - ``shim_scripted``: ``scripted_shell.py``, the test suite's scripted Chat model that calls the
   offered tool. Tool round trips the client cannot force run here: the suite tests the shim,
   not whether a 270M base model decides to call a tool.
+- ``shim_over_responses``: the Chat clients' direction, a ``responses`` route over
+  ``scripted_responses_shell.py`` (the scripted Open Responses model; it calls the offered tool
+  and reports the bodies it received); ``shim_over_reasoning``, the same over its reasoning
+  variant (reasoning continuity across a Chat client's turns); ``shim_chain``, a ``responses``
+  route over ``shim_llama``'s ``/v1/responses``: Chat clients reach the real model through two
+  shims.
 
 Missing pieces (llama-cpp-python or the model; node, npm packages) skip locally with the reason
 printed, and fail when ``CI=true``. ``scripts/test.sh`` installs all of them
@@ -135,6 +141,54 @@ def scripted_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _stop(proc)
 
 
+@dataclass
+class ScriptedResponsesUpstream:
+    """``scripted_responses_shell.py`` in a subprocess: the scripted Open Responses upstream."""
+
+    base_url: str  # ".../v1"
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every body the shim POSTed to it so far, in order."""
+        response = httpx.get(f"{self.base_url}/_requests", timeout=10)
+        response.raise_for_status()
+        return list(response.json())
+
+
+def _scripted_responses(workdir: Path, *flags: str) -> Iterator[ScriptedResponsesUpstream]:
+    port = free_port()
+    log = workdir / "scripted.log"
+    argv = [sys.executable, str(HERE / "scripted_responses_shell.py"), str(port), *flags]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    _wait_http(f"{url}/models", proc, "the scripted Responses upstream", log)
+    yield ScriptedResponsesUpstream(url)
+    _stop(proc)
+
+
+def assert_reasoning_replayed(sent: dict[str, Any], call_id: str) -> None:
+    """A Chat client resent a tool-call turn without its reasoning; the shim put the turn's
+    reasoning item (``encrypted_content`` ``enc:<turn>``, the turn that made ``call_<turn>``)
+    back in front of the call in the body it sent upstream."""
+    items = sent["input"]
+    at = next(i for i, item in enumerate(items) if item.get("type") == "function_call")
+    assert items[at]["call_id"] == call_id
+    reasoning = [item for item in items if item.get("type") == "reasoning"]
+    assert reasoning == [items[at - 1]], items
+    assert reasoning[0]["encrypted_content"] == f"enc:{call_id.removeprefix('call_')}"
+
+
+@pytest.fixture(scope="session")
+def scripted_responses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScriptedResponsesUpstream]:
+    yield from _scripted_responses(tmp_path_factory.mktemp("clients-scripted-responses"))
+
+
+@pytest.fixture(scope="session")
+def scripted_reasoning(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScriptedResponsesUpstream]:
+    """The same model, reasoning first: a reasoning item with ``encrypted_content`` each turn."""
+    yield from _scripted_responses(tmp_path_factory.mktemp("clients-scripted-reasoning"), "--reasoning")
+
+
 # --- the shim ---------------------------------------------------------------------------------
 
 
@@ -185,6 +239,38 @@ def shim_llama(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def shim_scripted(scripted_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShimServer]:
     route = {"upstream": scripted_url, "dialect": "openai"}
     server = start_shim(tmp_path_factory.mktemp("clients-shim-scripted"), route, SCRIPTED_MODEL)
+    yield server
+    _stop(server.proc)
+
+
+@pytest.fixture(scope="session")
+def shim_over_responses(
+    scripted_responses: ScriptedResponsesUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ShimServer]:
+    """Chat clients → the shim's ``responses`` route → the scripted Open Responses upstream."""
+    route = {"upstream": scripted_responses.base_url, "kind": "responses", "dialect": "openai"}
+    server = start_shim(tmp_path_factory.mktemp("clients-shim-over-responses"), route, SCRIPTED_MODEL)
+    yield server
+    _stop(server.proc)
+
+
+@pytest.fixture(scope="session")
+def shim_over_reasoning(
+    scripted_reasoning: ScriptedResponsesUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ShimServer]:
+    """A ``responses`` route over the reasoning scripted model (reasoning continuity)."""
+    route = {"upstream": scripted_reasoning.base_url, "kind": "responses", "dialect": "openai"}
+    server = start_shim(tmp_path_factory.mktemp("clients-shim-over-reasoning"), route, SCRIPTED_MODEL)
+    yield server
+    _stop(server.proc)
+
+
+@pytest.fixture(scope="session")
+def shim_chain(shim_llama: ShimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShimServer]:
+    """Chat clients → this shim (``responses`` route) → ``shim_llama``'s ``/v1/responses``
+    (a chat route, translating back) → the real llama upstream."""
+    route = {"upstream": shim_llama.base_url, "kind": "responses", "dialect": "openai"}
+    server = start_shim(tmp_path_factory.mktemp("clients-shim-chain"), route, LLAMA_MODEL)
     yield server
     _stop(server.proc)
 
