@@ -343,15 +343,17 @@ class ChatService:
             if failed is not None:
                 yield encode_data(error_chunk_bytes(failed))
             else:
-                # Always sent when asked; a choice cut by a stop sequence has no upstream usage to add.
-                usage = _usage_sum(drivers) or UsageDelta()
+                # Always sent when asked. With no usage from the upstream at all (llama.cpp ignores
+                # include_usage) it says null rather than inventing zeros; a choice cut by a stop
+                # sequence has no upstream usage to add.
+                usage = _usage_sum(drivers)
                 if turn.include_usage:
                     last = c.ChatCompletionChunk(
                         id=turn.completion_id,
                         created=turn.created,
                         model=turn.req.model,
                         choices=[],
-                        usage=usage_body(usage),
+                        usage=usage_body(usage) if usage is not None else None,
                     )
                     yield encode_data(c.encode_chunk(last))
                 finished = True

@@ -182,6 +182,16 @@ async def test_n_choices(make_shim: Callable[..., Shim], connect: Connect, strea
         assert data["usage"]["completion_tokens"] == 60
 
 
+async def test_usage_chunk_says_null_when_the_upstream_counted_nothing(
+    make_shim: Callable[..., Shim], connect: Connect
+) -> None:
+    client = connect(responses_shim(make_shim, ScriptedResponses(usage=False)))
+    body = {"model": "m", "messages": HELLO, "stream": True, "stream_options": {"include_usage": True}}
+    chunks = chunks_of((await client.post("/v1/chat/completions", json=body)).text)
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] is None  # no invented zeros
+    assert content_of(chunks).endswith("You said: Hello")
+
+
 @pytest.mark.parametrize("n", [0, 9])
 async def test_n_out_of_range(make_shim: Callable[..., Shim], connect: Connect, n: int) -> None:
     client = connect(responses_shim(make_shim, ScriptedResponses()))

@@ -34,9 +34,15 @@ def _text_of(item: dict[str, Any]) -> str:
 
 class ScriptedResponses:
     def __init__(
-        self, *, reasoning: list[str] | None = None, stateful: bool = False, reject_previous_id: bool = False
+        self,
+        *,
+        reasoning: list[str] | None = None,
+        stateful: bool = False,
+        reject_previous_id: bool = False,
+        usage: bool = True,
     ) -> None:
         self.reasoning = reasoning
+        self.usage = usage  # False: answers carry `usage: null`, as llama.cpp-backed upstreams do
         self.stateful = stateful
         self.reject_previous_id = reject_previous_id
         self.requests: list[dict[str, Any]] = []
@@ -112,7 +118,9 @@ class ScriptedResponses:
             "incomplete_details": incomplete,
             "model": request.get("model", "scripted"),
             "output": output,
-            "usage": {
+            "usage": None
+            if not self.usage
+            else {
                 "input_tokens": 10 * len(items),
                 "output_tokens": 20,
                 "total_tokens": 10 * len(items) + 20,
