@@ -107,6 +107,32 @@ def _env_list(name: str) -> tuple[str, ...] | None:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+# Environment names for the [server] section: SHIM_<FIELD> for its scalars (SHIM_RETRIES,
+# SHIM_MAX_BODY_BYTES…), SHIM_TIMEOUT_<FIELD> for [server.timeouts], SHIM_LIMIT_<FIELD> for
+# [server.limits]; so a container configures everything through its environment.
+_NESTED_PREFIXES = {"timeouts": "SHIM_TIMEOUT_", "limits": "SHIM_LIMIT_"}
+
+
+def _env_values(struct: msgspec.Struct, prefix: str) -> dict[str, str]:
+    names = (name for name in struct.__struct_fields__ if name not in _NESTED_PREFIXES and name != "api_keys")
+    return {name: os.environ[prefix + name.upper()] for name in names if prefix + name.upper() in os.environ}
+
+
+def _overlay_env(server: ServerSettings) -> ServerSettings:
+    data = msgspec.structs.asdict(server)
+    data.update(_env_values(server, "SHIM_"))
+    for field, prefix in _NESTED_PREFIXES.items():
+        nested = getattr(server, field)
+        data[field] = {**msgspec.structs.asdict(nested), **_env_values(nested, prefix)}
+    try:
+        return msgspec.convert(data, ServerSettings, strict=False)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `$.")
+        parts = path.rstrip("`").split(".")
+        prefix = _NESTED_PREFIXES.get(parts[0], "SHIM_") if len(parts) > 1 else "SHIM_"
+        raise ValueError(f"{prefix}{parts[-1].upper()}: {message}") from None
+
+
 def load_settings(
     *,
     config: Path | None = None,
@@ -129,7 +155,7 @@ def load_settings(
         settings = msgspec.convert(data, Settings)
     except msgspec.ValidationError as exc:
         raise ValueError(f"{config}: {exc}") from None
-    server = settings.server
+    server = _overlay_env(settings.server)
     env = os.environ
     server = msgspec.structs.replace(
         server,
