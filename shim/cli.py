@@ -36,13 +36,16 @@ def app_from_env() -> Litestar:
     # A spawned worker starts with a fresh interpreter: the same logging set-up as ``main``/``_serve``.
     logging.basicConfig(level=os.environ.get("SHIM_LOG_LEVEL", "WARNING").upper(), format="%(message)s")
     configure_logging(enabled=os.environ.get("SHIM_ACCESS_LOG", "1") != "0")
-    return create_app(msgspec.json.decode(os.environ[_SETTINGS_ENV], type=Settings))
+    from shim.server.runtime_tuning import tune_for_serving
+
+    return tune_for_serving(create_app(msgspec.json.decode(os.environ[_SETTINGS_ENV], type=Settings)))
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from shim.server.app import create_app
+    from shim.server.runtime_tuning import tune_for_serving
     from shim.settings import load_settings
 
     try:
@@ -116,7 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
         if workers > 1:
             os.environ[_SETTINGS_ENV] = msgspec.json.encode(settings).decode()
         uvicorn.run(
-            "shim.cli:app_from_env" if workers > 1 else create_app(settings),
+            "shim.cli:app_from_env" if workers > 1 else tune_for_serving(create_app(settings)),
             factory=workers > 1,
             workers=workers if workers > 1 else None,
             host=host,

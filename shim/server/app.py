@@ -102,8 +102,10 @@ def _headers(turn: Turn) -> dict[str, str]:
 
 
 async def _sse(service: ResponsesService, turn: Turn, upstream: Any) -> AsyncIterator[bytes]:
-    async for event in service.events(turn, upstream):
-        yield KEEPALIVE if event is None else encode_sse(event)
+    # One message per upstream chunk, not per event: each message costs a trip down the ASGI
+    # send chain and a socket write.
+    async for batch in service.event_batches(turn, upstream):
+        yield KEEPALIVE if batch is None else b"".join([encode_sse(event) for event in batch])
     yield DONE
 
 

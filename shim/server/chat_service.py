@@ -331,10 +331,11 @@ class ChatService:
                 if not batch:
                     yield KEEPALIVE
                     continue
-                for chunk in batch:
-                    if not chunk.choices:  # the per-choice usage chunk: summed below instead
-                        continue
-                    yield encode_data(c.encode_chunk(chunk))
+                # One write per upstream batch (per-write costs: bench/README.md); the per-choice
+                # usage chunk (no choices) is left out: summed below instead.
+                data = b"".join([encode_data(c.encode_chunk(chunk)) for chunk in batch if chunk.choices])
+                if data:
+                    yield data
                 failed = next((d.error for d in drivers if d.error is not None), None)
                 if failed is not None:
                     break

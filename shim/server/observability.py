@@ -38,6 +38,7 @@ __all__ = ["configure_logging", "install", "instrument_backend"]
 
 access_log = logging.getLogger("shim.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", ""})
 _STORE_OPS = ("get", "set", "add", "compare_and_set", "delete", "append", "list_range")
 
 
@@ -129,10 +130,13 @@ class Observe:
 
     def _record(self, scope: Scope, record: RequestRecord, state: dict[str, Any], latency: float) -> None:
         route = str(scope.get("path_template") or "unmatched")
+        # A client picks the method: any other than the standard ones shares one label, so odd
+        # methods cannot grow the metrics without bound.
         method = str(scope.get("method", ""))
+        label = method if method in _METHODS else "OTHER"
         status = int(state["status"]) if state["finished"] else 499  # 499: the client went away
-        self.metrics.requests.labels(method, route, str(status)).inc()
-        self.metrics.latency.labels(method, route).observe(latency)
+        self.metrics.requests.labels(label, route, str(status)).inc()
+        self.metrics.latency.labels(label, route).observe(latency)
         if access_log.isEnabledFor(logging.INFO):
             line = {
                 "ts": round(time.time(), 3),

@@ -395,7 +395,8 @@ async def test_a_stream_is_stored_before_its_final_event_goes_out(shim: Shim) ->
         if message["type"] == "http.response.body" and not message.get("more_body"):
             done.set()
         if b"event: response.completed" in body:
-            response_id = json.loads(body.split(b"data: ", 1)[1])["response"]["id"]
+            data = body.split(b"event: response.completed\ndata: ", 1)[1].split(b"\n", 1)[0]
+            response_id = json.loads(data)["response"]["id"]
             found.append(await store.load(scope, response_id) is not None)
 
     scope_ = {
