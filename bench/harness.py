@@ -170,7 +170,7 @@ class Harness:
                     partial(run_wrk, base + path, body, 64, self.plan.throughput_s, load, server, upstream),
                 )
                 if self.args.profile and target.name == "shim-1w" and direction is FORWARD:
-                    from bench.profile import profile_under
+                    from bench.pyspy_profile import profile_under
 
                     self.profile = profile_under(
                         server,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["brief", "render"]
@@ -45,141 +46,92 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _per_target(res: dict[str, Row], row: Callable[[str, Row], dict[str, str]]) -> list[str]:
+    """One table row per target from its medians; ``row`` maps each column's header to its cell."""
+    rows = [row(name, entry["median"]) for name, entry in res.items()]
+    return _table(list(rows[0]), [list(r.values()) for r in rows]) if rows else []
+
+
 def _latency(res: dict[str, Row]) -> list[str]:
     direct = res.get("direct", {}).get("median")
-    rows = []
-    for name, entry in res.items():
-        m = entry["median"]
+
+    def row(name: str, m: Row) -> dict[str, str]:
         add50 = m["p50_ms"] - direct["p50_ms"] if direct and name != "direct" else None
         add99 = m["p99_ms"] - direct["p99_ms"] if direct and name != "direct" else None
-        rows.append(
-            [
-                name,
-                _f(m["req_per_s"], 0),
-                _f(m["p50_ms"], 3),
-                _f(m["p99_ms"], 3),
-                _f(add50, 3),
-                _f(add99, 3),
-                _per_request(m),
-                _cpu(m),
-                str(m["errors"]),
-            ]
-        )
-    head = [
-        "target",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "added p50 ms",
-        "added p99 ms",
-        "srv CPU ms/req",
-        "CPU s srv/up/load",
-        "errors",
-    ]
-    return _table(head, rows)
+        return {
+            "target": name,
+            "req/s": _f(m["req_per_s"], 0),
+            "p50 ms": _f(m["p50_ms"], 3),
+            "p99 ms": _f(m["p99_ms"], 3),
+            "added p50 ms": _f(add50, 3),
+            "added p99 ms": _f(add99, 3),
+            "srv CPU ms/req": _per_request(m),
+            "CPU s srv/up/load": _cpu(m),
+            "errors": str(m["errors"]),
+        }
+
+    return _per_target(res, row)
 
 
 def _throughput(res: dict[str, Row]) -> list[str]:
     floor = res.get("passthrough", {}).get("median")
     litellm = res.get("litellm", {}).get("median")
-    rows = []
-    for name, entry in res.items():
-        m = entry["median"]
+
+    def row(name: str, m: Row) -> dict[str, str]:
         ratio = m["req_per_s"] / floor["req_per_s"] if floor and floor["req_per_s"] else None
         vs_litellm = m["req_per_s"] / litellm["req_per_s"] if litellm and litellm["req_per_s"] else None
-        rows.append(
-            [
-                name,
-                _f(m["req_per_s"], 0),
-                _f(ratio, 2),
-                _f(vs_litellm, 1),
-                _f(m["p50_ms"], 2),
-                _f(m["p99_ms"], 2),
-                _per_request(m),
-                _cpu(m),
-                _f(m["peak_rss_mib"], 0),
-                str(m["errors"]),
-            ]
-        )
-    head = [
-        "target",
-        "req/s",
-        "x passthrough",
-        "x LiteLLM",
-        "p50 ms",
-        "p99 ms",
-        "srv CPU ms/req",
-        "CPU s srv/up/load",
-        "peak RSS MiB",
-        "errors",
-    ]
-    return _table(head, rows)
+        return {
+            "target": name,
+            "req/s": _f(m["req_per_s"], 0),
+            "x passthrough": _f(ratio, 2),
+            "x LiteLLM": _f(vs_litellm, 1),
+            "p50 ms": _f(m["p50_ms"], 2),
+            "p99 ms": _f(m["p99_ms"], 2),
+            "srv CPU ms/req": _per_request(m),
+            "CPU s srv/up/load": _cpu(m),
+            "peak RSS MiB": _f(m["peak_rss_mib"], 0),
+            "errors": str(m["errors"]),
+        }
+
+    return _per_target(res, row)
 
 
 def _streams(res: dict[str, Row], tokens: int = 200) -> list[str]:
-    rows = []
-    for name, entry in res.items():
-        m = entry["median"]
+    def row(name: str, m: Row) -> dict[str, str]:
         chunks = m["streams_ok"] * tokens
         per_m = m["server_cpu_s"] / chunks * 1e6 if chunks else None
-        rows.append(
-            [
-                name,
-                _f(m["streams_per_s"], 1),
-                _f(m["streams_per_s"] * tokens, 0),
-                _f(m["ttfb_p50_ms"], 1),
-                _f(m["first_delta_p50_ms"], 1),
-                _f(m["total_p50_ms"], 1),
-                _f(per_m, 1),
-                _cpu(m),
-                _f(m["peak_rss_mib"], 0),
-                str(m["errors"]),
-            ]
-        )
-    head = [
-        "target",
-        "streams/s",
-        "text chunks/s",
-        "TTFB p50 ms",
-        "first delta p50 ms",
-        "end p50 ms",
-        "srv CPU s / M chunks",
-        "CPU s srv/up/load",
-        "peak RSS MiB",
-        "errors",
-    ]
-    return _table(head, rows)
+        return {
+            "target": name,
+            "streams/s": _f(m["streams_per_s"], 1),
+            "text chunks/s": _f(m["streams_per_s"] * tokens, 0),
+            "TTFB p50 ms": _f(m["ttfb_p50_ms"], 1),
+            "first delta p50 ms": _f(m["first_delta_p50_ms"], 1),
+            "end p50 ms": _f(m["total_p50_ms"], 1),
+            "srv CPU s / M chunks": _f(per_m, 1),
+            "CPU s srv/up/load": _cpu(m),
+            "peak RSS MiB": _f(m["peak_rss_mib"], 0),
+            "errors": str(m["errors"]),
+        }
+
+    return _per_target(res, row)
 
 
 def _slow(res: dict[str, Row]) -> list[str]:
-    rows = []
-    for name, entry in res.items():
-        m = entry["median"]
+    def row(name: str, m: Row) -> dict[str, str]:
         n = m["clients"]
         per = (m["peak_rss_mib"] - m["idle_rss_mib"]) * 1024 / n if n else None
-        rows.append(
-            [
-                name,
-                f"{m['streams_ok']:.0f}/{n}",
-                str(m["errors"]),
-                _f(m["idle_rss_mib"], 0),
-                _f(m["peak_rss_mib"], 0),
-                _f(per, 1),
-                _f(m["total_p50_ms"] / 1000 if m["total_p50_ms"] else None, 2),
-                _cpu(m),
-            ]
-        )
-    head = [
-        "target",
-        "complete",
-        "errors",
-        "idle RSS MiB",
-        "peak RSS MiB",
-        "KB per open stream",
-        "end p50 s",
-        "CPU s srv/up/load",
-    ]
-    return _table(head, rows)
+        return {
+            "target": name,
+            "complete": f"{m['streams_ok']:.0f}/{n}",
+            "errors": str(m["errors"]),
+            "idle RSS MiB": _f(m["idle_rss_mib"], 0),
+            "peak RSS MiB": _f(m["peak_rss_mib"], 0),
+            "KB per open stream": _f(per, 1),
+            "end p50 s": _f(m["total_p50_ms"] / 1000 if m["total_p50_ms"] else None, 2),
+            "CPU s srv/up/load": _cpu(m),
+        }
+
+    return _per_target(res, row)
 
 
 _SECTIONS = [

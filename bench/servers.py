@@ -14,17 +14,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shim.embedded import free_port
+
 __all__ = ["Proc", "Target", "free_port", "start", "start_target"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

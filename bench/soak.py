@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -28,17 +29,9 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: ``bench`` importable
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from bench.servers import PY, ROOT, free_port
 
 
 def fds(pid: int) -> int:
@@ -64,6 +57,17 @@ async def wait_http(url: str, timeout: float = 30) -> None:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{url} did not come up")
             await asyncio.sleep(0.2)
+
+
+async def memtrace_dump(args: argparse.Namespace, pid: int) -> None:
+    """Ask the traced shim for a snapshot and wait until it is written (no-op without --memtrace)."""
+    if not args.memtrace:
+        return
+    stats = Path(args.memtrace) / "stats.jsonl"
+    before = len(stats.read_text().splitlines()) if stats.exists() else 0
+    os.kill(pid, signal.SIGUSR1)
+    while not stats.exists() or len(stats.read_text().splitlines()) == before:
+        await asyncio.sleep(0.5)
 
 
 class Tally:
@@ -109,11 +113,18 @@ async def soak(args: argparse.Namespace) -> int:
     up_port, shim_port = free_port(), free_port()
     env = {**os.environ, "SHIM_ACCESS_LOG": "0", "SHIM_SECRET": "soak", "PYTHONPATH": str(ROOT)}
     upstream = subprocess.Popen([PY, str(ROOT / "tests/support/fault_upstream.py"), str(up_port)], env=env)
-    shim = subprocess.Popen(
-        [PY, "-m", "shim", "serve", "--upstream", f"http://127.0.0.1:{up_port}/v1", "--port", str(shim_port),
-         "--store", args.store],
-        env=env,
-    )  # fmt: skip
+    serve = [
+        "serve",
+        "--upstream",
+        f"http://127.0.0.1:{up_port}/v1",
+        "--port",
+        str(shim_port),
+        "--store",
+        args.store,
+    ]
+    # --memtrace: the shim under tracemalloc (bench/memtrace.py), a snapshot after warm-up and each phase
+    launcher = [str(ROOT / "bench/memtrace.py"), "serve", args.memtrace] if args.memtrace else ["-m", "shim"]
+    shim = subprocess.Popen([PY, *launcher, *serve], env=env)
     base = f"http://127.0.0.1:{shim_port}"
     try:
         await wait_http(f"http://127.0.0.1:{up_port}/_stats")
@@ -127,6 +138,7 @@ async def soak(args: argparse.Namespace) -> int:
             *(client_loop(base, warm_until, warm, 0.0, args.interval) for _ in range(args.streams))
         )
         await asyncio.sleep(3)
+        await memtrace_dump(args, shim.pid)
         rss_start = rss_mib(shim.pid)
         tally = Tally()
         started = time.monotonic()
@@ -152,6 +164,7 @@ async def soak(args: argparse.Namespace) -> int:
             )
             await asyncio.sleep(3)
             after_phase.append(round(rss_mib(shim.pid), 1))
+            await memtrace_dump(args, shim.pid)
         sampler.cancel()
         elapsed = time.monotonic() - started
         await asyncio.sleep(3)  # let the last closes land
@@ -200,6 +213,7 @@ def main() -> int:
     parser.add_argument("--phases", type=int, default=1, help="repeat the load; RSS is printed after each")
     parser.add_argument("--store", default="none", help="store URL; memory:// grows with every response")
     parser.add_argument("--warmup", type=float, default=10, help="seconds at full concurrency before")
+    parser.add_argument("--memtrace", help="run the shim under tracemalloc, snapshots in this directory")
     return asyncio.run(soak(parser.parse_args()))
 
 

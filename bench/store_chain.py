@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from shim.embedded import free_port
 from shim.server.app import create_app
 from shim.settings import Route, ServerSettings, Settings
 from shim.store.repository import ResponseStore, scope_of
@@ -59,18 +60,11 @@ def _completion(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=body)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     binary = shutil.which("redis-server")
     if binary is None:
         sys.exit("bench: no redis-server on PATH (scripts/install_redis.sh) and no --redis URL")
-    port = _free_port()
+    port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
     proc = subprocess.Popen([*argv, "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
     for _ in range(200):

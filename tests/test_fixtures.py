@@ -17,19 +17,15 @@ see ``fixtures/README.md``.
 from __future__ import annotations
 
 import json
-import random
-import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
-import pytest
 from checks.lifecycle import check_lifecycle
 from checks.oracle import validate_event, validate_resource
 from syrupy.assertion import SnapshotAssertion
-from syrupy.extensions.json import JSONSnapshotExtension
 
 from shim.core.diagnostics import Diagnostics
 from shim.dialects.model import Dialect
@@ -40,16 +36,12 @@ from shim.translate.chat_accumulate import accumulate
 from shim.translate.chat_request import to_chat_request
 from shim.translate.echo import response_template
 from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
-from shim.translate.upstream_errors import upstream_error
 from shim.wire import chat as c
 from shim.wire import responses as r
 from shim.wire.responses_decode import decode_create_response_body
+from tests.support.fixture_cases import FixtureCase, error_outcome, params, rechunkings
 
 ROOT = Path(__file__).resolve().parents[1] / "fixtures" / "responses_over_chat"
-UPSTREAM_NAMES = ("upstream.sse", "upstream.json", "upstream.synthetic.sse", "upstream.synthetic.json")
-CASE_TOML_KEYS = {"upstream_status"}
-SMALL = 4096  # below this size every 2-way split is tried; above it, RANDOM_SPLITS seeded ones
-RANDOM_SPLITS = 200
 CREATED_AT = 1_700_000_000
 
 _encode = msgspec.json.Encoder().encode
@@ -61,48 +53,12 @@ def _sse_events(data: bytes) -> list[SSEEvent]:
 
 
 @dataclass(frozen=True)
-class Case:
-    path: Path
-
-    @property
-    def id(self) -> str:
-        """``dialect.case``: the folder's relative path, with a separator syrupy can put in a file name."""
-        return ".".join(self.path.relative_to(ROOT).parts)
+class Case(FixtureCase):
+    root: ClassVar[Path] = ROOT
 
     @property
     def dialect(self) -> Dialect:
         return get_dialect(self.path.parent.name)
-
-    @cached_property
-    def upstreams(self) -> list[Path]:
-        return [self.path / n for n in UPSTREAM_NAMES if (self.path / n).is_file()]
-
-    @property
-    def upstream(self) -> Path:
-        """The upstream bytes (``test_folder_layout`` checks there is exactly one such file)."""
-        return self.upstreams[0] if self.upstreams else self.path / UPSTREAM_NAMES[1]
-
-    @property
-    def data(self) -> bytes:
-        return self.upstream.read_bytes()
-
-    @property
-    def is_sse(self) -> bool:
-        return self.upstream.suffix == ".sse"
-
-    @cached_property
-    def settings(self) -> dict[str, Any]:
-        toml = self.path / "case.toml"
-        return tomllib.loads(toml.read_text("utf-8")) if toml.is_file() else {}
-
-    @property
-    def status(self) -> int:
-        status = self.settings.get("upstream_status", 200)
-        return status if isinstance(status, int) else 200
-
-    @property
-    def is_error(self) -> bool:
-        return self.status >= 400
 
     @cached_property
     def body(self) -> r.CreateResponseBody:
@@ -119,25 +75,11 @@ class Case:
         return "[DONE]" in payloads and not any(isinstance(e, c.ChatErrorBody) for e in errors)
 
 
-def _discover() -> list[Case]:
-    return [Case(p) for p in sorted(ROOT.glob("*/*")) if p.is_dir()]
-
-
-CASES = _discover()
+CASES = Case.discover()
 ERRORS = [case for case in CASES if case.is_error]
 STREAMS = [case for case in CASES if not case.is_error and case.is_sse]
 COMPLETIONS = [case for case in CASES if not case.is_error and not case.is_sse]
 CLEAN_STREAMS = [case for case in STREAMS if case.ends_cleanly]
-
-
-def _params(cases: list[Case]) -> Any:
-    return pytest.mark.parametrize("case", cases, ids=[case.id for case in cases])
-
-
-@pytest.fixture
-def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    """One ``.json`` file per test and case; syrupy's JSON extension writes keys sorted."""
-    return snapshot.use_extension(JSONSnapshotExtension)
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -186,12 +128,6 @@ def _json(value: Any) -> Any:
     return json.loads(_encode(value))
 
 
-def _split_points(size: int, seed: str) -> list[int]:
-    if size < SMALL:
-        return list(range(1, size))
-    return sorted(random.Random(seed).sample(range(1, size), RANDOM_SPLITS))
-
-
 # --------------------------------------------------------------------------------------- tests
 
 
@@ -199,23 +135,16 @@ def test_corpus_is_found() -> None:
     assert len(CASES) >= 40, [case.id for case in CASES]
 
 
-@_params(CASES)
+@params(CASES)
 def test_folder_layout(case: Case) -> None:
-    names = {p.name for p in case.path.iterdir()}
-    assert len(case.upstreams) == 1, f"need exactly one of {UPSTREAM_NAMES}, found {sorted(names)}"
-    assert names <= {"request.json", "note.md", "case.toml", *UPSTREAM_NAMES}, sorted(names)
-    assert (case.path / "note.md").read_text("utf-8").strip(), "note.md says what the case proves"
-    assert set(case.settings) <= CASE_TOML_KEYS, f"case.toml: unknown keys {sorted(case.settings)}"
-    assert isinstance(case.settings.get("upstream_status", 200), int)
-    if case.is_error:
-        assert not case.is_sse, "an error body is upstream[.synthetic].json"
-    else:
+    case.check_layout()
+    if not case.is_error:
         # A client that asked to stream is answered from an upstream stream, and vice versa.
         assert bool(case.body.stream) == case.is_sse, f"request.json stream vs {case.upstream.name}"
     assert case.body.model is not None and case.body.input is not None
 
 
-@_params(CASES)
+@params(CASES)
 def test_upstream_request(case: Case, snapshot_json: SnapshotAssertion) -> None:
     body = case.body
     assert body.model is not None
@@ -234,13 +163,12 @@ def test_upstream_request(case: Case, snapshot_json: SnapshotAssertion) -> None:
     } == snapshot_json
 
 
-@_params(ERRORS)
+@params(ERRORS)
 def test_upstream_error(case: Case, snapshot_json: SnapshotAssertion) -> None:
-    error = upstream_error(case.status, case.data)
-    assert {"http_status": error.http_status, "envelope": error.envelope()} == snapshot_json
+    assert error_outcome(case) == snapshot_json
 
 
-@_params(STREAMS)
+@params(STREAMS)
 def test_stream(case: Case, snapshot_json: SnapshotAssertion) -> None:
     events, response = _run_stream(case, [case.data])
     raw = [_encode(event) for event in events]
@@ -252,17 +180,15 @@ def test_stream(case: Case, snapshot_json: SnapshotAssertion) -> None:
     assert decoded == snapshot_json
 
 
-@_params(STREAMS)
+@params(STREAMS)
 def test_stream_survives_any_chunking(case: Case) -> None:
     data = case.data
     expected = _encode(_run_stream(case, [data])[0])
-    one_byte = [data[i : i + 1] for i in range(len(data))]
-    assert _encode(_run_stream(case, one_byte)[0]) == expected, "1-byte chunks"
-    for k in _split_points(len(data), case.id):
-        assert _encode(_run_stream(case, [data[:k], data[k:]])[0]) == expected, f"split at byte {k}"
+    for label, pieces in rechunkings(data, case.id):
+        assert _encode(_run_stream(case, pieces)[0]) == expected, label
 
 
-@_params(CLEAN_STREAMS)
+@params(CLEAN_STREAMS)
 def test_stream_equals_completion(case: Case) -> None:
     """Folding the chunks into one completion and translating it gives the stream's final response.
 
@@ -276,7 +202,7 @@ def test_stream_equals_completion(case: Case) -> None:
     assert {f: _json(getattr(whole, f)) for f in fields} == {f: _json(getattr(streamed, f)) for f in fields}
 
 
-@_params(COMPLETIONS)
+@params(COMPLETIONS)
 def test_completion(case: Case, snapshot_json: SnapshotAssertion) -> None:
     response = _completion(case, case.data)
     raw = _encode(response)

@@ -16,17 +16,14 @@ translation of the terminal event's response; a whole body is translated and sna
 from __future__ import annotations
 
 import json
-import random
-import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import pytest
 from syrupy.assertion import SnapshotAssertion
-from syrupy.extensions.json import JSONSnapshotExtension
 
 from shim.core.diagnostics import Diagnostics
 from shim.sse import SSEDecoder
@@ -34,50 +31,21 @@ from shim.translate.chat_over_responses import ChatChoiceDriver
 from shim.translate.chat_writer import ReasoningMode
 from shim.translate.responses_request import encode_create_response_body, to_responses_request
 from shim.translate.stop_sequences import stop_list
-from shim.translate.upstream_errors import upstream_error
 from shim.wire import chat as c
+from tests.support.fixture_cases import UPSTREAM_NAMES, FixtureCase, error_outcome, params, rechunkings
 
 openai_types = pytest.importorskip("openai.types.chat")
 
 ROOT = Path(__file__).resolve().parents[1] / "fixtures" / "chat_over_responses"
-UPSTREAM_NAMES = ("upstream.sse", "upstream.json", "upstream.synthetic.sse", "upstream.synthetic.json")
-CASE_TOML_KEYS = {"upstream_status", "reasoning"}
-SMALL = 4096
-RANDOM_SPLITS = 200
 CREATED = 1_700_000_000
 
 _encode = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True)
-class Case:
-    path: Path
-
-    @property
-    def id(self) -> str:
-        return ".".join(self.path.relative_to(ROOT).parts)
-
-    @cached_property
-    def upstreams(self) -> list[Path]:
-        return [self.path / n for n in UPSTREAM_NAMES if (self.path / n).is_file()]
-
-    @property
-    def data(self) -> bytes:
-        """The upstream bytes (``test_folder_layout`` checks there is exactly one such file)."""
-        return self.upstreams[0].read_bytes() if self.upstreams else b""
-
-    @property
-    def is_sse(self) -> bool:
-        return bool(self.upstreams) and self.upstreams[0].suffix == ".sse"
-
-    @cached_property
-    def settings(self) -> dict[str, Any]:
-        toml = self.path / "case.toml"
-        return tomllib.loads(toml.read_text("utf-8")) if toml.is_file() else {}
-
-    @property
-    def status(self) -> int:
-        return int(self.settings.get("upstream_status", 200))
+class Case(FixtureCase):
+    root: ClassVar[Path] = ROOT
+    toml_keys: ClassVar[frozenset[str]] = frozenset({"upstream_status", "reasoning"})
 
     @property
     def reasoning(self) -> ReasoningMode:
@@ -101,19 +69,10 @@ class Case:
         )
 
 
-CASES = [Case(p) for p in sorted(ROOT.glob("*/*")) if p.is_dir()]
-ERRORS = [case for case in CASES if case.status >= 400]
-STREAMS = [case for case in CASES if case.status < 400 and case.is_sse]
-COMPLETIONS = [case for case in CASES if case.status < 400 and not case.is_sse]
-
-
-def _params(cases: list[Case]) -> Any:
-    return pytest.mark.parametrize("case", cases, ids=[case.id for case in cases])
-
-
-@pytest.fixture
-def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
-    return snapshot.use_extension(JSONSnapshotExtension)
+CASES = Case.discover()
+ERRORS = [case for case in CASES if case.is_error]
+STREAMS = [case for case in CASES if not case.is_error and case.is_sse]
+COMPLETIONS = [case for case in CASES if not case.is_error and not case.is_sse]
 
 
 def _run_stream(case: Case, pieces: list[bytes]) -> tuple[list[bytes], ChatChoiceDriver]:
@@ -139,31 +98,19 @@ def _terminal_response(data: bytes) -> dict[str, Any] | None:
     return None
 
 
-def _split_points(size: int, seed: str) -> list[int]:
-    if size < SMALL:
-        return list(range(1, size))
-    return sorted(random.Random(seed).sample(range(1, size), RANDOM_SPLITS))
-
-
 def test_corpus_is_found() -> None:
     assert len(CASES) >= 20, [case.id for case in CASES]
     assert any(u.name in UPSTREAM_NAMES[:2] for case in CASES for u in case.upstreams), "no recorded case"
 
 
-@_params(CASES)
+@params(CASES)
 def test_folder_layout(case: Case) -> None:
-    names = {p.name for p in case.path.iterdir()}
-    assert len(case.upstreams) == 1, f"need exactly one of {UPSTREAM_NAMES}, found {sorted(names)}"
-    assert names <= {"request.json", "note.md", "case.toml", *UPSTREAM_NAMES}, sorted(names)
-    assert (case.path / "note.md").read_text("utf-8").strip()
-    assert set(case.settings) <= CASE_TOML_KEYS, sorted(case.settings)
-    if case.status < 400:
+    case.check_layout()
+    if not case.is_error:
         assert bool(case.request.stream) == case.is_sse, "request.json stream vs the upstream file"
-    else:
-        assert not case.is_sse
 
 
-@_params(CASES)
+@params(CASES)
 def test_upstream_request(case: Case, snapshot_json: SnapshotAssertion) -> None:
     diags = Diagnostics("warn")
     req = case.request
@@ -174,13 +121,12 @@ def test_upstream_request(case: Case, snapshot_json: SnapshotAssertion) -> None:
     } == snapshot_json
 
 
-@_params(ERRORS)
+@params(ERRORS)
 def test_upstream_error(case: Case, snapshot_json: SnapshotAssertion) -> None:
-    error = upstream_error(case.status, case.data)
-    assert {"http_status": error.http_status, "envelope": error.envelope()} == snapshot_json
+    assert error_outcome(case) == snapshot_json
 
 
-@_params(STREAMS)
+@params(STREAMS)
 def test_stream(case: Case, snapshot_json: SnapshotAssertion) -> None:
     raw, driver = _run_stream(case, [case.data])
     for chunk in raw:
@@ -193,16 +139,15 @@ def test_stream(case: Case, snapshot_json: SnapshotAssertion) -> None:
     assert {"chunks": [json.loads(x) for x in raw], **outcome} == snapshot_json
 
 
-@_params(STREAMS)
+@params(STREAMS)
 def test_stream_survives_any_chunking(case: Case) -> None:
     data = case.data
     expected = _run_stream(case, [data])[0]
-    assert _run_stream(case, [data[i : i + 1] for i in range(len(data))])[0] == expected, "1-byte chunks"
-    for k in _split_points(len(data), case.id):
-        assert _run_stream(case, [data[:k], data[k:]])[0] == expected, f"split at byte {k}"
+    for label, pieces in rechunkings(data, case.id):
+        assert _run_stream(case, pieces)[0] == expected, label
 
 
-@_params([case for case in STREAMS if _terminal_response(case.data) is not None])
+@params([case for case in STREAMS if _terminal_response(case.data) is not None])
 def test_stream_equals_completion(case: Case) -> None:
     """The terminal event's whole response, read as a non-streaming body, gives the same completion."""
     _, streamed = _run_stream(case, [case.data])
@@ -213,7 +158,7 @@ def test_stream_equals_completion(case: Case) -> None:
     assert whole.reasoning_items() == streamed.reasoning_items()
 
 
-@_params(COMPLETIONS)
+@params(COMPLETIONS)
 def test_completion(case: Case, snapshot_json: SnapshotAssertion) -> None:
     driver = case.driver()
     driver.read_body(case.data)

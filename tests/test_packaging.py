@@ -9,16 +9,16 @@ exactly as the image's entrypoint does; and the Dockerfile is checked for what t
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support.processes import free_port, shim_env, spawn, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,15 +57,8 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _env(site: Path, tmp: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIM_")}
-    return {**env, "PYTHONPATH": str(site), "HOME": str(tmp), "SHIM_DATA_DIR": str(tmp / "data"), **extra}
+    return shim_env(PYTHONPATH=str(site), HOME=str(tmp), SHIM_DATA_DIR=str(tmp / "data"), **extra)
 
 
 def test_wheel_ships_every_dialect(wheel: Path) -> None:
@@ -79,7 +72,7 @@ def test_wheel_ships_every_dialect(wheel: Path) -> None:
 
 @pytest.fixture
 def served(installed: Path, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = _env(
         installed,
         tmp_path,
@@ -87,25 +80,13 @@ def served(installed: Path, tmp_path: Path) -> Iterator[str]:
         SHIM_UPSTREAM_URL="http://127.0.0.1:9/v1",
         SHIM_DIALECT="vllm",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shim", "serve"], cwd=tmp_path, env=env, stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "shim.log"
+    proc = spawn([sys.executable, "-m", "shim", "serve"], log, env=env, cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the installed shim did not become healthy"
-            time.sleep(0.1)
-        yield base
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, "the installed shim", log)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
+        stop(proc, timeout=10)
 
 
 def test_installed_wheel_serves_from_env(served: str, installed: Path) -> None:

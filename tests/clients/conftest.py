@@ -30,26 +30,18 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 import pytest
 
-from shim.embedded import (
-    DIALECT,
-    MODEL_ALIAS,
-    EmbeddedUpstream,
-    EmbeddedUpstreamError,
-    free_port,
-    is_available,
-)
+from shim.embedded import DIALECT, MODEL_ALIAS
+from tests.support.processes import Served, serve_script, serve_shim
+from tests.support.real_components import CLIENTS_HINT, running_llama, unavailable
 
-IN_CI = os.environ.get("CI") == "true"
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
 LLAMA_MODEL = MODEL_ALIAS
@@ -57,14 +49,8 @@ SCRIPTED_MODEL = "scripted"
 # Codex needs a 16k context (REFERENCE.md); the e2e fixture's 4096 is too small.
 LLAMA_N_CTX = 16384
 LLAMA_MAX_OUTPUT_TOKENS = 24
-
-
-def unavailable(what: str, reason: str, hint: str) -> NoReturn:
-    message = f"{what} unavailable: {reason}"
-    if IN_CI:
-        pytest.fail(f"{message} (CI=true: a missing real component fails; {hint})")
-    print(f"\nSKIP clients: {message}", file=sys.stderr)
-    pytest.skip(f"{message}; {hint}", allow_module_level=True)
+# The Chat clients' direction: a route whose upstream speaks Open Responses.
+RESPONSES_ROUTE = {"kind": "responses", "dialect": "openai"}
 
 
 def require_module(name: str, package: str) -> Any:
@@ -80,65 +66,16 @@ def require_module(name: str, package: str) -> Any:
 
 @pytest.fixture(scope="session")
 def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    hint = "`bash scripts/test.sh` or `python -m shim.embedded ensure` installs it"
-    ok, why = is_available()
-    if not ok:
-        unavailable("real llama upstream", why, hint)
-    log = tmp_path_factory.mktemp("clients-llama") / "server.log"
-    upstream = EmbeddedUpstream(install=False, log_path=log, n_ctx=LLAMA_N_CTX)
-    try:
-        url = upstream.start()
-    except EmbeddedUpstreamError as exc:
-        unavailable("real llama upstream", str(exc), hint)
-    try:
-        warm = {"model": LLAMA_MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
-        httpx.post(f"{url}/chat/completions", json=warm, timeout=120).raise_for_status()
+    with running_llama(tmp_path_factory.mktemp("clients-llama") / "server.log", n_ctx=LLAMA_N_CTX) as url:
         yield url
-    finally:
-        upstream.stop()
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"{what} exited with {proc.returncode}:\n{_tail(log)}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            _stop(proc)
-            pytest.fail(f"{what} did not answer {url} within {timeout}s:\n{_tail(log)}")
-        time.sleep(0.1)
-
-
-def _tail(log: Path, limit: int = 4000) -> str:
-    return log.read_bytes()[-limit:].decode("utf-8", "replace") if log.exists() else ""
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
 def scripted_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
     log = tmp_path_factory.mktemp("clients-scripted") / "scripted.log"
-    argv = [sys.executable, str(HERE / "scripted_shell.py"), str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    _wait_http(f"{url}/models", proc, "the scripted upstream", log)
-    yield url
-    _stop(proc)
+    served = serve_script(HERE / "scripted_shell.py", log, what="the scripted upstream")
+    yield served.base_url
+    served.stop()
 
 
 @dataclass
@@ -155,15 +92,10 @@ class ScriptedResponsesUpstream:
 
 
 def _scripted_responses(workdir: Path, *flags: str) -> Iterator[ScriptedResponsesUpstream]:
-    port = free_port()
-    log = workdir / "scripted.log"
-    argv = [sys.executable, str(HERE / "scripted_responses_shell.py"), str(port), *flags]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    _wait_http(f"{url}/models", proc, "the scripted Responses upstream", log)
-    yield ScriptedResponsesUpstream(url)
-    _stop(proc)
+    script = HERE / "scripted_responses_shell.py"
+    served = serve_script(script, workdir / "scripted.log", *flags, what="the scripted Responses upstream")
+    yield ScriptedResponsesUpstream(served.base_url)
+    served.stop()
 
 
 def assert_reasoning_replayed(sent: dict[str, Any], call_id: str) -> None:
@@ -193,54 +125,39 @@ def scripted_reasoning(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scr
 
 
 @dataclass
-class ShimServer:
-    base_url: str  # ".../v1"
-    model: str
-    proc: subprocess.Popen[bytes]
-    log: Path
+class ShimServer(Served):
+    """``shim serve`` in a subprocess, and the model name its clients ask for."""
 
-    def log_tail(self) -> str:
-        return _tail(self.log)
+    model: str
 
 
 def start_shim(workdir: Path, route: dict[str, Any], model: str) -> ShimServer:
     """``python -m shim serve --config`` with one catch-all route (``route`` adds its keys)."""
-    port = free_port()
     config = workdir / "shim.toml"
     lines = ["[[routes]]", 'match = "*"']
     lines += [f"{key} = {json.dumps(value)}" for key, value in route.items()]
     config.write_text("\n".join(lines) + "\n")
-    env = {
-        **os.environ,
-        "SHIM_DATA_DIR": str(workdir / "data"),
-        "SHIM_LOG_LEVEL": "warning",
-        "SHIM_DIAGNOSTICS": "warn",
-    }
-    for name in ("SHIM_CONFIG", "SHIM_UPSTREAM_URL", "SHIM_API_KEYS", "SHIM_STORE", "SHIM_DIALECT"):
-        env.pop(name, None)
-    argv = [sys.executable, "-m", "shim", "serve", "--config", str(config), "--port", str(port)]
-    argv += ["--host", "127.0.0.1", "--store", "memory://"]
-    log = workdir / "shim.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
-    _wait_http(f"http://127.0.0.1:{port}/healthz", proc, "shim serve", log)
-    return ShimServer(f"http://127.0.0.1:{port}/v1", model, proc, log)
+    served = serve_shim(workdir, "--config", str(config), "--store", "memory://")
+    return ShimServer(served.base_url, served.proc, served.log, model)
+
+
+def _serve(workdir: Path, route: dict[str, Any], model: str) -> Iterator[ShimServer]:
+    """A session fixture's body: the shim with ``route``, stopped at the end of the session."""
+    server = start_shim(workdir, route, model)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
 def shim_llama(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShimServer]:
     route = {"upstream": llama_url, "dialect": DIALECT, "max_output_tokens": LLAMA_MAX_OUTPUT_TOKENS}
-    server = start_shim(tmp_path_factory.mktemp("clients-shim-llama"), route, LLAMA_MODEL)
-    yield server
-    _stop(server.proc)
+    yield from _serve(tmp_path_factory.mktemp("clients-shim-llama"), route, LLAMA_MODEL)
 
 
 @pytest.fixture(scope="session")
 def shim_scripted(scripted_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShimServer]:
     route = {"upstream": scripted_url, "dialect": "openai"}
-    server = start_shim(tmp_path_factory.mktemp("clients-shim-scripted"), route, SCRIPTED_MODEL)
-    yield server
-    _stop(server.proc)
+    yield from _serve(tmp_path_factory.mktemp("clients-shim-scripted"), route, SCRIPTED_MODEL)
 
 
 @pytest.fixture(scope="session")
@@ -248,10 +165,8 @@ def shim_over_responses(
     scripted_responses: ScriptedResponsesUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ShimServer]:
     """Chat clients → the shim's ``responses`` route → the scripted Open Responses upstream."""
-    route = {"upstream": scripted_responses.base_url, "kind": "responses", "dialect": "openai"}
-    server = start_shim(tmp_path_factory.mktemp("clients-shim-over-responses"), route, SCRIPTED_MODEL)
-    yield server
-    _stop(server.proc)
+    route = {"upstream": scripted_responses.base_url, **RESPONSES_ROUTE}
+    yield from _serve(tmp_path_factory.mktemp("clients-shim-over-responses"), route, SCRIPTED_MODEL)
 
 
 @pytest.fixture(scope="session")
@@ -259,20 +174,16 @@ def shim_over_reasoning(
     scripted_reasoning: ScriptedResponsesUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ShimServer]:
     """A ``responses`` route over the reasoning scripted model (reasoning continuity)."""
-    route = {"upstream": scripted_reasoning.base_url, "kind": "responses", "dialect": "openai"}
-    server = start_shim(tmp_path_factory.mktemp("clients-shim-over-reasoning"), route, SCRIPTED_MODEL)
-    yield server
-    _stop(server.proc)
+    route = {"upstream": scripted_reasoning.base_url, **RESPONSES_ROUTE}
+    yield from _serve(tmp_path_factory.mktemp("clients-shim-over-reasoning"), route, SCRIPTED_MODEL)
 
 
 @pytest.fixture(scope="session")
 def shim_chain(shim_llama: ShimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShimServer]:
     """Chat clients → this shim (``responses`` route) → ``shim_llama``'s ``/v1/responses``
     (a chat route, translating back) → the real llama upstream."""
-    route = {"upstream": shim_llama.base_url, "kind": "responses", "dialect": "openai"}
-    server = start_shim(tmp_path_factory.mktemp("clients-shim-chain"), route, LLAMA_MODEL)
-    yield server
-    _stop(server.proc)
+    route = {"upstream": shim_llama.base_url, **RESPONSES_ROUTE}
+    yield from _serve(tmp_path_factory.mktemp("clients-shim-chain"), route, LLAMA_MODEL)
 
 
 # --- node -------------------------------------------------------------------------------------
@@ -304,7 +215,7 @@ class Node:
 
 @pytest.fixture(scope="session")
 def node() -> Node:
-    hint = "`bash scripts/install_clients.sh` (called by scripts/test.sh) installs the npm clients"
+    hint = CLIENTS_HINT
     exe = shutil.which("node")
     if exe is None:
         unavailable("node", "no `node` on PATH (node >= 20 is needed)", hint)

@@ -16,7 +16,6 @@ the whole history.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``tests.support`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.support.scripted_asgi import run, send_json
 from tests.support.scripted_responses import ScriptedResponses
 
 REQUESTS_PATH = "/v1/_requests"
@@ -32,22 +32,16 @@ REQUESTS_PATH = "/v1/_requests"
 THOUGHTS = ["The user wants ", "an answer; ", "think first."]
 
 
-async def _send_json(send: Any, payload: Any) -> None:
-    data = json.dumps(payload).encode()
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
-    )
-    await send({"type": "http.response.body", "body": data})
-
-
 def make_app(upstream: ScriptedResponses) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             if scope["path"] == REQUESTS_PATH:
-                await _send_json(send, upstream.requests)
+                await send_json(send, 200, upstream.requests)
                 return
             if scope["path"] == "/v1/models":
-                await _send_json(send, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+                await send_json(
+                    send, 200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
+                )
                 return
         await upstream(scope, receive, send)
 
@@ -55,7 +49,5 @@ def make_app(upstream: ScriptedResponses) -> Any:
 
 
 if __name__ == "__main__":
-    import uvicorn
-
     scripted = ScriptedResponses(reasoning=THOUGHTS if "--reasoning" in sys.argv[2:] else None)
-    uvicorn.run(make_app(scripted), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    run(make_app(scripted))

@@ -21,6 +21,7 @@ if __package__ in (None, ""):  # run as a script: make ``tests.support`` importa
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.support import scripted_chat
+from tests.support.scripted_asgi import read_body, run
 
 # The output holds 42, the command does not: seeing 42 proves a shell ran it.
 COMMAND = "echo shim-codex-$((6*7))"
@@ -41,12 +42,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http" or scope["method"] != "POST":
         await scripted_chat.app(scope, receive, send)
         return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive)
     if body:
         body = json.dumps(pin_command(json.loads(body))).encode()
     replayed = False
@@ -62,6 +58,4 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 if __name__ == "__main__":
-    import uvicorn
-
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    run(app)

@@ -9,7 +9,6 @@ streaming. Nothing here may reach the network: the same tiktoken guard as ``test
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,36 +17,19 @@ from tests.clients.conftest import (
     ScriptedResponsesUpstream,
     ShimServer,
     assert_reasoning_replayed,
-    require_module,
+)
+from tests.clients.langchain_kit import (
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    ToolMessage,
+    get_weather,
+    langchain_openai,
+    offline,  # noqa: F401 (the autouse fixture)
 )
 from tests.support.scripted_chat import ANSWER
 
-langchain_openai = require_module("langchain_openai", "langchain-openai")
-
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage  # noqa: E402
-from langchain_core.tools import tool  # noqa: E402
-
 QUESTION = "What is the weather in Paris?"
-
-
-@tool
-def get_weather(city: str) -> str:
-    """The weather for a city."""
-    return f"Sunny and 21 C in {city}"
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No tiktoken download and no LangSmith tracing."""
-    tiktoken_load = require_module("tiktoken.load", "tiktoken")
-
-    def refuse(blobpath: str) -> bytes:
-        raise AssertionError(f"tiktoken tried to fetch {blobpath}")
-
-    monkeypatch.setattr(tiktoken_load, "read_file", refuse)
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken"))
-    for name in ("LANGCHAIN_TRACING_V2", "LANGSMITH_TRACING", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def chat_for(shim: ShimServer, **kwargs: Any) -> Any:

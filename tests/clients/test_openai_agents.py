@@ -14,50 +14,24 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import ShimServer, require_module
-from tests.support import scripted_chat
-
-agents = require_module("agents", "openai-agents")
-openai = require_module("openai", "openai")
-
-from agents import (  # noqa: E402
+from tests.clients.agents_kit import (
+    WEATHER_CALLS,
     Agent,
     ModelSettings,
     OpenAIResponsesModel,
     Runner,
-    function_tool,
-    set_tracing_disabled,
+    agents,
+    get_weather,
+    models_over,
 )
-
-set_tracing_disabled(True)  # tracing would POST to api.openai.com
-
-WEATHER_CALLS: list[str] = []
-
-
-@function_tool
-def get_weather(city: str) -> str:
-    """The weather for a city.
-
-    Args:
-        city: The city's name.
-    """
-    WEATHER_CALLS.append(city)
-    return f"Sunny and 21 C in {city}"
+from tests.clients.conftest import ShimServer
+from tests.support import scripted_chat
 
 
 @pytest.fixture
 async def model_for() -> AsyncIterator[Any]:
-    clients: list[Any] = []
-
-    def build(shim: ShimServer) -> Any:
-        client = openai.AsyncOpenAI(base_url=shim.base_url, api_key="sk-test", max_retries=0, timeout=120)
-        clients.append(client)
-        return OpenAIResponsesModel(model=shim.model, openai_client=client)
-
-    WEATHER_CALLS.clear()
-    yield build
-    for client in clients:
-        await client.close()
+    async with models_over(OpenAIResponsesModel) as build:
+        yield build
 
 
 async def test_length_cut_over_llama_is_incomplete(shim_llama: ShimServer, model_for: Any) -> None:

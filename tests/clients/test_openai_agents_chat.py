@@ -15,56 +15,29 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import (
-    ScriptedResponsesUpstream,
-    ShimServer,
-    assert_reasoning_replayed,
-    require_module,
-)
-from tests.support.scripted_chat import ANSWER
-
-agents = require_module("agents", "openai-agents")
-openai = require_module("openai", "openai")
-
-from agents import (  # noqa: E402
+from tests.clients.agents_kit import (
+    WEATHER_CALLS,
     Agent,
     ModelSettings,
     OpenAIChatCompletionsModel,
     Runner,
-    function_tool,
-    set_tracing_disabled,
+    get_weather,
+    models_over,
 )
-
-set_tracing_disabled(True)  # tracing would POST to api.openai.com
+from tests.clients.conftest import (
+    ScriptedResponsesUpstream,
+    ShimServer,
+    assert_reasoning_replayed,
+)
+from tests.support.scripted_chat import ANSWER
 
 QUESTION = "What is the weather in Paris?"
-WEATHER_CALLS: list[str] = []
-
-
-@function_tool
-def get_weather(city: str) -> str:
-    """The weather for a city.
-
-    Args:
-        city: The city's name.
-    """
-    WEATHER_CALLS.append(city)
-    return f"Sunny and 21 C in {city}"
 
 
 @pytest.fixture
 async def model_for() -> AsyncIterator[Any]:
-    clients: list[Any] = []
-
-    def build(shim: ShimServer) -> Any:
-        client = openai.AsyncOpenAI(base_url=shim.base_url, api_key="sk-test", max_retries=0, timeout=120)
-        clients.append(client)
-        return OpenAIChatCompletionsModel(model=shim.model, openai_client=client)
-
-    WEATHER_CALLS.clear()
-    yield build
-    for client in clients:
-        await client.close()
+    async with models_over(OpenAIChatCompletionsModel) as build:
+        yield build
 
 
 def check_round_trip(result: Any, sent: list[dict[str, Any]]) -> None:

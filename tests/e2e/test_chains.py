@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import MODEL, ShimServer, _start_shim, _stop
+from tests.e2e.conftest import MODEL, ShimServer, _start_shim, output_text
 
 PROMPTS = ["Say hello.", "Count to five.", "What is the capital of France?"]
 
@@ -31,7 +31,7 @@ def shim_a(shim: ShimServer, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         shim.base_url, "openai", tmp_path_factory.mktemp("shim-a"), ("--upstream-kind", "responses")
     )
     yield server
-    _stop(server.proc)
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def shim_x(shim_a: ShimServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """A shim whose upstream is shim A's Chat Completions endpoint (a chat route)."""
     server = _start_shim(shim_a.base_url, "openai", tmp_path_factory.mktemp("shim-x"))
     yield server
-    _stop(server.proc)
+    server.stop()
 
 
 def _chat(base: str, prompt: str, **extra: Any) -> dict[str, Any]:
@@ -109,14 +109,5 @@ def test_responses_reverse_chain_equals_direct(shim: ShimServer, shim_x: ShimSer
     httpx.post(f"{shim.base_url}/responses", json=body, timeout=120)  # warm the prompt
     direct = httpx.post(f"{shim.base_url}/responses", json=body, timeout=120).json()
     chained = httpx.post(f"{shim_x.base_url}/responses", json=body, timeout=120).json()
-
-    def text(resource: dict[str, Any]) -> str:
-        return "".join(
-            part["text"]
-            for item in resource["output"]
-            if item["type"] == "message"
-            for part in item["content"]
-        )
-
-    assert text(chained) == text(direct) and text(direct)
+    assert output_text(chained) == output_text(direct) and output_text(direct)
     assert chained["status"] == direct["status"]

@@ -18,101 +18,46 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from shim.embedded import free_port
 from tests.support.deepseek_thinking_synthetic import ANSWER, THOUGHT_CALL
+from tests.support.processes import serve_script, serve_shim
+from tests.support.real_components import CLIENTS_HINT, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 CODEX = ROOT / "tests" / "clients" / "node" / "node_modules" / "@openai" / "codex" / "bin" / "codex.js"
-IN_CI = os.environ.get("CI") == "true"
 
 
 def _codex() -> list[str]:
     node = shutil.which("node")
-    if node is None or not CODEX.is_file():
-        reason = (
-            "node is not installed"
-            if node is None
-            else f"{CODEX} is missing (bash scripts/install_clients.sh)"
-        )
-        if IN_CI:
-            pytest.fail(f"Codex CLI unavailable: {reason} (CI=true: a missing real component fails)")
-        print(f"\nSKIP codex: {reason}", file=sys.stderr)
-        pytest.skip(f"Codex CLI unavailable: {reason}")
+    if node is None:
+        unavailable("Codex CLI", "node is not installed", CLIENTS_HINT)
+    if not CODEX.is_file():
+        unavailable("Codex CLI", f"{CODEX} is missing", CLIENTS_HINT)
     return [node, str(CODEX)]
-
-
-def _spawn(argv: list[str], log: Path, env: dict[str, str], health: str) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            if httpx.get(health, timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    _stop(proc)
-    pytest.fail(f"{argv[:4]} did not come up:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """(shim base URL, upstream request log): the synthetic DeepSeek upstream behind ``shim serve``."""
     requests_log = tmp_path / "upstream-requests.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIM_")}
-    up_port, shim_port = free_port(), free_port()
-    upstream = _spawn(
-        [sys.executable, str(ROOT / "tests" / "support" / "deepseek_thinking_synthetic.py"), str(up_port)],
+    upstream = serve_script(
+        ROOT / "tests" / "support" / "deepseek_thinking_synthetic.py",
         tmp_path / "upstream.log",
-        {**env, "DEEPSEEK_SYNTHETIC_LOG": str(requests_log), "PYTHONPATH": str(ROOT)},
-        f"http://127.0.0.1:{up_port}/v1/models",
+        what="the synthetic DeepSeek upstream",
+        env={"DEEPSEEK_SYNTHETIC_LOG": str(requests_log)},
     )
-    shim = None
     try:
-        shim = _spawn(
-            [
-                sys.executable,
-                "-m",
-                "shim",
-                "serve",
-                "--upstream",
-                f"http://127.0.0.1:{up_port}/v1",
-                "--dialect",
-                "deepseek",
-                "--port",
-                str(shim_port),
-                "--store",
-                "memory://",
-            ],
-            tmp_path / "shim.log",
-            {**env, "SHIM_DATA_DIR": str(tmp_path / "data"), "SHIM_LOG_LEVEL": "warning"},
-            f"http://127.0.0.1:{shim_port}/healthz",
+        shim = serve_shim(
+            tmp_path, "--upstream", upstream.base_url, "--dialect", "deepseek", "--store", "memory://"
         )
-        yield f"http://127.0.0.1:{shim_port}/v1", requests_log
+        yield shim.base_url, requests_log
+        shim.stop()
     finally:
-        if shim is not None:
-            _stop(shim)
-        _stop(upstream)
+        upstream.stop()
 
 
 def test_codex_round_trip_replays_sealed_reasoning(stack: tuple[str, Path], tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from openai.types.responses import ResponseStreamEvent
 
 from tests.checks.lifecycle import check_lifecycle
 from tests.checks.oracle import validate_event, validate_resource
-from tests.e2e.conftest import MODEL, SSE, ShimServer, stream_sse
+from tests.e2e.conftest import MODEL, SSE, ShimServer, output_text, stream_sse
 
 WEATHER_TOOL = {
     "type": "function",
@@ -49,16 +49,6 @@ def create(client: httpx.Client, payload: dict[str, Any]) -> dict[str, Any]:
     validate_resource(resp.content)
     data: dict[str, Any] = resp.json()
     return data
-
-
-def output_text(resource: dict[str, Any]) -> str:
-    return "".join(
-        part["text"]
-        for item in resource["output"]
-        if item["type"] == "message"
-        for part in item["content"]
-        if part["type"] == "output_text"
-    )
 
 
 def check_stream(sse: SSE) -> None:

@@ -14,16 +14,17 @@ conversation sent whole. Answers are short (``max_output_tokens``) and greedy (t
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shim.embedded import DIALECT
-from tests.e2e.conftest import MODEL, ShimServer, _start_shim, _stop
-from tests.store.conftest import redis_url  # noqa: F401 (the fixture, for the redis store)
+from tests.e2e.conftest import MODEL, ShimServer, _start_shim
+from tests.store.conftest import (
+    redis_url,  # noqa: F401 (the fixture, for the redis store)
+    store_url,
+)
 from tests.support.recording_proxy import RecordingProxy
 
 openai = pytest.importorskip("openai")
@@ -45,25 +46,16 @@ def proxy(llama_url: str) -> Iterator[RecordingProxy]:
         yield recording
 
 
-def _store_url(kind: str, workdir: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "memory":
-        return "memory://"
-    if kind == "diskcache":
-        return f"diskcache://{workdir / 'store'}"
-    redis: str = request.getfixturevalue("redis_url")
-    return f"{redis}?prefix=chain{uuid.uuid4().hex[:8]}:"
-
-
 @pytest.fixture(scope="module", params=STORES)
 def chain_shim(
     request: pytest.FixtureRequest, proxy: RecordingProxy, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ShimServer]:
     """``shim serve`` over the recording proxy, storing in the parametrised backend."""
     workdir = tmp_path_factory.mktemp(f"chain-{request.param}")
-    store = _store_url(request.param, workdir, request)
+    store = store_url(request.param, workdir, request)
     server = _start_shim(proxy.url, DIALECT, workdir, ("--store", store))
     yield server
-    _stop(server.proc)
+    server.stop()
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 ``shim`` is the default app (one catch-all ``openai`` route over the scripted upstream) and
 ``client`` an httpx client driving it. Tests that need other settings or a fault upstream call
-``make_shim(...)`` (see ``harness.build_shim``) and ``connect(shim)``; a test can also swap the
+``make_shim(...)`` (see ``harness.build_shim``) and ``connect(shim)``; ``sdk`` is the ``openai``
+SDK over ``shim``; a test can also swap the
 upstream of any shim with ``shim.upstream.use(app_or_transport)``.
 """
 
@@ -10,21 +11,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.server.harness import Shim, build_shim
+from tests.server.openai_sdk import openai_sdk
+from tests.support.live_shim import isolated_env
 
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("SHIM_SECRET", "test-secret")
-    monkeypatch.setenv("SHIM_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    for name in ("SHIM_API_KEYS", "SHIM_CONFIG", "SHIM_UPSTREAM_URL", "SHIM_STORE"):
-        monkeypatch.delenv(name, raising=False)
+    isolated_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -56,3 +55,10 @@ async def connect() -> AsyncIterator[Callable[[Shim], httpx.AsyncClient]]:
 @pytest.fixture
 async def client(shim: Shim, connect: Callable[[Shim], httpx.AsyncClient]) -> httpx.AsyncClient:
     return connect(shim)
+
+
+@pytest.fixture
+async def sdk(shim: Shim) -> AsyncIterator[Any]:
+    """The real ``openai`` SDK over ``shim`` (the modules using it ``importorskip`` openai first)."""
+    async with openai_sdk(shim) as client:
+        yield client

@@ -22,6 +22,7 @@ from shim.server.app import create_app
 from shim.settings import Route, ServerSettings, Settings, Timeouts
 from shim.upstream import UpstreamClient
 from tests.support import scripted_chat
+from tests.support.scripted_asgi import read_body
 
 __all__ = [
     "UPSTREAM_URL",
@@ -98,9 +99,10 @@ def build_shim(
     dialect: str = "openai",
     max_body_bytes: int = 1024 * 1024,
     diagnostics: Policy = "warn",
+    store: str = "memory://",
 ) -> Shim:
     server = ServerSettings(
-        store="memory://",
+        store=store,
         diagnostics=diagnostics,
         api_keys=api_keys,
         retries=retries,
@@ -202,15 +204,6 @@ def text_of(message: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- fault upstreams
 
 
-async def _drain(receive: Receive) -> bytes:
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            return body
-
-
 def status_app(status: int, body: bytes | dict[str, Any], headers: dict[str, str] | None = None) -> ASGIApp:
     """Answer every request with ``status`` and ``body`` (a dict is sent as JSON)."""
     data = json.dumps(body).encode() if isinstance(body, dict) else body
@@ -219,7 +212,7 @@ def status_app(status: int, body: bytes | dict[str, Any], headers: dict[str, str
     raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await _drain(receive)
+        await read_body(receive)
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": data})
 
@@ -245,7 +238,7 @@ def reasoning_app(thoughts: list[str], answer: list[str]) -> ASGIApp:
     """A DeepSeek-style thinking model: ``reasoning_content`` first, then the answer."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        request = json.loads(await _drain(receive))
+        request = json.loads(await read_body(receive))
         base = {"id": "chatcmpl-think", "created": 1700000000, "model": request.get("model", "m")}
         usage = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
         if not request.get("stream"):
@@ -296,7 +289,7 @@ def truncated_app(keep: int) -> ASGIApp:
     """A streaming answer that stops after ``keep`` chunks: no finish_reason, no ``[DONE]``."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        chunks = _stream_chunks(await _drain(receive))[:keep]
+        chunks = _stream_chunks(await read_body(receive))[:keep]
         headers = [(b"content-type", b"text/event-stream")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         for chunk in chunks:

@@ -14,6 +14,7 @@ import pytest
 
 from shim.settings import Route
 from tests.server.harness import UPSTREAM_URL, Shim
+from tests.server.openai_sdk import openai_sdk
 from tests.support.scripted_responses import ScriptedResponses
 
 openai = pytest.importorskip("openai")
@@ -38,13 +39,8 @@ def upstream() -> ScriptedResponses:
 @pytest.fixture
 async def sdk(make_shim: Callable[..., Shim], upstream: ScriptedResponses) -> AsyncIterator[Any]:
     shim = make_shim(target=upstream, routes=(Route(upstream=UPSTREAM_URL, kind="responses"),))
-    http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=shim.app))
-    client = openai.AsyncOpenAI(
-        base_url="http://shim/v1", api_key="sk-test", http_client=http_client, max_retries=0
-    )
-    yield client
-    await client.close()
-    await shim.client.aclose()
+    async with openai_sdk(shim) as client:
+        yield client
 
 
 async def test_create(sdk: Any) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import pytest
@@ -37,17 +36,6 @@ WEATHER_TOOL: dict[str, Any] = {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     "strict": False,
 }
-
-
-@pytest.fixture
-async def sdk(shim: Shim) -> AsyncIterator[Any]:
-    http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=shim.app))
-    client = openai.AsyncOpenAI(
-        base_url="http://shim/v1", api_key="sk-test", http_client=http_client, max_retries=0
-    )
-    yield client
-    await client.close()
-    await shim.client.aclose()
 
 
 def strict(event: Any) -> Any:

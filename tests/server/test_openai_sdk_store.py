@@ -4,7 +4,6 @@ cursor auto-pagination), a ``previous_response_id`` chain and a background respo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,17 +17,6 @@ from openai.types.responses import Response  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
 
 RESPONSE: TypeAdapter[Response] = TypeAdapter(Response)
-
-
-@pytest.fixture
-async def sdk(shim: Shim) -> AsyncIterator[Any]:
-    http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=shim.app))
-    client = openai.AsyncOpenAI(
-        base_url="http://shim/v1", api_key="sk-test", http_client=http_client, max_retries=0
-    )
-    yield client
-    await client.close()
-    await shim.client.aclose()
 
 
 def strict(response: Any) -> Response:

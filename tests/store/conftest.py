@@ -8,33 +8,22 @@ skip locally with the reason and FAIL under ``CI=true`` (``scripts/install_redis
 
 from __future__ import annotations
 
-import os
 import shutil
+import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
-from shim.embedded import free_port
 from shim.store.backends import KeyValue, open_backend
+from tests.support.processes import free_port, spawn, stop, tail
+from tests.support.real_components import unavailable
 
-IN_CI = os.environ.get("CI") == "true"
 BACKENDS = ("memory", "diskcache", "redis")
-
-
-def _unavailable(reason: str) -> NoReturn:
-    message = f"redis-server unavailable: {reason}"
-    if IN_CI:
-        pytest.fail(
-            f"{message} (CI=true: a missing real component fails; scripts/install_redis.sh installs it)"
-        )
-    print(f"\nSKIP redis: {message}", file=sys.stderr)
-    pytest.skip(f"{message}; `bash scripts/install_redis.sh` installs it (root + apt-get)")
+REDIS_HINT = "`bash scripts/install_redis.sh` installs it (root + apt-get)"
 
 
 @pytest.fixture(scope="session")
@@ -42,33 +31,24 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``redis://127.0.0.1:PORT/0`` of a private redis-server, stopped after the session."""
     binary = shutil.which("redis-server")
     if binary is None:
-        _unavailable("no redis-server on PATH")
+        unavailable("redis-server", "no redis-server on PATH", REDIS_HINT)
     workdir = tmp_path_factory.mktemp("redis")
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
     argv += ["--save", "", "--appendonly", "no", "--protected-mode", "yes"]
-    log = (workdir / "redis.log").open("wb")
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    proc = spawn(argv, workdir / "redis.log")
     try:
         _wait_for_redis(port, proc, workdir / "redis.log")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop(proc, timeout=10)
 
 
 def _wait_for_redis(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    import socket
-
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            _unavailable(f"redis-server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            unavailable("redis-server", f"it exited with {proc.returncode}: {tail(log, 2000)}", REDIS_HINT)
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                 sock.sendall(b"PING\r\n")
@@ -78,7 +58,7 @@ def _wait_for_redis(port: int, proc: subprocess.Popen[bytes], log: Path) -> None
             pass
         time.sleep(0.05)
     proc.kill()
-    _unavailable(f"redis-server did not answer PING within 15s: {log.read_text()[-2000:]}")
+    unavailable("redis-server", f"it did not answer PING within 15s: {tail(log, 2000)}", REDIS_HINT)
 
 
 def store_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:

@@ -13,8 +13,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from shim.embedded import free_port
 from shim.store.backends import open_backend
 from shim.store.repository import ResponseStore, scope_of
 from tests.store.conftest import store_url
+from tests.support.processes import Served, serve_script, serve_shim
 
 SECRET = "crash-test-secret"
 CLIENT_KEY = "sk-crash-client"
@@ -35,58 +33,20 @@ PADDING = "lorem ipsum dolor sit amet " * 60  # ~1.6 kB a turn
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60  # generous: CI machines may be busy
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"{url}: process exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{url} did not answer within 60s:\n{log.read_text()[-3000:]}")
-
-
-def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture
 def upstream(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path / "upstream.log"
-    proc = _spawn([sys.executable, "tests/support/scripted_chat.py", str(port)], log)
+    script = ROOT / "tests" / "support" / "scripted_chat.py"
+    served = serve_script(script, tmp_path / "upstream.log", what="the scripted upstream", timeout=60)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/v1/models", proc, log)
-        yield f"http://127.0.0.1:{port}/v1"
+        yield served.base_url
     finally:
-        _stop(proc)
+        served.stop()
 
 
-def _start_shim(upstream: str, store: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "SHIM_SECRET": SECRET, "SHIM_DATA_DIR": str(workdir / "data")}
-    for name in ("SHIM_CONFIG", "SHIM_UPSTREAM_URL", "SHIM_API_KEYS", "SHIM_STORE"):
-        env.pop(name, None)
-    argv = [sys.executable, "-m", "shim", "serve", "--upstream", upstream, "--port", str(port)]
-    proc = _spawn([*argv, "--store", store], workdir / "shim.log", env)
-    _wait_http(f"http://127.0.0.1:{port}/healthz", proc, workdir / "shim.log")
-    return proc, f"http://127.0.0.1:{port}/v1"
+def _start_shim(upstream: str, store: str, workdir: Path) -> Served:
+    # 60 s: generous, CI machines may be busy. The shim's log gathers both runs.
+    args = ("--upstream", upstream, "--store", store)
+    return serve_shim(workdir, *args, env={"SHIM_SECRET": SECRET}, timeout=60)
 
 
 async def _burst(base: str, proc: subprocess.Popen[bytes]) -> tuple[list[str], int]:
@@ -147,16 +107,17 @@ async def test_kill_9_mid_burst_loses_no_acknowledged_response(
     kind: str, upstream: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     store = store_url(kind, tmp_path, request)
-    proc, base = _start_shim(upstream, store, tmp_path)
+    shim = _start_shim(upstream, store, tmp_path)
     try:
-        received, at_kill = await _burst(base, proc)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
+        received, at_kill = await _burst(shim.base_url, shim.proc)
+        assert shim.proc.wait(timeout=10) == -signal.SIGKILL
         assert at_kill > 0  # the kill landed mid-burst, with requests being served
     finally:
-        _stop(proc)
+        shim.stop()
     assert len(received) >= KILL_AFTER
 
-    proc, base = _start_shim(upstream, store, tmp_path)
+    shim = _start_shim(upstream, store, tmp_path)
+    base = shim.base_url
     try:
         headers = {"authorization": f"Bearer {CLIENT_KEY}"}
         async with httpx.AsyncClient(timeout=30, headers=headers) as http:
@@ -171,7 +132,7 @@ async def test_kill_9_mid_burst_loses_no_acknowledged_response(
             )
             assert more.status_code == 200, more.text
     finally:
-        _stop(proc)
+        shim.stop()
 
     # Every record physically present (acknowledged or caught mid-burst) decodes whole.
     records = await _records_in(store)

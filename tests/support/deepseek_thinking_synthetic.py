@@ -18,7 +18,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``tests.support`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.support.scripted_asgi import read_body, run, sample, send_chat_stream, send_json
 
 __all__ = ["ANSWER", "DEEPSEEK_400", "REQUESTS", "THOUGHT_ANSWER", "THOUGHT_CALL", "app"]
 
@@ -42,22 +48,6 @@ PREFERRED = ("update_plan", "get_goal")
 UNSAFE = frozenset({"exec_command", "shell", "local_shell", "write_stdin", "apply_patch"})
 
 
-def _sample(schema: dict[str, Any]) -> Any:
-    if "enum" in schema:
-        return schema["enum"][0]
-    kind = schema.get("type")
-    if kind == "object" or "properties" in schema:
-        props = schema.get("properties", {})
-        return {k: _sample(props[k]) for k in schema.get("required", list(props)) if k in props}
-    if kind == "array":
-        return [_sample(schema.get("items", {"type": "string"}))]
-    if kind in ("number", "integer"):
-        return 1
-    if kind == "boolean":
-        return True
-    return "Paris"
-
-
 def _tool_call(request: dict[str, Any]) -> dict[str, str] | None:
     """The call to make: a preferred side-effect-free tool, else the first harmless one, else none."""
     tools = [t["function"] for t in request.get("tools") or [] if t.get("type") == "function"]
@@ -69,7 +59,7 @@ def _tool_call(request: dict[str, Any]) -> dict[str, str] | None:
     if chosen["name"] == "update_plan":
         args: Any = {"plan": [{"step": "Answer the user", "status": "completed"}]}
     else:
-        args = _sample(chosen.get("parameters") or {"type": "object"})
+        args = sample(chosen.get("parameters") or {"type": "object"}, "Paris")
     return {"name": chosen["name"], "arguments": json.dumps(args)}
 
 
@@ -79,27 +69,12 @@ def _missing_reasoning(messages: list[dict[str, Any]]) -> bool:
     )
 
 
-async def _read(receive: Any) -> bytes:
-    data = b""
-    while True:
-        message = await receive()
-        data += message.get("body", b"")
-        if not message.get("more_body"):
-            return data
-
-
-async def _send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
-    headers = [(b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
-
-
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
-    body = await _read(receive)
+    body = await read_body(receive)
     if scope["path"].endswith("/models"):
-        await _send_json(send, 200, {"object": "list", "data": [{"id": "deepseek-chat", "object": "model"}]})
+        await send_json(send, 200, {"object": "list", "data": [{"id": "deepseek-chat", "object": "model"}]})
         return
     request = json.loads(body)
     REQUESTS.append(request)
@@ -108,7 +83,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             log.write(json.dumps(request) + "\n")
     messages = request["messages"]
     if _missing_reasoning(messages):
-        await _send_json(send, 400, DEEPSEEK_400)
+        await send_json(send, 400, DEEPSEEK_400)
         return
     call = _tool_call(request)
     answered = messages[-1]["role"] == "tool" or call is None
@@ -125,9 +100,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             assert call is not None
             message["tool_calls"] = [{"id": CALL_ID, "type": "function", "function": call}]
         choice = {"index": 0, "message": message, "finish_reason": finish}
-        await _send_json(
-            send, 200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
-        )
+        await send_json(send, 200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage})
         return
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None, "reasoning_content": ""}]
     deltas += [{"reasoning_content": t} for t in thoughts]
@@ -147,15 +120,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     choices.append({"index": 0, "delta": {}, "finish_reason": finish})
     chunks = [{**base, "object": "chat.completion.chunk", "choices": [c]} for c in choices]
     chunks.append({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
-    headers = [(b"content-type", b"text/event-stream")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    for chunk in chunks:
-        data = b"data: " + json.dumps(chunk).encode() + b"\n\n"
-        await send({"type": "http.response.body", "body": data, "more_body": True})
-    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+    await send_chat_stream(send, chunks)
 
 
 if __name__ == "__main__":
-    import uvicorn
-
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    run(app)

@@ -24,6 +24,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SHIM_SECRET", "test-secret")
     monkeypatch.setenv("SHIM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     for name in ("SHIM_API_KEYS", "SHIM_CONFIG", "SHIM_UPSTREAM_URL", "SHIM_STORE"):
         monkeypatch.delenv(name, raising=False)
 

@@ -11,26 +11,15 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as a script: make ``tests.support`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.support.scripted_asgi import lifespan, read_body, run, sample, send_chat_stream, send_json
+
 ANSWER = "The scripted upstream says hello and answers your question in a few words."
-
-
-def _sample(schema: dict[str, Any]) -> Any:
-    kind = schema.get("type")
-    if "enum" in schema:
-        return schema["enum"][0]
-    if kind == "object" or "properties" in schema:
-        props = schema.get("properties", {})
-        required = schema.get("required", list(props))
-        return {k: _sample(props[k]) for k in required if k in props}
-    if kind == "array":
-        return [_sample(schema.get("items", {"type": "string"}))]
-    if kind in ("number", "integer"):
-        return 1
-    if kind == "boolean":
-        return True
-    return "San Francisco"
 
 
 def _last_text(messages: list[dict[str, Any]]) -> str:
@@ -56,7 +45,7 @@ def plan(request: dict[str, Any]) -> dict[str, Any]:
         if isinstance(choice, dict) and choice.get("type") == "function":
             tool = next((t for t in tools if t["function"]["name"] == choice["function"]["name"]), tool)
         fn = tool["function"]
-        args = json.dumps(_sample(fn.get("parameters") or {"type": "object"}))
+        args = json.dumps(sample(fn.get("parameters") or {"type": "object"}))
         return {
             "call": {"id": "call_scripted_1", "name": fn["name"], "arguments": args},
             "finish": "tool_calls",
@@ -132,55 +121,24 @@ def chunks(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+        await lifespan(receive, send)
+        return
+    body = await read_body(receive)
     path = scope["path"]
     if scope["method"] == "GET" and path.endswith("/models"):
-        await _json(
+        await send_json(
             send, 200, {"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "test"}]}
         )
         return
     if not path.endswith("/chat/completions"):
-        await _json(send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+        await send_json(send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
         return
     request = json.loads(body)
     if not request.get("stream"):
-        await _json(send, 200, completion(request))
+        await send_json(send, 200, completion(request))
         return
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
-    )
-    for chunk in chunks(request):
-        await send(
-            {
-                "type": "http.response.body",
-                "body": b"data: " + json.dumps(chunk).encode() + b"\n\n",
-                "more_body": True,
-            }
-        )
-    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
-
-
-async def _json(send: Any, status: int, payload: Any) -> None:
-    data = json.dumps(payload).encode()
-    await send(
-        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
-    )
-    await send({"type": "http.response.body", "body": data})
+    await send_chat_stream(send, chunks(request))
 
 
 if __name__ == "__main__":
-    import uvicorn
-
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    run(app)

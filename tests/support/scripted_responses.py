@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from tests.support.scripted_chat import ANSWER, _sample
+if __package__ in (None, ""):  # run as a script: make ``tests.support`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.support.scripted_asgi import lifespan, read_body, run, sample, send_json, send_stream
+from tests.support.scripted_chat import ANSWER
 
 __all__ = ["ScriptedResponses"]
 
@@ -79,7 +84,7 @@ class ScriptedResponses:
         status, incomplete = "completed", None
         if tools and request.get("tool_choice") != "none" and not answered:
             tool = tools[0]
-            args = json.dumps(_sample(tool.get("parameters") or {"type": "object"}))
+            args = json.dumps(sample(tool.get("parameters") or {"type": "object"}))
             output.append(
                 {
                     "type": "function_call",
@@ -183,49 +188,25 @@ class ScriptedResponses:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+            await lifespan(receive, send)
+            return
+        body = await read_body(receive)
         if not scope["path"].endswith("/responses") or scope["method"] != "POST":
-            await _json(send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+            await send_json(send, 404, {"error": {"message": "not found", "type": "invalid_request_error"}})
             return
         request = json.loads(body)
         self.requests.append(request)
         previous = request.get("previous_response_id")
         if previous and (self.reject_previous_id or previous not in self.history):
             error = {"message": "previous_response_id is not supported", "type": "invalid_request_error"}
-            await _json(send, 400, {"error": {**error, "param": "previous_response_id", "code": None}})
+            await send_json(send, 400, {"error": {**error, "param": "previous_response_id", "code": None}})
             return
         if not request.get("stream"):
-            await _json(send, 200, self.resource(request))
+            await send_json(send, 200, self.resource(request))
             return
-        headers = [(b"content-type", b"text/event-stream")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        for event in self.events(request):
-            data = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
-            await send({"type": "http.response.body", "body": data, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _json(send: Any, status: int, payload: Any) -> None:
-    data = json.dumps(payload).encode()
-    await send(
-        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
-    )
-    await send({"type": "http.response.body", "body": data})
+        frames = (f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in self.events(request))
+        await send_stream(send, frames)
 
 
 if __name__ == "__main__":
-    import uvicorn
-
-    uvicorn.run(ScriptedResponses(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    run(ScriptedResponses())

@@ -4,65 +4,18 @@
 // SHIM_MAX_OUTPUT_TOKENS: a limit for text modes, none if unset)
 // Prints one JSON document: what the SDK returned, plus the request bodies it sent (a recording
 // fetch). Any SDK error (the SDK validates every chunk with zod) exits non-zero with its message.
-import { createOpenAI } from "@ai-sdk/openai";
-import { generateText, stepCountIs, streamText, tool } from "ai";
-import { z } from "zod";
+import { generateText, stepCountIs, streamText } from "ai";
+import { drain, mode, modelId, openai, plainText, run, stepsOf, weather } from "./ai_sdk_common.mjs";
 
-const mode = process.argv[2];
-const baseURL = process.env.SHIM_BASE_URL;
-const modelId = process.env.SHIM_MODEL;
 const limit = process.env.SHIM_MAX_OUTPUT_TOKENS;
 const maxOutputTokens = limit ? Number(limit) : undefined;
 
-const requests = [];
-async function recordingFetch(url, init) {
-  requests.push({ url: String(url), body: init?.body ? JSON.parse(init.body) : null });
-  return fetch(url, init);
-}
-
-const openai = createOpenAI({ baseURL, apiKey: "sk-test", fetch: recordingFetch });
 const model = openai.chat(modelId);
-
-const weather = tool({
-  description: "The weather for a city.",
-  inputSchema: z.object({ city: z.string() }),
-  execute: async ({ city }) => `Sunny and 21 C in ${city}`,
-});
-
-function stepsOf(steps) {
-  return steps.map((s) => ({
-    finishReason: s.finishReason,
-    text: s.text,
-    toolCalls: s.toolCalls.map((c) => ({ toolCallId: c.toolCallId, toolName: c.toolName, input: c.input })),
-    toolResults: s.toolResults.map((r) => ({ toolCallId: r.toolCallId, output: r.output })),
-    responseId: s.response?.id,
-    usage: s.usage,
-  }));
-}
-
-async function drain(r) {
-  const deltas = [];
-  const parts = [];
-  for await (const part of r.fullStream) {
-    parts.push(part.type);
-    if (part.type === "error") throw part.error;
-    if (part.type === "text-delta") deltas.push(part.text);
-  }
-  return { deltas, parts };
-}
 
 async function main() {
   const common = { model, temperature: 0, maxOutputTokens };
   const toolRun = { ...common, prompt: "What is the weather in Paris?", tools: { get_weather: weather }, stopWhen: stepCountIs(3) };
-  if (mode === "text") {
-    const r = await generateText({ ...common, system: "Answer briefly.", prompt: "What is the capital of France?" });
-    return { text: r.text, finishReason: r.finishReason, usage: r.usage, responseId: r.response.id, warnings: r.warnings };
-  }
-  if (mode === "stream") {
-    const r = streamText({ ...common, prompt: "Name a colour.", onError: ({ error }) => { throw error; } });
-    const { deltas, parts } = await drain(r);
-    return { deltas, parts, text: await r.text, finishReason: await r.finishReason, usage: await r.usage };
-  }
+  if (mode === "text" || mode === "stream") return plainText(common);
   if (mode === "tool") {
     const r = await generateText(toolRun);
     return { text: r.text, finishReason: r.finishReason, steps: stepsOf(r.steps) };
@@ -75,10 +28,4 @@ async function main() {
   throw new Error(`unknown mode ${mode}`);
 }
 
-main().then(
-  (result) => process.stdout.write(JSON.stringify({ ...result, requests })),
-  (error) => {
-    process.stderr.write(`${error?.stack || error}\n${JSON.stringify(error?.responseBody ?? "")}\n`);
-    process.exit(1);
-  },
-);
+run(main);
