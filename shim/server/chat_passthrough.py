@@ -20,7 +20,7 @@ from shim.core.deltas import ErrorDelta
 from shim.errors import UpstreamError
 from shim.ids import Clock, IdFactory
 from shim.routing import Resolved
-from shim.server.responses_service import _with_keepalive
+from shim.server.keepalive import with_keepalive
 from shim.sse import DONE, KEEPALIVE, SSEDecoder, encode_data
 from shim.translate.chat_reader import ChatStreamReader, read_completion
 from shim.translate.chat_writer import ChatStreamWriter, ReasoningMode, error_chunk_bytes
@@ -97,7 +97,7 @@ class ChatPassthrough:
         error chunk, so the client can tell a cut-off answer from a whole one."""
         tail, done = b"", False
         try:
-            async for data in _with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
+            async for data in with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
                 if data is not None and not done:  # cheap: slices of at most 12 bytes are copied
                     done = b"data: [DONE]" in data or b"data: [DONE]" in tail + data[:12]
                     tail = (tail + data[-12:])[-12:]
@@ -131,7 +131,7 @@ class ChatPassthrough:
             for chunk in chunks:
                 yield encode_data(c.encode_chunk(chunk))
             try:
-                async for data in _with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
+                async for data in with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
                     if data is None:
                         yield KEEPALIVE
                         continue

@@ -31,8 +31,8 @@ from shim.core.diagnostics import Diagnostics, Policy
 from shim.errors import InvalidRequest, ShimError, UpstreamError, UpstreamStatusError
 from shim.ids import Clock, IdFactory
 from shim.routing import Resolved, Router
+from shim.server.keepalive import with_keepalive
 from shim.server.reasoning_memory import ReasoningMemory, TurnRecord, prefix_digests
-from shim.server.responses_service import _with_keepalive
 from shim.sse import DONE, KEEPALIVE, encode_data
 from shim.store.repository import scope_of
 from shim.translate.chat_over_responses import ChatChoiceDriver
@@ -379,7 +379,7 @@ class ChatService:
         k = driver.choice
         try:
             try:
-                async for data in _with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
+                async for data in with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
                     if data is None:
                         await queue.put((k, []))
                         continue

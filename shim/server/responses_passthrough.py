@@ -20,7 +20,8 @@ import msgspec
 
 from shim.errors import PreviousResponseNotFound
 from shim.routing import Resolved
-from shim.server.responses_service import ResponsesService, _resolve_references, _with_keepalive
+from shim.server.keepalive import with_keepalive
+from shim.server.responses_service import ResponsesService, _resolve_references
 from shim.sse import KEEPALIVE, SSEDecoder, encode_event
 from shim.store.repository import StoredResponse
 from shim.translate.history import output_to_input, string_input
@@ -109,7 +110,7 @@ class ResponsesPassthrough:
         final: r.ResponseResource | None = None
         service = self.service
         try:
-            async for data in _with_keepalive(response.aiter_raw(), service.keepalive, service.idle):
+            async for data in with_keepalive(response.aiter_raw(), service.keepalive, service.idle):
                 if data is None:
                     yield KEEPALIVE
                     continue

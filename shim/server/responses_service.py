@@ -8,7 +8,6 @@ incomplete or failed) — a client that went away mid-stream gets nothing stored
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from shim.limits import Limits, check_create_body
 from shim.redaction import redact, redact_event
 from shim.routing import Resolved, Router
 from shim.sealing import Sealer
+from shim.server.keepalive import with_keepalive
 from shim.server.sealed_items import SealedItems, wants_sealed_reasoning
 from shim.store.repository import PENDING, ResponseStore, StoredResponse, scope_of
 from shim.telemetry import note_usage
@@ -251,7 +251,7 @@ class ResponsesService:
             if first:
                 yield first
             try:
-                async for chunk in _with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
+                async for chunk in with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
                     if chunk is None:
                         yield KEEPALIVE
                         continue
@@ -282,37 +282,3 @@ class ResponsesService:
                 yield tail
         finally:
             await response.aclose()
-
-
-async def _with_keepalive(
-    source: AsyncIterator[bytes], interval: float, idle: float = float("inf")
-) -> AsyncIterator[bytes | None]:
-    """Pass chunks through; yield ``None`` each ``interval`` seconds of upstream silence, and
-    raise ``TimeoutError`` once the silence has lasted ``idle`` seconds."""
-    loop = asyncio.get_running_loop()
-    iterator = source.__aiter__()
-    pending: asyncio.Future[bytes] | None = None
-    last = loop.time()
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(iterator.__anext__())
-            left = last + idle - loop.time()
-            if left <= 0:
-                raise TimeoutError(f"no upstream data for {idle} seconds")
-            done, _ = await asyncio.wait((pending,), timeout=min(interval, left))
-            if not done:
-                if loop.time() - last < idle:
-                    yield None
-                continue
-            try:
-                chunk = pending.result()
-            except StopAsyncIteration:
-                pending = None
-                return
-            pending = None
-            last = loop.time()
-            yield chunk
-    finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
