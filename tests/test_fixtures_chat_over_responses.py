@@ -3,8 +3,11 @@
 A Chat Completions client (``request.json``) served over an Open Responses upstream that
 answered with the bytes in ``upstream[.synthetic].sse`` / ``.json``. ``<source>`` names who sent
 the bytes (``shim-llamacpp``: recorded; ``openai``, ``open-responses``: hand-made in that
-provider's shape). ``case.toml`` may say ``upstream_status`` (an error body) and ``reasoning``
-(how the client wants reasoning: ``reasoning_content`` | ``reasoning`` | ``think_tags``).
+provider's shape). ``case.toml`` may say ``upstream_status`` (an error body), ``reasoning``
+(how the client wants reasoning: ``reasoning_content`` | ``reasoning`` | ``think_tags``),
+``client_error`` (a 200 body the shim must refuse: the error code the client gets) and
+``terminal_response = "unfaithful"`` (the terminal event's response does not repeat what was
+streamed, so it cannot stand in for a whole body; the test proves it really differs).
 
 Per folder: the Responses request we send upstream and its diagnostics are snapshotted; an
 error body is mapped to the client's envelope; a stream is translated to Chat chunks (each
@@ -45,7 +48,9 @@ _encode = msgspec.json.Encoder().encode
 @dataclass(frozen=True)
 class Case(FixtureCase):
     root: ClassVar[Path] = ROOT
-    toml_keys: ClassVar[frozenset[str]] = frozenset({"upstream_status", "reasoning"})
+    toml_keys: ClassVar[frozenset[str]] = frozenset(
+        {"upstream_status", "reasoning", "client_error", "terminal_response"}
+    )
 
     @property
     def reasoning(self) -> ReasoningMode:
@@ -55,6 +60,15 @@ class Case(FixtureCase):
     @cached_property
     def request(self) -> c.ChatCompletionRequest:
         return c.decode_chat_request((self.path / "request.json").read_bytes())
+
+    @property
+    def client_error(self) -> str | None:
+        code = self.settings.get("client_error")
+        return code if isinstance(code, str) else None
+
+    @property
+    def terminal_faithful(self) -> bool:
+        return self.settings.get("terminal_response", "faithful") == "faithful"
 
     def driver(self) -> ChatChoiceDriver:
         req = self.request
@@ -106,6 +120,8 @@ def test_corpus_is_found() -> None:
 @params(CASES)
 def test_folder_layout(case: Case) -> None:
     case.check_layout()
+    assert case.settings.get("terminal_response", "faithful") in ("faithful", "unfaithful")
+    assert case.client_error is None or not (case.is_sse or case.is_error), "client_error: 200 bodies"
     if not case.is_error:
         assert bool(case.request.stream) == case.is_sse, "request.json stream vs the upstream file"
 
@@ -147,21 +163,44 @@ def test_stream_survives_any_chunking(case: Case) -> None:
         assert _run_stream(case, pieces)[0] == expected, label
 
 
-@params([case for case in STREAMS if _terminal_response(case.data) is not None])
-def test_stream_equals_completion(case: Case) -> None:
-    """The terminal event's whole response, read as a non-streaming body, gives the same completion."""
+def _stream_and_terminal(case: Case) -> tuple[ChatChoiceDriver, ChatChoiceDriver]:
     _, streamed = _run_stream(case, [case.data])
     whole = case.driver()
     whole.read_body(_encode(_terminal_response(case.data)))
+    return streamed, whole
+
+
+TERMINALS = [case for case in STREAMS if _terminal_response(case.data) is not None]
+
+
+@params([case for case in TERMINALS if case.terminal_faithful])
+def test_stream_equals_completion(case: Case) -> None:
+    """The terminal event's whole response, read as a non-streaming body, gives the same completion."""
+    streamed, whole = _stream_and_terminal(case)
     assert whole.error is None and streamed.error is None
     assert c.encode_completion(whole.completion) == c.encode_completion(streamed.completion)
     assert whole.reasoning_items() == streamed.reasoning_items()
+
+
+@params([case for case in TERMINALS if not case.terminal_faithful])
+def test_unfaithful_terminal_response(case: Case) -> None:
+    """A case that opts out of the check above must really need to: its stream reads cleanly, and
+    its terminal response, read as a whole body, is refused or gives a different completion."""
+    streamed, whole = _stream_and_terminal(case)
+    assert streamed.error is None
+    assert whole.error is not None or c.encode_completion(whole.completion) != c.encode_completion(
+        streamed.completion
+    )
 
 
 @params(COMPLETIONS)
 def test_completion(case: Case, snapshot_json: SnapshotAssertion) -> None:
     driver = case.driver()
     driver.read_body(case.data)
+    if case.client_error is not None:  # a 200 body that is no response: the client gets an error
+        assert driver.error is not None and driver.error.code == case.client_error
+        assert {"error": json.loads(_encode(driver.error))} == snapshot_json
+        return
     assert driver.error is None
     raw = c.encode_completion(driver.completion)
     openai_types.ChatCompletion.model_validate_json(raw)

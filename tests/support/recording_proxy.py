@@ -8,22 +8,36 @@ streams stay streams.
     with RecordingProxy("http://127.0.0.1:8000/v1") as proxy:
         proxy.url        # http://127.0.0.1:PORT/v1, give it to the shim as its upstream
         proxy.bodies     # decoded request bodies, oldest first
+        proxy.exchanges  # (request body bytes, status, content type, answer bytes as relayed)
+
+Fixture recorders use ``exchanges``: the answer bytes are kept exactly as relayed to the client.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-__all__ = ["RecordingProxy"]
+__all__ = ["Exchange", "RecordingProxy"]
 
 # Headers that describe one hop, not the message: the proxy sets its own framing.
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One relayed request and the answer's bytes, exactly as they were passed on."""
+
+    request: bytes
+    status: int
+    content_type: str
+    answer: bytes
 
 
 class RecordingProxy:
@@ -33,6 +47,7 @@ class RecordingProxy:
         self._base_path = parts.path.rstrip("/")
         self._lock = threading.Lock()
         self._bodies: list[dict[str, Any]] = []
+        self._exchanges: list[Exchange] = []
         self._client = httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -49,9 +64,15 @@ class RecordingProxy:
         with self._lock:
             return list(self._bodies)
 
+    @property
+    def exchanges(self) -> list[Exchange]:
+        with self._lock:
+            return list(self._exchanges)
+
     def clear(self) -> None:
         with self._lock:
             self._bodies.clear()
+            self._exchanges.clear()
 
     def __enter__(self) -> RecordingProxy:
         self._thread.start()
@@ -89,6 +110,7 @@ class RecordingProxy:
                     self.command, proxy._origin + self.path, headers=headers, content=raw
                 )
                 upstream = proxy._client.send(request, stream=True)
+                answer = bytearray()
                 try:
                     self.send_response(upstream.status_code)
                     for name, value in upstream.headers.items():
@@ -98,12 +120,18 @@ class RecordingProxy:
                     self.end_headers()
                     for chunk in upstream.iter_bytes():
                         if chunk:
+                            answer += chunk
                             self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                             self.wfile.flush()
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
                 finally:
                     upstream.close()
+                    exchange = Exchange(
+                        raw, upstream.status_code, upstream.headers.get("content-type", ""), bytes(answer)
+                    )
+                    with proxy._lock:
+                        proxy._exchanges.append(exchange)
 
             do_GET = do_POST = _relay
 
