@@ -16,7 +16,7 @@ import msgspec
 
 from shim.errors import InvalidRequest
 
-__all__ = ["Limits", "check_create_body", "check_json_bytes"]
+__all__ = ["Limits", "check_chat_body", "check_create_body", "check_json_bytes"]
 
 _MIB = 1024 * 1024
 
@@ -80,11 +80,32 @@ def _too_long(param: str, limit: int) -> InvalidRequest:
     )
 
 
-def _check_fields(obj: Any, path: str) -> None:
-    """Apply ``SPEC_LENGTHS`` to a wire struct and the structs and lists inside it."""
+# The same limits for Chat Completions fields (OpenAI's Chat rules where it has them: function
+# names 1 to 64). Tool call ids become Responses ``call_id``s when translated, so they share its
+# 1 to 64; texts and data URLs get the Responses sizes.
+CHAT_LENGTHS: dict[str, tuple[int, int]] = {
+    "name": (1, 64),
+    "tool_call_id": (1, 64),
+    "id": (1, 64),  # tool_calls[].id
+    "text": (0, 10 * _MIB),
+    "refusal": (0, 10 * _MIB),
+    "content": (0, 10 * _MIB),
+    "arguments": (0, 10 * _MIB),
+    "input": (0, 10 * _MIB),  # a custom tool call's input
+    "reasoning_content": (0, 10 * _MIB),
+    "reasoning": (0, 10 * _MIB),
+    "url": (0, 20 * _MIB),  # image_url.url
+    "data": (0, 20 * _MIB),  # input_audio.data
+    "file_data": (0, 32 * _MIB),
+}
+_CHAT_TOP_LEVEL_LENGTHS = {"safety_identifier": 64, "prompt_cache_key": 64}
+
+
+def _check_fields(obj: Any, path: str, lengths: dict[str, tuple[int, int]] = SPEC_LENGTHS) -> None:
+    """Apply ``lengths`` to a wire struct and the structs and lists inside it."""
     if isinstance(obj, list):
         for n, item in enumerate(obj):
-            _check_fields(item, f"{path}[{n}]")
+            _check_fields(item, f"{path}[{n}]", lengths)
         return
     if not isinstance(obj, msgspec.Struct):
         return
@@ -92,13 +113,13 @@ def _check_fields(obj: Any, path: str) -> None:
         value = getattr(obj, field)
         param = f"{path}.{field}"
         if isinstance(value, str):
-            bounds = SPEC_LENGTHS.get(field)
+            bounds = lengths.get(field)
             if bounds is not None and len(value) > bounds[1]:
                 raise _too_long(param, bounds[1])
             if bounds is not None and len(value) < bounds[0]:
                 raise InvalidRequest(f"`{param}` must not be empty.", param=param, code="string_too_short")
         elif isinstance(value, list | msgspec.Struct):
-            _check_fields(value, param)
+            _check_fields(value, param, lengths)
 
 
 def check_create_body(body: Any, limits: Limits) -> None:
@@ -129,6 +150,34 @@ def check_create_body(body: Any, limits: Limits) -> None:
             if isinstance(name, str) and len(name) > SPEC_LENGTHS["name"][1]:
                 raise _too_long(f"tools[{n}].name", SPEC_LENGTHS["name"][1])
     check_metadata(getattr(body, "metadata", None), limits)
+
+
+def _too_many(param: str, count: int, limit: int, what: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"`{param}` has {count} {what}; the maximum is {limit}.", param=param, code="too_many_items"
+    )
+
+
+def check_chat_body(req: Any, limits: Limits) -> None:
+    """Limits on a decoded ``ChatCompletionRequest``: the same kinds as ``check_create_body``,
+    with ``messages`` counted against ``max_input_items`` and ``tools`` plus the legacy
+    ``functions`` against ``max_tools``."""
+    messages = req.messages
+    if len(messages) > limits.max_input_items:
+        raise _too_many("messages", len(messages), limits.max_input_items, "messages")
+    _check_fields(messages, "messages", CHAT_LENGTHS)
+    for field in ("tools", "functions"):
+        entries = getattr(req, field)
+        if entries is None:
+            continue
+        if len(entries) > limits.max_tools:
+            raise _too_many(field, len(entries), limits.max_tools, "entries")
+        _check_fields(entries, field, CHAT_LENGTHS)
+    for field, limit in _CHAT_TOP_LEVEL_LENGTHS.items():
+        value = getattr(req, field)
+        if isinstance(value, str) and len(value) > limit:
+            raise _too_long(field, limit)
+    check_metadata(req.metadata, limits)
 
 
 def check_metadata(metadata: Any, limits: Limits) -> None:

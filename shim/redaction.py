@@ -6,9 +6,11 @@ sk-…"). Those messages are worth passing on, so the key is cut out of them ins
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from shim.wire import responses as r
 
-__all__ = ["redact", "redact_event"]
+__all__ = ["StreamRedactor", "redact", "redact_event", "redacted_stream"]
 
 MARK = "[redacted]"
 
@@ -30,3 +32,62 @@ def redact_event(event: r.StreamingEvent, secret: str | None) -> None:
         event.error.message = redact(event.error.message, secret)
     elif isinstance(event, r.ResponseFailedStreamingEvent) and event.response.error is not None:
         event.response.error.message = redact(event.response.error.message, secret)
+
+
+class StreamRedactor:
+    """``redact`` over a byte stream passed through as it comes (Chat pass-through).
+
+    A key may be split between two chunks, so the end of a chunk that could be the start of the
+    key is held back until the next chunk shows whether it is. Nothing else is delayed: an SSE
+    event ends in a blank line, which never begins a key.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self.patterns = [secret.encode()]
+        if len(secret) >= 12:
+            self.patterns.append(secret[-8:].encode())
+        self.pending = b""
+
+    def feed(self, data: bytes) -> bytes:
+        data = self.pending + data
+        for pattern in self.patterns:
+            if pattern in data:
+                data = data.replace(pattern, MARK.encode())
+        keep = self._held(data)
+        self.pending = data[len(data) - keep :] if keep else b""
+        return data[: len(data) - keep] if keep else data
+
+    def flush(self) -> bytes:
+        rest, self.pending = self.pending, b""
+        return rest
+
+    def _held(self, data: bytes) -> int:
+        """Length of the longest end of ``data`` that is a proper start of a pattern."""
+        longest = 0
+        for pattern in self.patterns:
+            start = max(0, len(data) - len(pattern) + 1)
+            at = data.find(pattern[:1], start)
+            while at != -1:
+                if pattern.startswith(data[at:]):
+                    longest = max(longest, len(data) - at)
+                    break
+                at = data.find(pattern[:1], at + 1)
+        return longest
+
+
+async def redacted_stream(chunks: AsyncIterator[bytes], secret: str | None) -> AsyncIterator[bytes]:
+    """``chunks`` with ``secret`` cut out. Closing this closes ``chunks`` at once, so a client
+    that hangs up still gets its upstream request cancelled without waiting for the GC."""
+    redactor = StreamRedactor(secret) if secret and len(secret) >= 4 else None
+    try:
+        async for chunk in chunks:
+            out = chunk if redactor is None else redactor.feed(chunk)
+            if out:
+                yield out
+        tail = redactor.flush() if redactor is not None else b""
+        if tail:
+            yield tail
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()

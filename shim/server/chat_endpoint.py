@@ -16,6 +16,8 @@ from litestar import Litestar, Request, Response, post
 from litestar.response import Stream
 
 from shim.errors import InvalidRequest
+from shim.limits import check_chat_body
+from shim.redaction import redacted_stream
 from shim.routing import bearer
 from shim.server.chat_passthrough import ChatPassthrough
 from shim.server.chat_service import ChatService, ChatTurn, reasoning_mode
@@ -50,6 +52,7 @@ async def create_chat_completion(request: Request[Any, Any, Any]) -> Response[An
     passthrough: ChatPassthrough = request.app.state.chat_passthrough
     raw = await request.body()
     req = decode_chat_body(raw)
+    check_chat_body(req, request.app.state.service.limits)  # before anything reaches an upstream
     client_key = bearer(request.headers.get("authorization"))
     resolved = service.router.resolve(req.model, client_key)
     header = request.headers.get(REASONING_HEADER)
@@ -63,14 +66,16 @@ async def create_chat_completion(request: Request[Any, Any, Any]) -> Response[An
                 if normalize is None or (req.n or 1) > 1
                 else passthrough.normalized_chunks(upstream, req, resolved, normalize)
             )
-            return Stream(body, media_type="text/event-stream", headers=_SSE_HEADERS)
+            # Passed through as the upstream sent it, so an echoed upstream key is cut out here.
+            clean = redacted_stream(body, resolved.upstream_key)
+            return Stream(clean, media_type="text/event-stream", headers=_SSE_HEADERS)
         content = await passthrough.complete(raw, req, resolved, normalize)
         return Response(content=content, media_type="application/json")
     turn = await service.prepare(req, resolved, client_key, mode)
     if req.stream:
         responses = await service.open_streams(turn)
         return Stream(
-            service.chunks(turn, responses),
+            redacted_stream(service.chunks(turn, responses), resolved.upstream_key),
             media_type="text/event-stream",
             headers={**_SSE_HEADERS, **_turn_headers(turn)},
         )
@@ -101,7 +106,9 @@ async def responses_pass_through(
     if body.stream:
         upstream = await passthrough.open_stream(turn)
         return Stream(
-            passthrough.chunks(turn, upstream), media_type="text/event-stream", headers=_SSE_HEADERS
+            redacted_stream(passthrough.chunks(turn, upstream), resolved.upstream_key),
+            media_type="text/event-stream",
+            headers=_SSE_HEADERS,
         )
     return Response(content=await passthrough.complete(turn), media_type="application/json")
 

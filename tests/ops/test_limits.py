@@ -56,6 +56,36 @@ AT_LIMIT: list[tuple[str, dict[str, Any]]] = [
 ]  # fmt: skip
 
 
+USER = {"role": "user", "content": "hi"}
+CALL = {"id": "call_1", "type": "function", "function": {"name": "get", "arguments": "{}"}}
+CHAT_TOOL = {"type": "function", "function": {"name": "get", "parameters": {"type": "object"}}}
+
+# /v1/chat/completions: id, JSON body, code, param (all 400 invalid_request_error)
+CHAT_LIMITS: list[tuple[str, dict[str, Any], str, str]] = [
+    ("too-many-messages", {"model": "ok", "messages": [USER] * 11}, "too_many_items", "messages"),
+    ("too-many-tools", {"model": "ok", "messages": [USER], "tools": [CHAT_TOOL] * 4}, "too_many_items", "tools"),
+    ("too-many-functions", {"model": "ok", "messages": [USER], "functions": [{"name": "f"}] * 4}, "too_many_items", "functions"),
+    ("metadata-17-pairs", {"model": "ok", "messages": [USER], "metadata": {f"k{i}": "v" for i in range(17)}}, "too_many_items", "metadata"),
+    ("metadata-key-65", {"model": "ok", "messages": [USER], "metadata": {"k" * 65: "v"}}, "string_too_long", "metadata"),
+    ("metadata-value-513", {"model": "ok", "messages": [USER], "metadata": {"k": "v" * 513}}, "string_too_long", "metadata.k"),
+    ("tool-name-65", {"model": "ok", "messages": [USER], "tools": [{"type": "function", "function": {"name": "n" * 65}}]}, "string_too_long", "tools[0].function.name"),
+    ("tool-name-empty", {"model": "ok", "messages": [USER], "tools": [{"type": "function", "function": {"name": ""}}]}, "string_too_short", "tools[0].function.name"),
+    ("function-name-65", {"model": "ok", "messages": [USER], "functions": [{"name": "n" * 65}]}, "string_too_long", "functions[0].name"),
+    ("tool-call-id-65", {"model": "ok", "messages": [USER, {"role": "assistant", "tool_calls": [{**CALL, "id": "c" * 65}]}]}, "string_too_long", "messages[1].tool_calls[0].id"),
+    ("tool-call-name-65", {"model": "ok", "messages": [USER, {"role": "assistant", "tool_calls": [{**CALL, "function": {"name": "n" * 65, "arguments": "{}"}}]}]}, "string_too_long", "messages[1].tool_calls[0].function.name"),
+    ("tool-message-id-65", {"model": "ok", "messages": [USER, {"role": "assistant", "tool_calls": [CALL]}, {"role": "tool", "tool_call_id": "c" * 65, "content": "x"}]}, "string_too_long", "messages[2].tool_call_id"),
+    ("tool-message-id-empty", {"model": "ok", "messages": [USER, {"role": "tool", "tool_call_id": "", "content": "x"}]}, "string_too_short", "messages[1].tool_call_id"),
+    ("safety-identifier-65", {"model": "ok", "messages": [USER], "safety_identifier": "s" * 65}, "string_too_long", "safety_identifier"),
+    ("prompt-cache-key-65", {"model": "ok", "messages": [USER], "prompt_cache_key": "p" * 65}, "string_too_long", "prompt_cache_key"),
+]  # fmt: skip
+
+CHAT_AT_LIMIT: list[tuple[str, dict[str, Any]]] = [
+    ("ten-messages", {"model": "ok", "messages": [USER] * 10}),
+    ("three-tools-metadata-16-pairs-64-512", {"model": "ok", "messages": [USER], "tools": [CHAT_TOOL] * 3, "metadata": {f"{i:064d}": "v" * 512 for i in range(16)}}),
+    ("ids-and-names-64", {"model": "ok", "messages": [USER, {"role": "assistant", "tool_calls": [{**CALL, "id": "c" * 64, "function": {"name": "n" * 64, "arguments": "{}"}}]}, {"role": "tool", "tool_call_id": "c" * 64, "content": "x"}]}),
+]  # fmt: skip
+
+
 @pytest.fixture
 async def shim(fault: FaultUpstream) -> Any:
     shim = LiveShim(fault.url, max_body_bytes=200_000, limits=SMALL)
@@ -91,6 +121,29 @@ async def test_at_the_limit_is_accepted(shim: LiveShim, body: dict[str, Any]) ->
     response = await shim.client.post("/v1/responses", json=body)
     assert response.status_code == 200, response.text[:300]
     assert response.json()["status"] == "completed"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+@pytest.mark.parametrize(("body", "code", "param"), [pytest.param(*r[1:], id=r[0]) for r in CHAT_LIMITS])
+async def test_chat_limit_enforced(
+    shim: LiveShim, fault: FaultUpstream, body: dict[str, Any], code: str, param: str, stream: bool
+) -> None:
+    response = await shim.client.post("/v1/chat/completions", json={**body, "stream": stream})
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["code"], error["type"], error["param"]) == (code, "invalid_request_error", param)
+    assert fault.connections_seen == 0, "nothing reaches the upstream"
+
+
+@pytest.mark.parametrize("body", [pytest.param(b, id=i) for i, b in CHAT_AT_LIMIT])
+async def test_chat_at_the_limit_is_accepted(
+    shim: LiveShim, fault: FaultUpstream, body: dict[str, Any]
+) -> None:
+    response = await shim.client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["choices"][0]["finish_reason"] == "stop"
+    assert fault.connections_seen == 1
 
 
 @pytest.mark.parametrize("path", ["/v1/responses", "/v1/chat/completions"])

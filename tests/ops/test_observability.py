@@ -93,6 +93,18 @@ async def test_metrics(shim: LiveShim) -> None:
     assert missing == [], text
 
 
+async def test_metric_labels_stay_bounded(shim: LiveShim) -> None:
+    """Clients choose methods and paths: odd ones share the labels ``OTHER`` and ``unmatched``,
+    so hostile traffic cannot grow the metrics (and the process) without bound."""
+    for n in range(20):
+        await shim.client.request(f"FOO{n}", f"/nowhere/{n}")
+        await shim.client.get(f"/v1/responses/resp_{n:048d}")
+    text = (await shim.client.get("/metrics")).text
+    assert 'shim_requests_total{method="OTHER",route="unmatched",status="404"} 20.0' in text, text
+    assert 'shim_requests_total{method="GET",route="/v1/responses/{response_id}",status="404"} 20.0' in text
+    assert "FOO" not in text and "nowhere" not in text and "resp_0" not in text
+
+
 async def test_open_streams_gauge_counts_live_streams(fault: FaultUpstream) -> None:
     shim = LiveShim(fault.url, timeouts=Timeouts(first_byte=2, idle=30))
     try:

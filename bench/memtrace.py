@@ -1,0 +1,134 @@
+"""Where the shim's memory goes during a soak: ``shim serve`` under tracemalloc, snapshots on demand.
+
+    .venv/bin/python bench/soak.py --memtrace /tmp/memtrace ...   # the shim runs through this module
+    .venv/bin/python bench/memtrace.py report /tmp/memtrace
+
+``serve DIR ARGS…`` starts tracemalloc, then ``shim ARGS…``; each SIGUSR1 (the soak sends one
+after its warm-up and after every phase) runs a full garbage collection and writes
+``DIR/snapshot-K.pickle`` plus a line of ``DIR/stats.jsonl``: memory Python has allocated and not
+freed (``traced``), resident memory, what the collection freed, and live objects by type (the
+objects built while serving: start-up objects are frozen out of the collector's lists).
+
+``report DIR`` compares every snapshot with the first: the change in traced memory, and the
+source lines whose live allocations grew most. Growth that keeps coming back on the same lines
+phase after phase is something kept per request; RSS growth with flat traced memory is the
+allocator (fragmentation, arenas not returned), not objects the shim holds on to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import signal
+import sys
+import time
+import tracemalloc
+import types as types_module
+from collections import Counter
+from pathlib import Path
+from types import FrameType
+
+
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _where(task: asyncio.Task[object]) -> str:
+    """Where a task waits: its coroutine's name and the innermost frames of its await chain."""
+    frames = task.get_stack()
+    places = [f"{f.f_code.co_name}@{Path(f.f_code.co_filename).name}:{f.f_lineno}" for f in frames[-3:]]
+    return f"{task.get_coro().__qualname__}: " + " < ".join(reversed(places))
+
+
+def serve(out: Path, shim_args: list[str]) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    tracemalloc.start(int(os.environ.get("MEMTRACE_FRAMES", "8")))
+    count = 0
+
+    def dump(signum: int, frame: FrameType | None) -> None:
+        nonlocal count
+        started = time.monotonic()
+        rss_before = _rss_mib()
+        freed = gc.collect()
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)]
+        )
+        snapshot.dump(str(out / f"snapshot-{count}.pickle"))
+        del snapshot  # its traces are tuples: not to be counted below
+        traced, peak = tracemalloc.get_traced_memory()
+        objects = gc.get_objects()
+        types = Counter(type(o).__name__ for o in objects)
+        # Async generators still alive after a full collection, by function: a growing count
+        # is something left open (or waiting for the loop to close it).
+        agens = Counter(
+            o.ag_code.co_qualname for o in objects if isinstance(o, types_module.AsyncGeneratorType)
+        )
+        del objects
+        tasks = Counter(_where(t) for t in asyncio.all_tasks(asyncio.get_running_loop()))
+        line = {
+            "k": count,
+            "traced_mib": round(traced / 2**20, 2),
+            "traced_peak_mib": round(peak / 2**20, 2),
+            "rss_mib_before_collect": round(rss_before, 1),
+            "rss_mib": round(_rss_mib(), 1),
+            "gc_freed": freed,
+            "gc_garbage": len(gc.garbage),
+            "objects": sum(types.values()),
+            "async_generators": agens.most_common(10),
+            "tasks": sum(tasks.values()),
+            "tasks_by_place": tasks.most_common(10),
+            "top_types": types.most_common(25),
+            "dump_seconds": round(time.monotonic() - started, 1),
+        }
+        with (out / "stats.jsonl").open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        count += 1
+
+    signal.signal(signal.SIGUSR1, dump)
+    from shim.cli import main
+
+    return main(shim_args)
+
+
+def report(out: Path) -> None:
+    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
+    print("k  traced MiB  gc freed  objects  tasks  async generators alive after the collection")
+    for s in stats:
+        print(
+            f"{s['k']}  {s['traced_mib']:10.2f}  {s['gc_freed']:8d}  {s['objects']:7d}  {s['tasks']:5d}"
+            f"  {s['async_generators']}"
+        )
+    first_types = dict(stats[0]["top_types"])
+    last_types = dict(stats[-1]["top_types"])
+    grown = {t: last_types.get(t, 0) - first_types.get(t, 0) for t in set(first_types) | set(last_types)}
+    print("objects by type, last - first:", sorted(grown.items(), key=lambda kv: -abs(kv[1]))[:12])
+    base = tracemalloc.Snapshot.load(str(out / "snapshot-0.pickle"))
+    for k in range(1, len(stats)):
+        snap = tracemalloc.Snapshot.load(str(out / f"snapshot-{k}.pickle"))
+        diffs = snap.compare_to(base, "lineno")
+        total = sum(d.size_diff for d in diffs)
+        print(f"\nsnapshot {k} vs 0: {total / 1024:+.1f} KiB traced; lines that grew most:")
+        for d in diffs[:12]:
+            frame = d.traceback[0]
+            print(
+                f"  {d.size_diff / 1024:+9.1f} KiB {d.count_diff:+7d} blocks  {frame.filename}:{frame.lineno}"
+            )
+
+
+def main() -> int:
+    if len(sys.argv) >= 3 and sys.argv[1] == "serve":
+        return serve(Path(sys.argv[2]), sys.argv[3:])
+    if len(sys.argv) == 3 and sys.argv[1] == "report":
+        report(Path(sys.argv[2]))
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
