@@ -22,6 +22,9 @@ The config file (TOML) holds the server section and any number of routes; a lone
     api_key_env = "OPENAI_API_KEY" # the route's own key: clients then need a shim key
     provider = "nebius"            # selects this route for "model:nebius"; suffix stripped
     max_output_tokens = 1024       # limit for requests that set none (llama servers default to the context)
+    temperature = 0.0              # for requests that set none (llama-cpp-python's own default is 0.8)
+    stop = ["\n\n"]                # stop sequences for requests that set none (base models)
+    max_tool_rounds = 4            # then tool_choice "none": the model must answer (loop guard)
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -57,6 +60,16 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     # Output-token limit for requests that send none: some clients (Codex) never send one, and
     # llama.cpp servers then generate until the context is full.
     max_output_tokens: int | None = None
+    # Sampling temperature for requests that send none: servers differ in their own default
+    # (llama-cpp-python samples at 0.8), and a route may want answers that repeat.
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    # Stop sequences for requests that send none: a base model rarely ends a turn by itself. Only
+    # with requests whose answer must be text (no tools, or tool_choice "none"): inside a call's
+    # arguments a stop sequence would cut the JSON.
+    stop: tuple[str, ...] = ()
+    # Loop guard: after this many rounds of tool calls since the last user message the upstream
+    # gets tool_choice "none" and must answer (shim/translate/tool_rounds.py).
+    max_tool_rounds: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
     def own_key(self) -> str | None:
         if self.api_key:

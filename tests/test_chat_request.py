@@ -376,3 +376,55 @@ def test_unresolved_item_reference_is_a_clear_error() -> None:
             stream=False,
         )
     assert info.value.param == "input[0]"
+
+
+NAMED = {"type": "function", "function": {"name": "get_weather"}}
+ALLOWED_AUTO = {
+    "type": "allowed_tools",
+    "mode": "auto",
+    "tools": [{"type": "function", "name": "get_weather"}],
+}
+ABSENT = "absent"  # the client sent no tool_choice
+
+# (dialect, tools offered, client's tool_choice, Chat stream, Chat tool_choice), for a client
+# that streams. `llamacpp-python-functions` cannot stream tools + "auto" (stream_auto_tool_choice)
+# and says "auto" when the client gave no choice (explicit_tool_choice); `llamacpp` does neither.
+STREAM_ROWS: list[tuple[str, bool, Any, bool, Any]] = [
+    ("llamacpp-python-functions", True, "auto", False, "auto"),
+    ("llamacpp-python-functions", True, ABSENT, False, "auto"),
+    ("llamacpp-python-functions", True, ALLOWED_AUTO, False, "auto"),
+    ("llamacpp-python-functions", True, "none", True, "none"),
+    ("llamacpp-python-functions", True, "required", True, "required"),
+    ("llamacpp-python-functions", True, {"type": "function", "name": "get_weather"}, True, NAMED),
+    ("llamacpp-python-functions", False, ABSENT, True, None),
+    ("llamacpp", True, "auto", True, "auto"),
+    ("llamacpp", True, ABSENT, True, None),
+    ("llamacpp", True, "none", True, "none"),
+    ("llamacpp", False, ABSENT, True, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "tools", "choice", "streams", "chat_choice"),
+    STREAM_ROWS,
+    ids=[f"{d}-{'tools' if t else 'no tools'}-{json.dumps(ch)}" for d, t, ch, _, _ in STREAM_ROWS],
+)
+def test_streaming_and_tool_choice_per_dialect(
+    dialect: str, tools: bool, choice: Any, streams: bool, chat_choice: Any
+) -> None:
+    request: dict[str, Any] = {"input": "hi"}
+    if tools:
+        request["tools"] = [TOOL]
+    if choice != ABSENT:
+        request["tool_choice"] = choice
+    out, diags = translate(request, dialect, stream=True)
+    assert (out.get("stream"), out.get("tool_choice")) == ((True if streams else None), chat_choice)
+    # Asked for usage exactly when streaming; nothing half-set on an unstreamed request.
+    assert ("stream_options" in out) == streams
+    assert diags == []
+
+
+@pytest.mark.parametrize("dialect", ["llamacpp", "llamacpp-python-functions"])
+def test_unstreamed_client_never_streams(dialect: str) -> None:
+    out, _ = translate({"input": "hi", "tools": [TOOL], "tool_choice": "none"}, dialect, stream=False)
+    assert "stream" not in out and "stream_options" not in out

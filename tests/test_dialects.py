@@ -74,6 +74,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "request.max_tokens_field": "max_tokens",  # inherited
         "request.input_modalities": ("text",),
     },
+    "llamacpp-python-functions": {
+        "extends": "llamacpp-python",
+        "request.user_content": "string",  # inherited
+        "request.developer_role": "system",  # inherited
+        "request.stream_auto_tool_choice": False,
+        "request.explicit_tool_choice": True,
+    },
     "ollama": {
         "request.developer_role": "system",
         "request.max_tokens_field": "max_tokens",

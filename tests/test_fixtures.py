@@ -8,6 +8,8 @@ answered with the bytes in ``upstream[.synthetic].sse`` / ``.json``. For each fo
 - a stream is translated to events, snapshotted, checked against the spec's models and our
   lifecycle rules, re-chunked at every byte boundary (identical events), and folded into one
   completion whose translation must equal the stream's final response;
+- a streaming request the dialect sends unstreamed (``stream_auto_tool_choice = false``) gets a
+  whole completion, replayed as events (``feed_completion``) and checked like a stream;
 - a whole completion is translated, snapshotted and checked against the spec.
 
 Adding a case is a folder plus ``pytest --snapshot-update`` plus reading the new snapshots;
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
+import pytest
 from checks.lifecycle import check_lifecycle
 from checks.oracle import validate_event, validate_resource
 from syrupy.assertion import SnapshotAssertion
@@ -52,6 +55,13 @@ def _sse_events(data: bytes) -> list[SSEEvent]:
     return decoder.feed(data) + decoder.finish()
 
 
+def _input_items(body: r.CreateResponseBody) -> list[r.ItemParam]:
+    assert body.input is not None
+    if isinstance(body.input, str):
+        return [r.MessageItemParam(role="user", content=body.input)]
+    return list(body.input)
+
+
 @dataclass(frozen=True)
 class Case(FixtureCase):
     root: ClassVar[Path] = ROOT
@@ -63,6 +73,28 @@ class Case(FixtureCase):
     @cached_property
     def body(self) -> r.CreateResponseBody:
         return decode_create_response_body((self.path / "request.json").read_bytes())
+
+    @cached_property
+    def upstream_call(self) -> tuple[c.ChatCompletionRequest, Diagnostics]:
+        """The Chat request the shim sends upstream for ``request.json``, and its diagnostics."""
+        body = self.body
+        assert body.model is not None
+        diags = Diagnostics("warn")
+        request = to_chat_request(
+            body,
+            _input_items(body),
+            model=body.model,
+            dialect=self.dialect,
+            diags=diags,
+            stream=bool(body.stream),
+        )
+        return request, diags
+
+    @property
+    def replays_completion(self) -> bool:
+        """The client streams, but the dialect sends this request unstreamed: the whole
+        completion is replayed as events (``ChatToResponsesStream.feed_completion``)."""
+        return bool(self.body.stream) and not self.upstream_call[0].stream
 
     @property
     def ends_cleanly(self) -> bool:
@@ -77,19 +109,14 @@ class Case(FixtureCase):
 
 CASES = Case.discover()
 ERRORS = [case for case in CASES if case.is_error]
-STREAMS = [case for case in CASES if not case.is_error and case.is_sse]
-COMPLETIONS = [case for case in CASES if not case.is_error and not case.is_sse]
-CLEAN_STREAMS = [case for case in STREAMS if case.ends_cleanly]
+SSE_STREAMS = [case for case in CASES if not case.is_error and case.is_sse]
+REPLAYS = [case for case in CASES if not case.is_error and not case.is_sse and case.replays_completion]
+STREAMS = [case for case in CASES if case in SSE_STREAMS or case in REPLAYS]
+COMPLETIONS = [case for case in CASES if not case.is_error and not case.is_sse and not case.body.stream]
+CLEAN_STREAMS = [case for case in SSE_STREAMS if case.ends_cleanly]
 
 
 # ------------------------------------------------------------------------------------- helpers
-
-
-def _input_items(body: r.CreateResponseBody) -> list[r.ItemParam]:
-    assert body.input is not None
-    if isinstance(body.input, str):
-        return [r.MessageItemParam(role="user", content=body.input)]
-    return list(body.input)
 
 
 def _template(case: Case) -> r.ResponseResource:
@@ -97,18 +124,31 @@ def _template(case: Case) -> r.ResponseResource:
     return response_template(case.body, response_id="resp_test", created_at=CREATED_AT, model=case.body.model)
 
 
-def _run_stream(case: Case, chunks: list[bytes]) -> tuple[list[r.StreamingEvent], r.ResponseResource]:
-    stream = ChatToResponsesStream(
+def _stream(case: Case) -> ChatToResponsesStream:
+    return ChatToResponsesStream(
         _template(case),
         case.dialect,
         ids=CountingIds(),
         clock=fixed_clock(),
         include_logprobs=wants_logprobs(case.body),
     )
+
+
+def _run_stream(case: Case, chunks: list[bytes]) -> tuple[list[r.StreamingEvent], r.ResponseResource]:
+    stream = _stream(case)
     events = stream.start()
     for chunk in chunks:
         events.extend(stream.feed(chunk))
     events.extend(stream.finish(truncated=b"[DONE]" not in case.data))
+    return events, stream.response
+
+
+def _run_replay(case: Case) -> tuple[list[r.StreamingEvent], r.ResponseResource]:
+    """A whole completion answering a streaming client, as the server replays it."""
+    stream = _stream(case)
+    events = stream.start()
+    events.extend(stream.feed_completion(case.data))
+    events.extend(stream.finish())
     return events, stream.response
 
 
@@ -137,26 +177,57 @@ def test_corpus_is_found() -> None:
 
 @params(CASES)
 def test_folder_layout(case: Case) -> None:
+    _check_layout(case)
+
+
+def _check_layout(case: Case) -> None:
     case.check_layout()
     if not case.is_error:
-        # A client that asked to stream is answered from an upstream stream, and vice versa.
-        assert bool(case.body.stream) == case.is_sse, f"request.json stream vs {case.upstream.name}"
+        # The upstream file is what the shim asks for: a stream when the client streams, except
+        # where the dialect sends the request unstreamed (stream_auto_tool_choice = false).
+        chat_streams = bool(case.upstream_call[0].stream)
+        assert chat_streams == case.is_sse, (
+            f"request.json stream {bool(case.body.stream)}, chat request stream {chat_streams}, "
+            f"vs {case.upstream.name}"
+        )
     assert case.body.model is not None and case.body.input is not None
+
+
+_TOOL = {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}
+
+
+@pytest.mark.parametrize(
+    ("dialect", "extra", "upstream", "legal"),
+    [
+        # A streaming client answered by a whole body: only where the dialect unstreams the request.
+        ("llamacpp-python-functions", {"tools": [_TOOL], "tool_choice": "auto"}, "upstream.json", True),
+        ("llamacpp-python-functions", {"tools": [_TOOL]}, "upstream.json", True),  # "auto" implied
+        ("llamacpp-python-functions", {"tools": [_TOOL], "tool_choice": "auto"}, "upstream.sse", False),
+        ("llamacpp-python-functions", {"tools": [_TOOL], "tool_choice": "none"}, "upstream.json", False),
+        ("llamacpp-python-functions", {}, "upstream.json", False),
+        ("llamacpp", {"tools": [_TOOL], "tool_choice": "auto"}, "upstream.json", False),
+        ("llamacpp", {"tools": [_TOOL], "tool_choice": "auto"}, "upstream.sse", True),
+    ],
+)
+def test_layout_streaming_request_with_whole_body(
+    tmp_path: Path, dialect: str, extra: dict[str, Any], upstream: str, legal: bool
+) -> None:
+    folder = tmp_path / dialect / "case"
+    folder.mkdir(parents=True)
+    body = {"model": "m", "input": "hi", "stream": True, **extra}
+    (folder / "request.json").write_text(json.dumps(body))
+    (folder / "note.md").write_text("synthetic layout check")
+    (folder / upstream).write_text("{}")
+    if legal:
+        _check_layout(Case(folder))
+    else:
+        with pytest.raises(AssertionError, match="chat request stream"):
+            _check_layout(Case(folder))
 
 
 @params(CASES)
 def test_upstream_request(case: Case, snapshot_json: SnapshotAssertion) -> None:
-    body = case.body
-    assert body.model is not None
-    diags = Diagnostics("warn")
-    request = to_chat_request(
-        body,
-        _input_items(body),
-        model=body.model,
-        dialect=case.dialect,
-        diags=diags,
-        stream=bool(body.stream),
-    )
+    request, diags = case.upstream_call
     assert {
         "upstream_request": json.loads(c.encode_chat_request(request)),
         "diagnostics": _json(diags.items),
@@ -170,7 +241,7 @@ def test_upstream_error(case: Case, snapshot_json: SnapshotAssertion) -> None:
 
 @params(STREAMS)
 def test_stream(case: Case, snapshot_json: SnapshotAssertion) -> None:
-    events, response = _run_stream(case, [case.data])
+    events, response = _run_replay(case) if case.replays_completion else _run_stream(case, [case.data])
     raw = [_encode(event) for event in events]
     for item in raw:
         validate_event(item)
@@ -180,7 +251,7 @@ def test_stream(case: Case, snapshot_json: SnapshotAssertion) -> None:
     assert decoded == snapshot_json
 
 
-@params(STREAMS)
+@params(SSE_STREAMS)
 def test_stream_survives_any_chunking(case: Case) -> None:
     data = case.data
     expected = _encode(_run_stream(case, [data])[0])
@@ -200,6 +271,14 @@ def test_stream_equals_completion(case: Case) -> None:
     whole = _completion(case, c.encode_completion(accumulate(chunks)))
     fields = ("status", "output", "usage", "incomplete_details", "error", "completed_at")
     assert {f: _json(getattr(whole, f)) for f in fields} == {f: _json(getattr(streamed, f)) for f in fields}
+
+
+@params(REPLAYS)
+def test_replay_equals_completion(case: Case) -> None:
+    """A replayed completion ends in the same response as the same bytes read as a whole body."""
+    _, replayed = _run_replay(case)
+    whole = _completion(case, case.data)
+    assert _json(replayed) == _json(whole)
 
 
 @params(COMPLETIONS)

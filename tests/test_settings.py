@@ -63,3 +63,23 @@ def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, name: s
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=f"^{name}: Expected"):
         load_settings()
+
+
+def test_route_defaults_for_small_models_from_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "shim.toml"
+    config.write_text(
+        '[[routes]]\nupstream = "http://u/v1"\nstop = ["\\n"]\nmax_tool_rounds = 1\n[[routes]]\nupstream = "http://v/v1"\n'
+    )
+    first, second = load_settings(config=config).routes
+    assert (first.stop, first.max_tool_rounds) == (("\n",), 1)
+    assert (second.stop, second.max_tool_rounds) == ((), None)  # unset: no stop, no loop guard
+
+
+@pytest.mark.parametrize(
+    "line", ["max_tool_rounds = -1", 'stop = "\\n"', "max_tool_rounds = 1.5", "temperature = 3"]
+)
+def test_a_bad_route_value_names_the_file_and_key(tmp_path: Path, line: str) -> None:
+    config = tmp_path / "shim.toml"
+    config.write_text(f'[[routes]]\nupstream = "http://u/v1"\n{line}\n')
+    with pytest.raises(ValueError, match=r"shim\.toml: .*routes\[0\]\.(max_tool_rounds|stop|temperature)"):
+        load_settings(config=config)

@@ -64,6 +64,17 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             LM Studio, NIM and TGI only read ``max_tokens``.
         stream_usage: Send ``stream_options.include_usage`` when streaming. Harmless where
             ignored (llama-cpp-python); must be off where the schema forbids it (Mistral).
+        stream_auto_tool_choice: The upstream can stream an answer to a request that offers
+            tools with ``tool_choice: "auto"``. llama-cpp-python's ``chatml-function-calling``
+            format lets the model choose between a message and a call under a grammar, but
+            once it picks a call in a streamed request it raises "Automatic streaming tool
+            choice is not supported" after sending 200 headers: the stream ends empty, with no
+            ``[DONE]``. When false, such requests go upstream unstreamed and the shim replays
+            the whole answer to a streaming client as events.
+        explicit_tool_choice: Send ``tool_choice: "auto"`` when tools are offered and the client
+            named no choice (the Open Responses default). OpenAI defaults to "auto" itself;
+            llama-cpp-python's ``chatml-function-calling`` treats a missing choice as "none"
+            and leaves the tools out of the prompt.
         reasoning_effort: How the Open Responses ``reasoning.effort`` is sent:
             ``"reasoning_effort"`` (top-level string, OpenAI), ``"reasoning_object"``
             (``{"reasoning": {"effort": ...}}``, OpenRouter) or ``"drop"`` (with a
@@ -111,6 +122,8 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     tool_calls_content: Literal["omit", "empty"] = "omit"
     max_tokens_field: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
     stream_usage: bool = True
+    stream_auto_tool_choice: bool = True
+    explicit_tool_choice: bool = False
     reasoning_effort: Literal["reasoning_effort", "reasoning_object", "drop"] = "reasoning_effort"
     reasoning_replay: Literal["field", "think_tags", "drop"] = "drop"
     reasoning_replay_field: _NonEmpty = "reasoning_content"

@@ -24,6 +24,7 @@ from shim.routing import Resolved, Router
 from shim.sealing import Sealer
 from shim.server.keepalive import with_keepalive
 from shim.server.sealed_items import SealedItems, wants_sealed_reasoning
+from shim.settings import Route
 from shim.store.repository import PENDING, ResponseStore, StoredResponse, scope_of
 from shim.telemetry import note_usage
 from shim.translate.chat_request import to_chat_request
@@ -31,6 +32,7 @@ from shim.translate.compaction import compaction_config
 from shim.translate.echo import response_template
 from shim.translate.history import output_to_input, string_input
 from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
+from shim.translate.tool_rounds import tool_rounds
 from shim.upstream import UpstreamClient, UpstreamInvalidStream, stream_failure
 from shim.wire import chat as c
 from shim.wire import responses as r
@@ -71,6 +73,25 @@ def _resolve_references(items: list[r.ItemParam], history: list[r.ItemParam]) ->
         else:
             out.append(item)
     return out
+
+
+def _route_policies(
+    body: r.CreateResponseBody, route: Route, items: list[r.ItemParam]
+) -> r.CreateResponseBody:
+    """The route's settings for small models: its loop guard, and its output limit, temperature
+    and stop sequences for requests that set none. Stop sequences go only with requests whose
+    answer must be text: one inside a call's arguments would cut their JSON."""
+    changes: dict[str, object] = {}
+    if body.max_output_tokens is None and route.max_output_tokens is not None:
+        changes["max_output_tokens"] = route.max_output_tokens
+    if body.temperature is None and route.temperature is not None:
+        changes["temperature"] = route.temperature
+    tool_choice = body.tool_choice
+    if route.max_tool_rounds is not None and body.tools and tool_rounds(items) >= route.max_tool_rounds:
+        changes["tool_choice"] = tool_choice = "none"  # the loop guard: answer now
+    if body.stop is None and route.stop and (not body.tools or tool_choice == "none"):
+        changes["stop"] = list(route.stop)
+    return msgspec.structs.replace(body, **changes) if changes else body
 
 
 class ResponsesService:
@@ -123,8 +144,6 @@ class ResponsesService:
                 param="model",
                 code="unsupported_route",
             )
-        if body.max_output_tokens is None and resolved.route.max_output_tokens is not None:
-            body = msgspec.structs.replace(body, max_output_tokens=resolved.route.max_output_tokens)
         scope = self.scope(client_key)
         new_input = string_input(body.input)
         previous: StoredResponse | None = None
@@ -148,6 +167,7 @@ class ResponsesService:
             history = previous.history
         new_input = _resolve_references(new_input, history)
         items = [*history, *new_input]
+        body = _route_policies(body, resolved.route, items)
         diags = Diagnostics(self.policy)
         streaming = bool(body.stream) if stream is None else stream
         chat_request = to_chat_request(
@@ -250,10 +270,16 @@ class ResponsesService:
             first = translator.start()
             if first:
                 yield first
+            streamed = bool(turn.chat_request.stream)
+            whole = bytearray()  # the answer of an upstream that could not stream this request
             try:
-                async for chunk in with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
+                chunks = response.aiter_raw() if streamed else response.aiter_bytes()
+                async for chunk in with_keepalive(chunks, self.keepalive, self.idle):
                     if chunk is None:
                         yield KEEPALIVE
+                        continue
+                    if not streamed:
+                        whole += chunk
                         continue
                     batch = translator.feed(chunk)
                     for event in batch:
@@ -262,11 +288,14 @@ class ResponsesService:
                         redact_event(event, key)  # vendors echo keys in error messages
                     if batch:
                         yield batch
-                tail = translator.finish(truncated=True)
+                if streamed:
+                    tail = translator.finish(truncated=True)
+                else:
+                    tail = translator.feed_completion(bytes(whole)) + translator.finish()
             except (httpx.TimeoutException, TimeoutError, httpx.TransportError) as exc:
                 message, code = stream_failure(exc)  # idle/total timeout, reset, size limit
                 tail = translator.fail(ErrorDelta(message, code=code))
-            except msgspec.DecodeError:  # a data line that is no chunk: the stream cannot be trusted
+            except msgspec.DecodeError:  # no chunk, or no completion: the answer cannot be trusted
                 message, code = stream_failure(UpstreamInvalidStream())
                 tail = translator.fail(ErrorDelta(message, code=code))
             for event in tail:

@@ -296,7 +296,9 @@ def to_chat_request(
     stream: bool,
     open_reasoning: ReasoningOpener = plain_reasoning,
 ) -> c.ChatCompletionRequest:
-    """``items`` is the full input history (the server expands ``previous_response_id`` first)."""
+    """``items`` is the full input history (the server expands ``previous_response_id`` first).
+    ``stream`` asks for a streamed upstream answer; the request says ``stream`` only where the
+    dialect can stream it (``stream_auto_tool_choice``), else the caller replays a whole one."""
     rules = dialect.request
     builder = _Messages(dialect, diags, open_reasoning)
     if body.instructions:
@@ -332,6 +334,8 @@ def to_chat_request(
         for t in functions
     ]
     tool_choice, tools = _tool_choice(body.tool_choice, tools)
+    if tool_choice is None and tools and rules.explicit_tool_choice:
+        tool_choice = "auto"  # the Open Responses default, said out loud
     response_format, format_extra = _response_format(body.text, rules, diags)
 
     req = c.ChatCompletionRequest(model=model, messages=builder.out)
@@ -375,7 +379,7 @@ def to_chat_request(
         diags.report("dropped_param", "Chat Completions has no max_tool_calls.", param="max_tool_calls")
     if body.truncation == "auto":
         diags.report("dropped_param", "Chat upstreams do not truncate for us.", param="truncation")
-    if stream:
+    if stream and (rules.stream_auto_tool_choice or not (tools and tool_choice == "auto")):
         req.stream = True
         if rules.stream_usage:
             req.stream_options = c.ChatCompletionStreamOptions(include_usage=True)

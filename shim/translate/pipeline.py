@@ -39,6 +39,7 @@ class ChatToResponsesStream:
     ) -> None:
         self.decoder = SSEDecoder()
         self.reader = ChatStreamReader(dialect.response, ids)
+        self._rules, self._ids = dialect.response, ids
         self.writer = ResponsesStreamWriter(template, ids=ids, clock=clock, include_logprobs=include_logprobs)
         self.deltas: list[Delta] = []
 
@@ -55,6 +56,15 @@ class ChatToResponsesStream:
             log.extend(deltas)
             write(deltas, out)
         return out
+
+    def feed_completion(self, data: bytes) -> list[r.StreamingEvent]:
+        """A whole (unstreamed) completion, for an upstream that cannot stream this request
+        (``stream_auto_tool_choice``): the same deltas a stream of it would give, so the client
+        sees the same events, all at once. Raises ``msgspec.DecodeError`` on a body that is no
+        completion. Call ``finish()`` after it."""
+        completion = c.decode_completion(data)
+        self.reader.saw_done = True  # a whole body is complete by definition
+        return self._deltas(read_completion(completion, self._rules, self._ids))
 
     def finish(self, *, truncated: bool = False) -> list[r.StreamingEvent]:
         """End of upstream bytes. ``truncated``: the connection ended before ``[DONE]``."""

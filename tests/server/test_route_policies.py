@@ -1,0 +1,208 @@
+"""Route settings for small local models, and an upstream that cannot stream a tool choice.
+
+- ``temperature``: for requests that send none (servers' own defaults differ).
+- ``stop``: stop sequences for requests that send none (a base model rarely ends a turn).
+- ``max_tool_rounds``: the loop guard. After that many rounds of calls since the last user
+  message the upstream gets ``tool_choice: "none"`` and must answer.
+- a dialect with ``stream_auto_tool_choice = false`` (llama-cpp-python's
+  ``chatml-function-calling``): a streamed request offering tools with ``auto`` goes upstream
+  unstreamed and the whole answer reaches the client as a proper event stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from shim.settings import Route
+from tests.checks.lifecycle import check_lifecycle
+from tests.checks.oracle import validate_event
+from tests.server.harness import UPSTREAM_URL, Shim, parse_sse
+from tests.support import scripted_chat
+
+TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+FUNCTIONS_DIALECT = "llamacpp-python-functions"
+
+
+def _call(n: int) -> list[dict[str, Any]]:
+    """One round: the model's call and the client's output for it."""
+    return [
+        {"type": "function_call", "call_id": f"call_{n}", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": f"call_{n}", "output": "sunny"},
+    ]
+
+
+USER = {"role": "user", "content": "Weather?"}
+
+STOP_CASES = [
+    # (route stop, loop guard, request extras, stop sent upstream)
+    pytest.param(("\n",), None, {}, ["\n"], id="route-default-applies"),
+    pytest.param(("\n",), None, {"stop": ["END"]}, ["END"], id="client-stop-wins"),
+    pytest.param((), None, {}, None, id="no-default"),
+    # A stop sequence inside a call's arguments would cut their JSON: only text answers get it.
+    pytest.param(("\n",), None, {"tools": [TOOL]}, None, id="not-while-the-model-may-call"),
+    pytest.param(("\n",), None, {"tools": [TOOL], "tool_choice": "none"}, ["\n"], id="tool-choice-none"),
+    pytest.param(("\n",), 0, {"tools": [TOOL]}, ["\n"], id="loop-guard-makes-it-text"),
+]
+
+
+@pytest.mark.parametrize(("route_stop", "rounds", "extra", "sent"), STOP_CASES)
+async def test_route_stop(
+    make_shim: Callable[..., Shim],
+    connect: Callable[[Shim], httpx.AsyncClient],
+    route_stop: tuple[str, ...],
+    rounds: int | None,
+    extra: dict[str, Any],
+    sent: list[str] | None,
+) -> None:
+    shim = make_shim(routes=(Route(upstream=UPSTREAM_URL, stop=route_stop, max_tool_rounds=rounds),))
+    body: dict[str, Any] = {"model": "m", "input": "Hello", **extra}
+    resp = await connect(shim).post("/v1/responses", json=body)
+    assert resp.status_code == 200, resp.text
+    (upstream,) = shim.upstream.bodies
+    assert upstream.get("stop") == sent
+
+
+@pytest.mark.parametrize(
+    ("route_temperature", "client_temperature", "sent"),
+    [(0.0, None, 0.0), (0.0, 0.7, 0.7), (None, None, None)],
+    ids=["route-default-applies", "client-wins", "no-default"],
+)
+async def test_route_temperature(
+    make_shim: Callable[..., Shim],
+    connect: Callable[[Shim], httpx.AsyncClient],
+    route_temperature: float | None,
+    client_temperature: float | None,
+    sent: float | None,
+) -> None:
+    shim = make_shim(routes=(Route(upstream=UPSTREAM_URL, temperature=route_temperature),))
+    body: dict[str, Any] = {"model": "m", "input": "Hello"}
+    if client_temperature is not None:
+        body["temperature"] = client_temperature
+    resp = await connect(shim).post("/v1/responses", json=body)
+    assert resp.status_code == 200, resp.text
+    (upstream,) = shim.upstream.bodies
+    assert upstream.get("temperature") == sent
+
+
+GUARD_CASES = [
+    # (max_tool_rounds, input items, tool_choice sent upstream, output item type)
+    pytest.param(1, [USER], "auto", "function_call", id="first-round-may-call"),
+    pytest.param(1, [USER, *_call(1)], "none", "message", id="after-one-round-answers"),
+    pytest.param(2, [USER, *_call(1)], "auto", "function_call", id="second-round-allowed"),
+    pytest.param(2, [USER, *_call(1), *_call(2)], "none", "message", id="after-two-rounds"),
+    pytest.param(1, [USER, *_call(1), USER], "auto", "function_call", id="a-new-user-turn-resets"),
+    pytest.param(0, [USER], "none", "message", id="zero-means-never-call"),
+    pytest.param(None, [USER, *_call(1), *_call(2)], "auto", "function_call", id="unset-no-guard"),
+]
+
+
+@pytest.mark.parametrize(("rounds", "items", "sent", "output"), GUARD_CASES)
+async def test_loop_guard(
+    make_shim: Callable[..., Shim],
+    connect: Callable[[Shim], httpx.AsyncClient],
+    rounds: int | None,
+    items: list[dict[str, Any]],
+    sent: str,
+    output: str,
+) -> None:
+    """The guard is judged by the ``tool_choice`` sent upstream. The scripted model answers in
+    text after a tool result anyway, so its output tells only when no result is pending."""
+    shim = make_shim(routes=(Route(upstream=UPSTREAM_URL, max_tool_rounds=rounds),))
+    body = {"model": "m", "input": items, "tools": [TOOL], "tool_choice": "auto"}
+    resp = await connect(shim).post("/v1/responses", json=body)
+    assert resp.status_code == 200, resp.text
+    (upstream,) = shim.upstream.bodies
+    assert upstream["tool_choice"] == sent
+    if sent == "none" or items[-1] == USER:
+        assert resp.json()["output"][-1]["type"] == output
+
+
+async def test_loop_guard_counts_stored_history(
+    make_shim: Callable[..., Shim], connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    """Rounds made earlier in a ``previous_response_id`` chain count too."""
+    shim = make_shim(routes=(Route(upstream=UPSTREAM_URL, max_tool_rounds=1),))
+    client = connect(shim)
+    first = await client.post("/v1/responses", json={"model": "m", "input": "Weather?", "tools": [TOOL]})
+    call = first.json()["output"][-1]
+    assert call["type"] == "function_call"
+    output = {"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}
+    body = {"model": "m", "input": [output], "tools": [TOOL], "previous_response_id": first.json()["id"]}
+    second = await client.post("/v1/responses", json=body)
+    assert second.status_code == 200, second.text
+    assert [b.get("tool_choice") for b in shim.upstream.bodies] == [None, "none"]
+    assert second.json()["output"][-1]["type"] == "message"
+
+
+def _stream_events(text: str) -> list[dict[str, Any]]:
+    pairs, _ = parse_sse(text)
+    for _, data in pairs:
+        validate_event(data)
+    events = [json.loads(data) for _, data in pairs]
+    assert [e["type"] for e in events] == [name for name, _ in pairs]
+    check_lifecycle(events)
+    return events
+
+
+REPLAY_CASES = [
+    # (request extras, upstream streamed?, output item type)
+    pytest.param({"tools": [TOOL], "tool_choice": "auto"}, False, "function_call", id="auto-unstreamed"),
+    pytest.param({"tools": [TOOL]}, False, "function_call", id="default-choice-is-auto"),
+    pytest.param({"tools": [TOOL], "tool_choice": "none"}, True, "message", id="none-streams"),
+    pytest.param(
+        {"tools": [TOOL], "tool_choice": {"type": "function", "name": "get_weather"}},
+        True,
+        "function_call",
+        id="forced-streams",
+    ),
+    pytest.param({}, True, "message", id="no-tools-streams"),
+]
+
+
+@pytest.mark.parametrize(("extra", "streamed", "output"), REPLAY_CASES)
+async def test_unstreamable_tool_choice_is_replayed_as_a_stream(
+    make_shim: Callable[..., Shim],
+    connect: Callable[[Shim], httpx.AsyncClient],
+    extra: dict[str, Any],
+    streamed: bool,
+    output: str,
+) -> None:
+    shim = make_shim(dialect=FUNCTIONS_DIALECT)
+    body = {"model": "m", "input": "Weather in Paris?", "stream": True, **extra}
+    resp = await connect(shim).post("/v1/responses", json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    (upstream,) = shim.upstream.bodies
+    assert bool(upstream.get("stream")) is streamed
+    assert ("stream_options" in upstream) is streamed
+    if "tools" in extra:
+        assert upstream["tool_choice"] is not None
+    events = _stream_events(resp.text)
+    final = events[-1]["response"]
+    assert final["status"] == "completed"
+    assert [item["type"] for item in final["output"]] == [output]
+    if output == "message":
+        assert final["output"][0]["content"][0]["text"].startswith(scripted_chat.ANSWER.split()[0])
+
+
+async def test_unstreamed_answer_that_is_no_completion_fails_the_stream(
+    make_shim: Callable[..., Shim], connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    async def not_a_completion(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
+        await send({"type": "http.response.body", "body": b"this is not json"})
+
+    shim = make_shim(dialect=FUNCTIONS_DIALECT, target=not_a_completion)
+    body = {"model": "m", "input": "Hi", "stream": True, "tools": [TOOL]}
+    resp = await connect(shim).post("/v1/responses", json=body)
+    assert resp.status_code == 200
+    events = _stream_events(resp.text)
+    assert [e["type"] for e in events][-2:] == ["error", "response.failed"]
+    assert events[-1]["response"]["error"]["code"] == "upstream_invalid_response"
