@@ -56,6 +56,10 @@ RECORDINGS: dict[str, tuple[str, ...]] = {
     "tool_call_auto_no_choice": ("llamacpp-python-functions/tool_call_auto_no_choice",),
     # The model picks the message branch: content "" (the grammar allows only the turn's end).
     "message_auto": ("llamacpp-python-functions/message_auto",),
+    # The model copies "ls -la" from the prompt and writes <|im_end|> inside the JSON string:
+    # the format stops there, so the arguments come back cut (`{ "cmd": "ls -la`), finish_reason
+    # tool_calls (the dialect's close_truncated_arguments).
+    "tool_call_arguments_cut": ("llamacpp-python-functions/tool_call_arguments_cut",),
 }
 
 

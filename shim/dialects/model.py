@@ -163,6 +163,12 @@ class ResponseRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
         tool_call_index_missing: Policy for stream chunks whose ``tool_calls[]`` lack
             ``index`` (some vendors omit it): ``"sequential"`` numbers new ids in order of
             first appearance and continues an entry that has no id.
+        close_truncated_arguments: A call the upstream reports finished (``finish_reason:
+            "tool_calls"``) whose arguments are JSON cut short gets the missing closing
+            characters appended (``shim/translate/json_closing.py``). llama-cpp-python's
+            ``chatml-function-calling`` generates arguments under a JSON grammar yet stops at
+            ``<|im_end|>``, which a small model writes inside a string: ``{"cmd": "pwd``.
+            Arguments that appending cannot mend are left as they came.
     """
 
     reasoning_fields: tuple[_NonEmpty, ...] = ("reasoning_content", "reasoning")
@@ -172,6 +178,7 @@ class ResponseRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     think_start_inside: bool = False
     think_unclosed: Literal["reasoning", "text"] = "reasoning"
     tool_call_index_missing: Literal["sequential"] = "sequential"
+    close_truncated_arguments: bool = False
 
 
 class AuthRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

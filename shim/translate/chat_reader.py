@@ -30,6 +30,7 @@ from shim.core.deltas import (
 from shim.dialects.model import ResponseRules
 from shim.dialects.think import ThinkSplitter
 from shim.ids import IdFactory
+from shim.translate.json_closing import closing_suffix
 from shim.wire import chat as c
 
 __all__ = ["ChatStreamReader", "finish_reason", "read_completion", "usage_delta"]
@@ -115,6 +116,8 @@ class ChatStreamReader:
         self._finish: FinishReason | None = None
         self.saw_done = False
         self.saw_usage = False
+        # Arguments kept per call only to mend them at the end (close_truncated_arguments).
+        self._args: dict[int, list[str]] | None = {} if rules.close_truncated_arguments else None
 
     @property
     def saw_finish(self) -> bool:
@@ -187,6 +190,11 @@ class ChatStreamReader:
         if self._think is not None:
             for kind, text in self._think.finish():
                 out.append(ReasoningDelta(text) if kind == "reasoning" else TextDelta(text))
+        if self._args and self._finish == "tool_calls":
+            for index, parts in self._args.items():
+                suffix = closing_suffix("".join(parts))
+                if suffix:
+                    out.append(ToolCallArgsDelta(index, suffix))
         if self._finish is not None:
             out.append(FinishDelta(self._finish))
         elif self._calls:
@@ -218,6 +226,8 @@ class ChatStreamReader:
                 out.append(ToolCallStartDelta(index, call.id or self._ids("call"), name))
             if fn is not None and fn.arguments:
                 out.append(ToolCallArgsDelta(index, fn.arguments))
+                if self._args is not None:
+                    self._args.setdefault(index, []).append(fn.arguments)
 
     def _legacy_function_call(self, fn: c.ChoiceDeltaFunctionCall, out: list[Delta]) -> None:
         if 0 not in self._calls:
@@ -226,6 +236,8 @@ class ChatStreamReader:
             out.append(ToolCallStartDelta(0, self._ids("call"), fn.name or ""))
         if fn.arguments:
             out.append(ToolCallArgsDelta(0, fn.arguments))
+            if self._args is not None:
+                self._args.setdefault(0, []).append(fn.arguments)
 
 
 def read_completion(completion: c.ChatCompletion, rules: ResponseRules, ids: IdFactory) -> list[Delta]:
