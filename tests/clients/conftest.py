@@ -131,13 +131,16 @@ class ShimServer(Served):
     model: str
 
 
-def start_shim(workdir: Path, route: dict[str, Any], model: str) -> ShimServer:
-    """``python -m shim serve --config`` with one catch-all route (``route`` adds its keys)."""
+def start_shim(
+    workdir: Path, route: dict[str, Any], model: str, env: dict[str, str] | None = None
+) -> ShimServer:
+    """``python -m shim serve --config`` with one catch-all route (``route`` adds its keys);
+    ``env`` adds ``SHIM_*`` settings."""
     config = workdir / "shim.toml"
     lines = ["[[routes]]", 'match = "*"']
     lines += [f"{key} = {json.dumps(value)}" for key, value in route.items()]
     config.write_text("\n".join(lines) + "\n")
-    served = serve_shim(workdir, "--config", str(config), "--store", "memory://")
+    served = serve_shim(workdir, "--config", str(config), "--store", "memory://", env=env)
     return ShimServer(served.base_url, served.proc, served.log, model)
 
 

@@ -4,32 +4,53 @@
 messages instead of ``instructions``, ``store: false``, ``include: [reasoning.encrypted_content]``,
 a ``namespace`` and a ``web_search`` tool beside its function tools; it refuses a stream without
 ``response.completed`` and fails a turn on ``response.incomplete``.
+
+Over the real model Codex runs twice: with llama's ``gemma`` format (a text turn; the model
+never calls a tool there, as Codex cannot force one) and with ``chatml-function-calling``, where
+the model chooses Codex's ``exec_command`` on its own and Codex runs it (docs/upstreams.md).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.clients.conftest import Node, ShimServer
+from shim.embedded import FUNCTIONS_CHAT_FORMAT, FUNCTIONS_DIALECT
+from tests.clients.conftest import LLAMA_MODEL, LLAMA_N_CTX, Node, ShimServer, start_shim
 from tests.clients.scripted_shell import COMMAND, EXPECTED_OUTPUT
 from tests.support import scripted_chat
+from tests.support.real_components import running_llama
+from tests.support.recording_proxy import RecordingProxy
 
 
 def codex_exec(
-    node: Node, shim: ShimServer, prompt: str, tmp_path: Path, *, websocket: bool = False
+    node: Node,
+    shim: ShimServer,
+    prompt: str,
+    tmp_path: Path,
+    *,
+    websocket: bool = False,
+    timeout: float = 300,
+    work: Path | None = None,
+    home: Path | None = None,
+    config: tuple[str, ...] = (),
 ) -> tuple[int, list[dict[str, Any]]]:
     """One ``codex exec`` turn; returns its exit code and its JSON events. With ``websocket``
     the provider says ``supports_websockets`` and Codex sends its turns over the WebSocket on
-    ``/v1/responses`` (it does not fall back to HTTP: a refused frame fails the turn)."""
-    home, work = tmp_path / "codex-home", tmp_path / "work"
-    home.mkdir()
-    work.mkdir()
+    ``/v1/responses`` (it does not fall back to HTTP: a refused frame fails the turn).
+    ``work`` and ``home`` are Codex's working directory and ``CODEX_HOME`` (default: fresh
+    ones in ``tmp_path``); ``config`` adds ``-c`` settings."""
+    home, work = home or tmp_path / "codex-home", work or tmp_path / "work"
+    home.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
     provider = (
         f'{{name="shim",base_url="{shim.base_url}",wire_api="responses",'
         f"supports_websockets={'true' if websocket else 'false'},"
@@ -48,13 +69,14 @@ def codex_exec(
         *("-c", "features.plugins=false"),
         *("-c", "model_provider=shim"),
         *("-c", f"model_providers.shim={provider}"),
+        *(arg for setting in config for arg in ("-c", setting)),
         *("-m", shim.model),
         prompt,
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))}
     env["CODEX_HOME"] = str(home)
     proc = subprocess.run(
-        argv, cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=300, check=False
+        argv, cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
     )
     events = []
     for line in proc.stdout.decode().splitlines():
@@ -107,6 +129,84 @@ def test_text_turn_over_llama(node: Node, shim_llama: ShimServer, tmp_path: Path
     assert kinds[-1] == "turn.failed", events
     assert events[-1]["error"]["message"] == "Incomplete response returned, reason: max_output_tokens"
     assert kinds.count("error") == 1, "Codex retried or saw a broken stream"
+
+
+@pytest.fixture(scope="module")
+def llama_functions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ShimServer, RecordingProxy]]:
+    """The real model behind llama-cpp-python's ``chatml-function-calling`` format, where the
+    model itself picks a message or a call (under a grammar), with a recording proxy between
+    the shim and llama. The route is set up as docs/upstreams.md advises for a small base model
+    behind an agent: ``max_tool_rounds = 1`` (this format never shows the model a tool's output,
+    so it would call again forever), temperature 0 (Codex sends none; llama's own is 0.8), a
+    newline stop and an output cap for the text answer (a base model does not end a turn), and
+    a long first-byte timeout (Codex's ~7,500-token prompt with its tool schemas takes llama a
+    minute or two on one thread, and this format answers only when done)."""
+    work = tmp_path_factory.mktemp("clients-llama-functions")
+    options = {"n_ctx": LLAMA_N_CTX, "chat_format": FUNCTIONS_CHAT_FORMAT}
+    with running_llama(work / "server.log", **options) as url, RecordingProxy(url) as proxy:
+        route = {
+            "upstream": proxy.url,
+            "dialect": FUNCTIONS_DIALECT,
+            "max_tool_rounds": 1,
+            "temperature": 0,
+            "stop": ["\n"],
+            "max_output_tokens": 64,
+        }
+        shim = start_shim(work, route, LLAMA_MODEL, env={"SHIM_TIMEOUT_FIRST_BYTE": "900"})
+        yield shim, proxy
+        shim.stop()
+
+
+# A 270M model's choices hang on near-ties in its logits, so the prompt must be the same on
+# every run: no environment context (it holds the date and the working directory), and fixed
+# CODEX_HOME (its path is in the skills instructions) and working directories.
+LLAMA_DIRS = Path(tempfile.gettempdir()) / "shim-codex-over-llama"
+
+
+def test_shell_tool_round_trip_over_llama(
+    node: Node, llama_functions: tuple[ShimServer, RecordingProxy], tmp_path: Path
+) -> None:
+    """Codex over the real model: the model chooses Codex's ``exec_command`` tool on its own
+    and writes the command (a 270M base model, so only the prompt steers it), Codex runs it
+    and sends the output back, the shim passes that upstream as the call's ``tool`` message,
+    and the turn completes with the model's text answer.
+
+    Two upstream requests: the first offers Codex's tools with ``tool_choice: "auto"``,
+    unstreamed (this format cannot stream that choice; the shim replays the answer as SSE
+    events); the second carries the call and its output, with ``tool_choice: "none"`` from
+    the route's loop guard and the route's stop sequence."""
+    shim, proxy = llama_functions
+    proxy.clear()
+    shutil.rmtree(LLAMA_DIRS, ignore_errors=True)
+    prompt = "Use functions.exec_command to run: ls -la"
+    code, events = codex_exec(
+        node,
+        shim,
+        prompt,
+        tmp_path,
+        timeout=900,
+        work=LLAMA_DIRS / "work",
+        home=LLAMA_DIRS / "home",
+        config=("include_environment_context=false",),
+    )
+    assert code == 0 and events[-1]["type"] == "turn.completed", events
+    assert not [e for e in events if e["type"] in ("error", "turn.failed")]
+    commands = items(events, "command_execution")
+    assert len(commands) == 1, (events, proxy.bodies[-1:])  # Codex ran the model's call once
+    (command,) = commands
+    assert command["status"] == "completed" and command["exit_code"] == 0, command
+
+    first, second = proxy.bodies
+    assert first["tool_choice"] == "auto" and not first.get("stream"), "auto tool choice goes unstreamed"
+    assert first["temperature"] == 0 and "stop" not in first  # a stop could cut the arguments
+    assert any(t["function"]["name"] == "exec_command" for t in first["tools"])
+    (call,) = second["messages"][-2]["tool_calls"]
+    assert call["function"]["name"] == "exec_command"
+    assert json.loads(call["function"]["arguments"])["cmd"] in command["command"]
+    result = second["messages"][-1]
+    assert result["role"] == "tool" and result["tool_call_id"] == call["id"]
+    assert command["aggregated_output"].strip() in result["content"]  # Codex's output went back
+    assert second["tool_choice"] == "none" and second["stream"] is True and second["stop"] == ["\n"]
 
 
 @pytest.fixture(autouse=True)
