@@ -8,6 +8,10 @@ and the CLI's settings path, as a user's client sees it):
   client can force (``tool_choice``) run here. The route caps output at
   ``LLAMA_MAX_OUTPUT_TOKENS`` for clients that send no limit (Codex): the base model rarely
   stops on its own and llama-cpp-python's default limit is the whole context.
+- ``shim_llama_functions``: the same model in llama-cpp-python's ``chatml-function-calling``
+  format, where the model chooses tools itself, behind a route set up for a small model (loop
+  guard, temperature 0, a stop for text answers) and a recording proxy: Codex and the Agents
+  SDK run tool round trips over the real model here.
 - ``shim_scripted``: ``scripted_shell.py``, the test suite's scripted Chat model that calls the
   offered tool. Tool round trips the client cannot force run here: the suite tests the shim,
   not whether a 270M base model decides to call a tool.
@@ -38,9 +42,10 @@ from typing import Any
 import httpx
 import pytest
 
-from shim.embedded import DIALECT, MODEL_ALIAS
+from shim.embedded import DIALECT, FUNCTIONS_CHAT_FORMAT, FUNCTIONS_DIALECT, MODEL_ALIAS
 from tests.support.processes import Served, serve_script, serve_shim
 from tests.support.real_components import CLIENTS_HINT, running_llama, unavailable
+from tests.support.recording_proxy import RecordingProxy
 
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE / "node"
@@ -155,6 +160,41 @@ def _serve(workdir: Path, route: dict[str, Any], model: str) -> Iterator[ShimSer
 def shim_llama(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShimServer]:
     route = {"upstream": llama_url, "dialect": DIALECT, "max_output_tokens": LLAMA_MAX_OUTPUT_TOKENS}
     yield from _serve(tmp_path_factory.mktemp("clients-shim-llama"), route, LLAMA_MODEL)
+
+
+@dataclass
+class LlamaFunctions:
+    """``shim serve`` over the real model in llama-cpp-python's ``chatml-function-calling``
+    format, with the recording proxy that sits between the shim and llama."""
+
+    shim: ShimServer
+    proxy: RecordingProxy
+
+
+@pytest.fixture(scope="session")
+def shim_llama_functions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaFunctions]:
+    """The real model behind llama-cpp-python's ``chatml-function-calling`` format, where the
+    model itself picks a message or a call (under a grammar). The route is set up as
+    docs/upstreams.md advises for a small base model behind an agent: ``max_tool_rounds = 1``
+    (this format never shows the model a tool's output, so it would call again forever),
+    temperature 0 (Codex sends none; llama's own is 0.8), a newline stop and an output cap for
+    the text answer (a base model does not end a turn), and a long first-byte timeout (Codex's
+    ~7,500-token prompt with its tool schemas takes llama a minute or two on one thread, and
+    this format answers only when done)."""
+    work = tmp_path_factory.mktemp("clients-llama-functions")
+    options = {"n_ctx": LLAMA_N_CTX, "chat_format": FUNCTIONS_CHAT_FORMAT}
+    with running_llama(work / "server.log", **options) as url, RecordingProxy(url) as proxy:
+        route = {
+            "upstream": proxy.url,
+            "dialect": FUNCTIONS_DIALECT,
+            "max_tool_rounds": 1,
+            "temperature": 0,
+            "stop": ["\n"],
+            "max_output_tokens": 64,
+        }
+        shim = start_shim(work, route, LLAMA_MODEL, env={"SHIM_TIMEOUT_FIRST_BYTE": "900"})
+        yield LlamaFunctions(shim, proxy)
+        shim.stop()
 
 
 @pytest.fixture(scope="session")

@@ -17,18 +17,14 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shim.embedded import FUNCTIONS_CHAT_FORMAT, FUNCTIONS_DIALECT
-from tests.clients.conftest import LLAMA_MODEL, LLAMA_N_CTX, Node, ShimServer, start_shim
+from tests.clients.conftest import LlamaFunctions, Node, ShimServer
 from tests.clients.scripted_shell import COMMAND, EXPECTED_OUTPUT
 from tests.support import scripted_chat
-from tests.support.real_components import running_llama
-from tests.support.recording_proxy import RecordingProxy
 
 
 def codex_exec(
@@ -131,32 +127,6 @@ def test_text_turn_over_llama(node: Node, shim_llama: ShimServer, tmp_path: Path
     assert kinds.count("error") == 1, "Codex retried or saw a broken stream"
 
 
-@pytest.fixture(scope="module")
-def llama_functions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ShimServer, RecordingProxy]]:
-    """The real model behind llama-cpp-python's ``chatml-function-calling`` format, where the
-    model itself picks a message or a call (under a grammar), with a recording proxy between
-    the shim and llama. The route is set up as docs/upstreams.md advises for a small base model
-    behind an agent: ``max_tool_rounds = 1`` (this format never shows the model a tool's output,
-    so it would call again forever), temperature 0 (Codex sends none; llama's own is 0.8), a
-    newline stop and an output cap for the text answer (a base model does not end a turn), and
-    a long first-byte timeout (Codex's ~7,500-token prompt with its tool schemas takes llama a
-    minute or two on one thread, and this format answers only when done)."""
-    work = tmp_path_factory.mktemp("clients-llama-functions")
-    options = {"n_ctx": LLAMA_N_CTX, "chat_format": FUNCTIONS_CHAT_FORMAT}
-    with running_llama(work / "server.log", **options) as url, RecordingProxy(url) as proxy:
-        route = {
-            "upstream": proxy.url,
-            "dialect": FUNCTIONS_DIALECT,
-            "max_tool_rounds": 1,
-            "temperature": 0,
-            "stop": ["\n"],
-            "max_output_tokens": 64,
-        }
-        shim = start_shim(work, route, LLAMA_MODEL, env={"SHIM_TIMEOUT_FIRST_BYTE": "900"})
-        yield shim, proxy
-        shim.stop()
-
-
 # A 270M model's choices hang on near-ties in its logits, so the prompt must be the same on
 # every run: no environment context (it holds the date and the working directory), and fixed
 # CODEX_HOME (its path is in the skills instructions) and working directories.
@@ -164,7 +134,7 @@ LLAMA_DIRS = Path(tempfile.gettempdir()) / "shim-codex-over-llama"
 
 
 def test_shell_tool_round_trip_over_llama(
-    node: Node, llama_functions: tuple[ShimServer, RecordingProxy], tmp_path: Path
+    node: Node, shim_llama_functions: LlamaFunctions, tmp_path: Path
 ) -> None:
     """Codex over the real model: the model chooses Codex's ``exec_command`` tool on its own
     and writes the command (a 270M base model, so only the prompt steers it), Codex runs it
@@ -175,7 +145,7 @@ def test_shell_tool_round_trip_over_llama(
     unstreamed (this format cannot stream that choice; the shim replays the answer as SSE
     events); the second carries the call and its output, with ``tool_choice: "none"`` from
     the route's loop guard and the route's stop sequence."""
-    shim, proxy = llama_functions
+    shim, proxy = shim_llama_functions.shim, shim_llama_functions.proxy
     proxy.clear()
     shutil.rmtree(LLAMA_DIRS, ignore_errors=True)
     prompt = "Use functions.exec_command to run: ls -la"

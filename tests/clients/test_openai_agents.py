@@ -24,7 +24,7 @@ from tests.clients.agents_kit import (
     get_weather,
     models_over,
 )
-from tests.clients.conftest import ShimServer
+from tests.clients.conftest import LlamaFunctions, ShimServer
 from tests.support import scripted_chat
 
 
@@ -70,6 +70,32 @@ async def test_forced_tool_streamed_over_llama(shim_llama: ShimServer, model_for
     (call,) = raw.output
     assert call.type == "function_call" and call.name == "get_weather"
     assert json.loads(call.arguments)["city"] == WEATHER_CALLS[0]
+
+
+async def test_function_tool_round_trip_over_llama(
+    shim_llama_functions: LlamaFunctions, model_for: Any
+) -> None:
+    """Over the real model in the function-calling format (no forced choice): the model calls
+    ``get_weather`` itself, the SDK runs it and sends the output back with the whole history,
+    and the route's loop guard (``tool_choice: "none"``) makes the model answer in text, which
+    the route's stop sequence ends. The proxy shows the output reached llama as the call's
+    ``tool`` message."""
+    proxy = shim_llama_functions.proxy
+    proxy.clear()
+    agent = Agent(name="weather", tools=[get_weather], model=model_for(shim_llama_functions.shim))
+    result = await Runner.run(agent, "Use functions.get_weather for: Paris")
+    assert len(WEATHER_CALLS) == 1, result.new_items
+    calls = [i for i in result.new_items if i.type == "tool_call_item"]
+    outputs = [i for i in result.new_items if i.type == "tool_call_output_item"]
+    assert len(calls) == 1 and len(outputs) == 1
+    assert json.loads(calls[0].raw_item.arguments)["city"] == WEATHER_CALLS[0]
+    assert isinstance(result.final_output, str)
+    assert [r.output[-1].type for r in result.raw_responses] == ["function_call", "message"]
+    first, second = proxy.bodies
+    assert first["tool_choice"] == "auto" and second["tool_choice"] == "none"
+    (call,) = second["messages"][-2]["tool_calls"]
+    tool = second["messages"][-1]
+    assert tool == {"role": "tool", "tool_call_id": call["id"], "content": outputs[0].output}
 
 
 async def test_function_tool_round_trip_over_scripted(shim_scripted: ShimServer, model_for: Any) -> None:
