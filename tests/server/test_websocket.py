@@ -367,3 +367,23 @@ def test_connection_limit(
     with pytest.raises(WebSocketDisconnect) as closed:
         ws.receive(timeout=5.0)
     assert closed.value.code == 1000
+
+
+def test_unstreamable_tool_choice_is_replayed_as_frames(
+    open_ws: Callable[..., WebSocketTestSession], make_shim: Callable[..., Shim]
+) -> None:
+    """An upstream that cannot stream a tool choice (``llamacpp-python-functions``): the turn's
+    request goes up unstreamed and the whole answer comes back as the usual frames. Both turns
+    offer the tool with ``auto`` (no loop guard on this route), so both go up unstreamed; the
+    scripted model answers the tool result in text."""
+    functions = make_shim(dialect="llamacpp-python-functions")
+    ws = open_ws(app_of=functions)
+    first = completed(turn(ws, {"model": "m", "input": "Weather in Paris?", "tools": [WEATHER_TOOL]}))
+    (call,) = first["output"]
+    assert call["type"] == "function_call"
+    output = {"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}
+    body = {"model": "m", "input": [output], "tools": [WEATHER_TOOL], "previous_response_id": first["id"]}
+    second = completed(turn(ws, body))
+    assert second["output"][-1]["type"] == "message"
+    assert [b.get("stream") for b in functions.upstream.bodies] == [None, None]
+    assert [b["tool_choice"] for b in functions.upstream.bodies] == ["auto", "auto"]
