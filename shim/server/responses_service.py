@@ -270,27 +270,27 @@ class ResponsesService:
             first = translator.start()
             if first:
                 yield first
-            streamed = bool(turn.chat_request.stream)
-            whole = bytearray()  # the answer of an upstream that could not stream this request
             try:
-                chunks = response.aiter_raw() if streamed else response.aiter_bytes()
-                async for chunk in with_keepalive(chunks, self.keepalive, self.idle):
-                    if chunk is None:
-                        yield KEEPALIVE
-                        continue
-                    if not streamed:
-                        whole += chunk
-                        continue
-                    batch = translator.feed(chunk)
-                    for event in batch:
-                        if sealed is not None:
-                            sealed.seal_event(event)
-                        redact_event(event, key)  # vendors echo keys in error messages
-                    if batch:
-                        yield batch
-                if streamed:
+                if turn.chat_request.stream:
+                    async for chunk in with_keepalive(response.aiter_raw(), self.keepalive, self.idle):
+                        if chunk is None:
+                            yield KEEPALIVE
+                            continue
+                        batch = translator.feed(chunk)
+                        for event in batch:
+                            if sealed is not None:
+                                sealed.seal_event(event)
+                            redact_event(event, key)  # vendors echo keys in error messages
+                        if batch:
+                            yield batch
                     tail = translator.finish(truncated=True)
-                else:
+                else:  # an upstream that could not stream this request: its whole answer, replayed
+                    whole = bytearray()
+                    async for piece in with_keepalive(response.aiter_bytes(), self.keepalive, self.idle):
+                        if piece is None:
+                            yield KEEPALIVE
+                        else:
+                            whole += piece
                     tail = translator.feed_completion(bytes(whole)) + translator.finish()
             except (httpx.TimeoutException, TimeoutError, httpx.TransportError) as exc:
                 message, code = stream_failure(exc)  # idle/total timeout, reset, size limit

@@ -11,7 +11,7 @@ objects. Appending never changes what was received, so streamed argument deltas 
 
 from __future__ import annotations
 
-import json
+import msgspec
 
 __all__ = ["closing_suffix"]
 
@@ -20,8 +20,8 @@ _LITERALS = ("true", "false", "null")
 
 def _valid(text: str) -> bool:
     try:
-        json.loads(text)
-    except ValueError:
+        msgspec.json.decode(text)
+    except msgspec.DecodeError:
         return False
     return True
 

@@ -1,6 +1,7 @@
 """Route settings for small local models, and an upstream that cannot stream a tool choice.
 
-- ``temperature``: for requests that send none (servers' own defaults differ).
+- ``max_output_tokens`` and ``temperature``: for requests that send none (Codex sends neither;
+  servers' own defaults differ).
 - ``stop``: stop sequences for requests that send none (a base model rarely ends a turn).
 - ``max_tool_rounds``: the loop guard. After that many rounds of calls since the last user
   message the upstream gets ``tool_choice: "none"`` and must answer.
@@ -67,26 +68,49 @@ async def test_route_stop(
     assert upstream.get("stop") == sent
 
 
-@pytest.mark.parametrize(
-    ("route_temperature", "client_temperature", "sent"),
-    [(0.0, None, 0.0), (0.0, 0.7, 0.7), (None, None, None)],
-    ids=["route-default-applies", "client-wins", "no-default"],
-)
-async def test_route_temperature(
+DEFAULT_CASES = [
+    # (setting, upstream field, route default, client's value, sent upstream, status)
+    pytest.param(
+        "max_output_tokens", "max_completion_tokens", 5, None, 5, "incomplete", id="limit-route-default"
+    ),
+    pytest.param(
+        "max_output_tokens", "max_completion_tokens", 5, 400, 400, "completed", id="limit-client-wins"
+    ),
+    pytest.param(
+        "max_output_tokens", "max_completion_tokens", None, None, None, "completed", id="limit-none"
+    ),
+    pytest.param("temperature", "temperature", 0.0, None, 0.0, "completed", id="temperature-route-default"),
+    pytest.param("temperature", "temperature", 0.0, 0.7, 0.7, "completed", id="temperature-client-wins"),
+    pytest.param("temperature", "temperature", None, None, None, "completed", id="temperature-none"),
+]
+
+
+@pytest.mark.parametrize(("setting", "field", "default", "client", "sent", "status"), DEFAULT_CASES)
+async def test_route_default_for_requests_that_set_none(
     make_shim: Callable[..., Shim],
     connect: Callable[[Shim], httpx.AsyncClient],
-    route_temperature: float | None,
-    client_temperature: float | None,
+    setting: str,
+    field: str,
+    default: float | None,
+    client: float | None,
     sent: float | None,
+    status: str,
 ) -> None:
-    shim = make_shim(routes=(Route(upstream=UPSTREAM_URL, temperature=route_temperature),))
+    """A route's ``max_output_tokens`` (Codex never sends a limit, and a llama.cpp server then
+    generates until its context is full) and ``temperature``: a client's own value always wins,
+    and the response echoes what was used."""
+    shim = make_shim(routes=(Route(upstream=UPSTREAM_URL, **{setting: default}),))
     body: dict[str, Any] = {"model": "m", "input": "Hello"}
-    if client_temperature is not None:
-        body["temperature"] = client_temperature
+    if client is not None:
+        body[setting] = client
     resp = await connect(shim).post("/v1/responses", json=body)
     assert resp.status_code == 200, resp.text
     (upstream,) = shim.upstream.bodies
-    assert upstream.get("temperature") == sent
+    assert upstream.get(field) == sent
+    payload = resp.json()
+    assert payload["status"] == status
+    if setting == "max_output_tokens" or sent is not None:
+        assert payload[setting] == sent
 
 
 GUARD_CASES = [
