@@ -35,11 +35,23 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
+import msgspec.inspect
 
 from shim.core.diagnostics import Policy
 from shim.limits import Limits
 
-__all__ = ["Route", "ServerSettings", "Settings", "Timeouts", "load_settings"]
+__all__ = ["AUTO_DIALECT", "Route", "ServerSettings", "Settings", "Timeouts", "load_settings"]
+
+# ``dialect = "auto"``: probe the upstream at start and choose (shim/probe.py). The default of
+# ``--upstream`` without ``--dialect``; a config file's route says it explicitly.
+AUTO_DIALECT = "auto"
+
+# What each number may be; a bad value stops the start with the variable's name and the rule.
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Positive = Annotated[int, msgspec.Meta(ge=1)]
+_Seconds = Annotated[float, msgspec.Meta(ge=0)]
+_Wait = Annotated[float, msgspec.Meta(gt=0)]
+_Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 
 
 class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -59,7 +71,7 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     headers: dict[str, str] = {}
     # Output-token limit for requests that send none: some clients (Codex) never send one, and
     # llama.cpp servers then generate until the context is full.
-    max_output_tokens: int | None = None
+    max_output_tokens: _Positive | None = None
     # Sampling temperature for requests that send none: servers differ in their own default
     # (llama-cpp-python samples at 0.8), and a route may want answers that repeat.
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
@@ -84,26 +96,26 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
 
 
 class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    connect: float = 10.0
-    first_byte: float = 120.0  # until the upstream sends response headers
-    idle: float = 300.0  # between two chunks of a stream
-    total: float = 1800.0  # one whole upstream exchange, retries and streaming included
-    keepalive: float = 15.0  # SSE comment interval while the upstream is silent
+    connect: _Wait = 10.0
+    first_byte: _Wait = 120.0  # until the upstream sends response headers
+    idle: _Wait = 300.0  # between two chunks of a stream
+    total: _Wait = 1800.0  # one whole upstream exchange, retries and streaming included
+    keepalive: _Wait = 15.0  # SSE comment interval while the upstream is silent
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: _Port = 8080
     api_keys: tuple[str, ...] = ()
     diagnostics: Policy = "warn"
     store: str = ""
-    store_ttl: float = 30 * 24 * 3600.0  # seconds; 0 keeps records until evicted or deleted
-    store_max_bytes: int = 4 * 1024**3  # diskcache only: least recently used entries go first
-    retries: int = 2
-    retry_max_wait: float = 20.0  # a longer upstream Retry-After is passed on, not waited out
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_upstream_response_bytes: int = 64 * 1024 * 1024
-    shutdown_timeout: float = 30.0  # in-flight requests and streams may finish for this long
+    store_ttl: _Seconds = 30 * 24 * 3600.0  # seconds; 0 keeps records until evicted or deleted
+    store_max_bytes: _Positive = 4 * 1024**3  # diskcache only: least recently used entries go first
+    retries: _Count = 2
+    retry_max_wait: _Seconds = 20.0  # a longer upstream Retry-After is passed on, not waited out
+    max_body_bytes: _Positive = 32 * 1024 * 1024
+    max_upstream_response_bytes: _Positive = 64 * 1024 * 1024
+    shutdown_timeout: _Seconds = 30.0  # in-flight requests and streams may finish for this long
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()  # docs/operations.md lists every limit
 
@@ -131,19 +143,42 @@ def _env_values(struct: msgspec.Struct, prefix: str) -> dict[str, str]:
     return {name: os.environ[prefix + name.upper()] for name in names if prefix + name.upper() in os.environ}
 
 
-def _overlay_env(server: ServerSettings) -> ServerSettings:
-    data = msgspec.structs.asdict(server)
-    data.update(_env_values(server, "SHIM_"))
-    for field, prefix in _NESTED_PREFIXES.items():
-        nested = getattr(server, field)
-        data[field] = {**msgspec.structs.asdict(nested), **_env_values(nested, prefix)}
+def _validated(data: dict[str, object]) -> ServerSettings:
+    """``data`` as settings, or a ValueError naming the variable that holds the bad value."""
     try:
         return msgspec.convert(data, ServerSettings, strict=False)
     except msgspec.ValidationError as exc:
         message, _, path = str(exc).partition(" - at `$.")
         parts = path.rstrip("`").split(".")
         prefix = _NESTED_PREFIXES.get(parts[0], "SHIM_") if len(parts) > 1 else "SHIM_"
-        raise ValueError(f"{prefix}{parts[-1].upper()}: {message}") from None
+        name = f"{prefix}{parts[-1].upper()}"
+        if len(parts) == 1 and parts[0] in _FLAGS:
+            name = f"--{parts[0]} / {name}"
+        allowed = _choices(parts)
+        raise ValueError(f"{name}: {message}{f' (one of: {allowed})' if allowed else ''}") from None
+
+
+def _choices(path: list[str]) -> str:
+    """The values a Literal setting allows, for the error message (``diagnostics``: ignore, ...)."""
+    info: msgspec.inspect.Type = msgspec.inspect.type_info(ServerSettings)
+    for part in path:
+        fields = info.fields if isinstance(info, msgspec.inspect.StructType) else ()
+        info = next((f.type for f in fields if f.name == part), msgspec.inspect.AnyType())
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return ", ".join(str(v) for v in info.values)
+    return ""
+
+
+_FLAGS = ("host", "port", "store")
+
+
+def _overlay_env(server: ServerSettings) -> ServerSettings:
+    data = msgspec.structs.asdict(server)
+    data.update(_env_values(server, "SHIM_"))
+    for field, prefix in _NESTED_PREFIXES.items():
+        nested = getattr(server, field)
+        data[field] = {**msgspec.structs.asdict(nested), **_env_values(nested, prefix)}
+    return _validated(data)
 
 
 def load_settings(
@@ -158,7 +193,8 @@ def load_settings(
     api_key: str | None = None,
     store: str | None = None,
 ) -> Settings:
-    """Merge the sources; every value a flag or variable can set has both."""
+    """Merge the sources; every value a flag or variable can set has both. Every value is
+    checked against its rule here (a ValueError names it), before anything starts."""
     data: dict[str, object] = {}
     config = config or (Path(os.environ["SHIM_CONFIG"]) if os.environ.get("SHIM_CONFIG") else None)
     if config is not None:
@@ -170,25 +206,26 @@ def load_settings(
         raise ValueError(f"{config}: {exc}") from None
     server = _overlay_env(settings.server)
     env = os.environ
-    server = msgspec.structs.replace(
-        server,
-        host=host or env.get("SHIM_HOST") or server.host,
-        port=port or int(env.get("SHIM_PORT") or server.port),
-        api_keys=_env_list("SHIM_API_KEYS") or server.api_keys,
-        diagnostics=env.get("SHIM_DIAGNOSTICS", server.diagnostics),
-        store=store or env.get("SHIM_STORE") or server.store,
-        store_ttl=float(env.get("SHIM_STORE_TTL") or server.store_ttl),
-        store_max_bytes=int(env.get("SHIM_STORE_MAX_BYTES") or server.store_max_bytes),
+    flags = dict(zip(_FLAGS, (host, port, store), strict=True))
+    server = _validated(
+        {
+            **msgspec.structs.asdict(server),
+            **{name: value for name, value in flags.items() if value is not None},
+            "api_keys": _env_list("SHIM_API_KEYS") or server.api_keys,
+        }
     )
     routes = settings.routes
     upstream = upstream or env.get("SHIM_UPSTREAM_URL")
     if upstream:
         key = api_key or env.get("SHIM_UPSTREAM_API_KEY")
+        upstream_kind = kind or env.get("SHIM_UPSTREAM_KIND") or "chat"
+        if upstream_kind not in ("chat", "responses"):
+            raise ValueError(f"SHIM_UPSTREAM_KIND: {upstream_kind!r} is not one of: chat, responses")
         routes = (
             *routes,
             Route(
                 upstream=upstream.rstrip("/"),
-                kind=(kind or env.get("SHIM_UPSTREAM_KIND") or "chat"),  # type: ignore[arg-type]
+                kind=upstream_kind,  # type: ignore[arg-type]
                 dialect=dialect or env.get("SHIM_DIALECT") or "openai",
                 api_key=key,
                 stateful=stateful
