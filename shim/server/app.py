@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
+from litestar.params import Parameter
 from litestar.response import Stream
 
-from shim.errors import ShimError
+from shim.errors import ModelNotFound, ShimError
 from shim.ids import RandomIds, system_clock
 from shim.paths import data_dir
 from shim.routing import Router, bearer
@@ -25,7 +26,7 @@ from shim.server.background import BackgroundRunner
 from shim.server.chat_endpoint import create_chat_completion, install_chat, responses_pass_through
 from shim.server.compaction import compact_response
 from shim.server.observability import install as install_observability
-from shim.server.openapi import ModelList, add_wire_schemas, documented, openapi_config
+from shim.server.openapi import Model, ModelList, add_wire_schemas, documented, openapi_config
 from shim.server.responses_service import ResponsesService, Turn
 from shim.server.retrieval import retrieval_handlers
 from shim.server.websocket import responses_websocket
@@ -145,19 +146,17 @@ async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
     return Response(content=_encoder.encode(resource), media_type="application/json", headers=_headers(turn))
 
 
-@get(
-    "/v1/models",
-    summary="List models",
-    tags=["models"],
-    operation_class=documented(response=ModelList, errors=("401",)),
-)
-async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def _models(request: Request[Any, Any, Any]) -> dict[str, dict[str, Any]]:
+    """Id -> model, for the ids a request would route back to the route that listed them (a route
+    ``match = "m-*"`` whose upstream lists ``m`` does not serve ``m``), plus each route's literal
+    ``match`` (a name the route serves whatever its upstream calls the model)."""
     service: ResponsesService = request.app.state.service
+    router = service.router
     client_key = bearer(request.headers.get("authorization"))
     seen: dict[str, dict[str, Any]] = {}
-    for route in service.router.routes:
+    for route in router.routes:
         try:
-            resolved = service.router.for_route(route, client_key, route.model or "")
+            resolved = router.for_route(route, client_key, route.model or "")
             data = msgspec.json.decode(await service.upstream.get_json(resolved, "/models"))
         except ShimError as exc:
             log.info("models: %s: %s", route.upstream, exc.message)
@@ -165,11 +164,47 @@ async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
         for model in data.get("data", []) if isinstance(data, dict) else []:
             if isinstance(model, dict) and isinstance(model.get("id"), str):
                 model_id = model["id"] + (f":{route.provider}" if route.provider else "")
-                seen.setdefault(model_id, {**model, "id": model_id, "object": "model"})
+                if router.route_of(model_id) is route:
+                    seen.setdefault(model_id, {**model, "id": model_id, "object": "model"})
+        if (
+            route.provider is None
+            and not any(c in route.match for c in "*?[")
+            and router.route_of(route.match) is route
+        ):
+            seen.setdefault(route.match, {"id": route.match, "object": "model", "owned_by": "shim"})
+    return seen
+
+
+@get(
+    "/v1/models",
+    summary="List models",
+    tags=["models"],
+    operation_class=documented(response=ModelList, errors=("401",)),
+)
+async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
+    seen = await _models(request)
     return Response(
         content=_encoder.encode({"object": "list", "data": list(seen.values())}),
         media_type="application/json",
     )
+
+
+@get(
+    "/v1/models/{model_id:path}",
+    summary="Retrieve a model",
+    tags=["models"],
+    operation_class=documented(response=Model, errors=("401", "404")),
+)
+async def retrieve_model(
+    request: Request[Any, Any, Any],
+    model_id: Annotated[str, Parameter(description="A model id as `GET /v1/models` lists it.")],
+) -> Response[bytes]:
+    model = (await _models(request)).get(model_id.lstrip("/"))
+    if model is None:
+        raise ModelNotFound(
+            f"The model {model_id.lstrip('/')!r} does not exist or no route serves it.", param="model"
+        )
+    return Response(content=_encoder.encode(model), media_type="application/json")
 
 
 @get("/healthz", summary="Liveness", tags=["operations"])
@@ -237,6 +272,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
             compact_response,
             responses_websocket,
             list_models,
+            retrieve_model,
             healthz,
             *retrieval_handlers,
         ],

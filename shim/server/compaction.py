@@ -20,7 +20,7 @@ from shim.core.diagnostics import Diagnostics
 from shim.errors import InvalidRequest, PreviousResponseNotFound, UpstreamError
 from shim.routing import Resolved, bearer
 from shim.server.openapi import documented
-from shim.server.responses_service import ResponsesService
+from shim.server.responses_service import ResponsesService, route_policies
 from shim.translate.chat_request import to_chat_request
 from shim.translate.compaction import (
     compact_resource,
@@ -59,7 +59,11 @@ async def compact(
 
     config = service.compaction
     sealed = service.sealed(scope)
-    create, prompt = summarise_body(body, config)
+    # The route's settings for small models apply to the summary too (its output limit where the
+    # client set none, its temperature and stop sequences); then the prompt file's limit.
+    limited = body.max_output_tokens or resolved.route.max_output_tokens
+    create, prompt = summarise_body(msgspec.structs.replace(body, max_output_tokens=limited), config)
+    create = route_policies(create, resolved.route, window)
     diags = Diagnostics(service.policy)
     chat_request = to_chat_request(
         create,

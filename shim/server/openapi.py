@@ -28,7 +28,7 @@ from litestar.openapi.spec import (
 
 from shim import __version__
 
-__all__ = ["ErrorEnvelope", "ModelList", "add_wire_schemas", "documented", "openapi_config"]
+__all__ = ["ErrorEnvelope", "Model", "ModelList", "add_wire_schemas", "documented", "openapi_config"]
 
 
 class ErrorBody(msgspec.Struct):

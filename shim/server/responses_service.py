@@ -37,7 +37,7 @@ from shim.upstream import UpstreamClient, UpstreamInvalidStream, stream_failure
 from shim.wire import chat as c
 from shim.wire import responses as r
 
-__all__ = ["KEEPALIVE", "ResponsesService", "Turn"]
+__all__ = ["KEEPALIVE", "ResponsesService", "Turn", "route_policies"]
 
 KEEPALIVE = None  # yielded by ``events`` when the upstream has been silent for a while
 
@@ -75,7 +75,7 @@ def _resolve_references(items: list[r.ItemParam], history: list[r.ItemParam]) ->
     return out
 
 
-def _route_policies(
+def route_policies(
     body: r.CreateResponseBody, route: Route, items: list[r.ItemParam]
 ) -> r.CreateResponseBody:
     """The route's settings for small models: its loop guard, and its output limit, temperature
@@ -167,7 +167,7 @@ class ResponsesService:
             history = previous.history
         new_input = _resolve_references(new_input, history)
         items = [*history, *new_input]
-        body = _route_policies(body, resolved.route, items)
+        body = route_policies(body, resolved.route, items)
         diags = Diagnostics(self.policy)
         streaming = bool(body.stream) if stream is None else stream
         chat_request = to_chat_request(
@@ -178,7 +178,7 @@ class ResponsesService:
             diags=diags,
             stream=streaming,
         )
-        store = body.store is not False
+        store = body.store is not False and self.store is not None  # --store none: nothing kept
         template = response_template(
             body, response_id=self.ids("resp"), created_at=self.clock(), model=body.model or "", store=store
         )

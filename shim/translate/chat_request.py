@@ -280,7 +280,12 @@ def _response_format(text: r.TextParam | None, rules: RequestRules, diags: Diagn
             ),
             {},
         )
-    diags.report("lossy_value", "This upstream has no json_schema; sent as json_object.", param="text.format")
+    # Worded to be true under every policy: with SHIM_DIAGNOSTICS=error nothing is sent.
+    diags.report(
+        "lossy_value",
+        "This upstream has no json_schema response format, only json_object (not strictly schema-bound).",
+        param="text.format",
+    )
     if rules.json_object_schema and fmt.schema is not None:
         return c.ResponseFormatJSONObject(), {"schema": fmt.schema}
     return c.ResponseFormatJSONObject(), {}
