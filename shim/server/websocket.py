@@ -19,6 +19,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from shim.errors import InvalidRequest, ShimError
 from shim.routing import bearer
+from shim.server.observability import observe_turn
 from shim.server.responses_service import ResponsesService
 from shim.store.repository import StoredResponse
 from shim.wire import responses as r
@@ -83,7 +84,8 @@ async def _turn(
     text: str | bytes,
     client_key: str | None,
     local: dict[str, StoredResponse],
-) -> None:
+) -> int:
+    """One turn; its status for the access log (200, or the error frame's)."""
     previous_id: str | None = None
     try:
         body = _decode_frame(text)
@@ -111,6 +113,8 @@ async def _turn(
         if previous_id:
             local.pop(previous_id, None)
         await socket.send_data(_error_frame(exc).decode(), mode="text")
+        return exc.http_status
+    return 200
 
 
 @websocket("/v1/responses")
@@ -139,6 +143,7 @@ async def responses_websocket(socket: WebSocket[Any, Any, Any]) -> None:
             # JSON may come in a text or a binary frame.
             text, data = event.get("text"), event.get("bytes")
             message = text if isinstance(text, str) else data if isinstance(data, bytes) else b""
-            await _turn(socket, service, message, client_key, local)
+            async with observe_turn(socket.app.state.metrics, "/v1/responses") as outcome:
+                outcome.status = await _turn(socket, service, message, client_key, local)
     except WebSocketDisconnect:
         return
