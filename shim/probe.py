@@ -44,7 +44,7 @@ class Choice(msgspec.Struct, frozen=True, kw_only=True):
 PROBE_PATHS = {"models": "/models", "props": "/props", "version": "/version", "api_version": "/api/version"}
 
 # /v1/models ``owned_by`` -> (dialect, who says so). Values observed in each server's source or
-# answers; llama-cpp-python's "me" is recorded in fixtures/probe/llamacpp-python/.
+# answers; llama-cpp-python's "me" is recorded in fixtures/probe/llamacpp-python.json.
 _OWNERS = {
     "vllm": ("vllm", "vLLM"),
     "llamacpp": ("llamacpp", "llama.cpp's llama-server"),
