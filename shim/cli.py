@@ -111,8 +111,14 @@ def _start_embedded(settings: Settings, profile_name: str) -> tuple[Settings, Em
         f"(--chat_format {profile.chat_format})",
         file=sys.stderr,
     )
-    embedded = EmbeddedUpstream(chat_format=profile.chat_format)
+    embedded = EmbeddedUpstream(chat_format=profile.chat_format, n_ctx=profile.n_ctx)
     url = embedded.start()
+    timeouts = settings.server.timeouts
+    if timeouts.first_byte < profile.first_byte_timeout:
+        timeouts = msgspec.structs.replace(timeouts, first_byte=profile.first_byte_timeout)
+        settings = msgspec.structs.replace(
+            settings, server=msgspec.structs.replace(settings.server, timeouts=timeouts)
+        )
     route = Route(
         upstream=url,
         dialect=profile.dialect,
@@ -129,7 +135,7 @@ def _start_embedded(settings: Settings, profile_name: str) -> tuple[Settings, Em
         + (f", temperature {profile.temperature:g}" if profile.temperature is not None else "")
         + (f", stop {list(profile.stop)!r}" if profile.stop else "")
         + (f", max_tool_rounds {profile.max_tool_rounds}" if profile.max_tool_rounds is not None else "")
-        + f"); {PROFILE_ENV}={other} or --embedded-format {other} for the other",
+        + f"; n_ctx {profile.n_ctx}, first-byte timeout {timeouts.first_byte:g} s); {PROFILE_ENV}={other} or --embedded-format {other} for the other",
         "  for real answers point the shim at a real server: "
         "shim serve --upstream http://HOST:PORT/v1 (the dialect is detected; --dialect NAME names it)",
     ]

@@ -79,6 +79,9 @@ FUNCTIONS_CHAT_FORMAT = "chatml-function-calling"
 FUNCTIONS_DIALECT = "llamacpp-python-functions"
 
 
+DEFAULT_N_CTX = 4096
+
+
 class EmbeddedProfile(NamedTuple):
     """How ``shim serve`` with no upstream runs the embedded model: the server's chat format,
     the dialect of the route, and the route's settings for requests that set none."""
@@ -89,6 +92,8 @@ class EmbeddedProfile(NamedTuple):
     temperature: float | None
     stop: tuple[str, ...]
     max_tool_rounds: int | None
+    n_ctx: int
+    first_byte_timeout: float  # at least this SHIM_TIMEOUT_FIRST_BYTE: the format answers only when done
 
 
 # The one place that says how the main command serves the embedded model (issue 17). Gemma 3
@@ -100,7 +105,10 @@ class EmbeddedProfile(NamedTuple):
 #   first line (never used inside a tool call's arguments, see Route.stop);
 # - max_output_tokens 48: a short answer for requests (Codex's) that set no limit;
 # - max_tool_rounds 1: this format never shows the model a tool's output, so without the loop
-#   guard it calls again forever.
+#   guard it calls again forever;
+# - n_ctx 16384 and a first-byte timeout of 900 s: a Codex turn's prompt (its tool schemas) is
+#   ~7,500 tokens, which one thread on 2 cores takes 1-2 minutes (more on a busy machine) to read,
+#   and this format answers only when done.
 EMBEDDED_PROFILES = {
     "functions": EmbeddedProfile(
         chat_format=FUNCTIONS_CHAT_FORMAT,
@@ -109,6 +117,8 @@ EMBEDDED_PROFILES = {
         temperature=0.0,
         stop=("\n",),
         max_tool_rounds=1,
+        n_ctx=16384,
+        first_byte_timeout=900.0,
     ),
     # llama-cpp-python's `gemma` format as it is: the model writes until its limit (256 for
     # requests that set none) or the end of its turn, which the base model rarely writes.
@@ -119,6 +129,8 @@ EMBEDDED_PROFILES = {
         temperature=None,
         stop=(),
         max_tool_rounds=None,
+        n_ctx=DEFAULT_N_CTX,
+        first_byte_timeout=120.0,
     ),
 }
 DEFAULT_PROFILE = "functions"
@@ -142,7 +154,6 @@ SERVER_MODULES = (
     "starlette_context",
     "pydantic_settings",
 )
-DEFAULT_N_CTX = 4096
 # Half the cores (1 on a 2-core machine): llama.cpp's threads spin-wait, and with every core
 # taken a busy shim or client next to it slows generation down by 5-50x (measured on 2 cores:
 # 120 tokens in 3-6 s with 1 thread, 15-230 s with 2 while another process used a core).
