@@ -193,6 +193,11 @@ def _serve(args: argparse.Namespace) -> int:
         f"""-d '{{"model":"{model}","input":"Say hello.","max_output_tokens":32}}'""",
         file=sys.stderr,
     )
+    if workers > 1:
+        warnings.append(
+            f"with {workers} workers each keeps its own metrics and /metrics answers from one of them "
+            "at a time (docs/operations.md: scrape replicas with one worker each to count everything)"
+        )
     for warning in warnings:
         print(f"shim: warning: {warning}", file=sys.stderr)
     return _run(args, settings, workers, embedded)

@@ -144,3 +144,10 @@ def test_warnings_do_not_stop_the_start(tmp_path: Path, case: tuple[str, str]) -
     shim.stop()
     warnings = [line for line in shim.log_tail().splitlines() if line.startswith("shim: warning: ")]
     assert any(words in line for line in warnings), shim.log_tail()
+
+
+def test_workers_warn_that_metrics_are_per_worker(tmp_path: Path) -> None:
+    shim = serve_shim(tmp_path, *UP, "--workers", "2", "--store", "memory://", timeout=60)
+    shim.stop()
+    warnings = [line for line in shim.log_tail().splitlines() if line.startswith("shim: warning: ")]
+    assert any("2 workers" in line and "/metrics" in line for line in warnings), shim.log_tail()
