@@ -97,9 +97,9 @@ class EmbeddedProfile(NamedTuple):
 
 
 # The one place that says how the main command serves the embedded model (issue 17). Gemma 3
-# 270M is a base model: no chat template, no instruction tuning. Measured over it (session 3,
-# docs/upstreams.md): "functions" passed 15 of the compliance suite's 17 tests and let Codex run a
-# tool; "plain" passed 4, most answers ending `incomplete` after running to the limit.
+# 270M is a base model: no chat template, no instruction tuning. Measured over it
+# (docs/upstreams.md): "functions" passed 14-15 of the compliance suite's 17 tests and let Codex
+# run a tool; "plain" passed 4, most answers ending `incomplete` after running to the limit.
 # - temperature 0: repeatable answers (llama-cpp-python samples at 0.8 by default);
 # - stop ["\n"]: a base model goes on to write the next turn itself; text answers end at the
 #   first line (never used inside a tool call's arguments, see Route.stop);
