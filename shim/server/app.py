@@ -222,7 +222,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         idle=server.timeouts.idle,
     )
 
-    background = BackgroundRunner(service)
+    background = BackgroundRunner(service, lease=server.background_lease)
 
     async def shutdown() -> None:
         await background.aclose()
