@@ -158,22 +158,20 @@ class BackgroundRunner:
             return current.stored
         if await self.leases.held(scope, response_id):
             return current.stored
-        lost = await self._end_lost(scope, current)
-        return lost.stored if lost is not None else None
+        return await self._end_lost(scope, current)
 
-    async def _end_lost(self, scope: str, current: Versioned) -> Versioned | None:
+    async def _end_lost(self, scope: str, current: Versioned) -> StoredResponse | None:
         error = r.ResponseError(
             code=LOST,
             message="The server running this background response stopped before finishing it; "
             "create the response again.",
         )
         lost = _with_status(current.stored, "failed", error)
-        token = await self.store.swap(scope, current.token, lost)
-        if token is None:  # it changed meanwhile (finished, cancelled, deleted): that state wins
-            again = await self.store.fetch(scope, current.stored.resource.id)
-            return again
+        if await self.store.swap(scope, current.token, lost) is None:
+            # It changed meanwhile (finished, cancelled, deleted): that state wins.
+            return await self.store.load(scope, lost.resource.id)
         log.warning("background response %s: its worker was lost; marked failed", lost.resource.id)
-        return Versioned(lost, token)
+        return lost
 
     async def stopped(self, scope: str, response_id: str) -> None:
         """After a cancel or delete: stop the local task, and release the lease so a task on
@@ -190,7 +188,7 @@ class BackgroundRunner:
             log.error("background task failed", exc_info=task.exception())
 
     def stop_local(self, response_id: str) -> None:
-        """Stop this replica's task at once (other replicas notice at their next poll)."""
+        """Stop this replica's task at once (other replicas notice at their next renewal)."""
         task = self._tasks.get(response_id)
         if task is not None:
             task.cancel()
