@@ -35,11 +35,11 @@ from typing import Any
 import httpx
 import msgspec
 
-from shim.embedded import free_port
-from shim.server.app import create_app
+from shim.cli.embedded import free_port
+from shim.http.app import create_app
 from shim.settings import Route, ServerSettings, Settings
 from shim.store.repository import ResponseStore, scope_of
-from shim.upstream import UpstreamClient
+from shim.upstream.client import UpstreamClient
 
 SECRET = "bench-secret"
 QUESTION = "Please explain the next step of the plan in a few sentences, with one example. " * 5

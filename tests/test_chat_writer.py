@@ -38,7 +38,6 @@ from shim.core.deltas import (
 )
 from shim.ids import CountingIds, fixed_clock
 from shim.sse import encode_event
-from shim.translate.chat_accumulate import accumulate
 from shim.translate.chat_writer import ChatStreamWriter, error_chunk_bytes
 from shim.translate.responses_writer import ResponsesStreamWriter
 from shim.translate.reverse_pipeline import (
@@ -50,6 +49,7 @@ from shim.translate.reverse_pipeline import (
 from shim.wire import chat as c
 from shim.wire import responses as r
 from shim.wire.responses_decode import encode
+from tests.support.chat_accumulate import accumulate
 
 ID, CREATED, MODEL = "chatcmpl-1", 1_700_000_000, "gpt-test"
 OPEN = {"delta": {"role": "assistant", "content": "", "refusal": None}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from shim.cli import app_from_env, build_parser
+from shim.cli.command import app_from_env, build_parser
 from shim.settings import load_settings
 
 CASES = [

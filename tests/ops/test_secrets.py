@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from shim.redaction import StreamRedactor
+from shim.upstream.redaction import StreamRedactor
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.live_shim import LiveShim
 

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shim.server.background import BackgroundRunner
 from shim.store.memory_backend import MemoryBackend
+from shim.turns.background import BackgroundRunner
 from tests.checks.oracle import validate_resource
 from tests.server.harness import Receive, Scope, Send, Shim, status_app
 from tests.support import scripted_chat

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shim.server.retrieval import listed_items, page_items
+from shim.http.retrieval import listed_items, page_items
 from shim.store.repository import StoredResponse
 from shim.wire import responses as r
 from tests.checks.oracle import validate_resource

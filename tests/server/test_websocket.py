@@ -17,7 +17,7 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 from litestar.testing.websocket_test_session import WebSocketTestSession
 
-from shim.server import websocket as ws_module
+from shim.http import websocket as ws_module
 from shim.settings import Route
 from tests.checks.lifecycle import check_lifecycle
 from tests.checks.oracle import validate_event

@@ -8,12 +8,12 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from shim.embedded import free_port
-from shim.server.app import create_app
+from shim.cli.embedded import free_port
+from shim.http.app import create_app
 from shim.settings import Route, ServerSettings, Settings
 from shim.store.backends import KeyValue, open_backend
 from shim.store.failures import StoreUnavailable
-from shim.upstream import UpstreamClient
+from shim.upstream.client import UpstreamClient
 from tests.support import scripted_chat
 
 CALLS: dict[str, Callable[[KeyValue], Awaitable[object]]] = {

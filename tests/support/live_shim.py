@@ -14,7 +14,7 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from shim.server.app import create_app
+from shim.http.app import create_app
 from shim.settings import Route, ServerSettings, Settings
 
 __all__ = ["LiveShim", "isolated_env"]

@@ -18,9 +18,9 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from shim.errors import InvalidRequest, ShimError
-from shim.routing import bearer
-from shim.server.responses_service import ResponsesService
 from shim.store.repository import StoredResponse
+from shim.turns.responses_over_chat import ResponsesService
+from shim.upstream.routing import bearer
 from shim.wire import responses as r
 from shim.wire.responses_decode import decode_create_response_body
 

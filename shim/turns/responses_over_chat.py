@@ -14,16 +14,13 @@ from dataclasses import dataclass, field
 import httpx
 import msgspec
 
+from shim.conversation.sealed_items import SealedItems, wants_sealed_reasoning
+from shim.conversation.sealing import Sealer
 from shim.core.deltas import ErrorDelta
 from shim.core.diagnostics import Diagnostics, Policy
 from shim.errors import InvalidRequest, PreviousResponseNotFound, UpstreamError
 from shim.ids import Clock, IdFactory
 from shim.limits import Limits, check_create_body
-from shim.redaction import redact, redact_event
-from shim.routing import Resolved, Router
-from shim.sealing import Sealer
-from shim.server.keepalive import with_keepalive
-from shim.server.sealed_items import SealedItems, wants_sealed_reasoning
 from shim.settings import Route
 from shim.store.repository import PENDING, ResponseStore, StoredResponse, scope_of
 from shim.telemetry import note_usage
@@ -33,7 +30,10 @@ from shim.translate.echo import response_template
 from shim.translate.history import output_to_input, string_input
 from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
 from shim.translate.tool_rounds import tool_rounds
-from shim.upstream import UpstreamClient, UpstreamInvalidStream, stream_failure
+from shim.turns.keepalive import with_keepalive
+from shim.upstream.client import UpstreamClient, UpstreamInvalidStream, stream_failure
+from shim.upstream.redaction import redact, redact_event
+from shim.upstream.routing import Resolved, Router
 from shim.wire import chat as c
 from shim.wire import responses as r
 

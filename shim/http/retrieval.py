@@ -15,11 +15,11 @@ from litestar import Request, Response, delete, get, post
 from litestar.params import Parameter
 
 from shim.errors import InvalidRequest, NotFound
-from shim.routing import bearer
-from shim.server.background import BackgroundRunner
-from shim.server.openapi import documented
-from shim.server.responses_service import ResponsesService
+from shim.http.openapi import documented
 from shim.store.repository import ResponseStore, StoredResponse
+from shim.turns.background import BackgroundRunner
+from shim.turns.responses_over_chat import ResponsesService
+from shim.upstream.routing import bearer
 from shim.wire import responses as r
 
 __all__ = [

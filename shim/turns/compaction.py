@@ -18,9 +18,7 @@ from litestar import Request, Response, post
 
 from shim.core.diagnostics import Diagnostics
 from shim.errors import InvalidRequest, PreviousResponseNotFound, UpstreamError
-from shim.routing import Resolved, bearer
-from shim.server.openapi import documented
-from shim.server.responses_service import ResponsesService
+from shim.http.openapi import documented
 from shim.translate.chat_request import to_chat_request
 from shim.translate.compaction import (
     compact_resource,
@@ -30,6 +28,8 @@ from shim.translate.compaction import (
 from shim.translate.echo import response_template
 from shim.translate.history import string_input
 from shim.translate.pipeline import chat_completion_to_response
+from shim.turns.responses_over_chat import ResponsesService
+from shim.upstream.routing import Resolved, bearer
 from shim.wire import chat as c
 from shim.wire import responses as r
 from shim.wire.responses_decode import decode_compact_body

@@ -29,14 +29,14 @@ _SETTINGS_ENV = "SHIM_SETTINGS_JSON"
 
 def app_from_env() -> Litestar:
     """The app of one worker process, from the settings its parent put in the environment."""
-    from shim.server.app import create_app
-    from shim.server.observability import configure_logging
+    from shim.http.app import create_app
+    from shim.http.observability import configure_logging
     from shim.settings import Settings
 
     # A spawned worker starts with a fresh interpreter: the same logging set-up as ``main``/``_serve``.
     logging.basicConfig(level=os.environ.get("SHIM_LOG_LEVEL", "WARNING").upper(), format="%(message)s")
     configure_logging(enabled=os.environ.get("SHIM_ACCESS_LOG", "1") != "0")
-    from shim.server.runtime_tuning import tune_for_serving
+    from shim.http.runtime_tuning import tune_for_serving
 
     return tune_for_serving(create_app(msgspec.json.decode(os.environ[_SETTINGS_ENV], type=Settings)))
 
@@ -44,8 +44,8 @@ def app_from_env() -> Litestar:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from shim.server.app import create_app
-    from shim.server.runtime_tuning import tune_for_serving
+    from shim.http.app import create_app
+    from shim.http.runtime_tuning import tune_for_serving
     from shim.settings import load_settings
 
     try:
@@ -71,7 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     if not settings.routes:
-        from shim.embedded import DIALECT, MODEL_ALIAS, EmbeddedUpstream, EmbeddedUpstreamError
+        from shim.cli.embedded import DIALECT, MODEL_ALIAS, EmbeddedUpstream, EmbeddedUpstreamError
 
         print("shim: no upstream configured; starting the embedded llama.cpp upstream", file=sys.stderr)
         embedded = EmbeddedUpstream()
@@ -98,7 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         settings = msgspec.structs.replace(settings, routes=routes)
     host, port = settings.server.host, settings.server.port
-    from shim.server.observability import configure_logging
+    from shim.http.observability import configure_logging
 
     configure_logging(enabled=os.environ.get("SHIM_ACCESS_LOG", "1") != "0")  # JSON line per request
     model = MODEL_ALIAS if embedded else "MODEL"
@@ -119,7 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
         if workers > 1:
             os.environ[_SETTINGS_ENV] = msgspec.json.encode(settings).decode()
         uvicorn.run(
-            "shim.cli:app_from_env" if workers > 1 else tune_for_serving(create_app(settings)),
+            "shim.cli.command:app_from_env" if workers > 1 else tune_for_serving(create_app(settings)),
             factory=workers > 1,
             workers=workers if workers > 1 else None,
             host=host,
@@ -136,7 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from shim.convert import run_convert
+    from shim.cli.convert import run_convert
 
     result: int = run_convert(args)
     return result

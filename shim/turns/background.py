@@ -22,8 +22,8 @@ import logging
 import msgspec
 
 from shim.errors import InvalidRequest, ShimError
-from shim.server.responses_service import ResponsesService, Turn
 from shim.store.repository import PENDING, ResponseStore, StoredResponse
+from shim.turns.responses_over_chat import ResponsesService, Turn
 from shim.wire import responses as r
 
 __all__ = ["BackgroundRunner", "check_background"]

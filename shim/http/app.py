@@ -2,7 +2,7 @@
 
 Bodies are decoded by us, not by Litestar, so every validation error comes out in the OpenAI
 envelope with a ``param``; the OpenAPI document is told the real request schemas separately
-(``shim.server.openapi``).
+(``shim.http.openapi``).
 """
 
 from __future__ import annotations
@@ -18,22 +18,22 @@ from litestar.exceptions import HTTPException
 from litestar.response import Stream
 
 from shim.errors import ShimError
+from shim.http.chat import create_chat_completion, install_chat, responses_pass_through
+from shim.http.observability import install as install_observability
+from shim.http.openapi import ModelList, add_wire_schemas, documented, openapi_config
+from shim.http.retrieval import retrieval_handlers
+from shim.http.websocket import responses_websocket
 from shim.ids import RandomIds, system_clock
 from shim.paths import data_dir
-from shim.routing import Router, bearer
-from shim.server.background import BackgroundRunner
-from shim.server.chat_endpoint import create_chat_completion, install_chat, responses_pass_through
-from shim.server.compaction import compact_response
-from shim.server.observability import install as install_observability
-from shim.server.openapi import ModelList, add_wire_schemas, documented, openapi_config
-from shim.server.responses_service import ResponsesService, Turn
-from shim.server.retrieval import retrieval_handlers
-from shim.server.websocket import responses_websocket
 from shim.settings import Settings
 from shim.sse import DONE, KEEPALIVE
 from shim.store.backends import open_backend
 from shim.store.repository import ResponseStore
-from shim.upstream import UpstreamClient
+from shim.turns.background import BackgroundRunner
+from shim.turns.compaction import compact_response
+from shim.turns.responses_over_chat import ResponsesService, Turn
+from shim.upstream.client import UpstreamClient
+from shim.upstream.routing import Router, bearer
 from shim.wire import responses as r
 from shim.wire.responses_decode import decode_create_response_body
 
@@ -129,7 +129,7 @@ async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
     if passed is not None:
         return passed
     turn = await service.prepare(body, bearer(request.headers.get("authorization")))
-    if body.background:  # answered `queued` at once; the turn runs as a task (shim.server.background)
+    if body.background:  # answered `queued` at once; the turn runs as a task (shim.turns.background)
         queued = await request.app.state.background.start(turn)
         return Response(
             content=_encoder.encode(queued), media_type="application/json", headers=_headers(turn)

@@ -15,15 +15,15 @@ import msgspec
 from litestar import Litestar, Request, Response, post
 from litestar.response import Stream
 
+from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.errors import InvalidRequest
 from shim.limits import check_chat_body
-from shim.redaction import redacted_stream
-from shim.routing import bearer
-from shim.server.chat_passthrough import ChatPassthrough
-from shim.server.chat_service import ChatService, ChatTurn, reasoning_mode
-from shim.server.reasoning_memory import ReasoningMemory
-from shim.server.responses_passthrough import ResponsesPassthrough
-from shim.server.responses_service import ResponsesService
+from shim.turns.chat_over_responses import ChatService, ChatTurn, reasoning_mode
+from shim.turns.chat_passthrough import ChatPassthrough
+from shim.turns.responses_over_chat import ResponsesService
+from shim.turns.responses_passthrough import ResponsesPassthrough
+from shim.upstream.redaction import redacted_stream
+from shim.upstream.routing import bearer
 from shim.wire import chat as c
 from shim.wire import responses as r
 from shim.wire.responses_decode import validation_param

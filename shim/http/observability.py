@@ -30,7 +30,7 @@ import msgspec
 from litestar import Litestar, Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shim.server.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
+from shim.http.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
 from shim.settings import Settings
 from shim.telemetry import Metrics, RequestRecord, current_metrics, current_record, note_store
 

@@ -26,20 +26,20 @@ from dataclasses import dataclass, field
 import httpx
 import msgspec
 
+from shim.conversation.reasoning_memory import ReasoningMemory, TurnRecord, prefix_digests
 from shim.core.deltas import ErrorDelta, UsageDelta
 from shim.core.diagnostics import Diagnostics, Policy
 from shim.errors import InvalidRequest, ShimError, UpstreamError, UpstreamStatusError
 from shim.ids import Clock, IdFactory
-from shim.routing import Resolved, Router
-from shim.server.keepalive import with_keepalive
-from shim.server.reasoning_memory import ReasoningMemory, TurnRecord, prefix_digests
 from shim.sse import DONE, KEEPALIVE, encode_data
 from shim.store.repository import scope_of
 from shim.translate.chat_over_responses import ChatChoiceDriver
 from shim.translate.chat_writer import THINK_CLOSE, THINK_OPEN, ReasoningMode, error_chunk_bytes, usage_body
 from shim.translate.responses_request import encode_create_response_body, to_responses_request
 from shim.translate.stop_sequences import stop_list
-from shim.upstream import UpstreamClient, stream_failure
+from shim.turns.keepalive import with_keepalive
+from shim.upstream.client import UpstreamClient, stream_failure
+from shim.upstream.routing import Resolved, Router
 from shim.wire import chat as c
 from shim.wire import responses as r
 

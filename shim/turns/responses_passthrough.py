@@ -19,13 +19,13 @@ import httpx
 import msgspec
 
 from shim.errors import PreviousResponseNotFound
-from shim.routing import Resolved
-from shim.server.keepalive import with_keepalive
-from shim.server.responses_service import ResponsesService, _resolve_references
 from shim.sse import KEEPALIVE, SSEDecoder, encode_event
 from shim.store.repository import StoredResponse
 from shim.translate.history import output_to_input, string_input
 from shim.translate.responses_request import encode_create_response_body
+from shim.turns.keepalive import with_keepalive
+from shim.turns.responses_over_chat import ResponsesService, _resolve_references
+from shim.upstream.routing import Resolved
 from shim.wire import responses as r
 from shim.wire.responses_decode import decode_resource
 

@@ -19,12 +19,12 @@ import msgspec
 from shim.core.deltas import ErrorDelta
 from shim.errors import UpstreamError
 from shim.ids import Clock, IdFactory
-from shim.routing import Resolved
-from shim.server.keepalive import with_keepalive
 from shim.sse import DONE, KEEPALIVE, SSEDecoder, encode_data
 from shim.translate.chat_reader import ChatStreamReader, read_completion
 from shim.translate.chat_writer import ChatStreamWriter, ReasoningMode, error_chunk_bytes
-from shim.upstream import UpstreamClient, stream_failure
+from shim.turns.keepalive import with_keepalive
+from shim.upstream.client import UpstreamClient, stream_failure
+from shim.upstream.routing import Resolved
 from shim.wire import chat as c
 
 __all__ = ["ChatPassthrough"]

@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator
 import httpx
 
 from shim.errors import ShimError, UpstreamError, UpstreamTimeout
-from shim.redaction import redact
-from shim.routing import Resolved
 from shim.settings import Timeouts
 from shim.telemetry import note_retry, note_upstream, note_upstream_error
-from shim.translate.upstream_errors import upstream_error
-from shim.upstream_transport import fast_transport
+from shim.upstream.errors import upstream_error
+from shim.upstream.redaction import redact
+from shim.upstream.routing import Resolved
+from shim.upstream.transport import fast_transport
 
 __all__ = ["UpstreamClient", "UpstreamInvalidStream", "UpstreamStreamFailure", "redact", "stream_failure"]
 
