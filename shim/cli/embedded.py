@@ -43,6 +43,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
+from shim.settings import environment
+
 __all__ = [
     "CHAT_FORMAT",
     "DIALECT",
@@ -102,8 +104,7 @@ def log(message: str) -> None:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("SHIM_CACHE_DIR")
-    return Path(base).expanduser() if base else Path.home() / ".cache" / "shim"
+    return environment().cache_dir
 
 
 def model_path() -> Path:

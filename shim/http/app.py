@@ -1,58 +1,45 @@
-"""The Litestar application: thin handlers (decode → service → encode) and error rendering.
-
-Bodies are decoded by us, not by Litestar, so every validation error comes out in the OpenAI
-envelope with a ``param``; the OpenAPI document is told the real request schemas separately
-(``shim.http.openapi``).
+"""The composition root: ``create_app`` builds every part once (router, upstream client, store,
+``TurnContext``, background runner, metrics) into one typed ``AppState``, registers the handlers
+and renders errors in the OpenAI envelope. Handlers live beside it: ``responses.py``,
+``chat.py``, ``websocket.py``, ``retrieval.py``, ``models.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
 from litestar.exceptions import HTTPException
-from litestar.response import Stream
 
-from shim.errors import ShimError
-from shim.http.chat import create_chat_completion, install_chat, responses_pass_through
+from shim.conversation.reasoning_memory import ReasoningMemory
+from shim.errors import InvalidRequest, ShimError
+from shim.http.chat import create_chat_completion
+from shim.http.models import healthz, list_models
 from shim.http.observability import install as install_observability
-from shim.http.openapi import ModelList, add_wire_schemas, documented, openapi_config
+from shim.http.openapi import add_wire_schemas, openapi_config
+from shim.http.responses import compact_response, create_response
 from shim.http.retrieval import retrieval_handlers
+from shim.http.state import STATE_KEY, AppState, app_state
 from shim.http.websocket import responses_websocket
 from shim.ids import RandomIds, system_clock
-from shim.paths import data_dir
-from shim.settings import Settings
-from shim.sse import DONE, KEEPALIVE
+from shim.settings import Settings, environment
 from shim.store.backends import open_backend
 from shim.store.repository import ResponseStore
+from shim.telemetry import Metrics
 from shim.turns.background import BackgroundRunner
-from shim.turns.compaction import compact_response
-from shim.turns.responses_over_chat import ResponsesService, Turn
+from shim.turns.context import TurnContext
+from shim.turns.pump import Timing
 from shim.upstream.client import UpstreamClient
-from shim.upstream.routing import Router, bearer
-from shim.wire import responses as r
-from shim.wire.responses_decode import decode_create_response_body
+from shim.upstream.routing import Router
 
-__all__ = ["create_app", "encode_sse"]
+__all__ = ["app_state", "create_app", "error_response"]
 
 log = logging.getLogger("shim")
 _encoder = msgspec.json.Encoder()
-
-# Pre-encoded ``event: <type>\ndata: `` prefixes, one per event class.
-_PREFIX: dict[type, bytes] = {}
-
-
-def encode_sse(event: r.StreamingEvent) -> bytes:
-    cls = type(event)
-    prefix = _PREFIX.get(cls)
-    if prefix is None:
-        tag = cls.__struct_config__.tag
-        prefix = _PREFIX[cls] = b"event: " + str(tag).encode() + b"\ndata: "
-    return prefix + _encoder.encode(event) + b"\n\n"
 
 
 def error_response(exc: ShimError) -> Response[bytes]:
@@ -78,14 +65,15 @@ def _http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Respon
     if isinstance(problem, dict) and "key" in problem:  # a query/path parameter Litestar rejected
         param = str(problem["key"])
         message = f"Invalid `{param}`: {problem.get('message', 'bad value')}."
-    error = ShimError(
+    # A client's mistake is an ``invalid_request_error``, anything else a ``server_error``.
+    kind = InvalidRequest if exc.status_code < 500 else ShimError
+    error = kind(
         message,
         param=param,
         code=kinds.get(exc.status_code, "invalid_parameter" if param else "invalid_request"),
         status=exc.status_code,
         headers=headers,
     )
-    error.type = "invalid_request_error" if exc.status_code < 500 else "server_error"  # type: ignore[misc]
     return error_response(error)
 
 
@@ -94,94 +82,12 @@ def _crash_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]
     return error_response(ShimError("The shim failed to handle this request.", code="internal_error"))
 
 
-def _headers(turn: Turn) -> dict[str, str]:
-    headers = {}
-    if turn.diags:
-        headers["x-shim-diagnostics"] = turn.diags.header_value()
-    return headers
-
-
-async def _sse(service: ResponsesService, turn: Turn, upstream: Any) -> AsyncIterator[bytes]:
-    # One message per upstream chunk, not per event: each message costs a trip down the ASGI
-    # send chain and a socket write.
-    async for batch in service.event_batches(turn, upstream):
-        yield KEEPALIVE if batch is None else b"".join([encode_sse(event) for event in batch])
-    yield DONE
-
-
-@post(
-    "/v1/responses",
-    status_code=200,
-    summary="Create a response",
-    tags=["responses"],
-    operation_class=documented(
-        request=r.CreateResponseBody,
-        response=r.ResponseResource,
-        stream="Server-sent events when `stream` is true: `event: <type>` and `data: <event JSON>` per "
-        "Open Responses streaming event, then `data: [DONE]`.",
-    ),
-)
-async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
-    service: ResponsesService = request.app.state.service
-    raw = await request.body()
-    body = decode_create_response_body(raw)
-    passed = await responses_pass_through(request, raw, body)  # a route whose upstream speaks Responses
-    if passed is not None:
-        return passed
-    turn = await service.prepare(body, bearer(request.headers.get("authorization")))
-    if body.background:  # answered `queued` at once; the turn runs as a task (shim.turns.background)
-        queued = await request.app.state.background.start(turn)
-        return Response(
-            content=_encoder.encode(queued), media_type="application/json", headers=_headers(turn)
-        )
-    if body.stream:
-        upstream = await service.open_stream(turn)
-        return Stream(
-            _sse(service, turn, upstream),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no", **_headers(turn)},
-        )
-    resource = await service.complete(turn)
-    return Response(content=_encoder.encode(resource), media_type="application/json", headers=_headers(turn))
-
-
-@get(
-    "/v1/models",
-    summary="List models",
-    tags=["models"],
-    operation_class=documented(response=ModelList, errors=("401",)),
-)
-async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
-    service: ResponsesService = request.app.state.service
-    client_key = bearer(request.headers.get("authorization"))
-    seen: dict[str, dict[str, Any]] = {}
-    for route in service.router.routes:
-        try:
-            resolved = service.router.for_route(route, client_key, route.model or "")
-            data = msgspec.json.decode(await service.upstream.get_json(resolved, "/models"))
-        except ShimError as exc:
-            log.info("models: %s: %s", route.upstream, exc.message)
-            continue
-        for model in data.get("data", []) if isinstance(data, dict) else []:
-            if isinstance(model, dict) and isinstance(model.get("id"), str):
-                model_id = model["id"] + (f":{route.provider}" if route.provider else "")
-                seen.setdefault(model_id, {**model, "id": model_id, "object": "model"})
-    return Response(
-        content=_encoder.encode({"object": "list", "data": list(seen.values())}),
-        media_type="application/json",
-    )
-
-
-@get("/healthz", summary="Liveness", tags=["operations"])
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-def _secret(settings: Settings) -> bytes:
-    value = os.environ.get("SHIM_SECRET")
-    if value:
-        return value.encode()
-    path = data_dir() / "secret"
+def _secret() -> bytes:
+    """``SHIM_SECRET``, else the data directory's secret file (made on first use)."""
+    env = environment()
+    if env.secret:
+        return env.secret.encode()
+    path = env.data_dir / "secret"
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -196,7 +102,6 @@ def _secret(settings: Settings) -> bytes:
 
 def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) -> Litestar:
     server = settings.server
-    router = Router(settings.routes, server.api_keys)
     client = upstream or UpstreamClient(
         server.timeouts,
         server.retries,
@@ -210,25 +115,25 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         if server.store != "none"
         else None
     )
-    service = ResponsesService(
-        router=router,
+    ctx = TurnContext(
+        router=Router(settings.routes, server.api_keys),
         upstream=client,
         store=store,
-        secret=_secret(settings),
+        secret=_secret(),
         policy=server.diagnostics,
         ids=RandomIds(),
         clock=system_clock,
-        keepalive=server.timeouts.keepalive,
-        idle=server.timeouts.idle,
+        limits=server.limits,
+        timing=Timing(keepalive=server.timeouts.keepalive, idle=server.timeouts.idle),
+        memory=ReasoningMemory(store.backend) if store is not None else None,
     )
-
-    background = BackgroundRunner(service)
+    state = AppState(settings=settings, turns=ctx, background=BackgroundRunner(ctx), metrics=Metrics())
 
     async def shutdown() -> None:
-        await background.aclose()
+        await state.background.aclose()
         await client.aclose()
-        if store is not None:
-            await store.backend.aclose()
+        if ctx.store is not None:
+            await ctx.store.backend.aclose()
 
     app = Litestar(
         route_handlers=[
@@ -248,13 +153,9 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         on_shutdown=[shutdown],
         openapi_config=openapi_config(),
         request_max_body_size=server.max_body_bytes,
+        state=State({STATE_KEY: state}),
         debug=False,
     )
     add_wire_schemas(app.openapi_schema)
-    app.state.service = service
-    install_chat(app, service)
-    app.state.background = background
-    app.state.settings = settings
-    service.limits = server.limits
-    install_observability(app, settings)  # body guard, request ids, logs, /metrics, /readyz
+    install_observability(app, state)  # body guard, request ids, logs, /metrics, /readyz
     return app

@@ -1,10 +1,7 @@
-"""Thin handlers for the Chat-facing side and for Responses pass-through.
-
-``POST /v1/chat/completions`` serves every route: a ``chat`` route passes through
-(``chat_passthrough``), a ``responses`` route translates (``chat_service``). ``POST
-/v1/responses`` on a ``responses`` route passes through too (``responses_pass_through``, called
-by the Responses handler before it translates). Errors come out in the OpenAI envelope through
-the app's ``ShimError`` handler; mid-stream as a final error chunk / ``error`` event.
+"""``POST /v1/chat/completions`` on every route: resolve the route once, then a ``chat`` route
+passes through (``turns/chat_passthrough.py``) and a ``responses`` route translates
+(``turns/chat_over_responses.py``). Errors come out in the OpenAI envelope through the app's
+``ShimError`` handler; mid-stream as a final error chunk.
 """
 
 from __future__ import annotations
@@ -12,26 +9,41 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, Response, post
+from litestar import Request, Response, post
 from litestar.response import Stream
 
-from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.errors import InvalidRequest
-from shim.limits import check_chat_body
-from shim.turns.chat_over_responses import ChatService, ChatTurn, reasoning_mode
-from shim.turns.chat_passthrough import ChatPassthrough
-from shim.turns.responses_over_chat import ResponsesService
-from shim.turns.responses_passthrough import ResponsesPassthrough
-from shim.upstream.redaction import redacted_stream
+from shim.http.responses import SSE_HEADERS, diagnostics_headers, json_response, write_bytes
+from shim.http.state import app_state
+from shim.translate.chat_writer import ReasoningMode
+from shim.turns import chat_over_responses, chat_passthrough
 from shim.upstream.routing import bearer
 from shim.wire import chat as c
-from shim.wire import responses as r
 from shim.wire.responses_decode import validation_param
 
-__all__ = ["REASONING_HEADER", "create_chat_completion", "install_chat", "responses_pass_through"]
+__all__ = ["REASONING_HEADER", "create_chat_completion", "decode_chat_body", "reasoning_mode"]
 
 REASONING_HEADER = "x-shim-reasoning"
-_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_MODES: dict[str, ReasoningMode] = {
+    "reasoning_content": "reasoning_content",
+    "reasoning": "reasoning",
+    "think_tags": "think_tags",
+    "think": "think_tags",
+}
+
+
+def reasoning_mode(header: str | None, default: ReasoningMode) -> ReasoningMode:
+    """The ``x-shim-reasoning`` header (``reasoning_content`` | ``reasoning`` | ``think_tags``)."""
+    if not header:
+        return default
+    mode = _MODES.get(header.strip().lower())
+    if mode is None:
+        raise InvalidRequest(
+            f"x-shim-reasoning must be one of reasoning_content, reasoning, think_tags; got {header!r}.",
+            param="x-shim-reasoning",
+            code="invalid_value",
+        )
+    return mode
 
 
 def decode_chat_body(raw: bytes) -> c.ChatCompletionRequest:
@@ -48,86 +60,29 @@ def decode_chat_body(raw: bytes) -> c.ChatCompletionRequest:
 
 @post("/v1/chat/completions", status_code=200, summary="Create a chat completion", tags=["chat"])
 async def create_chat_completion(request: Request[Any, Any, Any]) -> Response[Any]:
-    service: ChatService = request.app.state.chat_service
-    passthrough: ChatPassthrough = request.app.state.chat_passthrough
+    ctx = app_state(request.app).turns
     raw = await request.body()
     req = decode_chat_body(raw)
-    check_chat_body(req, request.app.state.service.limits)  # before anything reaches an upstream
+    chat_passthrough.check(ctx, req)  # the limits, before anything reaches an upstream
     client_key = bearer(request.headers.get("authorization"))
-    resolved = service.router.resolve(req.model, client_key)
+    resolved = ctx.router.resolve(req.model, client_key)
     header = request.headers.get(REASONING_HEADER)
     mode = reasoning_mode(header, resolved.route.reasoning)
     if resolved.route.kind == "chat":
         normalize = mode if (header or resolved.route.normalize_chat) else None
         if req.stream:
-            upstream = await passthrough.open_stream(raw, req, resolved)
-            body = (
-                passthrough.raw_chunks(upstream)
-                if normalize is None or (req.n or 1) > 1
-                else passthrough.normalized_chunks(upstream, req, resolved, normalize)
-            )
-            # Passed through as the upstream sent it, so an echoed upstream key is cut out here.
-            clean = redacted_stream(body, resolved.upstream_key)
-            return Stream(clean, media_type="text/event-stream", headers=_SSE_HEADERS)
-        content = await passthrough.complete(raw, req, resolved, normalize)
-        return Response(content=content, media_type="application/json")
-    turn = await service.prepare(req, resolved, client_key, mode)
+            upstream = await chat_passthrough.open_stream(ctx, raw, req, resolved)
+            batches = chat_passthrough.chunks(ctx, upstream, req, resolved, normalize)
+            return Stream(write_bytes(batches), media_type="text/event-stream", headers=SSE_HEADERS)
+        return json_response(await chat_passthrough.complete(ctx, raw, req, resolved, normalize))
+    turn = await chat_over_responses.prepare(ctx, req, resolved, client_key, mode)
+    # Headers once the upstream answered: a refused continuation drops x-shim-upstream-bytes-saved.
     if req.stream:
-        responses = await service.open_streams(turn)
+        responses = await chat_over_responses.open_streams(ctx, turn)
         return Stream(
-            redacted_stream(service.chunks(turn, responses), resolved.upstream_key),
+            chat_over_responses.chunks(ctx, turn, responses),
             media_type="text/event-stream",
-            headers={**_SSE_HEADERS, **_turn_headers(turn)},
+            headers={**SSE_HEADERS, **diagnostics_headers(turn.diags, turn.headers)},
         )
-    completion = await service.complete(turn)
-    return Response(
-        content=c.encode_completion(completion), media_type="application/json", headers=_turn_headers(turn)
-    )
-
-
-def _turn_headers(turn: ChatTurn) -> dict[str, str]:
-    headers = dict(turn.headers)
-    if turn.diags:
-        headers["x-shim-diagnostics"] = turn.diags.header_value()
-    return headers
-
-
-async def responses_pass_through(
-    request: Request[Any, Any, Any], raw: bytes, body: r.CreateResponseBody
-) -> Response[Any] | None:
-    """The answer for a ``responses`` route, or ``None`` when the route speaks Chat (translate)."""
-    service: ChatService = request.app.state.chat_service
-    passthrough: ResponsesPassthrough = request.app.state.responses_passthrough
-    client_key = bearer(request.headers.get("authorization"))
-    resolved = service.router.resolve(body.model, client_key)
-    if resolved.route.kind != "responses":
-        return None
-    turn = await passthrough.prepare(raw, body, resolved, client_key)
-    if body.stream:
-        upstream = await passthrough.open_stream(turn)
-        return Stream(
-            redacted_stream(passthrough.chunks(turn, upstream), resolved.upstream_key),
-            media_type="text/event-stream",
-            headers=_SSE_HEADERS,
-        )
-    return Response(content=await passthrough.complete(turn), media_type="application/json")
-
-
-def install_chat(app: Litestar, service: ResponsesService) -> None:
-    """Put the Chat side's services on ``app.state``, sharing the Responses service's parts."""
-    memory = ReasoningMemory(service.store.backend) if service.store is not None else None
-    app.state.chat_service = ChatService(
-        router=service.router,
-        upstream=service.upstream,
-        memory=memory,
-        secret=service.secret,
-        policy=service.policy,
-        ids=service.ids,
-        clock=service.clock,
-        keepalive=service.keepalive,
-        idle=service.idle,
-    )
-    app.state.chat_passthrough = ChatPassthrough(
-        service.upstream, service.ids, service.clock, service.keepalive, service.idle
-    )
-    app.state.responses_passthrough = ResponsesPassthrough(service)
+    completion = await chat_over_responses.complete(ctx, turn)
+    return json_response(c.encode_completion(completion), diagnostics_headers(turn.diags, turn.headers))

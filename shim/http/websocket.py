@@ -18,8 +18,10 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from shim.errors import InvalidRequest, ShimError
+from shim.http.state import app_state
 from shim.store.repository import StoredResponse
-from shim.turns.responses_over_chat import ResponsesService
+from shim.turns import responses_over_chat
+from shim.turns.context import TurnContext
 from shim.upstream.routing import bearer
 from shim.wire import responses as r
 from shim.wire.responses_decode import decode_create_response_body
@@ -79,7 +81,7 @@ def _decode_frame(text: str | bytes) -> r.CreateResponseBody:
 
 async def _turn(
     socket: WebSocket[Any, Any, Any],
-    service: ResponsesService,
+    ctx: TurnContext,
     text: str | bytes,
     client_key: str | None,
     local: dict[str, StoredResponse],
@@ -88,12 +90,13 @@ async def _turn(
     try:
         body = _decode_frame(text)
         previous_id = body.previous_response_id
-        turn = await service.prepare(body, client_key, local=local, stream=True)
+        resolved = ctx.router.resolve(body.model, client_key)
+        turn = await responses_over_chat.prepare(ctx, body, resolved, client_key, local=local, stream=True)
         _check_continuation(body, turn.previous)
-        upstream = await service.open_stream(turn)
+        upstream = await responses_over_chat.open_stream(ctx, turn)
         failed = False
         skipped = 0
-        async for event in service.events(turn, upstream, local):
+        async for event in responses_over_chat.events(ctx, turn, upstream, local):
             # A turn ends at its first terminal frame: send ``response.failed`` alone, since
             # clients move on to the next turn at an ``error`` frame. Sequence numbers stay
             # contiguous over what is actually sent.
@@ -115,7 +118,7 @@ async def _turn(
 
 @websocket("/v1/responses")
 async def responses_websocket(socket: WebSocket[Any, Any, Any]) -> None:
-    service: ResponsesService = socket.app.state.service
+    ctx = app_state(socket.app).turns
     client_key = bearer(socket.headers.get("authorization"))
     await socket.accept()
     local: dict[str, StoredResponse] = {}
@@ -139,6 +142,6 @@ async def responses_websocket(socket: WebSocket[Any, Any, Any]) -> None:
             # JSON may come in a text or a binary frame.
             text, data = event.get("text"), event.get("bytes")
             message = text if isinstance(text, str) else data if isinstance(data, bytes) else b""
-            await _turn(socket, service, message, client_key, local)
+            await _turn(socket, ctx, message, client_key, local)
     except WebSocketDisconnect:
         return

@@ -6,11 +6,15 @@ gets ``previous_response_id`` expanded by the shim: the stored history of that r
 the new input, in one store read; the upstream's answer is then stored under the upstream's own
 response id with its materialised history, so the client can chain from it as from any
 stateful server. The answer's bytes go back to the client unchanged, streamed or not.
+
+The request limits apply as on every route (``check_create_body``); history follows the one rule
+of ``conversation/history.py``. When the answer is to be stored, its terminal event is held back
+until the record is written: a store that fails then ends the stream with ``error`` +
+``response.failed`` (``store_unavailable``) instead of an answer whose id leads nowhere.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,18 +22,22 @@ from typing import Any
 import httpx
 import msgspec
 
-from shim.errors import PreviousResponseNotFound
-from shim.sse import KEEPALIVE, SSEDecoder, encode_event
+from shim.conversation.history import continue_from
+from shim.errors import ShimError, UpstreamError
+from shim.limits import check_create_body
+from shim.sse import SSEDecoder, encode_tagged
 from shim.store.repository import StoredResponse
 from shim.translate.history import output_to_input, string_input
 from shim.translate.responses_request import encode_create_response_body
-from shim.turns.keepalive import with_keepalive
-from shim.turns.responses_over_chat import ResponsesService, _resolve_references
+from shim.turns.context import TurnContext
+from shim.turns.pump import pump
+from shim.turns.responses_over_chat import fail_after_finish
+from shim.upstream.redaction import ByteRedactor
 from shim.upstream.routing import Resolved
 from shim.wire import responses as r
 from shim.wire.responses_decode import decode_resource
 
-__all__ = ["PassthroughTurn", "ResponsesPassthrough"]
+__all__ = ["PassthroughStream", "PassthroughTurn", "chunks", "complete", "open_stream", "prepare", "remember"]
 
 _any = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -51,95 +59,116 @@ def _items_json(items: list[r.ItemParam]) -> Any:
     return _any.decode(encode_create_response_body(r.CreateResponseBody(input=items)))["input"]
 
 
-class ResponsesPassthrough:
-    def __init__(self, service: ResponsesService) -> None:
-        self.service = service
+async def prepare(
+    ctx: TurnContext, raw: bytes, body: r.CreateResponseBody, resolved: Resolved, client_key: str | None
+) -> PassthroughTurn:
+    check_create_body(body, ctx.limits)
+    scope = ctx.scope(client_key)
+    data = _any.decode(raw)
+    data["model"] = resolved.upstream_model
+    if resolved.route.stateful:
+        return PassthroughTurn(resolved, scope, _encoder.encode(data), [], [], False)
+    history = await continue_from(ctx.store, scope, body.previous_response_id, body.input)
+    data.pop("previous_response_id", None)
+    if history.items or history.new_input != string_input(body.input):
+        data["input"] = _items_json(history.window)
+    store = body.store is not False and ctx.store is not None
+    return PassthroughTurn(resolved, scope, _encoder.encode(data), history.new_input, history.items, store)
 
-    async def prepare(
-        self, raw: bytes, body: r.CreateResponseBody, resolved: Resolved, client_key: str | None
-    ) -> PassthroughTurn:
-        service = self.service
-        scope = service.scope(client_key)
-        data = _any.decode(raw)
-        data["model"] = resolved.upstream_model
-        if resolved.route.stateful:
-            return PassthroughTurn(resolved, scope, _encoder.encode(data), [], [], False)
-        history: list[r.ItemParam] = []
-        if body.previous_response_id:
-            previous = None
-            if service.store is not None:
-                previous = await service.store.load(scope, body.previous_response_id)
-            if previous is None:
-                raise PreviousResponseNotFound(
-                    f"Previous response with id {body.previous_response_id!r} not found.",
-                    param="previous_response_id",
-                )
-            history = previous.history
-        data.pop("previous_response_id", None)
-        new_input = _resolve_references(string_input(body.input), history)
-        if history or new_input != string_input(body.input):
-            data["input"] = _items_json([*history, *new_input])
-        store = body.store is not False and service.store is not None
-        return PassthroughTurn(resolved, scope, _encoder.encode(data), new_input, history, store)
 
-    async def remember(self, turn: PassthroughTurn, resource: r.ResponseResource) -> None:
-        if not turn.store or self.service.store is None or not resource.id:
-            return
-        stored = StoredResponse(
-            resource=resource,
-            input_items=turn.new_input,
-            history=[*turn.history, *turn.new_input, *output_to_input(resource.output)],
-            scope=turn.scope,
-        )
-        await self.service.store.save(turn.scope, stored)
+async def remember(ctx: TurnContext, turn: PassthroughTurn, resource: r.ResponseResource) -> None:
+    if not turn.store or ctx.store is None or not resource.id:
+        return
+    stored = StoredResponse(
+        resource=resource,
+        input_items=turn.new_input,
+        history=[*turn.history, *turn.new_input, *output_to_input(resource.output)],
+        scope=turn.scope,
+    )
+    await ctx.store.save(turn.scope, stored)
 
-    async def complete(self, turn: PassthroughTurn) -> bytes:
-        response = await self.service.upstream.send(turn.resolved, "/responses", turn.body, stream=False)
-        if turn.store:
-            # Not ours to judge: the client gets the upstream's bytes as they are.
-            with contextlib.suppress(msgspec.DecodeError):
-                await self.remember(turn, decode_resource(response.content))
-        return response.content
 
-    async def open_stream(self, turn: PassthroughTurn) -> httpx.Response:
-        return await self.service.upstream.send(turn.resolved, "/responses", turn.body, stream=True)
-
-    async def chunks(self, turn: PassthroughTurn, response: httpx.Response) -> AsyncIterator[bytes]:
-        """The upstream's bytes unchanged; the terminal event's response is remembered."""
-        decoder = SSEDecoder()
-        final: r.ResponseResource | None = None
-        service = self.service
+async def complete(ctx: TurnContext, turn: PassthroughTurn) -> bytes:
+    response = await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=False)
+    if turn.store:
         try:
-            async for data in with_keepalive(response.aiter_raw(), service.keepalive, service.idle):
-                if data is None:
-                    yield KEEPALIVE
-                    continue
-                if turn.store:
-                    for event in decoder.feed(data):
-                        final = self._terminal(event.event, event.data) or final
-                yield data
-            if turn.store and final is not None:
-                await self.remember(turn, final)
-        except (httpx.TimeoutException, TimeoutError, httpx.TransportError) as exc:
-            timeout = not isinstance(exc, httpx.TransportError) or isinstance(exc, httpx.TimeoutException)
-            error = {
-                "type": "error",
-                "code": "upstream_timeout" if timeout else "upstream_reset",
-                "message": "The upstream stopped sending." if timeout else "The upstream connection broke.",
-                "param": None,
-            }
-            yield encode_event("error", _encoder.encode(error))
-        finally:
-            await response.aclose()
+            resource = decode_resource(response.content)
+        except msgspec.DecodeError:
+            pass  # not ours to judge: the client gets the upstream's bytes as they are
+        else:
+            await remember(ctx, turn, resource)
+    return response.content
 
-    @staticmethod
-    def _terminal(name: str | None, data: str) -> r.ResponseResource | None:
+
+async def open_stream(ctx: TurnContext, turn: PassthroughTurn) -> httpx.Response:
+    return await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=True)
+
+
+def chunks(
+    ctx: TurnContext, turn: PassthroughTurn, response: httpx.Response
+) -> AsyncIterator[list[bytes] | None]:
+    """The pump over ``PassthroughStream``; the terminal event's response is remembered."""
+    translation = PassthroughStream(turn.store)
+
+    async def finished() -> None:
+        if translation.final is not None:
+            await remember(ctx, turn, translation.final)
+
+    redactor = ByteRedactor(turn.resolved.upstream_key)
+    return pump(response, translation, ctx.timing, redactor, on_finish=finished)
+
+
+class PassthroughStream:
+    """The upstream's bytes unchanged. When storing, events are decoded to find the terminal one;
+    from the read that carries it on, bytes are held until the record is written."""
+
+    stopped = False
+
+    def __init__(self, store: bool) -> None:
+        self.decoder = SSEDecoder() if store else None
+        self.final: r.ResponseResource | None = None
+        self.sequence = 0  # the terminal event's sequence number
+        self.held: list[bytes] = []
+
+    def start(self) -> list[bytes]:
+        return []
+
+    def feed(self, data: bytes) -> list[bytes]:
+        decoder = self.decoder
+        if decoder is None:
+            return [data]
+        if self.final is None:
+            for event in decoder.feed(data):
+                self._terminal(event.event, event.data)
+            if self.final is None:
+                return [data]
+        self.held.append(data)
+        return []
+
+    def finish(self) -> list[bytes]:
+        held, self.held = self.held, []
+        return held
+
+    def fail(self, error: UpstreamError) -> list[bytes]:
+        if self.final is not None:  # the answer was whole: the upstream closing after it is harmless
+            return self.finish()
+        payload = r.ErrorPayload(type=error.type, code=error.code, message=error.message, param=error.param)
+        return [encode_tagged(r.ErrorStreamingEvent(sequence_number=self.sequence + 1, error=payload))]
+
+    def unstored(self, tail: list[bytes], error: ShimError) -> list[bytes]:
+        if self.final is None or self.final.status == "failed":
+            return tail
+        terminal = r.ResponseCompletedStreamingEvent(sequence_number=self.sequence, response=self.final)
+        return [b"".join(encode_tagged(event) for event in fail_after_finish([terminal], error))]
+
+    def _terminal(self, name: str | None, data: str) -> None:
         if name not in _TERMINAL and not any(t in data for t in _TERMINAL):
-            return None
+            return
         try:
             event = _any.decode(data)
             if event.get("type", name) in _TERMINAL and isinstance(event.get("response"), dict):
-                return msgspec.convert(event["response"], r.ResponseResource)
+                self.final = msgspec.convert(event["response"], r.ResponseResource)
+                sequence = event.get("sequence_number")
+                self.sequence = sequence if isinstance(sequence, int) else 0
         except (msgspec.DecodeError, AttributeError):
-            return None
-        return None
+            return
