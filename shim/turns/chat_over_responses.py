@@ -309,7 +309,7 @@ class ChunksTranslation:
         return self._encode(driver.finish(truncated=not driver.stopped))
 
     def fail(self, error: UpstreamError) -> list[bytes]:
-        return self._encode(self.driver.fail(ErrorDelta(error.message, code=error.code)))
+        return self._encode(self.driver.fail(ErrorDelta.of(error)))
 
     def unstored(self, tail: list[bytes], error: ShimError) -> list[bytes]:
         return tail  # nothing is stored per choice

@@ -100,7 +100,7 @@ def chunks(
 
 
 def _error_chunk(error: UpstreamError) -> bytes:
-    return encode_data(error_chunk_bytes(ErrorDelta(error.message, code=error.code)))
+    return encode_data(error_chunk_bytes(ErrorDelta.of(error)))
 
 
 class RawChunks:
@@ -172,13 +172,13 @@ class NormalizedChunks:
             tail += writer.feed_all(reader.feed_data(event.data))
         if not reader.saw_done and not reader.saw_finish:
             error = UpstreamTruncated()
-            writer.fail(ErrorDelta(error.message, code=error.code))
+            writer.fail(ErrorDelta.of(error))
         else:
             tail += writer.feed_all(reader.finish()) + writer.finish()
         return self._end(tail)
 
     def fail(self, error: UpstreamError) -> list[bytes]:
-        self.writer.fail(ErrorDelta(error.message, code=error.code))
+        self.writer.fail(ErrorDelta.of(error))
         return self._end([])
 
     def unstored(self, tail: list[bytes], error: ShimError) -> list[bytes]:

@@ -223,7 +223,7 @@ class EventsTranslation:
         return self._sealed(driver.feed_completion(bytes(self.whole)) + driver.finish())
 
     def fail(self, error: UpstreamError) -> list[r.StreamingEvent]:
-        return self._sealed(self.driver.fail(ErrorDelta(error.message, code=error.code)))
+        return self._sealed(self.driver.fail(ErrorDelta.of(error)))
 
     def unstored(self, tail: list[r.StreamingEvent], error: ShimError) -> list[r.StreamingEvent]:
         return fail_after_finish(tail, error)
