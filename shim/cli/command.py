@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 if TYPE_CHECKING:
-    from litestar import Litestar
+    from shim.http.app import App
 
 __all__ = ["main"]
 
@@ -23,7 +23,7 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def app_from_env() -> Litestar:
+def app_from_env() -> App:
     """The app of one worker process, from the settings its parent put in the environment."""
     from shim.http.app import create_app
     from shim.http.observability import configure_logging

@@ -36,7 +36,9 @@ from shim.turns.pump import Timing
 from shim.upstream.client import UpstreamClient
 from shim.upstream.routing import Router
 
-__all__ = ["app_state", "create_app", "error_response"]
+__all__ = ["App", "app_state", "create_app", "error_response"]
+
+App = Litestar  # what ``create_app`` builds, for modules above ``http/`` that may not import Litestar
 
 log = logging.getLogger("shim")
 _encoder = msgspec.json.Encoder()
