@@ -110,6 +110,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     store: str = ""
     store_ttl: float = 30 * 24 * 3600.0  # seconds; 0 keeps records until evicted or deleted
     store_max_bytes: int = 4 * 1024**3  # diskcache only: least recently used entries go first
+    # seconds a background response's replica may go silent before another marks it failed
+    background_lease: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     retries: int = 2
     retry_max_wait: float = 20.0  # a longer upstream Retry-After is passed on, not waited out
     max_body_bytes: int = 32 * 1024 * 1024

@@ -125,6 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
             loop=args.loop,
             http=args.http,
             timeout_graceful_shutdown=max(1, round(settings.server.shutdown_timeout)),
+            ws_max_size=settings.server.max_body_bytes,  # a WebSocket frame may be as big as a body
         )
     finally:
         if embedded is not None:

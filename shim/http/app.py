@@ -129,7 +129,12 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         timing=Timing(keepalive=server.timeouts.keepalive, idle=server.timeouts.idle),
         memory=ReasoningMemory(store.backend) if store is not None else None,
     )
-    state = AppState(settings=settings, turns=ctx, background=BackgroundRunner(ctx), metrics=Metrics())
+    state = AppState(
+        settings=settings,
+        turns=ctx,
+        background=BackgroundRunner(ctx, lease=server.background_lease),
+        metrics=Metrics(),
+    )
 
     async def shutdown() -> None:
         await state.background.aclose()

@@ -83,7 +83,8 @@ def _caller(request: Request[Any, Any, Any]) -> tuple[ResponseStore | None, str]
 
 async def _load(request: Request[Any, Any, Any], response_id: str) -> StoredResponse:
     store, scope = _caller(request)
-    stored = await store.load(scope, response_id) if store is not None else None
+    runner = app_state(request.app).background
+    stored = await runner.load(scope, response_id) if store is not None else None  # ends lost jobs
     if stored is None:
         raise _not_found(response_id)
     return stored
@@ -163,7 +164,7 @@ async def delete_response(request: Request[Any, Any, Any], response_id: Response
     if store is None or not await store.delete(scope, response_id):
         raise _not_found(response_id)
     runner = app_state(request.app).background
-    runner.stop_local(response_id)
+    await runner.stopped(scope, response_id)
     return _json(DeletedResponse(id=response_id, object="response.deleted", deleted=True))
 
 

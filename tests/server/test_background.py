@@ -257,7 +257,7 @@ async def test_another_replica_sees_completion(
 
 
 class FlakyGets:
-    """A backend whose ``get`` fails while ``failing`` is set (a store hiccup)."""
+    """A backend whose reads and compare-and-sets fail while ``failing`` is set (a store hiccup)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -273,6 +273,15 @@ class FlakyGets:
             raise ConnectionError("store unreachable")
         result: bytes | None = await self.inner.get(key)
         return result
+
+    async def compare_and_set(
+        self, key: str, expected: bytes | None, value: bytes, ttl: float | None
+    ) -> bool:
+        if self.failing:  # the lease renewal
+            self.failed += 1
+            raise ConnectionError("store unreachable")
+        done: bool = await self.inner.compare_and_set(key, expected, value, ttl)
+        return done
 
 
 async def test_a_store_hiccup_while_polling_does_not_stop_the_response(
@@ -291,4 +300,4 @@ async def test_a_store_hiccup_while_polling_does_not_stop_the_response(
     flaky.failing = False
     gate.open()
     assert (await poll(client, queued["id"]))["status"] == "completed"
-    assert "cannot poll the store" in caplog.text
+    assert "cannot renew its lease" in caplog.text
