@@ -14,7 +14,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff" && ruff check shim tests scripts bench && ruff format --check shim tests scripts bench
 echo "== mypy" && mypy
 echo "== real upstream (llama-cpp-python + Gemma 3 270M)"
-if ! python -m shim.embedded ensure >/dev/null; then
+if ! python -m shim.cli.embedded ensure >/dev/null; then
   if [ "${CI:-}" = "true" ]; then
     echo "test.sh: installing the real llama upstream failed (CI=true: failing)" >&2
     exit 1

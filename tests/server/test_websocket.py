@@ -17,8 +17,9 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 from litestar.testing.websocket_test_session import WebSocketTestSession
 
+from shim.http import websocket as ws_module
+from shim.http.state import app_state
 from shim.limits import Limits
-from shim.server import websocket as ws_module
 from shim.settings import Route
 from tests.checks.lifecycle import check_lifecycle
 from tests.checks.oracle import validate_event
@@ -416,7 +417,7 @@ GUARDED_FRAMES = {
 def test_frames_get_the_body_guards(
     open_ws: Callable[..., WebSocketTestSession], shim: Shim, kind: str, raw: bytes, status: int, code: str
 ) -> None:
-    """The checks every HTTP body gets (``shim.server.guards``) apply to each frame, answered with
+    """The checks every HTTP body gets (``shim.http.guards``) apply to each frame, answered with
     an error frame; the connection stays usable."""
     ws = open_ws()
     if kind == "text":
@@ -467,7 +468,7 @@ def test_connection_cache_is_bounded(
     """``plan``: per turn, the index of the earlier response it continues (``None``: a new one);
     then a turn continues response ``probe``. An evicted ``store: false`` id answers like an
     unknown one."""
-    shim.app.state.service.limits = Limits(**limits)
+    app_state(shim.app).turns.limits = Limits(**limits)
     ws = open_ws()
     ids: list[str] = []
     for previous in plan:

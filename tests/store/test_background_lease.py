@@ -19,9 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
-from shim.server.background import BackgroundRunner
+from shim.http.state import app_state
 from shim.store.backends import KeyValue, open_backend
 from shim.store.failures import StoreUnavailable
+from shim.store.repository import ResponseStore
+from shim.turns.background import BackgroundRunner
 from tests.server.harness import Shim, build_shim
 from tests.server.test_background import Gate, poll, settle
 
@@ -58,6 +60,12 @@ class CountingBackend:
 Pair = tuple[httpx.AsyncClient, httpx.AsyncClient, Shim, Shim]
 
 
+def store_of(shim: Shim) -> ResponseStore:
+    store = app_state(shim.app).turns.store
+    assert store is not None, "the harness runs with a store"
+    return store
+
+
 @pytest.fixture
 async def pair(backend_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Pair, Gate]]:
     monkeypatch.setenv("SHIM_SECRET", "shared-secret")  # replicas share the scoping key
@@ -66,8 +74,8 @@ async def pair(backend_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     backends: list[KeyValue] = [open_backend(backend_url)]
     backends.append(backends[0] if backend_url == "memory://" else open_backend(backend_url))
     for shim, backend in zip((a, b), backends, strict=True):
-        shim.app.state.service.store.backend = backend
-        runner: BackgroundRunner = shim.app.state.background
+        store_of(shim).backend = backend
+        runner: BackgroundRunner = app_state(shim.app).background
         runner.poll = 0.02
         runner.lease = LEASE
     clients = [
@@ -75,7 +83,7 @@ async def pair(backend_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     ]
     yield (clients[0], clients[1], a, b), gate
     gate.open()
-    await settle(a.app.state.background)
+    await settle(app_state(a.app).background)
     for client in clients:
         await client.aclose()
     for shim in (a, b):
@@ -94,8 +102,8 @@ async def start(client: httpx.AsyncClient) -> dict[str, Any]:
 
 async def die(shim: Shim, gate: Gate, how: str) -> None:
     """Replica ``shim`` loses its store, then its task ends without writing anything."""
-    runner: BackgroundRunner = shim.app.state.background
-    shim.app.state.service.store.backend = DeadBackend()
+    runner: BackgroundRunner = app_state(shim.app).background
+    store_of(shim).backend = DeadBackend()
     if how == "killed":
         for task in list(runner._tasks.values()):
             task.cancel()
@@ -135,8 +143,8 @@ async def test_a_live_worker_keeps_its_lease(pair: tuple[Pair, Gate]) -> None:
     """A turn running several lease periods is never taken for lost, and its replica checks the
     small lease key, not the whole record, while it runs."""
     (on_a, on_b, a, _), gate = pair
-    counting = CountingBackend(a.app.state.service.store.backend)
-    a.app.state.service.store.backend = counting
+    counting = CountingBackend(store_of(a).backend)
+    store_of(a).backend = counting
     queued = await start(on_a)
     await poll(on_b, queued["id"], {"in_progress"})
     deadline = time.monotonic() + 3 * LEASE

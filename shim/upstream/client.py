@@ -2,8 +2,9 @@
 
 Before the first byte reaches our client, transient failures (connect errors, 429, 502, 503)
 are retried with exponential backoff and jitter, honouring ``Retry-After``; after that an error
-is returned in the envelope. Once a stream has started nothing is retried: the glue ends the
-stream with a failure instead (``stream_failure`` names the cause).
+is returned in the envelope. Once a stream has started nothing is retried: the pump
+(``shim.turns.pump``) ends the stream with a failure instead, from the same error tree
+(``shim.upstream.errors.as_upstream_error``).
 
 Every answer body is read through ``_Bounded``, which enforces the total time limit and the
 maximum answer size for streaming and whole answers alike. An upstream's error message is passed
@@ -18,51 +19,21 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from shim.errors import ShimError, UpstreamError, UpstreamTimeout
-from shim.redaction import redact
-from shim.routing import Resolved
+from shim.errors import ShimError, UpstreamTimeout, UpstreamTooLarge, UpstreamUnreachable
 from shim.settings import Timeouts
 from shim.telemetry import note_retry, note_upstream, note_upstream_error
-from shim.translate.upstream_errors import upstream_error
-from shim.upstream_transport import fast_transport
+from shim.upstream.errors import STREAM_FAILURES, as_upstream_error, upstream_error
+from shim.upstream.redaction import redact
+from shim.upstream.routing import Resolved
+from shim.upstream.transport import fast_transport
 
-__all__ = ["UpstreamClient", "UpstreamInvalidStream", "UpstreamStreamFailure", "redact", "stream_failure"]
+__all__ = ["UpstreamClient", "redact"]
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 DEFAULT_RETRY_MAX_WAIT = 20.0
 
 _RETRY_STATUS = frozenset({429, 502, 503})
 _ERROR_BODY_BYTES = 65536
-
-
-class UpstreamStreamFailure(httpx.TransportError):
-    """The answer broke one of our limits while being read (total time, size)."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-
-
-class UpstreamInvalidStream(UpstreamStreamFailure):
-    """A stream event whose data is not valid JSON (or not a chunk)."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "The upstream sent stream data that is not a valid chunk.", "upstream_invalid_response"
-        )
-
-
-def stream_failure(exc: BaseException) -> tuple[str, str]:
-    """``(message, code)`` for an error that ended an upstream answer after it began; counted."""
-    if isinstance(exc, UpstreamStreamFailure):
-        message, code = exc.message, exc.code
-    elif isinstance(exc, httpx.TimeoutException | TimeoutError):
-        message, code = "The upstream stopped sending.", "upstream_timeout"
-    else:
-        message, code = "The upstream connection broke.", "upstream_reset"
-    note_upstream_error(code.removeprefix("upstream_"))
-    return message, code
 
 
 class _Bounded(httpx.AsyncByteStream):
@@ -86,14 +57,10 @@ class _Bounded(httpx.AsyncByteStream):
             except TimeoutError:
                 if loop.time() < self.deadline:
                     raise
-                raise UpstreamStreamFailure(
-                    "The upstream answer exceeded the total time limit.", "upstream_timeout"
-                ) from None
+                raise UpstreamTimeout("The upstream answer exceeded the total time limit.") from None
             size += len(chunk)
             if size > self.max_bytes:
-                raise UpstreamStreamFailure(
-                    f"The upstream answer exceeded {self.max_bytes} bytes.", "upstream_response_too_large"
-                )
+                raise UpstreamTooLarge(f"The upstream answer exceeded {self.max_bytes} bytes.")
             yield chunk
 
     async def aclose(self) -> None:
@@ -202,9 +169,8 @@ class UpstreamClient:
                 raise UpstreamTimeout("The upstream did not answer in time.") from None
             except httpx.TransportError as exc:
                 note_upstream_error("connect" if isinstance(exc, httpx.ConnectError) else "reset")
-                error: ShimError = UpstreamError(
-                    f"The upstream could not be reached: {exc.__class__.__name__}.",
-                    code="upstream_unreachable",
+                error: ShimError = UpstreamUnreachable(
+                    f"The upstream could not be reached: {exc.__class__.__name__}."
                 )
                 delay = 0.0
             else:
@@ -251,12 +217,9 @@ class UpstreamClient:
     async def _read_whole(response: httpx.Response) -> None:
         try:
             await response.aread()
-        except httpx.HTTPError as exc:
+        except STREAM_FAILURES as exc:
             await response.aclose()
-            message, code = stream_failure(exc)
-            if code == "upstream_timeout":
-                raise UpstreamTimeout(message) from None
-            raise UpstreamError(message, code=code) from None
+            raise as_upstream_error(exc) from None
 
     async def get_json(self, resolved: Resolved, path: str) -> bytes:
         try:
@@ -268,7 +231,9 @@ class UpstreamClient:
         except httpx.TimeoutException:
             raise UpstreamTimeout("The upstream did not answer in time.") from None
         except httpx.TransportError as exc:
-            raise UpstreamError(f"The upstream could not be reached: {exc.__class__.__name__}.") from None
+            raise UpstreamUnreachable(
+                f"The upstream could not be reached: {exc.__class__.__name__}."
+            ) from None
         if response.status_code >= 400:
             raise upstream_error(response.status_code, response.content)
         return response.content

@@ -30,9 +30,11 @@ import logging
 import msgspec
 
 from shim.errors import InvalidRequest, ShimError
-from shim.server.responses_service import ResponsesService, Turn
 from shim.store.leases import Leases, new_holder
 from shim.store.repository import PENDING, ResponseStore, StoredResponse, Versioned
+from shim.turns import responses_over_chat
+from shim.turns.context import TurnContext
+from shim.turns.responses_over_chat import Turn
 from shim.wire import responses as r
 
 __all__ = ["DEFAULT_LEASE", "LOST", "BackgroundRunner", "check_background"]
@@ -70,8 +72,8 @@ def _with_status(stored: StoredResponse, status: str, error: r.ResponseError | N
 
 
 class BackgroundRunner:
-    def __init__(self, service: ResponsesService, *, poll: float = 0.5, lease: float = DEFAULT_LEASE) -> None:
-        self.service = service
+    def __init__(self, ctx: TurnContext, *, poll: float = 0.5, lease: float = DEFAULT_LEASE) -> None:
+        self.ctx = ctx
         self.poll = poll
         self.lease = lease
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -83,7 +85,7 @@ class BackgroundRunner:
 
     @property
     def store(self) -> ResponseStore:
-        store = self.service.store
+        store = self.ctx.store
         assert store is not None, "check_background refuses background without a store"
         return store
 
@@ -98,7 +100,7 @@ class BackgroundRunner:
 
     async def start(self, turn: Turn) -> r.ResponseResource:
         """Write the ``queued`` record and start the task; the resource to answer with."""
-        check_background(turn.body, self.service.store)
+        check_background(turn.body, self.ctx.store)
         queued = StoredResponse(
             resource=msgspec.structs.replace(turn.template, status="queued"),
             input_items=turn.new_input,
@@ -254,7 +256,7 @@ class BackgroundRunner:
         """Run the turn whole; any error becomes a ``failed`` record instead of a raise."""
         turn.store = False  # the task writes the record itself, through ``swap``
         try:
-            await self.service.complete(turn)
+            await responses_over_chat.complete(self.ctx, turn)
         except ShimError as exc:
             error = r.ResponseError(code=exc.code or "server_error", message=exc.message)
         except Exception as exc:

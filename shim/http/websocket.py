@@ -7,7 +7,7 @@ least recently used out first); stored ids may be hydrated from the store. A con
 unknown or evicted id fails with ``previous_response_not_found``, and a failed continuation evicts
 the id it continued from. Connections end after 60 minutes.
 
-Each frame gets the checks every HTTP body gets (``shim.server.guards``): at most
+Each frame gets the checks every HTTP body gets (``shim.http.guards``): at most
 ``max_body_bytes``, valid UTF-8, JSON no deeper than ``max_json_depth``, before it is decoded.
 """
 
@@ -24,10 +24,12 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from shim.errors import InvalidRequest, PayloadTooLarge, ShimError
+from shim.http.state import app_state
 from shim.limits import Limits, check_json_bytes
-from shim.routing import bearer
-from shim.server.responses_service import ResponsesService
 from shim.store.repository import StoredResponse
+from shim.turns import responses_over_chat
+from shim.turns.context import TurnContext
+from shim.upstream.routing import bearer
 from shim.wire import responses as r
 from shim.wire.responses_decode import decode_create_response_body
 
@@ -126,7 +128,7 @@ def _decode_frame(text: str | bytes, limits: Limits, max_bytes: int) -> r.Create
 
 async def _turn(
     socket: WebSocket[Any, Any, Any],
-    service: ResponsesService,
+    ctx: TurnContext,
     text: str | bytes,
     client_key: str | None,
     local: ConnectionCache,
@@ -134,14 +136,15 @@ async def _turn(
 ) -> None:
     previous_id: str | None = None
     try:
-        body = _decode_frame(text, service.limits, max_bytes)
+        body = _decode_frame(text, ctx.limits, max_bytes)
         previous_id = body.previous_response_id
-        turn = await service.prepare(body, client_key, local=local, stream=True)
+        resolved = ctx.router.resolve(body.model, client_key)
+        turn = await responses_over_chat.prepare(ctx, body, resolved, client_key, local=local, stream=True)
         _check_continuation(body, turn.previous)
-        upstream = await service.open_stream(turn)
+        upstream = await responses_over_chat.open_stream(ctx, turn)
         failed = False
         skipped = 0
-        async for event in service.events(turn, upstream, local):
+        async for event in responses_over_chat.events(ctx, turn, upstream, local):
             # A turn ends at its first terminal frame: send ``response.failed`` alone, since
             # clients move on to the next turn at an ``error`` frame. Sequence numbers stay
             # contiguous over what is actually sent.
@@ -163,11 +166,12 @@ async def _turn(
 
 @websocket("/v1/responses")
 async def responses_websocket(socket: WebSocket[Any, Any, Any]) -> None:
-    service: ResponsesService = socket.app.state.service
+    state = app_state(socket.app)
+    ctx = state.turns
     client_key = bearer(socket.headers.get("authorization"))
-    max_bytes: int = socket.app.state.settings.server.max_body_bytes
+    max_bytes = state.settings.server.max_body_bytes
     await socket.accept()
-    local = ConnectionCache(service.limits.websocket_cache_entries, service.limits.websocket_cache_bytes)
+    local = ConnectionCache(ctx.limits.websocket_cache_entries, ctx.limits.websocket_cache_bytes)
     deadline = time.monotonic() + CONNECTION_LIMIT_SECONDS
     try:
         while True:
@@ -188,6 +192,6 @@ async def responses_websocket(socket: WebSocket[Any, Any, Any]) -> None:
             # JSON may come in a text or a binary frame.
             text, data = event.get("text"), event.get("bytes")
             message = text if isinstance(text, str) else data if isinstance(data, bytes) else b""
-            await _turn(socket, service, message, client_key, local, max_bytes)
+            await _turn(socket, ctx, message, client_key, local, max_bytes)
     except WebSocketDisconnect:
         return

@@ -25,7 +25,6 @@ Content decoding (gzip…), redirects and cookies stay in ``httpx.AsyncClient``.
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 import time
 import urllib.request
@@ -35,6 +34,8 @@ from typing import cast
 
 import httptools
 import httpx
+
+from shim.settings import environment
 
 __all__ = ["KeepAliveTransport", "fast_transport"]
 
@@ -47,7 +48,7 @@ def fast_transport(limits: httpx.Limits) -> KeepAliveTransport | None:
     """This transport, or ``None`` for httpx's default: when a proxy is configured (httpx honours
     it) or when ``SHIM_UPSTREAM_TRANSPORT=httpx`` asks for it (an escape hatch, and the baseline of
     the benchmark)."""
-    if os.environ.get("SHIM_UPSTREAM_TRANSPORT", "").lower() == "httpx":
+    if environment().httpx_transport:
         return None
     proxies = urllib.request.getproxies()
     if any(proxies.get(k) for k in ("http", "https", "all")):
