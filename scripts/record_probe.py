@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/record_probe.py http://127.0.0.1:8000/v1 NAME
 
-The file holds exactly what ``shim.probe.ask`` kept of each answer (status, ``server`` and
+The file holds exactly what ``shim.upstream.probe.ask`` kept of each answer (status, ``server`` and
 ``content-type`` headers, body); ``tests/test_probe.py`` decides over it. Never edit a recording
 by hand: a hand-made case is a separate ``NAME.synthetic.json``.
 """
@@ -17,7 +17,7 @@ import msgspec
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shim.probe import ask
+from shim.upstream.probe import ask
 
 
 def main(argv: list[str]) -> int:

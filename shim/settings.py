@@ -40,10 +40,22 @@ import msgspec.inspect
 from shim.core.diagnostics import Policy
 from shim.limits import Limits
 
-__all__ = ["AUTO_DIALECT", "Route", "ServerSettings", "Settings", "Timeouts", "load_settings"]
+__all__ = [
+    "AUTO_DIALECT",
+    "WORKER_SETTINGS",
+    "Environment",
+    "Route",
+    "ServerSettings",
+    "Settings",
+    "Timeouts",
+    "environment",
+    "load_settings",
+    "settings_for_worker",
+    "worker_settings",
+]
 
-# ``dialect = "auto"``: probe the upstream at start and choose (shim/probe.py). The default of
-# ``--upstream`` without ``--dialect``; a config file's route says it explicitly.
+# ``dialect = "auto"``: probe the upstream at start and choose (shim/upstream/probe.py). The
+# default of ``--upstream`` without ``--dialect``; a config file's route says it explicitly.
 AUTO_DIALECT = "auto"
 
 # What each number may be; a bad value stops the start with the variable's name and the rule.
@@ -111,6 +123,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     store: str = ""
     store_ttl: _Seconds = 30 * 24 * 3600.0  # seconds; 0 keeps records until evicted or deleted
     store_max_bytes: _Positive = 4 * 1024**3  # diskcache only: least recently used entries go first
+    # seconds a background response's replica may go silent before another marks it failed
+    background_lease: _Wait = 10.0
     retries: _Count = 2
     retry_max_wait: _Seconds = 20.0  # a longer upstream Retry-After is passed on, not waited out
     max_body_bytes: _Positive = 32 * 1024 * 1024
@@ -192,9 +206,12 @@ def load_settings(
     port: int | None = None,
     api_key: str | None = None,
     store: str | None = None,
+    default_dialect: str = "openai",
 ) -> Settings:
     """Merge the sources; every value a flag or variable can set has both. Every value is
-    checked against its rule here (a ValueError names it), before anything starts."""
+    checked against its rule here (a ValueError names it), before anything starts.
+    ``default_dialect`` is the catch-all route's when neither ``dialect`` nor SHIM_DIALECT names
+    one (``shim serve`` passes ``auto``: probe the upstream)."""
     data: dict[str, object] = {}
     config = config or (Path(os.environ["SHIM_CONFIG"]) if os.environ.get("SHIM_CONFIG") else None)
     if config is not None:
@@ -226,7 +243,7 @@ def load_settings(
             Route(
                 upstream=upstream.rstrip("/"),
                 kind=upstream_kind,  # type: ignore[arg-type]
-                dialect=dialect or env.get("SHIM_DIALECT") or "openai",
+                dialect=dialect or env.get("SHIM_DIALECT") or default_dialect,
                 api_key=key,
                 stateful=stateful
                 if stateful is not None
@@ -234,3 +251,64 @@ def load_settings(
             ),
         )
     return Settings(server=server, routes=routes)
+
+
+# --------------------------------------------------------------------------- the process environment
+
+
+def _flag(value: str | None, default: bool = False) -> bool:
+    return default if value is None else value.strip().lower() in ("1", "true", "yes")
+
+
+class Environment(msgspec.Struct, frozen=True, kw_only=True):
+    """What the process environment says beyond the settings: read here and nowhere else (with
+    ``load_settings`` and ``Route.own_key``), each time it is asked, so tests may change it."""
+
+    secret: str | None  # SHIM_SECRET; else a file in ``data_dir`` (http/app.py)
+    data_dir: Path  # SHIM_DATA_DIR, else $XDG_DATA_HOME/shim, else ~/.local/share/shim
+    cache_dir: Path  # SHIM_CACHE_DIR, else ~/.cache/shim: the embedded upstream's model
+    log_level: str  # SHIM_LOG_LEVEL
+    access_log: bool  # SHIM_ACCESS_LOG (a JSON line per request), on unless "0"
+    workers: int  # SHIM_WORKERS
+    no_embedded: bool  # SHIM_NO_EMBEDDED: never start the embedded upstream
+    embedded_format: str | None  # SHIM_EMBEDDED_FORMAT: the embedded upstream's profile
+    httpx_transport: bool  # SHIM_UPSTREAM_TRANSPORT=httpx: httpx's own transport upstream
+
+
+def _whole(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}: {raw!r} is not a whole number (1 or more)") from None
+
+
+def environment() -> Environment:
+    env = os.environ
+    xdg = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    cache = env.get("SHIM_CACHE_DIR")
+    return Environment(
+        secret=env.get("SHIM_SECRET") or None,
+        data_dir=Path(env.get("SHIM_DATA_DIR") or Path(xdg) / "shim"),
+        cache_dir=Path(cache).expanduser() if cache else Path.home() / ".cache" / "shim",
+        log_level=env.get("SHIM_LOG_LEVEL") or "warning",
+        access_log=env.get("SHIM_ACCESS_LOG", "1") != "0",
+        workers=_whole(env.get("SHIM_WORKERS") or "1", "SHIM_WORKERS"),
+        no_embedded=_flag(env.get("SHIM_NO_EMBEDDED")),
+        embedded_format=env.get("SHIM_EMBEDDED_FORMAT") or None,
+        httpx_transport=env.get("SHIM_UPSTREAM_TRANSPORT", "").lower() == "httpx",
+    )
+
+
+# Worker processes (``--workers N``) are started by uvicorn from an import string, in a fresh
+# interpreter: the one channel it passes on unchanged is the environment. The parent merges and
+# validates the settings once (flags, file, environment, the embedded upstream's URL) and hands
+# every worker the same frozen result as JSON under this name, so no worker can disagree.
+WORKER_SETTINGS = "SHIM_SETTINGS_JSON"
+
+
+def settings_for_worker(settings: Settings) -> None:
+    os.environ[WORKER_SETTINGS] = msgspec.json.encode(settings).decode()
+
+
+def worker_settings() -> Settings:
+    return msgspec.json.decode(os.environ[WORKER_SETTINGS], type=Settings)

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from shim.dialects.registry import default_registry
-from shim.probe import Answer, choose_dialect, probe, probe_urls
+from shim.upstream.probe import Answer, choose_dialect, probe, probe_urls
 from tests.support.processes import serve_script, serve_shim
 from tests.support.real_components import running_llama
 

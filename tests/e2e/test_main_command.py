@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shim.embedded import is_available
+from shim.cli.embedded import is_available
 from tests.support.processes import Served, serve_shim
 from tests.support.real_components import LLAMA_HINT, unavailable
 
