@@ -25,7 +25,7 @@ from typing import Any
 from shim.core.diagnostics import Diagnostics
 from shim.dialects.model import RequestRules
 
-__all__ = ["adapt_chat_body"]
+__all__ = ["adapt_chat_body", "needs_adapting"]
 
 # Chat part type -> the modality it carries (``input_modalities`` names).
 _MODALITY = {"image_url": "image", "input_audio": "audio", "file": "file"}
@@ -94,6 +94,20 @@ def _message(message: dict[str, Any], where: str, rules: RequestRules, diags: Di
         and message.get("content") is None
     ):
         message["content"] = ""
+
+
+def needs_adapting(rules: RequestRules) -> bool:
+    """Whether any rule here differs from OpenAI's (else the body goes up byte for byte)."""
+    return (
+        rules.developer_role != "developer"
+        or "string" in (rules.system_content, rules.user_content, rules.assistant_content, rules.tool_content)
+        or set(_MODALITY.values()) - set(rules.input_modalities) != set()
+        or rules.max_tokens_field != "max_completion_tokens"
+        or rules.explicit_tool_choice
+        or rules.tool_calls_content != "omit"
+        or bool(rules.drop_params)
+        or bool(rules.extra_body)
+    )
 
 
 def adapt_chat_body(data: dict[str, Any], rules: RequestRules, diags: Diagnostics) -> None:

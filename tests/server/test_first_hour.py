@@ -171,3 +171,50 @@ async def test_lossy_json_schema_message_is_true_under_each_policy(
     else:
         assert response.status_code == 200
         assert response.headers["x-shim-diagnostics"] == "lossy_value:text.format"
+
+
+# --------------------------------------------------------------------------- chat pass-through
+
+PASSTHROUGH = {
+    "parts become a string, max_completion_tokens goes as max_tokens": (
+        {
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hello."}]}],
+            "max_completion_tokens": 4,
+        },
+        {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 4},
+        None,
+    ),
+    "an image the upstream cannot take is reported": (
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is it?"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                    ],
+                }
+            ]
+        },
+        {"messages": [{"role": "user", "content": "What is it?"}]},
+        "unsupported_content:messages[0].content[1]",
+    ),
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+@pytest.mark.parametrize("case", PASSTHROUGH.values(), ids=PASSTHROUGH.keys())
+async def test_chat_pass_through_fits_the_dialect(
+    make_shim: MakeShim,
+    connect: Connect,
+    case: tuple[dict[str, Any], dict[str, Any], str | None],
+    stream: bool,
+) -> None:
+    sent, upstream, reported = case
+    shim = make_shim(dialect="llamacpp-python")
+    response = await connect(shim).post("/v1/chat/completions", json={"model": "m", **sent, "stream": stream})
+    assert response.status_code == 200, response.text
+    assert response.headers.get("x-shim-diagnostics") == reported
+    body = _upstream_body(shim)
+    assert {k: body[k] for k in upstream} == upstream
+    assert "max_completion_tokens" not in body
