@@ -107,6 +107,10 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             json_object as ``response_format.schema`` (the Anyscale shape that
             llama-cpp-python and llama.cpp's server constrain with a grammar), so nothing is
             lost and no diagnostic is needed.
+        stream_to_cancel: The upstream stops generating when the client closes the connection
+            only for a streamed request (llama-cpp-python finishes an unstreamed one, however
+            long). A background turn then goes upstream streamed (and is collected), so that a
+            cancel, which closes the connection, stops the generation.
         drop_params: Request fields this upstream rejects; the writer removes them and
             reports a ``dropped_param`` diagnostic (Mistral's strict schema rejects ``store``,
             ``user``, ``seed``…).
@@ -124,6 +128,7 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     stream_usage: bool = True
     stream_auto_tool_choice: bool = True
     explicit_tool_choice: bool = False
+    stream_to_cancel: bool = False
     reasoning_effort: Literal["reasoning_effort", "reasoning_object", "drop"] = "reasoning_effort"
     reasoning_replay: Literal["field", "think_tags", "drop"] = "drop"
     reasoning_replay_field: _NonEmpty = "reasoning_content"

@@ -8,6 +8,7 @@ endpoint's ``max_output_tokens`` and the route's limit reach the upstream; ``--s
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -218,3 +219,27 @@ async def test_chat_pass_through_fits_the_dialect(
     body = _upstream_body(shim)
     assert {k: body[k] for k in upstream} == upstream
     assert "max_completion_tokens" not in body
+
+
+# --------------------------------------------------------------------------- stream_to_cancel
+
+
+@pytest.mark.parametrize(("dialect", "streamed"), [("llamacpp-python", True), ("openai", False)])
+async def test_background_turn_goes_up_streamed_where_only_a_stream_stops(
+    make_shim: MakeShim, connect: Connect, dialect: str, streamed: bool
+) -> None:
+    """``stream_to_cancel``: a background turn is sent streamed (a cancel then stops the model;
+    tests/e2e/test_upstream_stops.py proves it on llama) and still completes whole."""
+    shim = make_shim(dialect=dialect)
+    client = connect(shim)
+    queued = (
+        await client.post("/v1/responses", json={"model": "m", "input": "hi", "background": True})
+    ).json()
+    for _ in range(200):
+        done = (await client.get(f"/v1/responses/{queued['id']}")).json()
+        if done["status"] not in ("queued", "in_progress"):
+            break
+        await asyncio.sleep(0.01)
+    assert done["status"] == "completed", done
+    assert done["output"][0]["content"][0]["text"]
+    assert _upstream_body(shim).get("stream", False) is streamed
