@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from shim.errors import ShimError, UpstreamError, UpstreamTimeout
+from shim.fixtures.capture import tap_upstream
 from shim.redaction import redact
 from shim.routing import Resolved
 from shim.settings import Timeouts
@@ -208,6 +209,7 @@ class UpstreamClient:
                 )
                 delay = 0.0
             else:
+                response.stream = tap_upstream(resolved, request, response)  # shim serve --record
                 if response.status_code < 400:
                     assert isinstance(response.stream, httpx.AsyncByteStream)
                     response.stream = _Bounded(response.stream, self.max_response_bytes, deadline)

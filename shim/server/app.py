@@ -18,6 +18,7 @@ from litestar.exceptions import HTTPException
 from litestar.response import Stream
 
 from shim.errors import ShimError
+from shim.fixtures.install import install as install_fixtures
 from shim.ids import RandomIds, system_clock
 from shim.paths import data_dir
 from shim.routing import Router, bearer
@@ -257,4 +258,5 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
     app.state.settings = settings
     service.limits = server.limits
     install_observability(app, settings)  # body guard, request ids, logs, /metrics, /readyz
+    install_fixtures(app, settings, service.secret)  # --record DIR and /inspector (off by default)
     return app
