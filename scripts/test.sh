@@ -23,4 +23,5 @@ if ! python -m shim.embedded ensure >/dev/null; then
 fi
 echo "== redis-server (store tests)" && bash scripts/install_redis.sh
 echo "== node clients (Codex CLI, AI SDK)" && bash scripts/install_clients.sh
+echo "== chromium (the /inspector browser test)" && bash scripts/install_browser.sh
 echo "== pytest" && exec python -m pytest "$@"

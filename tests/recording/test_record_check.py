@@ -58,13 +58,6 @@ ROWS: list[tuple[str, str, dict[str, Any], dict[str, Any], dict[str, str]]] = [
         {},
     ),
     (
-        "responses-upstream-error",
-        "/v1/responses",
-        {"dialect": "openai"},
-        {"model": "m", "input": "Hi", "max_output_tokens": -5},
-        {},
-    ),
-    (
         "chat-stream",
         "/v1/chat/completions",
         {"kind": "responses"},
@@ -130,6 +123,42 @@ async def test_recorded_case_round_trips(
     assert reports[0].expectation == "recorded"
     assert main(["fixtures", "check", str(folder)]) == 0
     assert "1 cases, 0 differ" in capsys.readouterr().out
+
+
+async def _refusing(scope: Any, receive: Any, send: Any) -> None:
+    """An upstream that refuses every request with a 400 in OpenAI's envelope."""
+    if scope["type"] != "http":
+        return
+    body = {"error": {"message": "max_tokens is too large", "type": "invalid_request_error", "code": None}}
+    await send(
+        {"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+@pytest.mark.parametrize(
+    ("path", "route", "body"),
+    [
+        ("/v1/responses", {"dialect": "openai"}, {"model": "m", "input": "Hi", "stream": True}),
+        ("/v1/responses", {"dialect": "openai"}, {"model": "m", "input": "Hi"}),
+        ("/v1/chat/completions", {"kind": "responses"}, {"model": "m", "messages": HELLO, "stream": True}),
+    ],
+)
+async def test_upstream_error_case_round_trips(
+    tmp_path: Path, path: str, route: dict[str, Any], body: dict[str, Any]
+) -> None:
+    folder = tmp_path / "recorded"
+    shim = RecordingShim(_refusing, folder, route=route)
+    try:
+        response = await shim.client.post(path, json=body)
+        await shim.written()
+    finally:
+        await shim.aclose()
+    assert response.status_code == 400
+    (case,) = [p for p in folder.glob("*/*/*") if p.is_dir()]
+    assert (case / "upstream.json").is_file() and (case / "client.json").is_file()
+    assert "upstream_status = 400" in (case / "case.toml").read_text()
+    assert [r.problems for r in check_cases(folder)] == [[]]
 
 
 def _think_inside(name: str) -> Any:
