@@ -17,7 +17,11 @@ from shim.settings import RecordSettings, load_settings
         ({"SHIM_RECORD_DIR": "/r"}, "", {}, RecordSettings(dir="/r"), False),
         ({"SHIM_RECORD_DIR": "/r"}, "", {"record": "/flag"}, RecordSettings(dir="/flag"), False),
         (
-            {"SHIM_RECORD_MODELS": "gpt-*, llama", "SHIM_RECORD_STATUSES": "2*", "SHIM_RECORD_SAMPLE": "0.25"},
+            {
+                "SHIM_RECORD_MODELS": "gpt-*, llama",
+                "SHIM_RECORD_STATUSES": "2*",
+                "SHIM_RECORD_SAMPLE": "0.25",
+            },
             "",
             {},
             RecordSettings(models=("gpt-*", "llama"), statuses=("2*",), sample=0.25),
