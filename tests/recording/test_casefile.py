@@ -64,7 +64,7 @@ def _exchange(
                 "/v1/chat/completions",
                 {"model": "m", "messages": []},
                 RESPONSES_ROUTE,
-                {"model": "m", "input": [{"type": "reasoning", "summary": []}]},
+                {"model": "m", "input": [{"type": "reasoning", "id": "rs_1", "summary": []}]},
             ),
             "remembered reasoning",
         ),

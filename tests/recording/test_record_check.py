@@ -71,6 +71,37 @@ ROWS: list[tuple[str, str, dict[str, Any], dict[str, Any], dict[str, str]]] = [
         {"model": "m", "messages": HELLO, "stream": True, "stream_options": {"include_usage": True}},
         {"x-shim-reasoning": "think_tags"},
     ),
+    (
+        "chat-think-tags-history",
+        "/v1/chat/completions",
+        {"kind": "responses"},
+        {
+            "model": "m",
+            "messages": [*HELLO, {"role": "assistant", "content": "<think>A greeting.</think>Hi!"}, *HELLO],
+            "stream": True,
+        },
+        {"x-shim-reasoning": "think_tags"},
+    ),
+    (
+        "chat-stateful-route",
+        "/v1/chat/completions",
+        {"kind": "responses", "stateful": True, "continue_upstream": True},
+        {"model": "m", "messages": HELLO},
+        {},
+    ),
+    (
+        "responses-store-false-sealed",
+        "/v1/responses",
+        {"dialect": "openai"},
+        {
+            "model": "m",
+            "input": "Hi",
+            "store": False,
+            "include": ["reasoning.encrypted_content"],
+            "stream": True,
+        },
+        {},
+    ),
     ("chat-whole", "/v1/chat/completions", {"kind": "responses"}, {"model": "m", "messages": HELLO}, {}),
     (
         "chat-tools",
@@ -348,3 +379,25 @@ def test_project_corpus_gives_the_suites_verdict(capsys: pytest.CaptureFixture[s
     from tests.test_fixtures_chat_over_responses import CASES as BACKWARD
 
     assert out == f"{len(FORWARD) + len(BACKWARD)} cases, 0 differ"
+
+
+async def test_a_turn_leaning_on_remembered_reasoning_is_not_written(tmp_path: Path) -> None:
+    """The second turn gets the first turn's reasoning back from the shim's memory: replaying it
+    would need that memory, so only the first turn becomes a case."""
+    folder = tmp_path / "recorded"
+    shim = RecordingShim(
+        ScriptedResponses(reasoning=["Let me ", "think."]), folder, route={"kind": "responses"}
+    )
+    try:
+        first = (
+            await shim.client.post("/v1/chat/completions", json={"model": "m", "messages": HELLO})
+        ).json()
+        again = [*HELLO, {"role": "assistant", "content": first["choices"][0]["message"]["content"]}, *HELLO]
+        await shim.client.post("/v1/chat/completions", json={"model": "m", "messages": again})
+        await shim.written()
+    finally:
+        await shim.aclose()
+    cases = [p for p in folder.glob("*/*/*") if p.is_dir()]
+    assert len(cases) == 1
+    assert len(json.loads((cases[0] / "request.json").read_bytes())["messages"]) == 1
+    assert [r.problems for r in check_cases(folder)] == [[]]
