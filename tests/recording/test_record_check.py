@@ -8,6 +8,7 @@ naming the event that changed; a secret must appear nowhere under the record fol
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -401,3 +402,37 @@ async def test_a_turn_leaning_on_remembered_reasoning_is_not_written(tmp_path: P
     assert len(cases) == 1
     assert len(json.loads((cases[0] / "request.json").read_bytes())["messages"]) == 1
     assert [r.problems for r in check_cases(folder)] == [[]]
+
+
+def test_a_changed_snapshot_fails_the_check_as_it_fails_the_suite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A corpus case checked against snapshots (``--snapshots``): a changed event is named, and
+    ``--update`` writes the snapshot back byte for byte as syrupy wrote it."""
+    repo = Path(__file__).resolve().parents[2]
+    case = "openai/crlf_line_endings"
+    shutil.copytree(
+        repo / "fixtures" / "responses_over_chat" / case, tmp_path / "corpus" / "responses_over_chat" / case
+    )
+    snaps = tmp_path / "snaps" / "test_fixtures"
+    snaps.mkdir(parents=True)
+    for path in (repo / "tests" / "__snapshots__" / "test_fixtures").glob(
+        "*[[]openai.crlf_line_endings[]].json"
+    ):
+        shutil.copy(path, snaps / path.name)
+    stream = snaps / "test_stream[openai.crlf_line_endings].json"
+    original = stream.read_bytes()
+    args = ["fixtures", "check", str(tmp_path / "corpus"), "--snapshots", str(tmp_path / "snaps")]
+    assert main(args) == 0
+    events = json.loads(original)
+    events[-1]["type"] = "response.incomplete"
+    stream.write_text(json.dumps(events))
+    capsys.readouterr()
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert (
+        f"event {len(events) - 1} (response.incomplete) -> event {len(events) - 1} (response.completed)"
+        in out
+    )
+    assert main([*args, "--update"]) == 0
+    assert stream.read_bytes() == original
