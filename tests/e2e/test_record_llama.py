@@ -46,6 +46,8 @@ def test_recorded_llama_traffic_checks_clean(
     llama_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     record = tmp_path / "recorded"
+    (tmp_path / "front").mkdir()
+    (tmp_path / "back").mkdir()
     front = serve_shim(
         tmp_path / "front", "--upstream", llama_url, "--dialect", DIALECT, "--store", "memory://",
         "--record", str(record),
