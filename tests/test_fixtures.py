@@ -29,7 +29,7 @@ from checks.lifecycle import check_lifecycle
 from checks.oracle import validate_event, validate_resource
 from syrupy.assertion import SnapshotAssertion
 
-from shim.fixtures.replay import ResponsesCase
+from shim.fixtures.responses_case import ResponsesCase
 from tests.support.fixture_cases import params
 
 ROOT = Path(__file__).resolve().parents[1] / "fixtures" / "responses_over_chat"

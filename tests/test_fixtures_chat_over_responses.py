@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from shim.fixtures.replay import ChatCase
+from shim.fixtures.chat_case import ChatCase
 from shim.wire import chat as c
 from tests.support.fixture_cases import UPSTREAM_NAMES, params
 

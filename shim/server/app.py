@@ -18,7 +18,7 @@ from litestar.exceptions import HTTPException
 from litestar.response import Stream
 
 from shim.errors import ShimError
-from shim.fixtures.install import install as install_fixtures
+from shim.fixtures.inspector import install as install_fixtures
 from shim.ids import RandomIds, system_clock
 from shim.paths import data_dir
 from shim.routing import Router, bearer

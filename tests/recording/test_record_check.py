@@ -17,7 +17,7 @@ import pytest
 
 from shim.cli import main
 from shim.dialects import registry
-from shim.fixtures import replay
+from shim.fixtures import responses_case
 from shim.fixtures.check import check_cases
 from shim.fixtures.exchange import ClientRequest, Exchange
 from shim.fixtures.recorder import Recorder
@@ -208,7 +208,7 @@ async def test_changed_dialect_setting_fails_with_a_diff_naming_the_event(
     assert main(["fixtures", "check", str(folder)]) == 0
     capsys.readouterr()
     # The dialect now says the output starts inside <think>: the text becomes reasoning.
-    monkeypatch.setattr(replay, "get_dialect", _think_inside)
+    monkeypatch.setattr(responses_case, "get_dialect", _think_inside)
     assert main(["fixtures", "check", str(folder)]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "client output differs" in out
