@@ -47,7 +47,8 @@ class RecordingShim:
             await self.recorder.queue.join()
 
     async def aclose(self) -> None:
-        await self.recorder.aclose()
+        if "recorder" in self.app.state:  # absent when neither recording nor the inspector is on
+            await self.recorder.aclose()
         await self.client.aclose()
         await self.upstream.aclose()
 
