@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from shim.cli import main
-from shim.embedded import DIALECT
+from shim.cli.embedded import DIALECT
 from tests.e2e.conftest import MODEL
 from tests.support.processes import serve_shim
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shim.http.state import app_state
 from tests.server.harness import Receive, Scope, Send, Shim, build_shim
 from tests.server.test_background import poll
 from tests.server.test_isolation import ATTEMPTS, MISSING
@@ -193,7 +194,7 @@ class Tenant:
 async def shim(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Shim]:
     store = "memory://" if request.param == "memory" else f"diskcache://{tmp_path / 'store'}"
     shim = build_shim(target=Jitter(seed=6), store=store)
-    shim.app.state.background.poll = 0.01
+    app_state(shim.app).background.poll = 0.01
     yield shim
     await shim.client.aclose()
 
@@ -201,7 +202,7 @@ async def shim(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 async def test_concurrent_callers_never_reach_each_other(shim: Shim) -> None:
     registry: dict[str, int] = {}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(shim.app), base_url="http://shim") as client:
-        runner = shim.app.state.background
+        runner = app_state(shim.app).background
         backgrounds: list[tuple[str, int]] = []
         tenants = [
             Tenant(n, client, registry, backgrounds, lambda i: i in runner._tasks) for n in range(TENANTS)

@@ -10,9 +10,10 @@ import msgspec
 from litestar import Litestar
 
 from shim.fixtures.recorder import Recorder
-from shim.server.app import create_app
+from shim.http.app import create_app
+from shim.http.state import app_state
 from shim.settings import RecordSettings, Route, ServerSettings, Settings, Timeouts
-from shim.upstream import UpstreamClient
+from shim.upstream.client import UpstreamClient
 
 UPSTREAM_URL = "http://upstream.test/v1"
 
@@ -38,7 +39,8 @@ class RecordingShim:
 
     @property
     def recorder(self) -> Recorder:
-        recorder: Recorder = self.app.state.recorder
+        recorder = app_state(self.app).recorder
+        assert recorder is not None, "recording or the inspector is on"
         return recorder
 
     async def written(self) -> None:
@@ -47,7 +49,7 @@ class RecordingShim:
             await self.recorder.queue.join()
 
     async def aclose(self) -> None:
-        if "recorder" in self.app.state:  # absent when neither recording nor the inspector is on
+        if app_state(self.app).recorder is not None:  # None when recording and the inspector are off
             await self.recorder.aclose()
         await self.client.aclose()
         await self.upstream.aclose()
