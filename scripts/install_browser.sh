@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make sure a Chromium is on PATH for the inspector's browser test (tests/inspector): Debian's
-# `chromium` package, driven by Playwright (PyPI) through `executable_path`. Playwright's own
+# Make sure a Chromium is on PATH for the inspector's browser test
+# (tests/recording/test_inspector_browser.py): Debian's `chromium` package, driven by Playwright
+# (PyPI) through `executable_path`. Playwright's own
 # browser download is never used: it fetches from a CDN, which a CI box without internet cannot.
 # Without root or apt it only warns; the browser test then skips locally and fails under CI=true.
 set -euo pipefail
