@@ -24,4 +24,5 @@ fi
 echo "== redis-server (store tests)" && bash scripts/install_redis.sh
 echo "== haproxy (load-balanced replicas test)" && bash scripts/install_haproxy.sh
 echo "== node clients (Codex CLI, AI SDK)" && bash scripts/install_clients.sh
+echo "== chromium (the /inspector browser test)" && bash scripts/install_browser.sh
 echo "== pytest" && exec python -m pytest "$@"

@@ -11,6 +11,12 @@ The config file (TOML) holds the server section and any number of routes; a lone
     store = "diskcache:///var/lib/shim"  # or redis://host:6379/0, memory:// (SHIM_STORE)
     store_ttl = 2592000            # seconds a stored response lives; 0 = forever (SHIM_STORE_TTL)
     store_max_bytes = 4294967296   # diskcache size bound, LRU eviction (SHIM_STORE_MAX_BYTES)
+    inspector = false              # the /inspector page (SHIM_INSPECTOR, --inspector); docs/fixtures.md
+
+    [server.record]                # traffic as fixture cases (SHIM_RECORD_<KEY>, --record DIR)
+    dir = "recorded"               # off while empty
+    sample = 1.0                   # share of exchanges recorded
+    statuses = ["2*", "4*"]        # globs on the client's status; models = [...]; routes = [...]
 
     [[routes]]
     match = "gpt-*"                # glob on the client's model name
@@ -44,6 +50,7 @@ __all__ = [
     "AUTO_DIALECT",
     "WORKER_SETTINGS",
     "Environment",
+    "RecordSettings",
     "Route",
     "ServerSettings",
     "Settings",
@@ -115,6 +122,19 @@ class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     keepalive: _Wait = 15.0  # SSE comment interval while the upstream is silent
 
 
+class RecordSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``shim serve --record DIR``: exchanges written as fixture cases (docs/fixtures.md)."""
+
+    dir: str = ""  # off while empty
+    sample: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+    max_case_bytes: int = 4 * 1024**2  # a larger exchange is not written
+    max_total_bytes: int = 512 * 1024**2  # recording stops once the folder holds this much
+    # Filters, globs; empty lets everything through: the client's path, its model, the status it got.
+    routes: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: _Port = 8080
@@ -132,6 +152,9 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     shutdown_timeout: _Seconds = 30.0  # in-flight requests and streams may finish for this long
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()  # docs/operations.md lists every limit
+    record: RecordSettings = RecordSettings()
+    inspector: bool = False  # GET /inspector: recent exchanges (a shim key when api_keys is set)
+    inspector_exchanges: int = 100  # how many recent exchanges it keeps in memory
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -149,12 +172,19 @@ def _env_list(name: str) -> tuple[str, ...] | None:
 # Environment names for the [server] section: SHIM_<FIELD> for its scalars (SHIM_RETRIES,
 # SHIM_MAX_BODY_BYTES…), SHIM_TIMEOUT_<FIELD> for [server.timeouts], SHIM_LIMIT_<FIELD> for
 # [server.limits]; so a container configures everything through its environment.
-_NESTED_PREFIXES = {"timeouts": "SHIM_TIMEOUT_", "limits": "SHIM_LIMIT_"}
+_NESTED_PREFIXES = {"timeouts": "SHIM_TIMEOUT_", "limits": "SHIM_LIMIT_", "record": "SHIM_RECORD_"}
 
 
-def _env_values(struct: msgspec.Struct, prefix: str) -> dict[str, str]:
+def _env_values(struct: msgspec.Struct, prefix: str) -> dict[str, str | list[str]]:
     names = (name for name in struct.__struct_fields__ if name not in _NESTED_PREFIXES and name != "api_keys")
-    return {name: os.environ[prefix + name.upper()] for name in names if prefix + name.upper() in os.environ}
+    found = {name: os.environ[prefix + name.upper()] for name in names if prefix + name.upper() in os.environ}
+    # A list setting (SHIM_RECORD_MODELS=a,b) is written comma-separated.
+    return {
+        name: [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(getattr(struct, name), tuple)
+        else value
+        for name, value in found.items()
+    }
 
 
 def _validated(data: dict[str, object]) -> ServerSettings:
@@ -207,6 +237,8 @@ def load_settings(
     api_key: str | None = None,
     store: str | None = None,
     default_dialect: str = "openai",
+    record: str | None = None,
+    inspector: bool | None = None,
 ) -> Settings:
     """Merge the sources; every value a flag or variable can set has both. Every value is
     checked against its rule here (a ValueError names it), before anything starts.
@@ -224,13 +256,16 @@ def load_settings(
     server = _overlay_env(settings.server)
     env = os.environ
     flags = dict(zip(_FLAGS, (host, port, store), strict=True))
-    server = _validated(
-        {
-            **msgspec.structs.asdict(server),
-            **{name: value for name, value in flags.items() if value is not None},
-            "api_keys": _env_list("SHIM_API_KEYS") or server.api_keys,
-        }
-    )
+    merged: dict[str, object] = {
+        **msgspec.structs.asdict(server),
+        **{name: value for name, value in flags.items() if value is not None},
+        "api_keys": _env_list("SHIM_API_KEYS") or server.api_keys,
+    }
+    if record:
+        merged["record"] = msgspec.structs.replace(server.record, dir=record)
+    if inspector is not None:
+        merged["inspector"] = inspector
+    server = _validated(merged)
     routes = settings.routes
     upstream = upstream or env.get("SHIM_UPSTREAM_URL")
     if upstream:

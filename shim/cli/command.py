@@ -1,4 +1,4 @@
-"""The ``shim`` command: ``serve`` (the main job) and ``convert`` (recorded traffic)."""
+"""The ``shim`` command: ``serve`` (the main job), ``convert`` (recorded traffic) and ``fixtures check``."""
 
 from __future__ import annotations
 
@@ -154,6 +154,8 @@ def _serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             store=args.store,
+            record=args.record,
+            inspector=args.inspector,
         )
         workers = _workers(args)
         profile_name = _profile_name(args)
@@ -289,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="event loop")
     serve.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto", help="HTTP parser")
+    serve.add_argument(
+        "--record", metavar="DIR", help="write exchanges as fixture cases (env SHIM_RECORD_DIR)"
+    )
+    serve.add_argument(
+        "--inspector", action="store_true", default=None, help="serve /inspector (env SHIM_INSPECTOR)"
+    )
     serve.set_defaults(func=_serve)
 
     convert = sub.add_parser("convert", help="convert recorded traffic between the two formats")
@@ -309,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--dialect", default="openai", help="dialect for chat-side reading and writing")
     convert.add_argument("-o", "--output", type=Path, help="output file (default stdout)")
     convert.set_defaults(func=_convert)
+    from shim.cli.fixtures import add_parser as add_fixtures
+
+    add_fixtures(sub)
     return parser
 
 

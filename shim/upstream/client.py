@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 
@@ -27,9 +27,10 @@ from shim.upstream.redaction import redact
 from shim.upstream.routing import Resolved
 from shim.upstream.transport import fast_transport
 
-__all__ = ["UpstreamClient", "redact"]
+__all__ = ["Tap", "UpstreamClient", "redact"]
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+Tap = Callable[[Resolved, httpx.Request, httpx.Response], httpx.AsyncByteStream | httpx.SyncByteStream]
 DEFAULT_RETRY_MAX_WAIT = 20.0
 
 _RETRY_STATUS = frozenset({429, 502, 503})
@@ -112,6 +113,9 @@ class UpstreamClient:
         )
         self._default_headers = dict(self.client.headers.items())  # user-agent, accept-encoding…
         self._extensions = {"timeout": self.client.timeout.as_dict()}
+        # Sees each answer as it opens and returns its byte stream (wrapped to note the chunks):
+        # set by the recording (``shim.fixtures.capture.tap_upstream``), else nothing is added.
+        self.tap: Tap | None = None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -174,6 +178,8 @@ class UpstreamClient:
                 )
                 delay = 0.0
             else:
+                if self.tap is not None:  # shim serve --record, /inspector
+                    response.stream = self.tap(resolved, request, response)
                 if response.status_code < 400:
                     assert isinstance(response.stream, httpx.AsyncByteStream)
                     response.stream = _Bounded(response.stream, self.max_response_bytes, deadline)
