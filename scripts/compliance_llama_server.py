@@ -31,7 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shim.embedded import MODEL_ALIAS, free_port
+from shim.cli.embedded import MODEL_ALIAS, free_port
 from tests.support.llama_server import DIALECT, LlamaServer
 
 ROOT = Path(__file__).resolve().parents[1]

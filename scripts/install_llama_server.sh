@@ -24,7 +24,7 @@ apt_install() {
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-if [ -x "$(python scripts/llama_server.py path)" ] && [ -f "$(python -m shim.embedded path)" ]; then
+if [ -x "$(python scripts/llama_server.py path)" ] && [ -f "$(python -m shim.cli.embedded path)" ]; then
   exit 0
 fi
 if ! command -v c++ >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then

@@ -21,7 +21,7 @@ from pathlib import Path
 # Work from a checkout even when the project is not installed into this interpreter.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shim.embedded import EmbeddedUpstreamError, ensure_model
+from shim.cli.embedded import EmbeddedUpstreamError, ensure_model
 from tests.support.llama_server import (
     DEFAULT_N_CTX,
     DEFAULT_PARALLEL,

@@ -40,12 +40,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shim.cli.embedded import MODEL_ALIAS, free_port
 from shim.core.diagnostics import Diagnostics
 from shim.dialects.registry import get_dialect
-from shim.embedded import MODEL_ALIAS, free_port
-from shim.server.chat_service import ENCRYPTED_INCLUDE
 from shim.translate.chat_request import to_chat_request
 from shim.translate.responses_request import encode_create_response_body, to_responses_request
+from shim.turns.chat_over_responses import ENCRYPTED_INCLUDE
 from shim.wire import chat as c
 from shim.wire import responses as r
 from shim.wire.chat import decode_chat_request

@@ -10,7 +10,7 @@ binary is written under a temporary name and renamed, under a file lock, so conc
 interrupted builds leave nothing half-written. The build targets this machine's CPU
 (``GGML_NATIVE``), which is why the cache is per machine.
 
-The model is the embedded upstream's Gemma 3 270M GGUF (``shim.embedded.ensure_model``). It has
+The model is the embedded upstream's Gemma 3 270M GGUF (``shim.cli.embedded.ensure_model``). It has
 no chat template, so the server gets ``--chat-template chatml --jinja`` (Jinja also turns on
 tool calling and ``reasoning_content`` parsing).
 
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import httpx
 
-from shim.embedded import MODEL_ALIAS, cache_dir, free_port, model_path
+from shim.cli.embedded import MODEL_ALIAS, cache_dir, free_port, model_path
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -99,7 +99,7 @@ def is_available() -> tuple[bool, str]:
             f"llama-server not built at {binary_path()} (run: python scripts/llama_server.py ensure)",
         )
     if not model_path().is_file():
-        return False, f"model not assembled at {model_path()} (run: python -m shim.embedded ensure)"
+        return False, f"model not assembled at {model_path()} (run: python -m shim.cli.embedded ensure)"
     return True, ""
 
 
