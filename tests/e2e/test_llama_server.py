@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from tests.checks.oracle import validate_resource
+from tests.clients.langchain_kit import langchain_openai, offline  # noqa: F401 (autouse: no network)
 from tests.e2e.conftest import MODEL, ShimServer, output_text, stream_sse
 from tests.e2e.test_llama import STREAM_EVENT, WEATHER_TOOL, body, check_stream, create
 from tests.support.recording_proxy import RecordingProxy
@@ -250,3 +251,22 @@ def test_sdk_stream_events_validate(sdk: openai.OpenAI) -> None:
         STREAM_EVENT.validate_python(event.to_dict(mode="json"))
         types.append(event.type)
     assert types[0] == "response.created" and types[-1] == "response.incomplete"
+
+
+def test_langchain_responses_api(shim_llama_server: ShimServer) -> None:
+    chat = langchain_openai.ChatOpenAI(
+        model=MODEL,
+        base_url=shim_llama_server.base_url,
+        api_key="unused",  # type: ignore[arg-type]
+        use_responses_api=True,
+        max_tokens=8,
+        temperature=0,
+        max_retries=0,
+        timeout=120,
+    )
+    message = chat.invoke([("system", "Answer briefly."), ("human", "What is the capital of France?")])
+    assert message.text.strip()
+    assert message.response_metadata["status"] == "incomplete"
+    assert message.usage_metadata is not None and message.usage_metadata["output_tokens"] == 8
+    streamed = list(chat.stream("Name a colour."))
+    assert "".join(chunk.text for chunk in streamed).strip()

@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from tests.clients.conftest import Node, node  # noqa: F401  (the npm clients' fixture)
+from tests.clients.langchain_kit import langchain_openai, offline  # noqa: F401 (autouse: no network)
 from tests.e2e.conftest import MODEL, ShimServer, output_text, stream_sse
 from tests.support.recording_proxy import RecordingProxy
 
@@ -129,8 +130,7 @@ def test_sdk_chat_required_tool_choice_reaches_the_server(
 
 
 def test_langchain_chat_openai(shim_llama_server_responses: ShimServer) -> None:
-    chat_models = pytest.importorskip("langchain_openai")
-    model = chat_models.ChatOpenAI(
+    model = langchain_openai.ChatOpenAI(
         model=MODEL,
         base_url=shim_llama_server_responses.base_url,
         api_key="unused",
