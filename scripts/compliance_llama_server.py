@@ -1,7 +1,9 @@
 """The official Open Responses compliance suite against llama-server, side by side (docs/upstreams.md).
 
 Two runs over one llama-server (tests/support/llama_server.py: Gemma 3 270M, ``--chat-template
-chatml --jinja``), same model, same server flags:
+chatml --jinja``, and ``--n-predict 48``: the output cap the shim's route also sets, so a direct
+request the suite sends without a limit ends as soon as one through the shim), same model, same
+server flags:
 
 - **direct**: the suite against llama-server's own ``/v1/responses``;
 - **via the shim**: the suite against ``shim serve`` in front of llama-server's
@@ -35,11 +37,13 @@ from shim.cli.embedded import MODEL_ALIAS, free_port
 from tests.support.llama_server import DIALECT, LlamaServer
 
 ROOT = Path(__file__).resolve().parents[1]
+# A base model rarely ends a turn by itself: both runs cap its answers at this many tokens.
+MAX_OUTPUT_TOKENS = 48
 ROUTE = f"""[[routes]]
 match = "*"
 upstream = "{{upstream}}"
 dialect = "{DIALECT}"
-max_output_tokens = 48
+max_output_tokens = {MAX_OUTPUT_TOKENS}
 temperature = 0
 stop = ["<|im_end|>"]
 """
@@ -67,7 +71,10 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="compliance-llama-server-") as tmp:
         work = Path(tmp)
-        with LlamaServer(log_path=work / "llama-server.log") as server:
+        cap = ("--n-predict", str(MAX_OUTPUT_TOKENS))
+        # Four slots: the suite sends its tests at once, and two slots queue them past its timeouts.
+        server = LlamaServer(log_path=work / "llama-server.log", parallel=4, extra_args=cap)
+        with server:
             direct = suite(args.suite_dir, server.base_url, args.json_dir, "direct")
             config = work / "shim.toml"
             config.write_text(ROUTE.format(upstream=server.base_url))
