@@ -155,9 +155,12 @@ async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     service: ResponsesService = request.app.state.service
     client_key = bearer(request.headers.get("authorization"))
     seen: dict[str, dict[str, Any]] = {}
-    for route in service.router.routes:
+    for route, resolved in service.router.listing(client_key):  # which key may go where: routing.py
+        if resolved is None:
+            for name in service.router.configured_models(route):
+                seen.setdefault(name, {"id": name, "object": "model", "created": 0, "owned_by": "shim"})
+            continue
         try:
-            resolved = service.router.for_route(route, client_key, route.model or "")
             data = msgspec.json.decode(await service.upstream.get_json(resolved, "/models"))
         except ShimError as exc:
             log.info("models: %s: %s", route.upstream, exc.message)

@@ -30,6 +30,7 @@ import msgspec
 from litestar import Litestar, Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shim.server.auth import ClientAuth
 from shim.server.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
 from shim.settings import Settings
 from shim.telemetry import Metrics, RequestRecord, current_metrics, current_record, note_store
@@ -211,7 +212,8 @@ def install(app: Litestar, settings: Settings) -> None:
     app.state.metrics = metrics
     server = settings.server
     guarded = BodyGuard(cast(ASGIApp, app.asgi_handler), server.limits, server.max_body_bytes)
-    app.asgi_handler = cast(Any, Observe(guarded, metrics))
+    gated = ClientAuth(guarded, app.state.service.router)  # keys first: no body read for a 401
+    app.asgi_handler = cast(Any, Observe(gated, metrics))
     app.register(metrics_endpoint)
     app.register(readyz)
     store = getattr(app.state.service, "store", None)
