@@ -44,6 +44,7 @@ def app_from_env() -> Litestar:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from shim.keyring import server_secret
     from shim.server.app import create_app
     from shim.server.runtime_tuning import tune_for_serving
     from shim.settings import load_settings
@@ -59,6 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             store=args.store,
         )
+        server_secret(settings.server)  # made once here, before worker processes could race for it
     except (ValueError, OSError) as exc:
         print(f"shim: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,9 @@ The config file (TOML) holds the server section and any number of routes; a lone
     [server]
     host = "127.0.0.1"
     port = 8080
-    api_keys = ["sk-shim-1"]       # or SHIM_API_KEYS=sk-a,sk-b
+    api_keys = ["sk-shim-1"]       # or SHIM_API_KEYS=sk-a,sk-b (docs/security.md)
+    secret = "…"                   # or SHIM_SECRET, >= 32 bytes; unset: a file in the data dir
+    previous_secrets = ["…"]       # or SHIM_PREVIOUS_SECRETS=a,b: still open/look up, never seal
     diagnostics = "warn"           # ignore | warn | error
     store = "diskcache:///var/lib/shim"  # or redis://host:6379/0, memory:// (SHIM_STORE)
     store_ttl = 2592000            # seconds a stored response lives; 0 = forever (SHIM_STORE_TTL)
@@ -39,7 +41,19 @@ import msgspec
 from shim.core.diagnostics import Policy
 from shim.limits import Limits
 
-__all__ = ["Route", "ServerSettings", "Settings", "Timeouts", "load_settings"]
+__all__ = [
+    "MIN_SECRET_BYTES",
+    "Route",
+    "ServerSettings",
+    "Settings",
+    "Timeouts",
+    "check_secret",
+    "load_settings",
+]
+
+# The server secret keys the caller scopes and the sealing keys (shim/keyring.py): 32 bytes is
+# the strength of the keys derived from it.
+MIN_SECRET_BYTES = 32
 
 
 class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -95,6 +109,10 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     host: str = "127.0.0.1"
     port: int = 8080
     api_keys: tuple[str, ...] = ()
+    # The server secret (SHIM_SECRET); empty: the file ``secret`` in the data directory. The
+    # previous ones (SHIM_PREVIOUS_SECRETS) open and look up what they made; only it seals.
+    secret: str = ""
+    previous_secrets: tuple[str, ...] = ()
     diagnostics: Policy = "warn"
     store: str = ""
     store_ttl: float = 30 * 24 * 3600.0  # seconds; 0 keeps records until evicted or deleted
@@ -113,6 +131,22 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     routes: tuple[Route, ...] = ()
 
 
+def check_secret(secret: bytes, where: str) -> None:
+    """Refuse a secret shorter than ``MIN_SECRET_BYTES``; the message never holds the secret."""
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"{where} is {len(secret)} bytes long; the server secret must be at least "
+            f"{MIN_SECRET_BYTES} bytes (generate one with: openssl rand -hex 32)"
+        )
+
+
+def secret_values(server: ServerSettings) -> tuple[str, tuple[str, ...]]:
+    """The secret and the previous ones; for settings built in code (tests, benchmarks) without
+    them, from ``SHIM_SECRET`` / ``SHIM_PREVIOUS_SECRETS`` as ``load_settings`` would."""
+    secret = server.secret or os.environ.get("SHIM_SECRET", "")
+    return secret, server.previous_secrets or _env_list("SHIM_PREVIOUS_SECRETS") or ()
+
+
 def _env_list(name: str) -> tuple[str, ...] | None:
     value = os.environ.get(name)
     if value is None:
@@ -127,7 +161,8 @@ _NESTED_PREFIXES = {"timeouts": "SHIM_TIMEOUT_", "limits": "SHIM_LIMIT_"}
 
 
 def _env_values(struct: msgspec.Struct, prefix: str) -> dict[str, str]:
-    names = (name for name in struct.__struct_fields__ if name not in _NESTED_PREFIXES and name != "api_keys")
+    lists = ("api_keys", "previous_secrets")  # comma-separated: read by _env_list
+    names = (name for name in struct.__struct_fields__ if name not in _NESTED_PREFIXES and name not in lists)
     return {name: os.environ[prefix + name.upper()] for name in names if prefix + name.upper() in os.environ}
 
 
@@ -175,11 +210,15 @@ def load_settings(
         host=host or env.get("SHIM_HOST") or server.host,
         port=port or int(env.get("SHIM_PORT") or server.port),
         api_keys=_env_list("SHIM_API_KEYS") or server.api_keys,
+        previous_secrets=_env_list("SHIM_PREVIOUS_SECRETS") or server.previous_secrets,
         diagnostics=env.get("SHIM_DIAGNOSTICS", server.diagnostics),
         store=store or env.get("SHIM_STORE") or server.store,
         store_ttl=float(env.get("SHIM_STORE_TTL") or server.store_ttl),
         store_max_bytes=int(env.get("SHIM_STORE_MAX_BYTES") or server.store_max_bytes),
     )
+    if server.secret:
+        where = "SHIM_SECRET" if env.get("SHIM_SECRET") else f"{config}: [server] secret (or SHIM_SECRET)"
+        check_secret(server.secret.encode(), where)
     routes = settings.routes
     upstream = upstream or env.get("SHIM_UPSTREAM_URL")
     if upstream:

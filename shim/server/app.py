@@ -8,7 +8,6 @@ envelope with a ``param``; the OpenAPI document is told the real request schemas
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from litestar.response import Stream
 
 from shim.errors import ShimError
 from shim.ids import RandomIds, system_clock
-from shim.paths import data_dir
+from shim.keyring import Keyring
 from shim.routing import Router, bearer
 from shim.server.background import BackgroundRunner
 from shim.server.chat_endpoint import create_chat_completion, install_chat, responses_pass_through
@@ -180,23 +179,6 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _secret(settings: Settings) -> bytes:
-    value = os.environ.get("SHIM_SECRET")
-    if value:
-        return value.encode()
-    path = data_dir() / "secret"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = os.urandom(32)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.chmod(0o600)
-        os.replace(tmp, path)
-        return data
-
-
 def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) -> Litestar:
     server = settings.server
     router = Router(settings.routes, server.api_keys)
@@ -217,7 +199,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         router=router,
         upstream=client,
         store=store,
-        secret=_secret(settings),
+        keyring=Keyring.of(server),  # SHIM_SECRET or the data dir's file, + SHIM_PREVIOUS_SECRETS
         policy=server.diagnostics,
         ids=RandomIds(),
         clock=system_clock,

@@ -120,7 +120,7 @@ def install_chat(app: Litestar, service: ResponsesService) -> None:
         router=service.router,
         upstream=service.upstream,
         memory=memory,
-        secret=service.secret,
+        keyring=service.keyring,
         policy=service.policy,
         ids=service.ids,
         clock=service.clock,

@@ -30,11 +30,11 @@ from shim.core.deltas import ErrorDelta, UsageDelta
 from shim.core.diagnostics import Diagnostics, Policy
 from shim.errors import InvalidRequest, ShimError, UpstreamError, UpstreamStatusError
 from shim.ids import Clock, IdFactory
+from shim.keyring import Keyring
 from shim.routing import Resolved, Router
 from shim.server.keepalive import with_keepalive
 from shim.server.reasoning_memory import ReasoningMemory, TurnRecord, prefix_digests
 from shim.sse import DONE, KEEPALIVE, encode_data
-from shim.store.repository import scope_of
 from shim.translate.chat_over_responses import ChatChoiceDriver
 from shim.translate.chat_writer import THINK_CLOSE, THINK_OPEN, ReasoningMode, error_chunk_bytes, usage_body
 from shim.translate.responses_request import encode_create_response_body, to_responses_request
@@ -133,7 +133,7 @@ class ChatService:
         router: Router,
         upstream: UpstreamClient,
         memory: ReasoningMemory | None,
-        secret: bytes,
+        keyring: Keyring,
         policy: Policy,
         ids: IdFactory,
         clock: Clock,
@@ -143,7 +143,7 @@ class ChatService:
         self.router = router
         self.upstream = upstream
         self.memory = memory
-        self.secret = secret
+        self.keyring = keyring
         self.policy = policy
         self.ids = ids
         self.clock = clock
@@ -158,11 +158,12 @@ class ChatService:
         n = 1 if req.n is None else req.n
         if not 1 <= n <= MAX_N:
             raise InvalidRequest(f"`n` must be between 1 and {MAX_N}.", param="n", code="invalid_value")
-        scope = scope_of(self.secret, client_key)
+        scope = self.keyring.scope(client_key)
         diags = Diagnostics(self.policy)
         route = resolved.route
         # Keys and digests are of the messages exactly as the client sends them back.
-        recalled = await self.memory.recall(scope, req.messages) if self.memory is not None else {}
+        scopes = self.keyring.scopes(client_key)  # turns remembered before a rotation, too
+        recalled = await self.memory.recall(scopes, req.messages) if self.memory is not None else {}
         prefixes = prefix_digests(req.messages)
         if mode == "think_tags":
             req.messages = [

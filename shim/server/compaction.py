@@ -43,10 +43,10 @@ async def compact(
     service: ResponsesService, body: r.CompactResponseMethodPublicBody, client_key: str | None
 ) -> tuple[r.CompactResource, Diagnostics]:
     resolved = service.router.resolve(body.model, client_key)  # 400 missing_required_parameter
-    scope = service.scope(client_key)
     history: list[r.ItemParam] = []
     if body.previous_response_id:
-        previous = await service.store.load(scope, body.previous_response_id) if service.store else None
+        scopes = service.scopes(client_key)
+        previous = await service.store.load_any(scopes, body.previous_response_id) if service.store else None
         if previous is None:
             raise PreviousResponseNotFound(
                 f"Previous response with id {body.previous_response_id!r} not found.",
@@ -58,7 +58,7 @@ async def compact(
         raise InvalidRequest("There is nothing to compact.", param="input", code="missing_input")
 
     config = service.compaction
-    sealed = service.sealed(scope)
+    sealed = service.sealed(*service.scopes(client_key))
     create, prompt = summarise_body(body, config)
     diags = Diagnostics(service.policy)
     chat_request = to_chat_request(

@@ -96,23 +96,33 @@ class ReasoningMemory:
     def _key(scope: str, prefix: str, key: str) -> str:
         return f"chatturn:{scope}:{prefix}:{key}"
 
-    async def recall(self, scope: str, messages: list[c.ChatCompletionMessageParam]) -> dict[int, TurnRecord]:
-        """Records for the assistant messages of ``messages``, by message index."""
-        turns = [
-            (i, m) for i, m in enumerate(messages) if isinstance(m, c.ChatCompletionAssistantMessageParam)
-        ]
+    async def recall(
+        self, scopes: tuple[str, ...], messages: list[c.ChatCompletionMessageParam]
+    ) -> dict[int, TurnRecord]:
+        """Records for the assistant messages of ``messages``, by message index. ``scopes``: the
+        caller's current scope, then its scopes under previous secrets (shim.keyring)."""
         prefixes = prefix_digests(messages)
-        found = await asyncio.gather(
-            *(self.backend.get(self._key(scope, prefixes[i], message_key(m))) for i, m in turns)
-        )
+        missing = {
+            i: message_key(m)
+            for i, m in enumerate(messages)
+            if isinstance(m, c.ChatCompletionAssistantMessageParam)
+        }
         out: dict[int, TurnRecord] = {}
-        for (i, _), raw in zip(turns, found, strict=True):
-            if raw is None:
-                continue
-            try:
-                out[i] = _decoder.decode(raw)
-            except msgspec.DecodeError:
-                continue  # a record from an incompatible version reads as missing
+        for scope in scopes:
+            if not missing:
+                break
+            wanted = list(missing.items())
+            found = await asyncio.gather(
+                *(self.backend.get(self._key(scope, prefixes[i], k)) for i, k in wanted)
+            )
+            for (i, _), raw in zip(wanted, found, strict=True):
+                if raw is None:
+                    continue
+                try:
+                    out[i] = _decoder.decode(raw)
+                except msgspec.DecodeError:
+                    continue  # a record from an incompatible version reads as missing
+                del missing[i]
         return out
 
     async def remember(self, scope: str, message: c.ChatCompletionMessage, record: TurnRecord) -> None:

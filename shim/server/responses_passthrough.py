@@ -68,7 +68,7 @@ class ResponsesPassthrough:
         if body.previous_response_id:
             previous = None
             if service.store is not None:
-                previous = await service.store.load(scope, body.previous_response_id)
+                previous = await service.store.load_any(service.scopes(client_key), body.previous_response_id)
             if previous is None:
                 raise PreviousResponseNotFound(
                     f"Previous response with id {body.previous_response_id!r} not found.",

@@ -18,6 +18,7 @@ from shim.core.deltas import ErrorDelta
 from shim.core.diagnostics import Diagnostics, Policy
 from shim.errors import InvalidRequest, PreviousResponseNotFound, UpstreamError
 from shim.ids import Clock, IdFactory
+from shim.keyring import Keyring
 from shim.limits import Limits, check_create_body
 from shim.redaction import redact, redact_event
 from shim.routing import Resolved, Router
@@ -25,7 +26,7 @@ from shim.sealing import Sealer
 from shim.server.keepalive import with_keepalive
 from shim.server.sealed_items import SealedItems, wants_sealed_reasoning
 from shim.settings import Route
-from shim.store.repository import PENDING, ResponseStore, StoredResponse, scope_of
+from shim.store.repository import PENDING, ResponseStore, StoredResponse
 from shim.telemetry import note_usage
 from shim.translate.chat_request import to_chat_request
 from shim.translate.compaction import compaction_config
@@ -101,7 +102,7 @@ class ResponsesService:
         router: Router,
         upstream: UpstreamClient,
         store: ResponseStore | None,
-        secret: bytes,
+        keyring: Keyring,
         policy: Policy,
         ids: IdFactory,
         clock: Clock,
@@ -111,8 +112,8 @@ class ResponsesService:
         self.router = router
         self.upstream = upstream
         self.store = store
-        self.secret = secret
-        self.sealer = Sealer(secret)
+        self.keyring = keyring
+        self.sealer = Sealer(keyring.current, keyring.previous)
         self.compaction = compaction_config()  # validated at start-up, not at first use
         self.policy = policy
         self.ids = ids
@@ -123,10 +124,17 @@ class ResponsesService:
     limits = Limits()  # create_app sets the configured ones
 
     def scope(self, client_key: str | None) -> str:
-        return scope_of(self.secret, client_key)
+        """The caller's scope: what it writes and seals goes under it."""
+        return self.keyring.scope(client_key)
 
-    def sealed(self, scope: str) -> SealedItems:
-        return SealedItems(self.sealer, scope, self.compaction)
+    def scopes(self, client_key: str | None) -> tuple[str, ...]:
+        """Every scope the caller's records may be under: the current one, then those of the
+        previous secrets (rotation: shim.keyring)."""
+        return self.keyring.scopes(client_key)
+
+    def sealed(self, scope: str, *previous: str) -> SealedItems:
+        """Seals under ``scope``; opens under it or the ``previous`` secrets' scopes."""
+        return SealedItems(self.sealer, scope, self.compaction, previous)
 
     async def prepare(
         self,
@@ -152,7 +160,7 @@ class ResponsesService:
             if local is not None:
                 previous = local.get(body.previous_response_id)
             if previous is None and self.store is not None:
-                previous = await self.store.load(scope, body.previous_response_id)
+                previous = await self.store.load_any(self.scopes(client_key), body.previous_response_id)
             if previous is None:
                 raise PreviousResponseNotFound(
                     f"Previous response with id {body.previous_response_id!r} not found.",
@@ -172,7 +180,7 @@ class ResponsesService:
         streaming = bool(body.stream) if stream is None else stream
         chat_request = to_chat_request(
             body,
-            self.sealed(scope).open_items(items, len(history)),  # sealed reasoning/compaction opened
+            self.sealed(*self.scopes(client_key)).open_items(items, len(history)),  # sealed items opened
             model=resolved.upstream_model,
             dialect=resolved.dialect,
             diags=diags,

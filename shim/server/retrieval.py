@@ -74,17 +74,18 @@ def _not_found(response_id: str) -> NotFound:
     return NotFound(f"Response with id {response_id!r} not found.", param="response_id")
 
 
-def _caller(request: Request[Any, Any, Any]) -> tuple[ResponseStore | None, str]:
-    """The store and the caller's scope; shim keys are checked first when configured."""
+def _caller(request: Request[Any, Any, Any]) -> tuple[ResponseStore | None, tuple[str, ...]]:
+    """The store and the caller's scopes (the current secret's first, then the previous
+    secrets'); shim keys are checked first when configured."""
     service: ResponsesService = request.app.state.service
     client_key = bearer(request.headers.get("authorization"))
     service.router.check_client_if_required(client_key)
-    return service.store, service.scope(client_key)
+    return service.store, service.scopes(client_key)
 
 
 async def _load(request: Request[Any, Any, Any], response_id: str) -> StoredResponse:
-    store, scope = _caller(request)
-    stored = await store.load(scope, response_id) if store is not None else None
+    store, scopes = _caller(request)
+    stored = await store.load_any(scopes, response_id) if store is not None else None
     if stored is None:
         raise _not_found(response_id)
     return stored
@@ -151,6 +152,13 @@ async def retrieve_response(
     return _json((await _load(request, response_id)).resource)
 
 
+async def _delete_any(store: ResponseStore, scopes: tuple[str, ...], response_id: str) -> bool:
+    for scope in scopes:
+        if await store.delete(scope, response_id):
+            return True
+    return False
+
+
 @delete(
     "/v1/responses/{response_id:str}",
     status_code=200,
@@ -160,8 +168,8 @@ async def retrieve_response(
 )
 async def delete_response(request: Request[Any, Any, Any], response_id: ResponseId) -> Response[bytes]:
     """Deleting a running background response also stops it."""
-    store, scope = _caller(request)
-    if store is None or not await store.delete(scope, response_id):
+    store, scopes = _caller(request)
+    if store is None or not await _delete_any(store, scopes, response_id):
         raise _not_found(response_id)
     runner: BackgroundRunner = request.app.state.background
     runner.stop_local(response_id)
@@ -201,11 +209,15 @@ async def list_input_items(
 async def cancel_response(request: Request[Any, Any, Any], response_id: ResponseId) -> Response[bytes]:
     """Only a ``queued`` or ``in_progress`` background response can be cancelled (400 otherwise);
     cancelling a cancelled one returns it again."""
-    store, scope = _caller(request)
+    store, scopes = _caller(request)
     if store is None:
         raise _not_found(response_id)
     runner: BackgroundRunner = request.app.state.background
-    cancelled = await runner.cancel(scope, response_id)
+    cancelled = None
+    for scope in scopes:  # stops at the scope that holds it
+        cancelled = await runner.cancel(scope, response_id)
+        if cancelled is not None:
+            break
     if cancelled is None:
         raise _not_found(response_id)
     return _json(cancelled)
