@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from shim.cli import main
-from shim.server.app import create_app
+from shim.http.app import app_state, create_app
 from shim.settings import load_settings
 from shim.store.repository import scope_of
-from shim.upstream import UpstreamClient
+from shim.upstream.client import UpstreamClient
 from tests.server.harness import reasoning_app
 from tests.support.scripted_responses import ScriptedResponses
 
@@ -50,7 +50,7 @@ def _new_app_scope() -> str:
     """What a worker does at start: build the app (which reads or makes the secret), then the
     scope it would store the probe caller's records under."""
     app = create_app(load_settings(upstream="http://127.0.0.1:9/v1", store="memory://"))
-    scope: str = app.state.service.scope(PROBE)
+    scope: str = app_state(app).turns.scope(PROBE)
     return scope
 
 
@@ -160,8 +160,10 @@ async def shim_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
     yield build
     for client, app in opened:
         await client.aclose()
-        await app.state.service.upstream.aclose()
-        await app.state.service.store.backend.aclose()
+        await app_state(app).turns.upstream.aclose()
+        store = app_state(app).turns.store
+        assert store is not None
+        await store.backend.aclose()
 
 
 async def _sealed_reasoning(client: httpx.AsyncClient) -> dict[str, Any]:

@@ -73,7 +73,7 @@ class ResponseStore:
 
     async def load_any(self, scopes: tuple[str, ...], response_id: str) -> StoredResponse | None:
         """The record under the first of ``scopes`` that has it (the current secret's scope,
-        then the previous secrets'; shim.keyring)."""
+        then the previous secrets'; shim.conversation.keyring)."""
         for scope in scopes:
             stored = await self.load(scope, response_id)
             if stored is not None:

@@ -15,7 +15,8 @@ import pytest
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 
-from shim.redaction import StreamRedactor
+from shim.http.state import app_state
+from shim.upstream.redaction import StreamRedactor
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.live_shim import LiveShim
 
@@ -25,7 +26,7 @@ KEYS = (CLIENT_KEY, UPSTREAM_KEY)
 
 
 def _store_dump(shim: LiveShim, store: str, tmp_path: Path) -> bytes:
-    backend: Any = shim.app.state.service.store.backend
+    backend: Any = app_state(shim.app).turns.store.backend
     if store == "memory":
         values = [v for v, _ in backend._values.values()] + [b"".join(v) for v, _ in backend._lists.values()]
         return b"\n".join([*values, *(k.encode() for k in backend._values)])
@@ -161,7 +162,7 @@ def _websocket_session(shim: LiveShim) -> list[str]:
             assert streamed[-1]["type"] == "response.failed" and "[redacted]" in json.dumps(streamed[-1])
             turn({"model": "reset", "input": "hi"})
             turn("{not json")
-        # A wrong key is refused at the handshake (shim.server.auth): the close reason is seen too.
+        # A wrong key is refused at the handshake (shim.http.auth): the close reason is seen too.
         with (
             pytest.raises(WebSocketDisconnect) as refused,
             client.websocket_connect("/v1/responses", headers={"authorization": "Bearer wrong"}),
