@@ -139,7 +139,11 @@ def start_target(
         cmd += ["--kind", upstream_kind, "--port", str(port), "--store", "memory://"]
         if target.workers > 1:
             cmd += ["--workers", str(target.workers)]
-        env = {"SHIM_DATA_DIR": str(data_dir), "SHIM_SECRET": "bench-secret", "SHIM_LOG_LEVEL": "warning"}
+        env = {
+            "SHIM_DATA_DIR": str(data_dir),
+            "SHIM_SECRET": "bench-secret-0123456789abcdef0123456789abcdef",
+            "SHIM_LOG_LEVEL": "warning",
+        }
         return start(target.name, cmd, port, cpus, env=env, probe=probe)
     if target.kind == "litellm":
         from bench.litellm_proxy import litellm_command

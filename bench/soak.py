@@ -111,7 +111,12 @@ async def client_loop(base: str, until: float, tally: Tally, disconnect: float, 
 
 async def soak(args: argparse.Namespace) -> int:
     up_port, shim_port = free_port(), free_port()
-    env = {**os.environ, "SHIM_ACCESS_LOG": "0", "SHIM_SECRET": "soak", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "SHIM_ACCESS_LOG": "0",
+        "SHIM_SECRET": "soak-secret-0123456789abcdef0123456789abcdef",
+        "PYTHONPATH": str(ROOT),
+    }
     upstream = subprocess.Popen([PY, str(ROOT / "tests/support/fault_upstream.py"), str(up_port)], env=env)
     serve = [
         "serve",

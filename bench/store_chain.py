@@ -42,7 +42,7 @@ from shim.settings import Route, ServerSettings, Settings
 from shim.store.repository import ResponseStore, scope_of
 from shim.upstream.client import UpstreamClient
 
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 QUESTION = "Please explain the next step of the plan in a few sentences, with one example. " * 5
 ANSWER = "Here is the next step, explained briefly, with an example that shows how it works. " * 5
 

@@ -33,7 +33,9 @@ def _serve(upstream: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     argv = [sys.executable, "-m", "shim", "serve", "--upstream", upstream, "--dialect", DIALECT]
     argv += ["--port", str(port), "--store", "memory://"]
-    proc = subprocess.Popen(argv, env={**os.environ, "SHIM_SECRET": "record"})
+    proc = subprocess.Popen(
+        argv, env={**os.environ, "SHIM_SECRET": "record-secret-0123456789abcdef0123456789abcdef"}
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:

@@ -104,7 +104,13 @@ def shim(upstream: str) -> Iterator[str]:
     argv += ["--port", str(port), "--store", "memory://"]
     base = f"http://127.0.0.1:{port}"
     repo = str(Path(__file__).resolve().parents[1])
-    with running(argv, f"{base}/healthz", "shim serve", {"SHIM_SECRET": "record"}, repo):
+    with running(
+        argv,
+        f"{base}/healthz",
+        "shim serve",
+        {"SHIM_SECRET": "record-secret-0123456789abcdef0123456789abcdef"},
+        repo,
+    ):
         yield f"{base}/v1"
 
 

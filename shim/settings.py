@@ -6,7 +6,9 @@ The config file (TOML) holds the server section and any number of routes; a lone
     [server]
     host = "127.0.0.1"
     port = 8080
-    api_keys = ["sk-shim-1"]       # or SHIM_API_KEYS=sk-a,sk-b
+    api_keys = ["sk-shim-1"]       # or SHIM_API_KEYS=sk-a,sk-b (docs/security.md)
+    secret = "…"                   # or SHIM_SECRET, >= 32 bytes; unset: a file in the data dir
+    previous_secrets = ["…"]       # or SHIM_PREVIOUS_SECRETS=a,b: still open/look up, never seal
     diagnostics = "warn"           # ignore | warn | error
     store = "diskcache:///var/lib/shim"  # or redis://host:6379/0, memory:// (SHIM_STORE)
     store_ttl = 2592000            # seconds a stored response lives; 0 = forever (SHIM_STORE_TTL)
@@ -48,6 +50,7 @@ from shim.limits import Limits
 
 __all__ = [
     "AUTO_DIALECT",
+    "MIN_SECRET_BYTES",
     "WORKER_SETTINGS",
     "Environment",
     "RecordSettings",
@@ -55,8 +58,10 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "Timeouts",
+    "check_secret",
     "environment",
     "load_settings",
+    "secret_values",
     "settings_for_worker",
     "worker_settings",
 ]
@@ -71,6 +76,10 @@ _Positive = Annotated[int, msgspec.Meta(ge=1)]
 _Seconds = Annotated[float, msgspec.Meta(ge=0)]
 _Wait = Annotated[float, msgspec.Meta(gt=0)]
 _Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+
+# The server secret keys the caller scopes and the sealing keys (shim/conversation/keyring.py):
+# 32 bytes is the strength of the keys derived from it.
+MIN_SECRET_BYTES = 32
 
 
 class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -139,6 +148,10 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     host: str = "127.0.0.1"
     port: _Port = 8080
     api_keys: tuple[str, ...] = ()
+    # The server secret (SHIM_SECRET); empty: the file ``secret`` in the data directory. The
+    # previous ones (SHIM_PREVIOUS_SECRETS) open and look up what they made; only it seals.
+    secret: str = ""
+    previous_secrets: tuple[str, ...] = ()
     diagnostics: Policy = "warn"
     store: str = ""
     store_ttl: _Seconds = 30 * 24 * 3600.0  # seconds; 0 keeps records until evicted or deleted
@@ -160,6 +173,22 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     routes: tuple[Route, ...] = ()
+
+
+def check_secret(secret: bytes, where: str) -> None:
+    """Refuse a secret shorter than ``MIN_SECRET_BYTES``; the message never holds the secret."""
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"{where} is {len(secret)} bytes long; the server secret must be at least "
+            f"{MIN_SECRET_BYTES} bytes (generate one with: openssl rand -hex 32)"
+        )
+
+
+def secret_values(server: ServerSettings) -> tuple[str, tuple[str, ...]]:
+    """The secret and the previous ones; for settings built in code (tests, benchmarks) without
+    them, from ``SHIM_SECRET`` / ``SHIM_PREVIOUS_SECRETS`` as ``load_settings`` would."""
+    secret = server.secret or environment().secret or ""
+    return secret, server.previous_secrets or _env_list("SHIM_PREVIOUS_SECRETS") or ()
 
 
 def _env_list(name: str) -> tuple[str, ...] | None:
@@ -266,6 +295,9 @@ def load_settings(
     if inspector is not None:
         merged["inspector"] = inspector
     server = _validated(merged)
+    if server.secret:
+        where = "SHIM_SECRET" if env.get("SHIM_SECRET") else f"{config}: [server] secret (or SHIM_SECRET)"
+        check_secret(server.secret.encode(), where)
     routes = settings.routes
     upstream = upstream or env.get("SHIM_UPSTREAM_URL")
     if upstream:
@@ -299,7 +331,7 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True):
     """What the process environment says beyond the settings: read here and nowhere else (with
     ``load_settings`` and ``Route.own_key``), each time it is asked, so tests may change it."""
 
-    secret: str | None  # SHIM_SECRET; else a file in ``data_dir`` (http/app.py)
+    secret: str | None  # SHIM_SECRET; else a file in ``data_dir`` (conversation/keyring.py)
     data_dir: Path  # SHIM_DATA_DIR, else $XDG_DATA_HOME/shim, else ~/.local/share/shim
     cache_dir: Path  # SHIM_CACHE_DIR, else ~/.cache/shim: the embedded upstream's model
     log_level: str  # SHIM_LOG_LEVEL

@@ -32,7 +32,7 @@ def test_serve_rejects_bad_flags(bad: list[str]) -> None:
 def test_worker_app_gets_the_parent_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings(upstream="http://127.0.0.1:9/v1", kind="responses", port=8123, store="memory://")
     monkeypatch.setenv("SHIM_SETTINGS_JSON", msgspec.json.encode(settings).decode())
-    monkeypatch.setenv("SHIM_SECRET", "test-secret")
+    monkeypatch.setenv("SHIM_SECRET", "test-secret-0123456789abcdef0123456789abcdef")
     app = app_from_env()
     assert app_state(app).settings == settings
     assert app_state(app).settings.routes[0].kind == "responses"

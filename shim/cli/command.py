@@ -140,6 +140,7 @@ def _start_embedded(settings: Settings, profile_name: str) -> tuple[Settings, Em
 def _serve(args: argparse.Namespace) -> int:
     from shim.cli.embedded import MODEL_ALIAS, EmbeddedUpstreamError
     from shim.cli.startup import check_port, check_settings
+    from shim.conversation.keyring import server_secret
     from shim.settings import environment, load_settings
 
     # Everything is checked before the banner and before the embedded upstream starts.
@@ -161,6 +162,7 @@ def _serve(args: argparse.Namespace) -> int:
         profile_name = _profile_name(args)
         warnings = check_settings(settings)
         check_port(settings.server.host, settings.server.port)
+        server_secret(settings.server)  # made once here, before worker processes could race for it
     except (ValueError, OSError, StartupError) as exc:
         return _fail(str(exc))
     env = environment()

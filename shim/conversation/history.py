@@ -6,7 +6,8 @@ Responses upstream, compaction and WebSocket turns (which look in their connecti
 responses first). The rule:
 
 - ``previous_response_id`` absent (``None``): no history. Present, even ``""``: it must name a
-  response of this caller (one store read; a WebSocket connection's own map first), else 404
+  response of this caller (one store read per scope ``TurnContext.scopes`` gives: the current
+  secret's, then those of previous secrets; a WebSocket connection's own map first), else 404
   ``previous_response_not_found``; a background response still ``queued``/``in_progress`` has no
   output yet: 400 ``previous_response_pending``.
 - ``item_reference`` inputs name items of that history by id and are replaced by them; an
@@ -41,7 +42,7 @@ class History:
 
 async def continue_from(
     store: ResponseStore | None,
-    scope: str,
+    scopes: tuple[str, ...],
     previous_response_id: str | None,
     input: str | list[r.ItemParam] | None,
     *,
@@ -53,7 +54,7 @@ async def continue_from(
         if local is not None:
             previous = local.get(previous_response_id)
         if previous is None and store is not None:
-            previous = await store.load(scope, previous_response_id)
+            previous = await store.load_any(scopes, previous_response_id)
         if previous is None:
             raise PreviousResponseNotFound(
                 f"Previous response with id {previous_response_id!r} not found.",

@@ -1,15 +1,17 @@
 """Reasoning continuity for Chat clients served over a Responses upstream.
 
 A Chat client resends its whole history and drops the reasoning (it never saw the encrypted
-part at all). So for every assistant turn the shim produces it remembers, under a key made from
-the caller's scope and what the client will send back (the message text and its tool calls'
-ids and names; arguments are left out because clients re-serialise them), the reasoning items
-of that turn and the upstream's response id. When the same assistant message comes back, the
-items are put back in front of it, so a reasoning model keeps its chain of thought.
+part at all). So for every assistant turn the shim produces it remembers the reasoning items of
+that turn and the upstream's response id, under a key made from the caller's scope, a digest of
+the whole history before the turn (``prefix_digests``) and what the client will send back (the
+message text and its tool calls' ids and names; arguments are left out because clients
+re-serialise them). When the same assistant message comes back after the same history, the items
+are put back in front of it, so a reasoning model keeps its chain of thought. The history is part
+of the key because short answers ("Done.") repeat across conversations: without it one
+conversation's reasoning would be sent upstream in another's.
 
-``prefix`` (a rolling digest of the messages before the turn) lets a stateful upstream continue
-from ``previous_response_id`` with only the new messages, when the history is provably the
-same one the upstream has.
+``prefix`` in the record also lets a stateful upstream continue from ``previous_response_id``
+with only the new messages, when the history is provably the same one the upstream has.
 """
 
 from __future__ import annotations
@@ -91,26 +93,42 @@ class ReasoningMemory:
         self.ttl = ttl
 
     @staticmethod
-    def _key(scope: str, key: str) -> str:
-        return f"chatturn:{scope}:{key}"
+    def _key(scope: str, prefix: str, key: str) -> str:
+        return f"chatturn:{scope}:{prefix}:{key}"
 
-    async def recall(self, scope: str, messages: list[c.ChatCompletionMessageParam]) -> dict[int, TurnRecord]:
-        """Records for the assistant messages of ``messages``, by message index."""
-        turns = [
-            (i, m) for i, m in enumerate(messages) if isinstance(m, c.ChatCompletionAssistantMessageParam)
-        ]
-        found = await asyncio.gather(*(self.backend.get(self._key(scope, message_key(m))) for _, m in turns))
+    async def recall(
+        self, scopes: tuple[str, ...], messages: list[c.ChatCompletionMessageParam]
+    ) -> dict[int, TurnRecord]:
+        """Records for the assistant messages of ``messages``, by message index. ``scopes``: the
+        caller's current scope, then its scopes under previous secrets (shim.conversation.keyring)."""
+        prefixes = prefix_digests(messages)
+        missing = {
+            i: message_key(m)
+            for i, m in enumerate(messages)
+            if isinstance(m, c.ChatCompletionAssistantMessageParam)
+        }
         out: dict[int, TurnRecord] = {}
-        for (i, _), raw in zip(turns, found, strict=True):
-            if raw is None:
-                continue
-            try:
-                out[i] = _decoder.decode(raw)
-            except msgspec.DecodeError:
-                continue  # a record from an incompatible version reads as missing
+        for scope in scopes:
+            if not missing:
+                break
+            wanted = list(missing.items())
+            found = await asyncio.gather(
+                *(self.backend.get(self._key(scope, prefixes[i], k)) for i, k in wanted)
+            )
+            for (i, _), raw in zip(wanted, found, strict=True):
+                if raw is None:
+                    continue
+                try:
+                    out[i] = _decoder.decode(raw)
+                except msgspec.DecodeError:
+                    continue  # a record from an incompatible version reads as missing
+                del missing[i]
         return out
 
     async def remember(self, scope: str, message: c.ChatCompletionMessage, record: TurnRecord) -> None:
+        """``record.prefix`` is the digest of the request's whole history: the turn's own prefix
+        when the client sends it back."""
         if not record.reasoning and record.upstream_id is None:
             return
-        await self.backend.set(self._key(scope, completion_key(message)), _encoder.encode(record), self.ttl)
+        key = self._key(scope, record.prefix, completion_key(message))
+        await self.backend.set(key, _encoder.encode(record), self.ttl)

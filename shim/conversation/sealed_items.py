@@ -57,9 +57,12 @@ def _reasoning_text(item: r.ReasoningBody) -> str:
 class SealedItems:
     """Seals and opens items for one caller scope."""
 
-    def __init__(self, sealer: Sealer, scope: str, compaction: CompactionConfig) -> None:
+    def __init__(
+        self, sealer: Sealer, scope: str, compaction: CompactionConfig, previous_scopes: tuple[str, ...] = ()
+    ) -> None:
         self.sealer = sealer
-        self.scope = scope
+        self.scope = scope  # seals; with ``previous_scopes`` (the previous secrets' ones) opens
+        self.previous_scopes = previous_scopes
         self.compaction = compaction
 
     # out -----------------------------------------------------------------------
@@ -113,7 +116,7 @@ class SealedItems:
 
     def _open(self, purpose: Purpose, blob: str, where: str, decoder: msgspec.json.Decoder[T]) -> T:
         try:
-            return decoder.decode(self.sealer.open(purpose, self.scope, blob))
+            return decoder.decode(self.sealer.open(purpose, self.scope, blob, self.previous_scopes))
         except (SealError, msgspec.DecodeError):
             raise InvalidEncryptedContent(
                 f"The encrypted_content of {where} could not be opened: it was not produced by this "

@@ -10,7 +10,9 @@ the upstream needs again (reasoning text, a compaction summary) travels inside t
   so a blob of one kind cannot be replayed as the other;
 * the caller's scope (a keyed hash of its credential) is the associated data, so a blob opened
   under another credential fails exactly like a forged one;
-* a version prefix (``shim1.``) so the format can change without misreading old blobs.
+* a version prefix (``shim1.``) so the format can change without misreading old blobs;
+* rotation: blobs are sealed with the current secret; ones sealed with a previous secret (and
+  that secret's scope for the caller) still open (``shim.conversation.keyring``).
 
 Layout: ``shim1.`` + base64url(nonce[12] ‖ ciphertext ‖ tag[16]), without padding.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Sequence
 from typing import Literal
 
 from cryptography.exceptions import InvalidTag
@@ -46,19 +49,23 @@ def _key(secret: bytes, purpose: str) -> AESGCM:
 
 
 class Sealer:
-    """Seals and opens payloads for one server secret. Keys are derived once, at construction."""
+    """Seals with the server secret; opens what it or one of the ``previous`` secrets sealed.
+    Keys are derived once, at construction."""
 
-    def __init__(self, secret: bytes) -> None:
-        if not secret:
+    def __init__(self, secret: bytes, previous: Sequence[bytes] = ()) -> None:
+        if not secret or not all(previous):
             raise ValueError("the sealing secret must not be empty")
-        self._keys: dict[str, AESGCM] = {p: _key(secret, p) for p in ("reasoning", "compaction")}
+        self._keys: list[dict[str, AESGCM]] = [
+            {p: _key(s, p) for p in ("reasoning", "compaction")} for s in (secret, *previous)
+        ]
 
     def seal(self, purpose: Purpose, scope: str, payload: bytes) -> str:
         nonce = os.urandom(_NONCE)
-        body = self._keys[purpose].encrypt(nonce, payload, scope.encode())
+        body = self._keys[0][purpose].encrypt(nonce, payload, scope.encode())
         return PREFIX + base64.urlsafe_b64encode(nonce + body).rstrip(b"=").decode("ascii")
 
-    def open(self, purpose: Purpose, scope: str, blob: str) -> bytes:
+    def open(self, purpose: Purpose, scope: str, blob: str, previous_scopes: Sequence[str] = ()) -> bytes:
+        """``previous_scopes[i]`` is the caller's scope under ``previous[i]``."""
         if not blob.startswith(PREFIX):
             raise SealError("not a blob sealed by this shim")
         text = blob[len(PREFIX) :]
@@ -68,7 +75,9 @@ class Sealer:
             raise SealError("not valid base64url") from None
         if len(raw) < _NONCE + _TAG:
             raise SealError("too short")
-        try:
-            return self._keys[purpose].decrypt(raw[:_NONCE], raw[_NONCE:], scope.encode())
-        except InvalidTag:
-            raise SealError("authentication failed") from None
+        for keys, aad in zip(self._keys, (scope, *previous_scopes), strict=False):
+            try:
+                return keys[purpose].decrypt(raw[:_NONCE], raw[_NONCE:], aad.encode())
+            except InvalidTag:
+                continue
+        raise SealError("authentication failed")

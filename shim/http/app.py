@@ -7,7 +7,6 @@ and renders errors in the OpenAI envelope. Handlers live beside it: ``responses.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import msgspec
@@ -15,6 +14,7 @@ from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
+from shim.conversation.keyring import previous_secrets, server_secret
 from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.errors import InvalidRequest, ShimError
 from shim.fixtures.recorder import build_recorder
@@ -28,7 +28,7 @@ from shim.http.retrieval import retrieval_handlers
 from shim.http.state import STATE_KEY, AppState, app_state
 from shim.http.websocket import responses_websocket
 from shim.ids import RandomIds, system_clock
-from shim.settings import Settings, environment
+from shim.settings import Settings
 from shim.store.backends import open_backend
 from shim.store.repository import ResponseStore
 from shim.telemetry import Metrics
@@ -86,24 +86,6 @@ def _crash_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]
     return error_response(ShimError("The shim failed to handle this request.", code="internal_error"))
 
 
-def _secret() -> bytes:
-    """``SHIM_SECRET``, else the data directory's secret file (made on first use)."""
-    env = environment()
-    if env.secret:
-        return env.secret.encode()
-    path = env.data_dir / "secret"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = os.urandom(32)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.chmod(0o600)
-        os.replace(tmp, path)
-        return data
-
-
 def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) -> Litestar:
     server = settings.server
     client = upstream or UpstreamClient(
@@ -123,7 +105,8 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         router=Router(settings.routes, server.api_keys),
         upstream=client,
         store=store,
-        secret=_secret(),
+        secret=server_secret(server),  # SHIM_SECRET, else the data dir's file (made once)
+        previous_secrets=previous_secrets(server),  # SHIM_PREVIOUS_SECRETS: rotation
         policy=server.diagnostics,
         ids=RandomIds(),
         clock=system_clock,

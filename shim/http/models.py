@@ -29,9 +29,13 @@ async def _models(request: Request[Any, Any, Any]) -> dict[str, dict[str, Any]]:
     router = ctx.router
     client_key = bearer(request.headers.get("authorization"))
     seen: dict[str, dict[str, Any]] = {}
-    for route in router.routes:
+    for route, resolved in router.listing(client_key):  # which key may go where: routing.py
+        if resolved is None:
+            for name in router.configured_models(route):
+                if router.route_of(name) is route:
+                    seen.setdefault(name, {"id": name, "object": "model", "created": 0, "owned_by": "shim"})
+            continue
         try:
-            resolved = router.for_route(route, client_key, route.model or "")
             data = msgspec.json.decode(await ctx.upstream.get_json(resolved, "/models"))
         except ShimError as exc:
             log.info("models: %s: %s", route.upstream, exc.message)

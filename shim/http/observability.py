@@ -30,6 +30,7 @@ import msgspec
 from litestar import Litestar, Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shim.http.auth import ClientAuth
 from shim.http.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
 from shim.http.state import AppState, app_state
 from shim.telemetry import Metrics, RequestRecord, current_metrics, current_record, note_store
@@ -246,11 +247,13 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 def install(app: Litestar, state: AppState) -> None:
-    """Wrap ``app`` with the body guard and observation; register ``/metrics`` and ``/readyz``."""
+    """Wrap ``app`` with the key gate, the body guard and observation; register ``/metrics``
+    and ``/readyz``."""
     metrics = state.metrics
     server = state.settings.server
     guarded = BodyGuard(cast(ASGIApp, app.asgi_handler), server.limits, server.max_body_bytes)
-    app.asgi_handler = cast(Any, Observe(guarded, metrics))
+    gated = ClientAuth(guarded, state.turns.router)  # keys first: no body read for a 401
+    app.asgi_handler = cast(Any, Observe(gated, metrics))
     app.register(metrics_endpoint)
     app.register(readyz)
     store = state.turns.store

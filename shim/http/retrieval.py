@@ -1,7 +1,8 @@
 """OpenAI's endpoints on stored responses, beyond the spec's two: retrieve, delete, list a
 response's input items, cancel a background response.
 
-Every lookup is scoped to the caller (``TurnContext.scope``): another caller's id, an id
+Every lookup is scoped to the caller (``TurnContext.scopes``: its scope under the current
+secret, then under each previous one, so rotation loses nothing): another caller's id, an id
 never stored and a store-less server all answer the same 404 ``not_found``.
 """
 
@@ -73,21 +74,22 @@ def _not_found(response_id: str) -> NotFound:
     return NotFound(f"Response with id {response_id!r} not found.", param="response_id")
 
 
-def _caller(request: Request[Any, Any, Any]) -> tuple[ResponseStore | None, str]:
-    """The store and the caller's scope; shim keys are checked first when configured."""
+def _caller(request: Request[Any, Any, Any]) -> tuple[ResponseStore | None, tuple[str, ...]]:
+    """The store and the caller's scopes; shim keys are checked first when configured."""
     ctx = app_state(request.app).turns
     client_key = bearer(request.headers.get("authorization"))
     ctx.router.check_client_if_required(client_key)
-    return ctx.store, ctx.scope(client_key)
+    return ctx.store, ctx.scopes(client_key)
 
 
 async def _load(request: Request[Any, Any, Any], response_id: str) -> StoredResponse:
-    store, scope = _caller(request)
+    store, scopes = _caller(request)
     runner = app_state(request.app).background
-    stored = await runner.load(scope, response_id) if store is not None else None  # ends lost jobs
-    if stored is None:
-        raise _not_found(response_id)
-    return stored
+    for scope in scopes if store is not None else ():
+        stored = await runner.load(scope, response_id)  # ends lost jobs
+        if stored is not None:
+            return stored
+    raise _not_found(response_id)
 
 
 def listed_items(stored: StoredResponse) -> list[dict[str, Any]]:
@@ -160,12 +162,12 @@ async def retrieve_response(
 )
 async def delete_response(request: Request[Any, Any, Any], response_id: ResponseId) -> Response[bytes]:
     """Deleting a running background response also stops it."""
-    store, scope = _caller(request)
-    if store is None or not await store.delete(scope, response_id):
-        raise _not_found(response_id)
-    runner = app_state(request.app).background
-    await runner.stopped(scope, response_id)
-    return _json(DeletedResponse(id=response_id, object="response.deleted", deleted=True))
+    store, scopes = _caller(request)
+    for scope in scopes if store is not None else ():
+        if store is not None and await store.delete(scope, response_id):
+            await app_state(request.app).background.stopped(scope, response_id)
+            return _json(DeletedResponse(id=response_id, object="response.deleted", deleted=True))
+    raise _not_found(response_id)
 
 
 @get(
@@ -201,14 +203,13 @@ async def list_input_items(
 async def cancel_response(request: Request[Any, Any, Any], response_id: ResponseId) -> Response[bytes]:
     """Only a ``queued`` or ``in_progress`` background response can be cancelled (400 otherwise);
     cancelling a cancelled one returns it again."""
-    store, scope = _caller(request)
-    if store is None:
-        raise _not_found(response_id)
+    store, scopes = _caller(request)
     runner = app_state(request.app).background
-    cancelled = await runner.cancel(scope, response_id)
-    if cancelled is None:
-        raise _not_found(response_id)
-    return _json(cancelled)
+    for scope in scopes if store is not None else ():
+        cancelled = await runner.cancel(scope, response_id)
+        if cancelled is not None:  # the scope that holds it
+            return _json(cancelled)
+    raise _not_found(response_id)
 
 
 retrieval_handlers = [retrieve_response, delete_response, list_input_items, cancel_response]

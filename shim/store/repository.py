@@ -71,6 +71,15 @@ class ResponseStore:
     async def load(self, scope: str, response_id: str) -> StoredResponse | None:
         return _decode(await self.backend.get(self._key(scope, response_id)))
 
+    async def load_any(self, scopes: tuple[str, ...], response_id: str) -> StoredResponse | None:
+        """The record under the first of ``scopes`` that has it (the current secret's scope,
+        then the previous secrets'; shim.conversation.keyring)."""
+        for scope in scopes:
+            stored = await self.load(scope, response_id)
+            if stored is not None:
+                return stored
+        return None
+
     async def save(self, scope: str, stored: StoredResponse) -> None:
         await self.backend.set(self._key(scope, stored.resource.id), _encoder.encode(stored), self.ttl)
 

@@ -136,7 +136,8 @@ async def prepare(
     route = resolved.route
     memory = ctx.memory
     # Keys and digests are of the messages exactly as the client sends them back.
-    recalled = await memory.recall(scope, req.messages) if memory is not None else {}
+    scopes = ctx.scopes(client_key)  # turns remembered before a secret rotation, too
+    recalled = await memory.recall(scopes, req.messages) if memory is not None else {}
     prefixes = prefix_digests(req.messages)
     if mode == "think_tags":
         req.messages = [

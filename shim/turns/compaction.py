@@ -35,14 +35,14 @@ _encoder = msgspec.json.Encoder()
 async def compact(
     ctx: TurnContext, body: r.CompactResponseMethodPublicBody, resolved: Resolved, client_key: str | None
 ) -> tuple[r.CompactResource, Diagnostics]:
-    scope = ctx.scope(client_key)
-    history = await continue_from(ctx.store, scope, body.previous_response_id, body.input)
+    scopes = ctx.scopes(client_key)
+    history = await continue_from(ctx.store, scopes, body.previous_response_id, body.input)
     window = history.window
     if not window:
         raise InvalidRequest("There is nothing to compact.", param="input", code="missing_input")
 
     config = ctx.compaction
-    sealed = ctx.sealed(scope)
+    sealed = ctx.sealed(*scopes)
     # The route's settings for small models apply to the summary too (its output limit where the
     # client set none, its temperature and stop sequences); then the prompt file's limit.
     limited = body.max_output_tokens or resolved.route.max_output_tokens

@@ -29,26 +29,37 @@ class TurnContext:
     router: Router
     upstream: UpstreamClient
     store: ResponseStore | None
-    secret: bytes
+    secret: bytes  # seals and writes (conversation/keyring.py)
     policy: Policy
     ids: IdFactory
     clock: Clock
     limits: Limits = field(default_factory=Limits)
     timing: Timing = field(default_factory=Timing)
     memory: ReasoningMemory | None = None  # Chat over Responses: reasoning of earlier turns
+    previous_secrets: tuple[bytes, ...] = ()  # rotation: still open and look up, never write
     sealer: Sealer = field(init=False)
     compaction: CompactionConfig = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sealer = Sealer(self.secret)
+        self.previous_secrets = tuple(
+            dict.fromkeys(p for p in self.previous_secrets if p and p != self.secret)
+        )
+        self.sealer = Sealer(self.secret, self.previous_secrets)
         self.compaction = compaction_config()  # validated at start-up, not at first use
 
     def scope(self, client_key: str | None) -> str:
-        """The caller's store scope: a keyed hash of its credential."""
+        """The caller's store scope, a keyed hash of its credential: what it writes goes there."""
         return scope_of(self.secret, client_key)
 
-    def sealed(self, scope: str) -> SealedItems:
-        return SealedItems(self.sealer, scope, self.compaction)
+    def scopes(self, client_key: str | None) -> tuple[str, ...]:
+        """Every scope the caller's records may be under: the current one first, then one per
+        previous secret (in ``previous_secrets`` order, as ``Sealer`` expects)."""
+        return (self.scope(client_key), *(scope_of(p, client_key) for p in self.previous_secrets))
+
+    def sealed(self, scope: str, *previous: str) -> SealedItems:
+        """Seals under ``scope``; opens under it or the ``previous`` secrets' scopes
+        (``sealed(*ctx.scopes(key))``)."""
+        return SealedItems(self.sealer, scope, self.compaction, previous)
 
     def diagnostics(self) -> Diagnostics:
         return Diagnostics(self.policy)

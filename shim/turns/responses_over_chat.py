@@ -80,7 +80,8 @@ async def prepare(
             code="unsupported_route",
         )
     scope = ctx.scope(client_key)
-    history = await continue_from(ctx.store, scope, body.previous_response_id, body.input, local=local)
+    scopes = ctx.scopes(client_key)  # scope first: what this turn writes goes under it
+    history = await continue_from(ctx.store, scopes, body.previous_response_id, body.input, local=local)
     items = history.window
     body = apply_route_policies(body, resolved.route, items)
     diags = ctx.diagnostics()
@@ -89,7 +90,7 @@ async def prepare(
         streaming = True  # a cancel closes the connection, which stops only a streamed generation
     chat_request = to_chat_request(
         body,
-        ctx.sealed(scope).open_items(items, len(history.items)),  # sealed reasoning/compaction opened
+        ctx.sealed(*scopes).open_items(items, len(history.items)),  # sealed reasoning/compaction opened
         model=resolved.upstream_model,
         dialect=resolved.dialect,
         diags=diags,

@@ -68,7 +68,7 @@ async def prepare(
     data["model"] = resolved.upstream_model
     if resolved.route.stateful:
         return PassthroughTurn(resolved, scope, _encoder.encode(data), [], [], False)
-    history = await continue_from(ctx.store, scope, body.previous_response_id, body.input)
+    history = await continue_from(ctx.store, ctx.scopes(client_key), body.previous_response_id, body.input)
     data.pop("previous_response_id", None)
     if history.items or history.new_input != string_input(body.input):
         data["input"] = _items_json(history.window)

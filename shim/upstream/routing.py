@@ -3,12 +3,18 @@
 Routes are tried in order; the first whose glob matches the model wins. The ``model:provider``
 form (``moonshotai/Kimi-K2-Thinking:nebius``) picks the route named by its provider and strips
 the suffix before the request goes upstream.
+
+Credentials (docs/security.md): with ``api_keys`` set, every client must present one of them and
+it is never forwarded anywhere: a route gets its own key or none. Without ``api_keys`` the
+client's key passes through to routes that have no key of their own (the client brings its
+upstream key), and routes with their own key refuse clients.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hmac
+import re
 
 import msgspec
 
@@ -19,6 +25,11 @@ from shim.settings import Route
 
 __all__ = ["Resolved", "Router", "bearer"]
 
+# RFC 9110 token68 and what real keys hold: visible ASCII, no spaces. Anything else (a key
+# pasted with a smart quote, raw bytes) can match no key here nor upstream.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+_GLOB = re.compile(r"[*?\[]")
+
 
 class Resolved(msgspec.Struct, frozen=True):
     route: Route
@@ -28,10 +39,17 @@ class Resolved(msgspec.Struct, frozen=True):
 
 
 def bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header (decoded as latin-1, as ASGI servers do);
+    ``None`` without one; a 401 for a token no key can equal."""
     if not authorization:
         return None
     scheme, _, token = authorization.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    if not _TOKEN.fullmatch(token):
+        raise AuthenticationError("Invalid API key: it must be printable ASCII without spaces.")
+    return token
 
 
 class Router:
@@ -50,11 +68,12 @@ class Router:
         return self.for_route(route, client_key, route.model or upstream_model)
 
     def for_route(self, route: Route, client_key: str | None, upstream_model: str = "") -> Resolved:
-        """``route`` with its dialect and credentials: its own key (the client must hold a shim
-        key), else the client's. Also for requests that name no model (``GET /models``)."""
-        if route.has_own_key:
+        """``route`` with its dialect and credentials: with shim keys configured the client must
+        hold one and the route gets its own key or none; without them the client's key passes
+        through, and a route with its own key refuses clients."""
+        if self.api_keys or route.has_own_key:
             self._check_client(client_key)
-            key = route.own_key()
+            key = route.own_key()  # a shim key is never forwarded
         else:
             key = client_key
         return Resolved(route, get_dialect(route.dialect), upstream_model, key)
@@ -67,6 +86,26 @@ class Router:
         except ModelNotFound:
             return None
 
+    def listing(self, client_key: str | None) -> list[tuple[Route, Resolved | None]]:
+        """For ``GET /models``: each route the client may use, with the credentials to ask it,
+        or ``None`` where asking could send the client's key to an upstream its own requests
+        might never reach (several pass-through routes): such routes are listed from the
+        configuration instead (``configured_models``)."""
+        if self.api_keys:
+            self._check_client(client_key)
+            return [(route, self.for_route(route, client_key, route.model or "")) for route in self.routes]
+        usable = [route for route in self.routes if not route.has_own_key]
+        if client_key is not None and len(usable) > 1:
+            return [(route, None) for route in usable]
+        return [(route, self.for_route(route, client_key, route.model or "")) for route in usable]
+
+    @staticmethod
+    def configured_models(route: Route) -> list[str]:
+        """Model names a route is sure to serve, from its configuration alone."""
+        if route.provider is not None:
+            return [f"{route.model}:{route.provider}"] if route.model else []
+        return [] if _GLOB.search(route.match) else [route.match]
+
     def check_client_if_required(self, client_key: str | None) -> None:
         """For endpoints without a model (retrieval): shim keys are checked when configured."""
         if self.api_keys:
@@ -77,7 +116,9 @@ class Router:
             raise AuthenticationError(
                 "This route uses the shim's own upstream key; set SHIM_API_KEYS to let clients in."
             )
-        if client_key is None or not any(hmac.compare_digest(client_key, k) for k in self.api_keys):
+        # Bytes: compare_digest refuses str holding non-ASCII.
+        given = (client_key or "").encode()
+        if client_key is None or not any(hmac.compare_digest(given, k.encode()) for k in self.api_keys):
             raise AuthenticationError("Invalid or missing API key for this shim.")
 
     def _match(self, model: str) -> tuple[Route, str]:

@@ -39,7 +39,7 @@ from tests.support.load_balancer import HAPROXY_HINT, haproxy_binary, start_hapr
 from tests.support.processes import ROOT, Served, free_port, serve_script, shim_env, spawn, stop, wait_http
 from tests.support.real_components import unavailable
 
-SECRET = "load-balanced-replicas-secret"
+SECRET = "load-balanced-replicas-secret-0123456789abcdef"
 LEASE = 2.0  # SHIM_BACKGROUND_LEASE of both replicas
 CHAINS, TURNS, CONCURRENCY = 200, 3, 10
 KILL_AFTER = CHAINS * TURNS // 3  # answered turns before replica a is killed

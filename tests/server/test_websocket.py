@@ -337,14 +337,16 @@ def test_route_with_its_own_key(
     status: int | None,
 ) -> None:
     keyed = make_shim(routes=(Route(upstream=UPSTREAM_URL, api_key="sk-route"),), api_keys=("sk-shim",))
-    ws = open_ws(headers=headers, app_of=keyed)
-    frames = turn(ws, {"model": "m", "input": "hi"})
-    if status is not None:
-        data = error_of(frames)
-        assert (data["status"], data["error"]["code"]) == (status, "invalid_api_key")
+    if status is not None:  # refused at the handshake (shim.http.auth)
+        with pytest.raises(WebSocketDisconnect) as refused:
+            open_ws(headers=headers, app_of=keyed)
+        assert (refused.value.code, refused.value.detail) == (
+            1008,
+            "Invalid or missing API key for this shim.",
+        )
         assert keyed.upstream.requests == []
         return
-    completed(frames)
+    completed(turn(open_ws(headers=headers, app_of=keyed), {"model": "m", "input": "hi"}))
     (request,) = keyed.upstream.requests
     assert request.headers["authorization"] == "Bearer sk-route"
 

@@ -68,7 +68,7 @@ def store_of(shim: Shim) -> ResponseStore:
 
 @pytest.fixture
 async def pair(backend_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Pair, Gate]]:
-    monkeypatch.setenv("SHIM_SECRET", "shared-secret")  # replicas share the scoping key
+    monkeypatch.setenv("SHIM_SECRET", "shared-secret-0123456789abcdef0123")  # replicas share the scoping key
     gate = Gate()
     a, b = build_shim(target=gate), build_shim()
     backends: list[KeyValue] = [open_backend(backend_url)]

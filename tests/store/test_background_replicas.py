@@ -21,7 +21,9 @@ Replicas = tuple[httpx.AsyncClient, httpx.AsyncClient, Shim]
 
 @pytest.fixture
 async def replicas(backend_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Replicas, Gate]]:
-    monkeypatch.setenv("SHIM_SECRET", "shared-secret")  # replicas share the scoping key
+    monkeypatch.setenv(
+        "SHIM_SECRET", "shared-secret-0123456789abcdef0123456789abcdef"
+    )  # replicas share the scoping key
     gate = Gate()
     a, b = build_shim(target=gate), build_shim()
     backends: list[KeyValue] = [open_backend(backend_url)]

@@ -25,7 +25,7 @@ from shim.store.repository import ResponseStore, scope_of
 from tests.store.conftest import store_url
 from tests.support.processes import Served, serve_script, serve_shim
 
-SECRET = "crash-test-secret"
+SECRET = "crash-test-secret-0123456789abcdef0123456789abcdef"
 CLIENT_KEY = "sk-crash-client"
 CLIENTS = 12
 KILL_AFTER = 60  # responses received before the kill; the other clients are mid-request then

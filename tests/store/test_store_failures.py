@@ -48,7 +48,7 @@ async def test_every_backend_call_fails_as_store_unavailable(
 
 
 async def test_the_api_answers_503_in_the_envelope(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHIM_SECRET", "s")
+    monkeypatch.setenv("SHIM_SECRET", "s" * 32)
     settings = Settings(
         server=ServerSettings(store=_dead_redis()),
         routes=(Route(upstream="http://upstream.test/v1"),),

@@ -71,7 +71,7 @@ class FuzzReport:
 
 def fuzz_app() -> Litestar:
     """The app over the scripted upstream, as ``serve`` builds it (memory store)."""
-    os.environ.setdefault("SHIM_SECRET", "fuzz-secret")
+    os.environ.setdefault("SHIM_SECRET", "fuzz-secret-0123456789abcdef0123456789abcdef")
     server = ServerSettings(store="memory://", retries=0, max_body_bytes=1024 * 1024)
     cfg = Settings(server=server, routes=(Route(upstream="http://upstream.test/v1"),))
     client = UpstreamClient(

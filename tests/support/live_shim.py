@@ -22,7 +22,7 @@ __all__ = ["LiveShim", "isolated_env"]
 
 
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("SHIM_SECRET", "test-secret")
+    monkeypatch.setenv("SHIM_SECRET", "test-secret-0123456789abcdef0123456789abcdef")
     monkeypatch.setenv("SHIM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
