@@ -24,15 +24,27 @@ from shim.routing import Resolved
 from shim.settings import Timeouts
 from shim.telemetry import note_retry, note_upstream, note_upstream_error
 from shim.translate.upstream_errors import upstream_error
-from shim.upstream_transport import fast_transport
+from shim.upstream_transport import AiohttpTransport
 
-__all__ = ["UpstreamClient", "UpstreamInvalidStream", "UpstreamStreamFailure", "redact", "stream_failure"]
+__all__ = [
+    "UpstreamClient",
+    "UpstreamInvalidStream",
+    "UpstreamStreamFailure",
+    "build_transport",
+    "redact",
+    "stream_failure",
+]
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 DEFAULT_RETRY_MAX_WAIT = 20.0
 
 _RETRY_STATUS = frozenset({429, 502, 503})
 _ERROR_BODY_BYTES = 65536
+
+
+def build_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The transport every upstream request goes through (``shim.upstream_transport``)."""
+    return AiohttpTransport(limits)
 
 
 class UpstreamStreamFailure(httpx.TransportError):
@@ -125,11 +137,11 @@ class UpstreamClient:
         self.retry_max_wait = retry_max_wait  # a longer Retry-After is passed on, not waited out
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
         limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200, keepalive_expiry=60.0)
-        # Our keep-alive transport unless a test passes one (bench/README.md: httpx's own costs
-        # 0.6-7 ms of CPU per request, growing with the connections it pools). Requests go to it
-        # straight, not through ``client.send`` (auth, redirects and cookie jar, none of which a
-        # proxy wants, cost ~55 us a request); the client remains for a proxy from the environment.
-        self.transport = transport or fast_transport(limits)
+        # aiohttp behind the httpx API unless a test passes a transport (bench/README.md: httpx's
+        # own costs 1.4-9 ms of CPU per request, growing with the connections it pools). Requests
+        # go to it straight, not through ``client.send`` (auth, redirects and cookie jar, none of
+        # which a proxy wants, cost ~55 us a request); the transport reads proxies itself.
+        self.transport = transport or build_transport(limits)
         self.client = httpx.AsyncClient(
             transport=self.transport,
             # Per socket read; the first-byte and idle limits are enforced around it (``send`` and
@@ -142,6 +154,7 @@ class UpstreamClient:
             ),
             limits=limits,
             follow_redirects=False,
+            trust_env=False,  # never used to send: no proxy transports of its own
         )
         self._default_headers = dict(self.client.headers.items())  # user-agent, accept-encoding…
         self._extensions = {"timeout": self.client.timeout.as_dict()}
@@ -165,8 +178,6 @@ class UpstreamClient:
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """The open answer (its body not read yet)."""
-        if self.transport is None:
-            return await self.client.send(request, stream=True)
         response = await self.transport.handle_async_request(request)
         response.request = request
         return response
