@@ -39,7 +39,7 @@ import msgspec
 from shim.core.diagnostics import Policy
 from shim.limits import Limits
 
-__all__ = ["Route", "ServerSettings", "Settings", "Timeouts", "load_settings"]
+__all__ = ["Route", "ServerSettings", "Settings", "Timeouts", "header_value_problem", "load_settings"]
 
 
 class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -196,4 +196,39 @@ def load_settings(
                 else env.get("SHIM_UPSTREAM_STATEFUL", "").lower() in ("1", "true", "yes"),
             ),
         )
+    _check_header_values(
+        routes, len(settings.routes), config, "api_key" if api_key else "SHIM_UPSTREAM_API_KEY"
+    )
     return Settings(server=server, routes=routes)
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot go into an HTTP header, or ``None``: CR or LF would end the header and
+    let the rest inject new ones; servers refuse NUL. A ``.env`` file saved with Windows line
+    endings leaves a CR at the end of every value."""
+    if "\r" in value or "\n" in value:
+        return "holds a carriage return or line feed (a .env file with Windows line endings?)"
+    if "\0" in value:
+        return "holds a NUL character"
+    return None
+
+
+def _check_header_values(
+    routes: tuple[Route, ...], from_file: int, config: Path | None, key_name: str
+) -> None:
+    """Refuse at start-up what would reach an upstream in a header: upstream keys and configured
+    headers, each named where it was set (``shim.upstream`` checks again when it sends)."""
+    for index, route in enumerate(routes):
+        where = f"{config}: routes[{index}]." if index < from_file else "the upstream route's "
+        values: list[tuple[str, str | None]] = [
+            (f"{where}api_key" if index < from_file else key_name, route.api_key)
+        ]
+        if route.api_key_env:
+            values.append(
+                (f"{route.api_key_env} (named by {where}api_key_env)", os.environ.get(route.api_key_env))
+            )
+        for header, text in route.headers.items():
+            values += [(f"{where}headers.{header}", text), (f"{where}headers (the name {header!r})", header)]
+        for name, value in values:
+            if value is not None and (problem := header_value_problem(value)) is not None:
+                raise ValueError(f"{name} {problem}")

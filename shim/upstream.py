@@ -1,19 +1,26 @@
 """The one httpx client, and the only place that talks to upstreams.
 
-Before the first byte reaches our client, transient failures (connect errors, 429, 502, 503)
-are retried with exponential backoff and jitter, honouring ``Retry-After``; after that an error
-is returned in the envelope. Once a stream has started nothing is retried: the glue ends the
-stream with a failure instead (``stream_failure`` names the cause).
+Before the first byte reaches our client, transient failures are retried with exponential backoff
+and jitter, honouring ``Retry-After``: 429, 502 and 503 answers, and connect failures (refused,
+DNS, TLS handshake), where the request provably never reached the upstream. Any other transport
+error (a reset, a hang-up or a timeout after the request was written) is never retried: the
+upstream may be doing the work, and a POST is not idempotent (RFC 9112 §9.3.1). After the first
+byte nothing is retried: the glue ends the stream with a failure instead (``stream_failure``
+names the cause).
 
+Upstreams are asked for ``identity`` (no compression); one that compresses anyway (gzip,
+deflate) is decoded here, so error bodies, streams and the size limit all see decoded bytes.
 Every answer body is read through ``_Bounded``, which enforces the total time limit and the
-maximum answer size for streaming and whole answers alike. An upstream's error message is passed
-on, but never with the upstream credential in it (some vendors echo the key they were sent).
+maximum answer size (decoded) for streaming and whole answers alike. An upstream's error message
+is passed on, but never with the upstream credential in it (some vendors echo the key they were
+sent). A key or configured header with CR, LF or NUL in it is never sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import zlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -21,10 +28,10 @@ import httpx
 from shim.errors import ShimError, UpstreamError, UpstreamTimeout
 from shim.redaction import redact
 from shim.routing import Resolved
-from shim.settings import Timeouts
+from shim.settings import Timeouts, header_value_problem
 from shim.telemetry import note_retry, note_upstream, note_upstream_error
 from shim.translate.upstream_errors import upstream_error
-from shim.upstream_transport import AiohttpTransport
+from shim.upstream_transport import AiohttpTransport, InvalidAnswer
 
 __all__ = [
     "UpstreamClient",
@@ -40,6 +47,8 @@ DEFAULT_RETRY_MAX_WAIT = 20.0
 
 _RETRY_STATUS = frozenset({429, 502, 503})
 _ERROR_BODY_BYTES = 65536
+_DECODED_PIECE = 65536  # a compressed chunk is inflated this much at a time (a bomb stays small)
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 def build_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
@@ -112,6 +121,61 @@ class _Bounded(httpx.AsyncByteStream):
         await self.inner.aclose()
 
 
+class _Inflated(httpx.AsyncByteStream):
+    """A gzip or deflate body, decoded a bounded piece at a time."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, wbits: int) -> None:
+        self.inner = inner
+        self.wbits = wbits
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        decoder = zlib.decompressobj(self.wbits)
+        first = True
+        async for chunk in self.inner:
+            data = chunk
+            while data:
+                try:
+                    piece = decoder.decompress(data, _DECODED_PIECE)
+                except zlib.error:
+                    if not (first and self.wbits == zlib.MAX_WBITS):
+                        raise UpstreamStreamFailure(
+                            "The upstream sent a compressed answer that does not decode.",
+                            "upstream_invalid_response",
+                        ) from None
+                    # "deflate" sent raw, without the zlib wrapper (as some servers do)
+                    decoder, self.wbits = zlib.decompressobj(-zlib.MAX_WBITS), -zlib.MAX_WBITS
+                    continue
+                first = False
+                data = decoder.unconsumed_tail
+                if piece:
+                    yield piece
+        tail = decoder.flush()
+        if tail:
+            yield tail
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _decoded(response: httpx.Response) -> None:
+    """Decode a compressed answer here (the upstream was asked for ``identity``): its stream then
+    yields decoded bytes, and httpx no longer decodes it."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return
+    wbits = _WBITS.get(encoding)
+    if wbits is None:
+        raise UpstreamStreamFailure(
+            f"The upstream answered with content-encoding {encoding[:40]!r}, which the shim does not "
+            "decode (it asks for identity).",
+            "upstream_invalid_response",
+        )
+    assert isinstance(response.stream, httpx.AsyncByteStream)
+    response.stream = _Inflated(response.stream, wbits)
+    del response.headers["content-encoding"]
+    response.headers.pop("content-length", None)
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -156,7 +220,8 @@ class UpstreamClient:
             follow_redirects=False,
             trust_env=False,  # never used to send: no proxy transports of its own
         )
-        self._default_headers = dict(self.client.headers.items())  # user-agent, accept-encoding…
+        # user-agent…; ``identity``: a compressed answer costs CPU here and hides the size limit
+        self._default_headers = {**dict(self.client.headers.items()), "accept-encoding": "identity"}
         self._extensions = {"timeout": self.client.timeout.as_dict()}
 
     async def aclose(self) -> None:
@@ -166,9 +231,20 @@ class UpstreamClient:
         route, auth = resolved.route, resolved.dialect.auth
         headers = {**self._default_headers, "accept": "application/json, text/event-stream"}
         headers.update((name.lower(), value) for name, value in route.headers.items())
+        for name, value in route.headers.items():
+            if (problem := header_value_problem(value)) is not None:
+                raise UpstreamError(
+                    f"The route's header {name!r} {problem}; nothing was sent upstream.",
+                    code="upstream_misconfigured",
+                )
         if body is not None:
             headers["content-type"] = "application/json"
         if resolved.upstream_key:
+            if (problem := header_value_problem(resolved.upstream_key)) is not None:
+                raise UpstreamError(
+                    f"The upstream API key {problem}; nothing was sent upstream.",
+                    code="upstream_misconfigured",
+                )
             if auth.header == "api-key":
                 headers["api-key"] = resolved.upstream_key
             else:
@@ -208,20 +284,37 @@ class UpstreamClient:
             try:
                 async with asyncio.timeout_at(min(deadline, loop.time() + self.timeouts.first_byte)):
                     response = await self._send(request)
-            except (httpx.TimeoutException, TimeoutError):
-                note_upstream_error("timeout")
-                raise UpstreamTimeout("The upstream did not answer in time.") from None
-            except httpx.TransportError as exc:
-                note_upstream_error("connect" if isinstance(exc, httpx.ConnectError) else "reset")
+            except httpx.ConnectError as exc:  # nothing reached the upstream: safe to send again
+                note_upstream_error("connect")
                 error: ShimError = UpstreamError(
                     f"The upstream could not be reached: {exc.__class__.__name__}.",
                     code="upstream_unreachable",
                 )
                 delay = 0.0
+            except (httpx.TimeoutException, TimeoutError):
+                note_upstream_error("timeout")
+                raise UpstreamTimeout("The upstream did not answer in time.") from None
+            except InvalidAnswer as exc:
+                note_upstream_error("invalid_response")
+                raise UpstreamError(str(exc), code="upstream_invalid_response") from None
+            except (httpx.ProxyError, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+                note_upstream_error("connect")  # (a configuration problem: trying again cannot help)
+                code = (
+                    "upstream_misconfigured"
+                    if isinstance(exc, httpx.LocalProtocolError)
+                    else "upstream_unreachable"
+                )
+                raise UpstreamError(f"The upstream could not be reached: {exc}", code=code) from None
+            except httpx.TransportError as exc:  # the request may have arrived: never re-sent
+                note_upstream_error("reset")
+                raise UpstreamError(
+                    "The upstream connection broke before an answer "
+                    f"({exc.__class__.__name__}; not retried: the upstream may have received the request).",
+                    code="upstream_reset",
+                ) from None
             else:
                 if response.status_code < 400:
-                    assert isinstance(response.stream, httpx.AsyncByteStream)
-                    response.stream = _Bounded(response.stream, self.max_response_bytes, deadline)
+                    await self._bound(response, deadline)
                     if not stream:
                         await self._read_whole(response)
                     return response
@@ -241,18 +334,35 @@ class UpstreamClient:
             note_retry()
             await asyncio.sleep(backoff)
 
+    async def _bound(self, response: httpx.Response, deadline: float) -> None:
+        """The answer's body decoded, then bounded by the total time and the size limit; raises
+        ``UpstreamError`` (the answer closed) for a content-encoding the shim cannot decode."""
+        try:
+            _decoded(response)
+        except UpstreamStreamFailure as exc:
+            note_upstream_error("invalid_response")
+            await response.aclose()
+            raise UpstreamError(exc.message, code=exc.code) from None
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Bounded(response.stream, self.max_response_bytes, deadline)
+
     @staticmethod
     async def _error_body(response: httpx.Response, deadline: float) -> bytes:
-        """The start of an error answer (64 KiB is plenty for a message); never the whole of a
-        huge or endless one."""
+        """The start of an error answer, decoded (64 KiB is plenty for a message); never the
+        whole of a huge or endless one."""
         data = b""
+        try:
+            _decoded(response)
+        except UpstreamStreamFailure as exc:
+            await response.aclose()
+            return exc.message.encode()
         try:
             async with asyncio.timeout_at(deadline):
                 async for piece in response.aiter_raw():
                     data += piece
                     if len(data) >= _ERROR_BODY_BYTES:
                         break
-        except (httpx.HTTPError, TimeoutError):
+        except (httpx.HTTPError, TimeoutError):  # UpstreamStreamFailure included: keep what came
             pass
         finally:
             await response.aclose()
@@ -270,16 +380,15 @@ class UpstreamClient:
             raise UpstreamError(message, code=code) from None
 
     async def get_json(self, resolved: Resolved, path: str) -> bytes:
+        deadline = asyncio.get_running_loop().time() + self.timeouts.total
         try:
             response = await self._send(self._request(resolved, "GET", path, None))
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
         except httpx.TimeoutException:
             raise UpstreamTimeout("The upstream did not answer in time.") from None
         except httpx.TransportError as exc:
             raise UpstreamError(f"The upstream could not be reached: {exc.__class__.__name__}.") from None
         if response.status_code >= 400:
-            raise upstream_error(response.status_code, response.content)
+            raise upstream_error(response.status_code, await self._error_body(response, deadline))
+        await self._bound(response, deadline)
+        await self._read_whole(response)
         return response.content
