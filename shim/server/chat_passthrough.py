@@ -33,6 +33,12 @@ _any = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
 
+def _closing(tail: bytes) -> bytes:
+    """What ends a half-sent event (the upstream's last bytes), so the shim's own final chunk
+    that follows is a line of its own, whether the stream was cut, broke or hit a limit."""
+    return b"" if not tail or tail.endswith(b"\n\n") else b"\n\n"
+
+
 def upstream_body(raw: bytes, req: c.ChatCompletionRequest, resolved: Resolved) -> bytes:
     if resolved.upstream_model == req.model:
         return raw
@@ -104,11 +110,10 @@ class ChatPassthrough:
                 yield KEEPALIVE if data is None else data
             if not done:
                 message, code = "The upstream stream ended unexpectedly.", "upstream_stream_truncated"
-                end = b"" if not tail or tail.endswith(b"\n\n") else b"\n\n"  # close a half event
-                yield end + encode_data(error_chunk_bytes(ErrorDelta(message, code=code)))
+                yield _closing(tail) + encode_data(error_chunk_bytes(ErrorDelta(message, code=code)))
         except (httpx.TimeoutException, TimeoutError, httpx.TransportError) as exc:
             message, code = stream_failure(exc)  # idle/total timeout, reset, size limit
-            yield encode_data(error_chunk_bytes(ErrorDelta(message, code=code)))
+            yield _closing(tail) + encode_data(error_chunk_bytes(ErrorDelta(message, code=code)))
         finally:
             await response.aclose()
 
