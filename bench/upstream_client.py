@@ -14,7 +14,7 @@ than req/s on a shared machine, where the wall clock measures the neighbours.
 Variants: ``httpx`` (httpx's default transport, httpcore, with the shim's limits); ``handwritten``
 (the keep-alive transport the shim had until commit deb5485, loaded from git history: it needs
 ``git`` and ``httptools``); ``httpx-aiohttp`` (the PyPI package's ``AiohttpTransport``, the
-openai SDK's option); ``aiohttp`` (``shim.upstream_transport.AiohttpTransport``, what the shim
+openai SDK's option); ``aiohttp`` (``shim.upstream.transport.AiohttpTransport``, what the shim
 uses now).
 """
 
@@ -68,7 +68,7 @@ def _transport(variant: str) -> object:
 
         return AiohttpTransport(limits=limits)
     if variant == "aiohttp":
-        from shim.upstream_transport import AiohttpTransport as Ours
+        from shim.upstream.transport import AiohttpTransport as Ours
 
         return Ours(limits)
     raise ValueError(variant)

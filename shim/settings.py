@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import urllib.request
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -39,7 +40,19 @@ import msgspec
 from shim.core.diagnostics import Policy
 from shim.limits import Limits
 
-__all__ = ["Route", "ServerSettings", "Settings", "Timeouts", "header_value_problem", "load_settings"]
+__all__ = [
+    "WORKER_SETTINGS",
+    "Environment",
+    "Route",
+    "ServerSettings",
+    "Settings",
+    "Timeouts",
+    "environment",
+    "header_value_problem",
+    "load_settings",
+    "settings_for_worker",
+    "worker_settings",
+]
 
 
 class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -99,6 +112,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     store: str = ""
     store_ttl: float = 30 * 24 * 3600.0  # seconds; 0 keeps records until evicted or deleted
     store_max_bytes: int = 4 * 1024**3  # diskcache only: least recently used entries go first
+    # seconds a background response's replica may go silent before another marks it failed
+    background_lease: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     retries: int = 2
     retry_max_wait: float = 20.0  # a longer upstream Retry-After is passed on, not waited out
     max_body_bytes: int = 32 * 1024 * 1024
@@ -232,3 +247,56 @@ def _check_header_values(
         for name, value in values:
             if value is not None and (problem := header_value_problem(value)) is not None:
                 raise ValueError(f"{name} {problem}")
+
+
+# --------------------------------------------------------------------------- the process environment
+
+
+def _flag(value: str | None, default: bool = False) -> bool:
+    return default if value is None else value.strip().lower() in ("1", "true", "yes")
+
+
+class Environment(msgspec.Struct, frozen=True, kw_only=True):
+    """What the process environment says beyond the settings: read here and nowhere else (with
+    ``load_settings`` and ``Route.own_key``), each time it is asked, so tests may change it."""
+
+    secret: str | None  # SHIM_SECRET; else a file in ``data_dir`` (http/app.py)
+    data_dir: Path  # SHIM_DATA_DIR, else $XDG_DATA_HOME/shim, else ~/.local/share/shim
+    cache_dir: Path  # SHIM_CACHE_DIR, else ~/.cache/shim: the embedded upstream's model
+    log_level: str  # SHIM_LOG_LEVEL
+    access_log: bool  # SHIM_ACCESS_LOG (a JSON line per request), on unless "0"
+    workers: int  # SHIM_WORKERS
+    no_embedded: bool  # SHIM_NO_EMBEDDED: never start the embedded upstream
+    # HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (either case, as curl reads them): scheme or "no" → value
+    proxies: dict[str, str]
+
+
+def environment() -> Environment:
+    env = os.environ
+    xdg = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    cache = env.get("SHIM_CACHE_DIR")
+    return Environment(
+        secret=env.get("SHIM_SECRET") or None,
+        data_dir=Path(env.get("SHIM_DATA_DIR") or Path(xdg) / "shim"),
+        cache_dir=Path(cache).expanduser() if cache else Path.home() / ".cache" / "shim",
+        log_level=env.get("SHIM_LOG_LEVEL") or "warning",
+        access_log=env.get("SHIM_ACCESS_LOG", "1") != "0",
+        workers=int(env.get("SHIM_WORKERS") or 1),
+        no_embedded=_flag(env.get("SHIM_NO_EMBEDDED")),
+        proxies=urllib.request.getproxies_environment(),
+    )
+
+
+# Worker processes (``--workers N``) are started by uvicorn from an import string, in a fresh
+# interpreter: the one channel it passes on unchanged is the environment. The parent merges and
+# validates the settings once (flags, file, environment, the embedded upstream's URL) and hands
+# every worker the same frozen result as JSON under this name, so no worker can disagree.
+WORKER_SETTINGS = "SHIM_SETTINGS_JSON"
+
+
+def settings_for_worker(settings: Settings) -> None:
+    os.environ[WORKER_SETTINGS] = msgspec.json.encode(settings).decode()
+
+
+def worker_settings() -> Settings:
+    return msgspec.json.decode(os.environ[WORKER_SETTINGS], type=Settings)

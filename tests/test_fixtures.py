@@ -35,13 +35,13 @@ from shim.dialects.model import Dialect
 from shim.dialects.registry import get_dialect
 from shim.ids import CountingIds, fixed_clock
 from shim.sse import SSEDecoder, SSEEvent
-from shim.translate.chat_accumulate import accumulate
 from shim.translate.chat_request import to_chat_request
 from shim.translate.echo import response_template
 from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
 from shim.wire import chat as c
 from shim.wire import responses as r
 from shim.wire.responses_decode import decode_create_response_body
+from tests.support.chat_accumulate import accumulate
 from tests.support.fixture_cases import FixtureCase, error_outcome, params, rechunkings
 
 ROOT = Path(__file__).resolve().parents[1] / "fixtures" / "responses_over_chat"

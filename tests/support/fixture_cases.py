@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Self
 
 import pytest
 
-from shim.translate.upstream_errors import upstream_error
+from shim.upstream.errors import upstream_error
 
 UPSTREAM_NAMES = ("upstream.sse", "upstream.json", "upstream.synthetic.sse", "upstream.synthetic.json")
 SMALL = 4096  # below this size every 2-way split is tried; above it, RANDOM_SPLITS seeded ones

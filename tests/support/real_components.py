@@ -16,10 +16,10 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 
-from shim.embedded import MODEL_ALIAS, EmbeddedUpstream, EmbeddedUpstreamError, is_available
+from shim.cli.embedded import MODEL_ALIAS, EmbeddedUpstream, EmbeddedUpstreamError, is_available
 
 IN_CI = os.environ.get("CI") == "true"
-LLAMA_HINT = "`bash scripts/test.sh` or `python -m shim.embedded ensure` installs it"
+LLAMA_HINT = "`bash scripts/test.sh` or `python -m shim.cli.embedded ensure` installs it"
 CLIENTS_HINT = "`bash scripts/install_clients.sh` (called by scripts/test.sh) installs the npm clients"
 
 

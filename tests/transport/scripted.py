@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from shim.upstream import build_transport
+from shim.upstream.transport import build_transport
 
 __all__ = ["Conn", "Script", "Server", "fetch", "ok", "transport"]
 

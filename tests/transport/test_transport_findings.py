@@ -1,5 +1,5 @@
 """Regression tests for the transport findings of issue 12 (5, 8, 9, 10, 11), generic over
-whatever ``shim.upstream.build_transport`` builds. Each failed against the hand-written
+whatever ``shim.upstream.transport.build_transport`` builds. Each failed against the hand-written
 transport of commit deb5485."""
 
 from __future__ import annotations

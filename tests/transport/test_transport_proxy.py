@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shim.upstream_transport import AiohttpTransport
+from shim.upstream.transport import AiohttpTransport
 from tests.transport.scripted import Conn, Server, fetch, ok, transport
 
 _NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")

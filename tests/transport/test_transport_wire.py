@@ -1,4 +1,4 @@
-"""The upstream transport (whatever ``shim.upstream.build_transport`` builds) against scripted raw
+"""The upstream transport (whatever ``shim.upstream.transport.build_transport`` builds) against scripted raw
 HTTP/1.1 servers.
 
 Each case is a server script (what it writes back, byte for byte, and when it hangs up) and what

@@ -4,9 +4,9 @@ Before the first byte reaches our client, transient failures are retried with ex
 and jitter, honouring ``Retry-After``: 429, 502 and 503 answers, and connect failures (refused,
 DNS, TLS handshake), where the request provably never reached the upstream. Any other transport
 error (a reset, a hang-up or a timeout after the request was written) is never retried: the
-upstream may be doing the work, and a POST is not idempotent (RFC 9112 §9.3.1). After the first
-byte nothing is retried: the glue ends the stream with a failure instead (``stream_failure``
-names the cause).
+upstream may be doing the work, and a POST is not idempotent (RFC 9112 §9.3.1). Once a stream has
+started nothing is retried: the pump (``shim.turns.pump``) ends the stream with a failure instead,
+from the same error tree (``shim.upstream.errors.as_upstream_error``).
 
 Upstreams are asked for ``identity`` (no compression); one that compresses anyway (gzip,
 deflate) is decoded here, so error bodies, streams and the size limit all see decoded bytes.
@@ -25,22 +25,23 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from shim.errors import ShimError, UpstreamError, UpstreamTimeout
-from shim.redaction import redact
-from shim.routing import Resolved
+from shim.errors import (
+    ShimError,
+    UpstreamInvalidResponse,
+    UpstreamMisconfigured,
+    UpstreamReset,
+    UpstreamTimeout,
+    UpstreamTooLarge,
+    UpstreamUnreachable,
+)
 from shim.settings import Timeouts, header_value_problem
 from shim.telemetry import note_retry, note_upstream, note_upstream_error
-from shim.translate.upstream_errors import upstream_error
-from shim.upstream_transport import AiohttpTransport, InvalidAnswer
+from shim.upstream.errors import STREAM_FAILURES, as_upstream_error, upstream_error
+from shim.upstream.redaction import redact
+from shim.upstream.routing import Resolved
+from shim.upstream.transport import InvalidAnswer, build_transport
 
-__all__ = [
-    "UpstreamClient",
-    "UpstreamInvalidStream",
-    "UpstreamStreamFailure",
-    "build_transport",
-    "redact",
-    "stream_failure",
-]
+__all__ = ["UpstreamClient", "redact"]
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 DEFAULT_RETRY_MAX_WAIT = 20.0
@@ -49,41 +50,6 @@ _RETRY_STATUS = frozenset({429, 502, 503})
 _ERROR_BODY_BYTES = 65536
 _DECODED_PIECE = 65536  # a compressed chunk is inflated this much at a time (a bomb stays small)
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-
-
-def build_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    """The transport every upstream request goes through (``shim.upstream_transport``)."""
-    return AiohttpTransport(limits)
-
-
-class UpstreamStreamFailure(httpx.TransportError):
-    """The answer broke one of our limits while being read (total time, size)."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-
-
-class UpstreamInvalidStream(UpstreamStreamFailure):
-    """A stream event whose data is not valid JSON (or not a chunk)."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "The upstream sent stream data that is not a valid chunk.", "upstream_invalid_response"
-        )
-
-
-def stream_failure(exc: BaseException) -> tuple[str, str]:
-    """``(message, code)`` for an error that ended an upstream answer after it began; counted."""
-    if isinstance(exc, UpstreamStreamFailure):
-        message, code = exc.message, exc.code
-    elif isinstance(exc, httpx.TimeoutException | TimeoutError):
-        message, code = "The upstream stopped sending.", "upstream_timeout"
-    else:
-        message, code = "The upstream connection broke.", "upstream_reset"
-    note_upstream_error(code.removeprefix("upstream_"))
-    return message, code
 
 
 class _Bounded(httpx.AsyncByteStream):
@@ -107,14 +73,10 @@ class _Bounded(httpx.AsyncByteStream):
             except TimeoutError:
                 if loop.time() < self.deadline:
                     raise
-                raise UpstreamStreamFailure(
-                    "The upstream answer exceeded the total time limit.", "upstream_timeout"
-                ) from None
+                raise UpstreamTimeout("The upstream answer exceeded the total time limit.") from None
             size += len(chunk)
             if size > self.max_bytes:
-                raise UpstreamStreamFailure(
-                    f"The upstream answer exceeded {self.max_bytes} bytes.", "upstream_response_too_large"
-                )
+                raise UpstreamTooLarge(f"The upstream answer exceeded {self.max_bytes} bytes.")
             yield chunk
 
     async def aclose(self) -> None:
@@ -138,9 +100,8 @@ class _Inflated(httpx.AsyncByteStream):
                     piece = decoder.decompress(data, _DECODED_PIECE)
                 except zlib.error:
                     if not (first and self.wbits == zlib.MAX_WBITS):
-                        raise UpstreamStreamFailure(
-                            "The upstream sent a compressed answer that does not decode.",
-                            "upstream_invalid_response",
+                        raise UpstreamInvalidResponse(
+                            "The upstream sent a compressed answer that does not decode."
                         ) from None
                     # "deflate" sent raw, without the zlib wrapper (as some servers do)
                     decoder, self.wbits = zlib.decompressobj(-zlib.MAX_WBITS), -zlib.MAX_WBITS
@@ -165,10 +126,9 @@ def _decoded(response: httpx.Response) -> None:
         return
     wbits = _WBITS.get(encoding)
     if wbits is None:
-        raise UpstreamStreamFailure(
+        raise UpstreamInvalidResponse(
             f"The upstream answered with content-encoding {encoding[:40]!r}, which the shim does not "
-            "decode (it asks for identity).",
-            "upstream_invalid_response",
+            "decode (it asks for identity)."
         )
     assert isinstance(response.stream, httpx.AsyncByteStream)
     response.stream = _Inflated(response.stream, wbits)
@@ -233,18 +193,14 @@ class UpstreamClient:
         headers.update((name.lower(), value) for name, value in route.headers.items())
         for name, value in route.headers.items():
             if (problem := header_value_problem(value)) is not None:
-                raise UpstreamError(
-                    f"The route's header {name!r} {problem}; nothing was sent upstream.",
-                    code="upstream_misconfigured",
+                raise UpstreamMisconfigured(
+                    f"The route's header {name!r} {problem}; nothing was sent upstream."
                 )
         if body is not None:
             headers["content-type"] = "application/json"
         if resolved.upstream_key:
             if (problem := header_value_problem(resolved.upstream_key)) is not None:
-                raise UpstreamError(
-                    f"The upstream API key {problem}; nothing was sent upstream.",
-                    code="upstream_misconfigured",
-                )
+                raise UpstreamMisconfigured(f"The upstream API key {problem}; nothing was sent upstream.")
             if auth.header == "api-key":
                 headers["api-key"] = resolved.upstream_key
             else:
@@ -286,9 +242,8 @@ class UpstreamClient:
                     response = await self._send(request)
             except httpx.ConnectError as exc:  # nothing reached the upstream: safe to send again
                 note_upstream_error("connect")
-                error: ShimError = UpstreamError(
-                    f"The upstream could not be reached: {exc.__class__.__name__}.",
-                    code="upstream_unreachable",
+                error: ShimError = UpstreamUnreachable(
+                    f"The upstream could not be reached: {exc.__class__.__name__}."
                 )
                 delay = 0.0
             except (httpx.TimeoutException, TimeoutError):
@@ -296,21 +251,20 @@ class UpstreamClient:
                 raise UpstreamTimeout("The upstream did not answer in time.") from None
             except InvalidAnswer as exc:
                 note_upstream_error("invalid_response")
-                raise UpstreamError(str(exc), code="upstream_invalid_response") from None
+                raise UpstreamInvalidResponse(str(exc)) from None
             except (httpx.ProxyError, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
                 note_upstream_error("connect")  # (a configuration problem: trying again cannot help)
-                code = (
-                    "upstream_misconfigured"
+                kind = (
+                    UpstreamMisconfigured
                     if isinstance(exc, httpx.LocalProtocolError)
-                    else "upstream_unreachable"
+                    else UpstreamUnreachable
                 )
-                raise UpstreamError(f"The upstream could not be reached: {exc}", code=code) from None
+                raise kind(f"The upstream could not be reached: {exc}") from None
             except httpx.TransportError as exc:  # the request may have arrived: never re-sent
                 note_upstream_error("reset")
-                raise UpstreamError(
+                raise UpstreamReset(
                     "The upstream connection broke before an answer "
-                    f"({exc.__class__.__name__}; not retried: the upstream may have received the request).",
-                    code="upstream_reset",
+                    f"({exc.__class__.__name__}; not retried: the upstream may have received the request)."
                 ) from None
             else:
                 if response.status_code < 400:
@@ -339,10 +293,10 @@ class UpstreamClient:
         ``UpstreamError`` (the answer closed) for a content-encoding the shim cannot decode."""
         try:
             _decoded(response)
-        except UpstreamStreamFailure as exc:
+        except UpstreamInvalidResponse:
             note_upstream_error("invalid_response")
             await response.aclose()
-            raise UpstreamError(exc.message, code=exc.code) from None
+            raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = _Bounded(response.stream, self.max_response_bytes, deadline)
 
@@ -353,7 +307,7 @@ class UpstreamClient:
         data = b""
         try:
             _decoded(response)
-        except UpstreamStreamFailure as exc:
+        except UpstreamInvalidResponse as exc:
             await response.aclose()
             return exc.message.encode()
         try:
@@ -362,7 +316,7 @@ class UpstreamClient:
                     data += piece
                     if len(data) >= _ERROR_BODY_BYTES:
                         break
-        except (httpx.HTTPError, TimeoutError):  # UpstreamStreamFailure included: keep what came
+        except STREAM_FAILURES:  # an undecodable piece included: keep what came
             pass
         finally:
             await response.aclose()
@@ -372,12 +326,9 @@ class UpstreamClient:
     async def _read_whole(response: httpx.Response) -> None:
         try:
             await response.aread()
-        except httpx.HTTPError as exc:
+        except STREAM_FAILURES as exc:
             await response.aclose()
-            message, code = stream_failure(exc)
-            if code == "upstream_timeout":
-                raise UpstreamTimeout(message) from None
-            raise UpstreamError(message, code=code) from None
+            raise as_upstream_error(exc) from None
 
     async def get_json(self, resolved: Resolved, path: str) -> bytes:
         deadline = asyncio.get_running_loop().time() + self.timeouts.total
@@ -386,7 +337,9 @@ class UpstreamClient:
         except httpx.TimeoutException:
             raise UpstreamTimeout("The upstream did not answer in time.") from None
         except httpx.TransportError as exc:
-            raise UpstreamError(f"The upstream could not be reached: {exc.__class__.__name__}.") from None
+            raise UpstreamUnreachable(
+                f"The upstream could not be reached: {exc.__class__.__name__}."
+            ) from None
         if response.status_code >= 400:
             raise upstream_error(response.status_code, await self._error_body(response, deadline))
         await self._bound(response, deadline)

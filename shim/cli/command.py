@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 if TYPE_CHECKING:
-    from litestar import Litestar
+    from shim.http.app import App
 
 __all__ = ["main"]
 
@@ -24,29 +23,26 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-_SETTINGS_ENV = "SHIM_SETTINGS_JSON"
-
-
-def app_from_env() -> Litestar:
+def app_from_env() -> App:
     """The app of one worker process, from the settings its parent put in the environment."""
-    from shim.server.app import create_app
-    from shim.server.observability import configure_logging
-    from shim.settings import Settings
+    from shim.http.app import create_app
+    from shim.http.observability import configure_logging
+    from shim.http.runtime_tuning import tune_for_serving
+    from shim.settings import environment, worker_settings
 
     # A spawned worker starts with a fresh interpreter: the same logging set-up as ``main``/``_serve``.
-    logging.basicConfig(level=os.environ.get("SHIM_LOG_LEVEL", "WARNING").upper(), format="%(message)s")
-    configure_logging(enabled=os.environ.get("SHIM_ACCESS_LOG", "1") != "0")
-    from shim.server.runtime_tuning import tune_for_serving
-
-    return tune_for_serving(create_app(msgspec.json.decode(os.environ[_SETTINGS_ENV], type=Settings)))
+    env = environment()
+    logging.basicConfig(level=env.log_level.upper(), format="%(message)s")
+    configure_logging(enabled=env.access_log)
+    return tune_for_serving(create_app(worker_settings()))
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from shim.server.app import create_app
-    from shim.server.runtime_tuning import tune_for_serving
-    from shim.settings import load_settings
+    from shim.http.app import create_app
+    from shim.http.runtime_tuning import tune_for_serving
+    from shim.settings import environment, load_settings, settings_for_worker
 
     try:
         settings = load_settings(
@@ -63,7 +59,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"shim: {exc}", file=sys.stderr)
         return 2
     embedded = None
-    if not settings.routes and os.environ.get("SHIM_NO_EMBEDDED", "").lower() in ("1", "true", "yes"):
+    env = environment()
+    if not settings.routes and env.no_embedded:
         print(
             "shim: no upstream configured: set SHIM_UPSTREAM_URL (or --upstream URL, or --config FILE);"
             " SHIM_NO_EMBEDDED forbids starting the embedded llama.cpp upstream",
@@ -71,7 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     if not settings.routes:
-        from shim.embedded import DIALECT, MODEL_ALIAS, EmbeddedUpstream, EmbeddedUpstreamError
+        from shim.cli.embedded import DIALECT, MODEL_ALIAS, EmbeddedUpstream, EmbeddedUpstreamError
 
         print("shim: no upstream configured; starting the embedded llama.cpp upstream", file=sys.stderr)
         embedded = EmbeddedUpstream()
@@ -98,9 +95,9 @@ def _serve(args: argparse.Namespace) -> int:
         )
         settings = msgspec.structs.replace(settings, routes=routes)
     host, port = settings.server.host, settings.server.port
-    from shim.server.observability import configure_logging
+    from shim.http.observability import configure_logging
 
-    configure_logging(enabled=os.environ.get("SHIM_ACCESS_LOG", "1") != "0")  # JSON line per request
+    configure_logging(enabled=env.access_log)  # JSON line per request
     model = MODEL_ALIAS if embedded else "MODEL"
     print(
         f"shim: serving Open Responses on http://{host}:{port}/v1/responses\n"
@@ -115,19 +112,20 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         # Worker processes cannot receive an app object: they rebuild it from the settings in the
         # environment through the ``app_from_env`` factory.
-        workers = max(1, args.workers or int(os.environ.get("SHIM_WORKERS") or 1))
+        workers = max(1, args.workers or env.workers)
         if workers > 1:
-            os.environ[_SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+            settings_for_worker(settings)
         uvicorn.run(
-            "shim.cli:app_from_env" if workers > 1 else tune_for_serving(create_app(settings)),
+            "shim.cli.command:app_from_env" if workers > 1 else tune_for_serving(create_app(settings)),
             factory=workers > 1,
             workers=workers if workers > 1 else None,
             host=host,
             port=port,
-            log_level=os.environ.get("SHIM_LOG_LEVEL", "warning").lower(),
+            log_level=env.log_level.lower(),
             loop=args.loop,
             http=args.http,
             timeout_graceful_shutdown=max(1, round(settings.server.shutdown_timeout)),
+            ws_max_size=settings.server.max_body_bytes,  # a WebSocket frame may be as big as a body
         )
     finally:
         if embedded is not None:
@@ -136,7 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from shim.convert import run_convert
+    from shim.cli.convert import run_convert
 
     result: int = run_convert(args)
     return result
@@ -195,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("SHIM_LOG_LEVEL", "WARNING").upper(), format="%(message)s")
+    from shim.settings import environment
+
+    logging.basicConfig(level=environment().log_level.upper(), format="%(message)s")
     args = build_parser().parse_args(argv)
     result: int = args.func(args)
     return result

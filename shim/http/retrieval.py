@@ -1,7 +1,7 @@
 """OpenAI's endpoints on stored responses, beyond the spec's two: retrieve, delete, list a
 response's input items, cancel a background response.
 
-Every lookup is scoped to the caller (``ResponsesService.scope``): another caller's id, an id
+Every lookup is scoped to the caller (``TurnContext.scope``): another caller's id, an id
 never stored and a store-less server all answer the same 404 ``not_found``.
 """
 
@@ -15,11 +15,10 @@ from litestar import Request, Response, delete, get, post
 from litestar.params import Parameter
 
 from shim.errors import InvalidRequest, NotFound
-from shim.routing import bearer
-from shim.server.background import BackgroundRunner
-from shim.server.openapi import documented
-from shim.server.responses_service import ResponsesService
+from shim.http.openapi import documented
+from shim.http.state import app_state
 from shim.store.repository import ResponseStore, StoredResponse
+from shim.upstream.routing import bearer
 from shim.wire import responses as r
 
 __all__ = [
@@ -76,15 +75,16 @@ def _not_found(response_id: str) -> NotFound:
 
 def _caller(request: Request[Any, Any, Any]) -> tuple[ResponseStore | None, str]:
     """The store and the caller's scope; shim keys are checked first when configured."""
-    service: ResponsesService = request.app.state.service
+    ctx = app_state(request.app).turns
     client_key = bearer(request.headers.get("authorization"))
-    service.router.check_client_if_required(client_key)
-    return service.store, service.scope(client_key)
+    ctx.router.check_client_if_required(client_key)
+    return ctx.store, ctx.scope(client_key)
 
 
 async def _load(request: Request[Any, Any, Any], response_id: str) -> StoredResponse:
     store, scope = _caller(request)
-    stored = await store.load(scope, response_id) if store is not None else None
+    runner = app_state(request.app).background
+    stored = await runner.load(scope, response_id) if store is not None else None  # ends lost jobs
     if stored is None:
         raise _not_found(response_id)
     return stored
@@ -163,8 +163,8 @@ async def delete_response(request: Request[Any, Any, Any], response_id: Response
     store, scope = _caller(request)
     if store is None or not await store.delete(scope, response_id):
         raise _not_found(response_id)
-    runner: BackgroundRunner = request.app.state.background
-    runner.stop_local(response_id)
+    runner = app_state(request.app).background
+    await runner.stopped(scope, response_id)
     return _json(DeletedResponse(id=response_id, object="response.deleted", deleted=True))
 
 
@@ -204,7 +204,7 @@ async def cancel_response(request: Request[Any, Any, Any], response_id: Response
     store, scope = _caller(request)
     if store is None:
         raise _not_found(response_id)
-    runner: BackgroundRunner = request.app.state.background
+    runner = app_state(request.app).background
     cancelled = await runner.cancel(scope, response_id)
     if cancelled is None:
         raise _not_found(response_id)

@@ -137,7 +137,7 @@ def convert_text(text: str, kind: str, dialect_name: str, diags: Diagnostics) ->
         template = r.ResponseResource(id="resp_converted", created_at=created, model=model)
         stream = ChatToResponsesStream(template, dialect, ids=ids, clock=fixed_clock(created))
         return _sse_bytes(run_stream(stream, [data]))
-    from shim.translate import responses_request, reverse_pipeline
+    from shim.translate import chat_over_responses, responses_request
 
     if kind == "chat-request":
         chat_req = c.decode_chat_request(data)
@@ -146,14 +146,14 @@ def convert_text(text: str, kind: str, dialect_name: str, diags: Diagnostics) ->
         )
         return responses_request.encode_create_response_body(body).decode()
     if kind == "responses-resource":
-        completion_out = reverse_pipeline.responses_resource_to_completion(
+        completion_out = chat_over_responses.resource_to_completion(
             data, completion_id="chatcmpl-converted", created=decode_resource(data).created_at, model=None
         )
         return c.encode_completion(completion_out).decode()
     if kind == "responses-stream":
         # ``model=None``: the writer takes it from the stream's ``response.created`` resource.
         _, created = _stream_meta(data, resource_key="response")
-        rstream = reverse_pipeline.ResponsesToChatStream(
+        rstream = chat_over_responses.ChatChoiceDriver(
             completion_id="chatcmpl-converted", created=created, model=None
         )
         chunks = rstream.feed(data) + rstream.finish()

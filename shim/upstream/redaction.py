@@ -6,11 +6,13 @@ sk-…"). Those messages are worth passing on, so the key is cut out of them ins
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from typing import Protocol, TypeVar
 
 from shim.wire import responses as r
 
-__all__ = ["StreamRedactor", "redact", "redact_event", "redacted_stream"]
+T = TypeVar("T")
+
+__all__ = ["ByteRedactor", "EventRedactor", "Redactor", "StreamRedactor", "redact", "redact_event"]
 
 MARK = "[redacted]"
 
@@ -75,19 +77,43 @@ class StreamRedactor:
         return longest
 
 
-async def redacted_stream(chunks: AsyncIterator[bytes], secret: str | None) -> AsyncIterator[bytes]:
-    """``chunks`` with ``secret`` cut out. Closing this closes ``chunks`` at once, so a client
-    that hangs up still gets its upstream request cancelled without waiting for the GC."""
-    redactor = StreamRedactor(secret) if secret and len(secret) >= 4 else None
-    try:
-        async for chunk in chunks:
-            out = chunk if redactor is None else redactor.feed(chunk)
-            if out:
-                yield out
-        tail = redactor.flush() if redactor is not None else b""
-        if tail:
-            yield tail
-    finally:
-        close = getattr(chunks, "aclose", None)
-        if close is not None:
-            await close()
+class Redactor(Protocol[T]):
+    """What the pump runs every batch it sends through (``shim.turns.pump``)."""
+
+    def __call__(self, batch: list[T]) -> list[T]: ...
+
+    def flush(self) -> list[T]: ...
+
+
+class EventRedactor:
+    """Open Responses events: the messages of ``error`` and ``response.failed``, in place."""
+
+    def __init__(self, secret: str | None) -> None:
+        self.secret = secret
+
+    def __call__(self, batch: list[r.StreamingEvent]) -> list[r.StreamingEvent]:
+        if self.secret:
+            for event in batch:
+                redact_event(event, self.secret)
+        return batch
+
+    def flush(self) -> list[r.StreamingEvent]:
+        return []
+
+
+class ByteRedactor:
+    """Bytes passed on as they come (pass-through, Chat chunks): the key wherever it appears."""
+
+    def __init__(self, secret: str | None) -> None:
+        self.stream = StreamRedactor(secret) if secret and len(secret) >= 4 else None
+
+    def __call__(self, batch: list[bytes]) -> list[bytes]:
+        stream = self.stream
+        if stream is None:
+            return batch
+        out = [stream.feed(data) for data in batch]
+        return [data for data in out if data]
+
+    def flush(self) -> list[bytes]:
+        rest = self.stream.flush() if self.stream is not None else b""
+        return [rest] if rest else []

@@ -9,14 +9,15 @@ its exception map (``bench/README.md``, "Choosing the upstream client").
 
 What this layer decides:
 
-- Errors map to the httpx exceptions httpcore would raise, so ``shim.upstream`` can tell a
+- Errors map to the httpx exceptions httpcore would raise, so ``shim.upstream.client`` can tell a
   request that provably never left (``ConnectError``, ``ConnectTimeout``: safe to retry) from one
   that may have reached the upstream (everything else: never re-sent). aiohttp itself re-sends
   only idempotent methods on a reused connection that dropped (RFC 9112 §9.3.1), never a POST.
-- Answers are passed on as sent (``auto_decompress`` off): httpx, or ``shim.upstream``, decodes.
-- Proxies come from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``),
-  read once; loopback upstreams are never proxied (a local model server behind a corporate proxy
-  setting is the common case, and no proxy can reach the shim's own loopback anyway).
+- Answers are passed on as sent (``auto_decompress`` off): ``shim.upstream.client`` decodes.
+- Proxies come from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``,
+  ``NO_PROXY``, through ``shim.settings.environment``), read once; loopback upstreams are never
+  proxied (a local model server behind a corporate proxy setting is the common case, and no
+  proxy can reach the shim's own loopback anyway).
 - TLS uses ``httpx.create_ssl_context()``: the same trust store as httpx (``SSL_CERT_FILE``,
   ``SSL_CERT_DIR``, certifi).
 - A header value with CR, LF or NUL is refused before anything is sent (``HeaderInjection``).
@@ -38,7 +39,16 @@ import httpx
 from multidict import CIMultiDict
 from yarl import URL
 
-__all__ = ["MAX_HEADERS", "MAX_HEADER_FIELD_BYTES", "AiohttpTransport", "HeaderInjection", "InvalidAnswer"]
+from shim.settings import environment
+
+__all__ = [
+    "MAX_HEADERS",
+    "MAX_HEADER_FIELD_BYTES",
+    "AiohttpTransport",
+    "HeaderInjection",
+    "InvalidAnswer",
+    "build_transport",
+]
 
 # Upstream answer head limits (aiohttp's defaults, named so the docs can quote them): a status
 # line or one header over 8 KiB, or more than 128 headers, fail the request at once.
@@ -69,7 +79,7 @@ class _Proxies:
     """Which proxy an origin goes through, from the environment as read at start-up."""
 
     def __init__(self) -> None:
-        self.env = urllib.request.getproxies_environment()
+        self.env = environment().proxies
         self._chosen: dict[tuple[str, str, int], URL | None] = {}
 
     def for_origin(self, scheme: str, host: str, port: int) -> URL | None:
@@ -283,3 +293,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+def build_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The transport every upstream request goes through (tests build theirs here too)."""
+    return AiohttpTransport(limits)

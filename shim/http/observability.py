@@ -30,8 +30,8 @@ import msgspec
 from litestar import Litestar, Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shim.server.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
-from shim.settings import Settings
+from shim.http.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
+from shim.http.state import AppState, app_state
 from shim.telemetry import Metrics, RequestRecord, current_metrics, current_record, note_store
 
 __all__ = ["configure_logging", "install", "instrument_backend"]
@@ -183,20 +183,20 @@ def instrument_backend(backend: Any, metrics: Metrics) -> None:
 
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=False)
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
-    metrics: Metrics = request.app.state.metrics
+    metrics = app_state(request.app).metrics
     return Response(content=generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @get("/readyz", summary="Readiness", tags=["operations"], include_in_schema=False)
 async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
-    service = request.app.state.service
-    checks = {"upstreams": "ok" if service.router.routes else "no upstream configured"}
-    if service.store is None:
+    ctx = app_state(request.app).turns
+    checks = {"upstreams": "ok" if ctx.router.routes else "no upstream configured"}
+    if ctx.store is None:
         checks["store"] = "disabled"
     else:
         try:
             async with asyncio.timeout(2.0):
-                ok = await service.store.backend.ping()
+                ok = await ctx.store.backend.ping()
             checks["store"] = "ok" if ok else "ping failed"
         except Exception as exc:  # any failure means not ready; the kind is enough to act on
             checks["store"] = f"unreachable: {exc.__class__.__name__}"
@@ -205,15 +205,14 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(content=body, status_code=200 if ready else 503, media_type="application/json")
 
 
-def install(app: Litestar, settings: Settings) -> None:
+def install(app: Litestar, state: AppState) -> None:
     """Wrap ``app`` with the body guard and observation; register ``/metrics`` and ``/readyz``."""
-    metrics = Metrics()
-    app.state.metrics = metrics
-    server = settings.server
+    metrics = state.metrics
+    server = state.settings.server
     guarded = BodyGuard(cast(ASGIApp, app.asgi_handler), server.limits, server.max_body_bytes)
     app.asgi_handler = cast(Any, Observe(guarded, metrics))
     app.register(metrics_endpoint)
     app.register(readyz)
-    store = getattr(app.state.service, "store", None)
+    store = state.turns.store
     if store is not None:
         instrument_backend(store.backend, metrics)
