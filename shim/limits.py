@@ -10,7 +10,7 @@ documented defaults in ``docs/operations.md``, set under ``[server.limits]``.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -21,17 +21,20 @@ __all__ = ["Limits", "check_chat_body", "check_create_body", "check_json_bytes"]
 _MIB = 1024 * 1024
 
 
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
 class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    max_input_items: int = 4096
-    max_json_depth: int = 64
-    max_tools: int = 512
-    max_metadata_pairs: int = 16  # spec: MetadataParam maxProperties
-    max_metadata_key_chars: int = 64
-    max_metadata_value_chars: int = 512  # spec: MetadataParam additionalProperties maxLength
+    max_input_items: _Count = 4096
+    max_json_depth: Annotated[int, msgspec.Meta(ge=1)] = 64
+    max_tools: _Count = 512
+    max_metadata_pairs: _Count = 16  # spec: MetadataParam maxProperties
+    max_metadata_key_chars: _Count = 64
+    max_metadata_value_chars: _Count = 512  # spec: MetadataParam additionalProperties maxLength
     # A WebSocket connection's own responses (``store: false`` ones live nowhere else), least
     # recently used evicted first; the newest is kept whatever its size.
-    websocket_cache_entries: int = 32
-    websocket_cache_bytes: int = 32 * _MIB
+    websocket_cache_entries: Annotated[int, msgspec.Meta(ge=1)] = 32
+    websocket_cache_bytes: Annotated[int, msgspec.Meta(ge=1)] = 32 * _MIB
 
 
 # Field name → (min, max) characters, from the spec's minLength/maxLength. Applied wherever the

@@ -11,6 +11,12 @@ The config file (TOML) holds the server section and any number of routes; a lone
     store = "diskcache:///var/lib/shim"  # or redis://host:6379/0, memory:// (SHIM_STORE)
     store_ttl = 2592000            # seconds a stored response lives; 0 = forever (SHIM_STORE_TTL)
     store_max_bytes = 4294967296   # diskcache size bound, LRU eviction (SHIM_STORE_MAX_BYTES)
+    inspector = false              # the /inspector page (SHIM_INSPECTOR, --inspector); docs/fixtures.md
+
+    [server.record]                # traffic as fixture cases (SHIM_RECORD_<KEY>, --record DIR)
+    dir = "recorded"               # off while empty
+    sample = 1.0                   # share of exchanges recorded
+    statuses = ["2*", "4*"]        # globs on the client's status; models = [...]; routes = [...]
 
     [[routes]]
     match = "gpt-*"                # glob on the client's model name
@@ -36,13 +42,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
+import msgspec.inspect
 
 from shim.core.diagnostics import Policy
 from shim.limits import Limits
 
 __all__ = [
+    "AUTO_DIALECT",
     "WORKER_SETTINGS",
     "Environment",
+    "RecordSettings",
     "Route",
     "ServerSettings",
     "Settings",
@@ -53,6 +62,17 @@ __all__ = [
     "settings_for_worker",
     "worker_settings",
 ]
+
+# ``dialect = "auto"``: probe the upstream at start and choose (shim/upstream/probe.py). The
+# default of ``--upstream`` without ``--dialect``; a config file's route says it explicitly.
+AUTO_DIALECT = "auto"
+
+# What each number may be; a bad value stops the start with the variable's name and the rule.
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Positive = Annotated[int, msgspec.Meta(ge=1)]
+_Seconds = Annotated[float, msgspec.Meta(ge=0)]
+_Wait = Annotated[float, msgspec.Meta(gt=0)]
+_Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 
 
 class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -72,7 +92,7 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     headers: dict[str, str] = {}
     # Output-token limit for requests that send none: some clients (Codex) never send one, and
     # llama.cpp servers then generate until the context is full.
-    max_output_tokens: int | None = None
+    max_output_tokens: _Positive | None = None
     # Sampling temperature for requests that send none: servers differ in their own default
     # (llama-cpp-python samples at 0.8), and a route may want answers that repeat.
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
@@ -97,30 +117,46 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
 
 
 class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    connect: float = 10.0
-    first_byte: float = 120.0  # until the upstream sends response headers
-    idle: float = 300.0  # between two chunks of a stream
-    total: float = 1800.0  # one whole upstream exchange, retries and streaming included
-    keepalive: float = 15.0  # SSE comment interval while the upstream is silent
+    connect: _Wait = 10.0
+    first_byte: _Wait = 120.0  # until the upstream sends response headers
+    idle: _Wait = 300.0  # between two chunks of a stream
+    total: _Wait = 1800.0  # one whole upstream exchange, retries and streaming included
+    keepalive: _Wait = 15.0  # SSE comment interval while the upstream is silent
+
+
+class RecordSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``shim serve --record DIR``: exchanges written as fixture cases (docs/fixtures.md)."""
+
+    dir: str = ""  # off while empty
+    sample: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+    max_case_bytes: int = 4 * 1024**2  # a larger exchange is not written
+    max_total_bytes: int = 512 * 1024**2  # recording stops once the folder holds this much
+    # Filters, globs; empty lets everything through: the client's path, its model, the status it got.
+    routes: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: _Port = 8080
     api_keys: tuple[str, ...] = ()
     diagnostics: Policy = "warn"
     store: str = ""
-    store_ttl: float = 30 * 24 * 3600.0  # seconds; 0 keeps records until evicted or deleted
-    store_max_bytes: int = 4 * 1024**3  # diskcache only: least recently used entries go first
+    store_ttl: _Seconds = 30 * 24 * 3600.0  # seconds; 0 keeps records until evicted or deleted
+    store_max_bytes: _Positive = 4 * 1024**3  # diskcache only: least recently used entries go first
     # seconds a background response's replica may go silent before another marks it failed
-    background_lease: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    retries: int = 2
-    retry_max_wait: float = 20.0  # a longer upstream Retry-After is passed on, not waited out
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_upstream_response_bytes: int = 64 * 1024 * 1024
-    shutdown_timeout: float = 30.0  # in-flight requests and streams may finish for this long
+    background_lease: _Wait = 10.0
+    retries: _Count = 2
+    retry_max_wait: _Seconds = 20.0  # a longer upstream Retry-After is passed on, not waited out
+    max_body_bytes: _Positive = 32 * 1024 * 1024
+    max_upstream_response_bytes: _Positive = 64 * 1024 * 1024
+    shutdown_timeout: _Seconds = 30.0  # in-flight requests and streams may finish for this long
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()  # docs/operations.md lists every limit
+    record: RecordSettings = RecordSettings()
+    inspector: bool = False  # GET /inspector: recent exchanges (a shim key when api_keys is set)
+    inspector_exchanges: int = 100  # how many recent exchanges it keeps in memory
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -138,12 +174,48 @@ def _env_list(name: str) -> tuple[str, ...] | None:
 # Environment names for the [server] section: SHIM_<FIELD> for its scalars (SHIM_RETRIES,
 # SHIM_MAX_BODY_BYTES…), SHIM_TIMEOUT_<FIELD> for [server.timeouts], SHIM_LIMIT_<FIELD> for
 # [server.limits]; so a container configures everything through its environment.
-_NESTED_PREFIXES = {"timeouts": "SHIM_TIMEOUT_", "limits": "SHIM_LIMIT_"}
+_NESTED_PREFIXES = {"timeouts": "SHIM_TIMEOUT_", "limits": "SHIM_LIMIT_", "record": "SHIM_RECORD_"}
 
 
-def _env_values(struct: msgspec.Struct, prefix: str) -> dict[str, str]:
+def _env_values(struct: msgspec.Struct, prefix: str) -> dict[str, str | list[str]]:
     names = (name for name in struct.__struct_fields__ if name not in _NESTED_PREFIXES and name != "api_keys")
-    return {name: os.environ[prefix + name.upper()] for name in names if prefix + name.upper() in os.environ}
+    found = {name: os.environ[prefix + name.upper()] for name in names if prefix + name.upper() in os.environ}
+    # A list setting (SHIM_RECORD_MODELS=a,b) is written comma-separated.
+    return {
+        name: [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(getattr(struct, name), tuple)
+        else value
+        for name, value in found.items()
+    }
+
+
+def _validated(data: dict[str, object]) -> ServerSettings:
+    """``data`` as settings, or a ValueError naming the variable that holds the bad value."""
+    try:
+        return msgspec.convert(data, ServerSettings, strict=False)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `$.")
+        parts = path.rstrip("`").split(".")
+        prefix = _NESTED_PREFIXES.get(parts[0], "SHIM_") if len(parts) > 1 else "SHIM_"
+        name = f"{prefix}{parts[-1].upper()}"
+        if len(parts) == 1 and parts[0] in _FLAGS:
+            name = f"--{parts[0]} / {name}"
+        allowed = _choices(parts)
+        raise ValueError(f"{name}: {message}{f' (one of: {allowed})' if allowed else ''}") from None
+
+
+def _choices(path: list[str]) -> str:
+    """The values a Literal setting allows, for the error message (``diagnostics``: ignore, ...)."""
+    info: msgspec.inspect.Type = msgspec.inspect.type_info(ServerSettings)
+    for part in path:
+        fields = info.fields if isinstance(info, msgspec.inspect.StructType) else ()
+        info = next((f.type for f in fields if f.name == part), msgspec.inspect.AnyType())
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return ", ".join(str(v) for v in info.values)
+    return ""
+
+
+_FLAGS = ("host", "port", "store")
 
 
 def _overlay_env(server: ServerSettings) -> ServerSettings:
@@ -152,13 +224,7 @@ def _overlay_env(server: ServerSettings) -> ServerSettings:
     for field, prefix in _NESTED_PREFIXES.items():
         nested = getattr(server, field)
         data[field] = {**msgspec.structs.asdict(nested), **_env_values(nested, prefix)}
-    try:
-        return msgspec.convert(data, ServerSettings, strict=False)
-    except msgspec.ValidationError as exc:
-        message, _, path = str(exc).partition(" - at `$.")
-        parts = path.rstrip("`").split(".")
-        prefix = _NESTED_PREFIXES.get(parts[0], "SHIM_") if len(parts) > 1 else "SHIM_"
-        raise ValueError(f"{prefix}{parts[-1].upper()}: {message}") from None
+    return _validated(data)
 
 
 def load_settings(
@@ -172,8 +238,14 @@ def load_settings(
     port: int | None = None,
     api_key: str | None = None,
     store: str | None = None,
+    default_dialect: str = "openai",
+    record: str | None = None,
+    inspector: bool | None = None,
 ) -> Settings:
-    """Merge the sources; every value a flag or variable can set has both."""
+    """Merge the sources; every value a flag or variable can set has both. Every value is
+    checked against its rule here (a ValueError names it), before anything starts.
+    ``default_dialect`` is the catch-all route's when neither ``dialect`` nor SHIM_DIALECT names
+    one (``shim serve`` passes ``auto``: probe the upstream)."""
     data: dict[str, object] = {}
     config = config or (Path(os.environ["SHIM_CONFIG"]) if os.environ.get("SHIM_CONFIG") else None)
     if config is not None:
@@ -185,26 +257,30 @@ def load_settings(
         raise ValueError(f"{config}: {exc}") from None
     server = _overlay_env(settings.server)
     env = os.environ
-    server = msgspec.structs.replace(
-        server,
-        host=host or env.get("SHIM_HOST") or server.host,
-        port=port or int(env.get("SHIM_PORT") or server.port),
-        api_keys=_env_list("SHIM_API_KEYS") or server.api_keys,
-        diagnostics=env.get("SHIM_DIAGNOSTICS", server.diagnostics),
-        store=store or env.get("SHIM_STORE") or server.store,
-        store_ttl=float(env.get("SHIM_STORE_TTL") or server.store_ttl),
-        store_max_bytes=int(env.get("SHIM_STORE_MAX_BYTES") or server.store_max_bytes),
-    )
+    flags = dict(zip(_FLAGS, (host, port, store), strict=True))
+    merged: dict[str, object] = {
+        **msgspec.structs.asdict(server),
+        **{name: value for name, value in flags.items() if value is not None},
+        "api_keys": _env_list("SHIM_API_KEYS") or server.api_keys,
+    }
+    if record:
+        merged["record"] = msgspec.structs.replace(server.record, dir=record)
+    if inspector is not None:
+        merged["inspector"] = inspector
+    server = _validated(merged)
     routes = settings.routes
     upstream = upstream or env.get("SHIM_UPSTREAM_URL")
     if upstream:
         key = api_key or env.get("SHIM_UPSTREAM_API_KEY")
+        upstream_kind = kind or env.get("SHIM_UPSTREAM_KIND") or "chat"
+        if upstream_kind not in ("chat", "responses"):
+            raise ValueError(f"SHIM_UPSTREAM_KIND: {upstream_kind!r} is not one of: chat, responses")
         routes = (
             *routes,
             Route(
                 upstream=upstream.rstrip("/"),
-                kind=(kind or env.get("SHIM_UPSTREAM_KIND") or "chat"),  # type: ignore[arg-type]
-                dialect=dialect or env.get("SHIM_DIALECT") or "openai",
+                kind=upstream_kind,  # type: ignore[arg-type]
+                dialect=dialect or env.get("SHIM_DIALECT") or default_dialect,
                 api_key=key,
                 stateful=stateful
                 if stateful is not None
@@ -267,8 +343,16 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True):
     access_log: bool  # SHIM_ACCESS_LOG (a JSON line per request), on unless "0"
     workers: int  # SHIM_WORKERS
     no_embedded: bool  # SHIM_NO_EMBEDDED: never start the embedded upstream
+    embedded_format: str | None  # SHIM_EMBEDDED_FORMAT: the embedded upstream's profile
     # HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (either case, as curl reads them): scheme or "no" → value
     proxies: dict[str, str]
+
+
+def _whole(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}: {raw!r} is not a whole number (1 or more)") from None
 
 
 def environment() -> Environment:
@@ -281,8 +365,9 @@ def environment() -> Environment:
         cache_dir=Path(cache).expanduser() if cache else Path.home() / ".cache" / "shim",
         log_level=env.get("SHIM_LOG_LEVEL") or "warning",
         access_log=env.get("SHIM_ACCESS_LOG", "1") != "0",
-        workers=int(env.get("SHIM_WORKERS") or 1),
+        workers=_whole(env.get("SHIM_WORKERS") or "1", "SHIM_WORKERS"),
         no_embedded=_flag(env.get("SHIM_NO_EMBEDDED")),
+        embedded_format=env.get("SHIM_EMBEDDED_FORMAT") or None,
         proxies=urllib.request.getproxies_environment(),
     )
 

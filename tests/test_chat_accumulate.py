@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from shim.fixtures.accumulate import accumulate
 from shim.wire import chat as c
-from tests.support.chat_accumulate import accumulate
 
 
 def _chunk(choices: list[dict[str, Any]], **top: Any) -> dict[str, Any]:

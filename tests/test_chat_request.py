@@ -219,6 +219,22 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, dict[str, Any]]]] = [
         },
     ),
     (
+        "a forced function: an object, or required with only that tool (named_tool_choice)",
+        {
+            "input": "hi",
+            "tools": [TOOL, {"type": "function", "name": "other"}],
+            "tool_choice": {"type": "function", "name": "get_weather"},
+        },
+        {
+            "openai": {
+                "messages": [USER],
+                "tools": [CHAT_TOOL, {"type": "function", "function": {"name": "other"}}],
+                "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            },
+            "llamacpp-server": {"messages": [USER], "tools": [CHAT_TOOL], "tool_choice": "required"},
+        },
+    ),
+    (
         "allowed_tools offers only the allowed tools",
         {
             "input": "hi",
@@ -376,6 +392,23 @@ def test_unresolved_item_reference_is_a_clear_error() -> None:
             stream=False,
         )
     assert info.value.param == "input[0]"
+
+
+def test_forced_function_that_is_not_offered_is_a_clear_error() -> None:
+    """Under named_tool_choice = "required" the tool list is narrowed to the named function:
+    naming one that is not offered would leave nothing to call."""
+    raw = {"model": "m", "input": "hi", "tools": [TOOL], "tool_choice": {"type": "function", "name": "nope"}}
+    body = decode_create_response_body(json.dumps(raw).encode())
+    with pytest.raises(InvalidRequest) as info:
+        to_chat_request(
+            body,
+            string_input(body.input),
+            model="m",
+            dialect=get_dialect("llamacpp-server"),
+            diags=Diagnostics(),
+            stream=False,
+        )
+    assert info.value.http_status == 400 and info.value.param == "tool_choice"
 
 
 NAMED = {"type": "function", "function": {"name": "get_weather"}}

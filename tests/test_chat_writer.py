@@ -36,6 +36,7 @@ from shim.core.deltas import (
     TopLogprob,
     UsageDelta,
 )
+from shim.fixtures.accumulate import accumulate
 from shim.ids import CountingIds, fixed_clock
 from shim.sse import encode_event
 from shim.translate.chat_over_responses import ChatChoiceDriver, resource_to_completion, run_chat_driver
@@ -44,7 +45,6 @@ from shim.translate.responses_writer import ResponsesStreamWriter
 from shim.wire import chat as c
 from shim.wire import responses as r
 from shim.wire.responses_decode import encode
-from tests.support.chat_accumulate import accumulate
 
 ID, CREATED, MODEL = "chatcmpl-1", 1_700_000_000, "gpt-test"
 OPEN = {"delta": {"role": "assistant", "content": "", "refusal": None}}

@@ -95,10 +95,16 @@ BAD = [
     ('{"model":"m","input":"ok"}\n{"model":"m","input":[{"role":"user","content":5}]}\n', "chat", ":2: "),
     ("not json at all", "chat", ":1: "),
     ('{"model":"m","messages":[]}', "chat", "already in the chat format"),
+    ('{"model":"m","input":"a"}\n{"model":"m","input":"b"}\n{"model": "m", "inp\n', "chat", ":3: "),
+    ('{"model":"m","input":"a"}\n{"model":"m","input":"b"}\nnot json\n', "chat", ":3: "),
 ]
 
 
-@pytest.mark.parametrize(("text", "to", "message"), BAD, ids=["jsonl-line-2", "garbage", "same-format"])
+@pytest.mark.parametrize(
+    ("text", "to", "message"),
+    BAD,
+    ids=["jsonl-line-2", "garbage", "same-format", "jsonl-line-3-cut", "jsonl-line-3-not-json"],
+)
 def test_bad_input_exits_2_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, to: str, message: str
 ) -> None:

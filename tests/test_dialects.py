@@ -81,6 +81,14 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "request.stream_auto_tool_choice": False,
         "request.explicit_tool_choice": True,
     },
+    "llamacpp-server": {
+        "extends": "openai",
+        "request.developer_role": "developer",  # inherited: llama-server maps it to system
+        "request.system_content": "array",  # inherited
+        "request.max_tokens_field": "max_completion_tokens",  # inherited: read as max_tokens
+        "request.json_schema": True,  # inherited
+        "request.named_tool_choice": "required",
+    },
     "ollama": {
         "request.developer_role": "system",
         "request.max_tokens_field": "max_tokens",

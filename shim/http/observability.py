@@ -23,7 +23,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import msgspec
@@ -34,11 +34,11 @@ from shim.http.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
 from shim.http.state import AppState, app_state
 from shim.telemetry import Metrics, RequestRecord, current_metrics, current_record, note_store
 
-__all__ = ["configure_logging", "install", "instrument_backend"]
+__all__ = ["TurnOutcome", "configure_logging", "install", "instrument_backend", "observe_turn"]
 
 access_log = logging.getLogger("shim.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", ""})
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "WEBSOCKET", ""})
 _STORE_OPS = ("get", "set", "add", "compare_and_set", "delete", "append", "list_range")
 
 
@@ -130,31 +130,71 @@ class Observe:
 
     def _record(self, scope: Scope, record: RequestRecord, state: dict[str, Any], latency: float) -> None:
         route = str(scope.get("path_template") or "unmatched")
-        # A client picks the method: any other than the standard ones shares one label, so odd
-        # methods cannot grow the metrics without bound.
-        method = str(scope.get("method", ""))
-        label = method if method in _METHODS else "OTHER"
         status = int(state["status"]) if state["finished"] else 499  # 499: the client went away
-        self.metrics.requests.labels(label, route, str(status)).inc()
-        self.metrics.latency.labels(label, route).observe(latency)
-        if access_log.isEnabledFor(logging.INFO):
-            line = {
-                "ts": round(time.time(), 3),
-                "event": "request",
-                "request_id": record.request_id,
-                "method": method,
-                "route": route,
-                "status": status,
-                "latency_ms": round(latency * 1000, 2),
-                "stream": state["stream"],
-                "bytes_out": state["bytes"],
-                "upstream": record.upstream,
-                "input_tokens": record.input_tokens,
-                "output_tokens": record.output_tokens,
-                "retries": record.retries,
-                "upstream_error": record.upstream_error,
-            }
-            _write_access_line(line)
+        _account(self.metrics, str(scope.get("method", "")), route, status, record, state, latency)
+
+
+def _account(
+    metrics: Metrics,
+    method: str,
+    route: str,
+    status: int,
+    record: RequestRecord,
+    state: dict[str, Any],
+    latency: float,
+) -> None:
+    """One request (or WebSocket turn): its ``shim_requests_total`` series, latency and log line."""
+    # A client picks the method: any other than the standard ones shares one label, so odd
+    # methods cannot grow the metrics without bound.
+    label = method if method in _METHODS else "OTHER"
+    metrics.requests.labels(label, route, str(status)).inc()
+    metrics.latency.labels(label, route).observe(latency)
+    if access_log.isEnabledFor(logging.INFO):
+        line = {
+            "ts": round(time.time(), 3),
+            "event": "request",
+            "request_id": record.request_id,
+            "method": method,
+            "route": route,
+            "status": status,
+            "latency_ms": round(latency * 1000, 2),
+            "stream": state["stream"],
+            "bytes_out": state["bytes"],
+            "upstream": record.upstream,
+            "input_tokens": record.input_tokens,
+            "output_tokens": record.output_tokens,
+            "retries": record.retries,
+            "upstream_error": record.upstream_error,
+        }
+        _write_access_line(line)
+
+
+class TurnOutcome:
+    """What ``observe_turn``'s block reports: the turn's status (its error frame's, else 200)."""
+
+    status: int = 200
+    bytes_out: int = 0
+
+
+@contextlib.asynccontextmanager
+async def observe_turn(metrics: Metrics, route: str) -> AsyncIterator[TurnOutcome]:
+    """One WebSocket turn as one request: the access-log line and metric series an HTTP request
+    gets (method ``WEBSOCKET``; status 499 when the client went away mid-turn)."""
+    record = RequestRecord(request_id=_request_id({}))
+    record_token = current_record().set(record)
+    metrics_token = current_metrics().set(metrics)
+    outcome = TurnOutcome()
+    started = time.perf_counter()
+    finished = False
+    try:
+        yield outcome
+        finished = True
+    finally:
+        state = {"stream": True, "bytes": outcome.bytes_out}
+        status = outcome.status if finished else 499
+        _account(metrics, "WEBSOCKET", route, status, record, state, time.perf_counter() - started)
+        current_record().reset(record_token)
+        current_metrics().reset(metrics_token)
 
 
 def instrument_backend(backend: Any, metrics: Metrics) -> None:

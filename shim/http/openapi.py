@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import (
     Components,
     Discriminator,
@@ -28,7 +29,7 @@ from litestar.openapi.spec import (
 
 from shim import __version__
 
-__all__ = ["ErrorEnvelope", "ModelList", "add_wire_schemas", "documented", "openapi_config"]
+__all__ = ["ErrorEnvelope", "Model", "ModelList", "add_wire_schemas", "documented", "openapi_config"]
 
 
 class ErrorBody(msgspec.Struct):
@@ -152,7 +153,15 @@ def documented(
 
 
 def openapi_config() -> OpenAPIConfig:
-    return OpenAPIConfig(title="shim", version=__version__, path="/schema")
+    from shim.http.schema_page import SchemaPage
+
+    # /schema: a page that works offline (no CDN scripts); /schema/openapi.json: the document.
+    return OpenAPIConfig(
+        title="shim",
+        version=__version__,
+        path="/schema",
+        render_plugins=[SchemaPage(), JsonRenderPlugin()],
+    )
 
 
 def add_wire_schemas(document: OpenAPI) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Litestar
 
+from shim.fixtures.recorder import Recorder
 from shim.settings import Settings
 from shim.telemetry import Metrics
 from shim.turns.background import BackgroundRunner
@@ -24,6 +25,7 @@ class AppState:
     turns: TurnContext
     background: BackgroundRunner
     metrics: Metrics
+    recorder: Recorder | None = None  # shim serve --record, /inspector (http/inspector.py)
 
 
 def app_state(app: Litestar | Any) -> AppState:

@@ -24,6 +24,7 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from shim.errors import InvalidRequest, PayloadTooLarge, ShimError
+from shim.http.observability import observe_turn
 from shim.http.state import app_state
 from shim.limits import Limits, check_json_bytes
 from shim.store.repository import StoredResponse
@@ -133,7 +134,8 @@ async def _turn(
     client_key: str | None,
     local: ConnectionCache,
     max_bytes: int,
-) -> None:
+) -> int:
+    """One turn; its status for the access log (200, or the error frame's)."""
     previous_id: str | None = None
     try:
         body = _decode_frame(text, ctx.limits, max_bytes)
@@ -162,6 +164,8 @@ async def _turn(
         if previous_id:
             local.pop(previous_id, None)
         await socket.send_data(_error_frame(exc).decode(), mode="text")
+        return exc.http_status
+    return 200
 
 
 @websocket("/v1/responses")
@@ -192,6 +196,7 @@ async def responses_websocket(socket: WebSocket[Any, Any, Any]) -> None:
             # JSON may come in a text or a binary frame.
             text, data = event.get("text"), event.get("bytes")
             message = text if isinstance(text, str) else data if isinstance(data, bytes) else b""
-            await _turn(socket, ctx, message, client_key, local, max_bytes)
+            async with observe_turn(state.metrics, "/v1/responses") as outcome:
+                outcome.status = await _turn(socket, ctx, message, client_key, local, max_bytes)
     except WebSocketDisconnect:
         return

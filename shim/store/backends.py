@@ -80,19 +80,32 @@ def default_store_url() -> str:
     return f"diskcache://{environment().data_dir / 'store'}"
 
 
+STORE_URL_FORMS = "none, memory://, diskcache:///path or redis://host:port/db"
+
+
+def check_store_url(url: str) -> str:
+    """The scheme of a store URL, or a ValueError saying what is allowed (no IO: checked at start)."""
+    parsed = urlparse(url or default_store_url())
+    if url == "none":
+        return "none"
+    if parsed.scheme == "diskcache" and not parsed.netloc + parsed.path:
+        raise ValueError(f"Store URL {url!r} names no directory: use diskcache:///absolute/path")
+    if parsed.scheme not in ("memory", "diskcache", "redis", "rediss", "unix"):
+        raise ValueError(f"Unknown store URL {url!r}: use {STORE_URL_FORMS}")
+    return parsed.scheme
+
+
 def open_backend(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> KeyValue:
     """The backend a store URL names. ``max_bytes`` bounds diskcache (LRU eviction beyond it);
     Redis is bounded by its own ``maxmemory`` and ``maxmemory-policy`` (see docs/store.md)."""
     url = url or default_store_url()
     parsed = urlparse(url)
-    if parsed.scheme == "memory":
+    scheme = check_store_url(url)
+    if scheme == "memory":
         return MemoryBackend()
-    if parsed.scheme == "diskcache":
-        path = parsed.netloc + parsed.path
-        if not path:
-            raise ValueError(f"Store URL {url!r} names no directory: use diskcache:///absolute/path")
-        return DiskCacheBackend(path, max_bytes=max_bytes)
-    if parsed.scheme in ("redis", "rediss", "unix"):
+    if scheme == "diskcache":
+        return DiskCacheBackend(parsed.netloc + parsed.path, max_bytes=max_bytes)
+    if scheme in ("redis", "rediss", "unix"):
         from shim.store.redis_backend import DEFAULT_PREFIX, RedisBackend
 
         query = parse_qs(parsed.query)

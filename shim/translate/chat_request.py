@@ -250,11 +250,24 @@ def _same(call_id: str) -> str:
 
 
 def _tool_choice(
-    choice: r.ToolChoice | None, tools: list[c.ChatCompletionToolUnionParam]
+    choice: r.ToolChoice | None, tools: list[c.ChatCompletionToolUnionParam], rules: RequestRules
 ) -> tuple[Any, list[c.ChatCompletionToolUnionParam]]:
     if choice is None or isinstance(choice, str):
         return choice, tools
     if isinstance(choice, r.SpecificFunctionParam):
+        if rules.named_tool_choice == "required":
+            # "Call this function" is "call a function" with only that one offered.
+            named: list[c.ChatCompletionToolUnionParam] = [
+                t
+                for t in tools
+                if isinstance(t, c.ChatCompletionFunctionToolParam) and t.function.name == choice.name
+            ]
+            if not named:
+                raise InvalidRequest(
+                    f"tool_choice names the function {choice.name!r}, which is not among the tools.",
+                    param="tool_choice",
+                )
+            return "required", named
         return c.ChatCompletionNamedToolChoiceParam(function=c.ToolName(name=choice.name)), tools
     # allowed_tools: emulated for every upstream by offering only the allowed tools.
     allowed = {t.name for t in choice.tools}
@@ -281,7 +294,12 @@ def _response_format(text: r.TextParam | None, rules: RequestRules, diags: Diagn
             ),
             {},
         )
-    diags.report("lossy_value", "This upstream has no json_schema; sent as json_object.", param="text.format")
+    # Worded to be true under every policy: with SHIM_DIAGNOSTICS=error nothing is sent.
+    diags.report(
+        "lossy_value",
+        "This upstream has no json_schema response format, only json_object (not strictly schema-bound).",
+        param="text.format",
+    )
     if rules.json_object_schema and fmt.schema is not None:
         return c.ResponseFormatJSONObject(), {"schema": fmt.schema}
     return c.ResponseFormatJSONObject(), {}
@@ -334,7 +352,7 @@ def to_chat_request(
         )
         for t in functions
     ]
-    tool_choice, tools = _tool_choice(body.tool_choice, tools)
+    tool_choice, tools = _tool_choice(body.tool_choice, tools, rules)
     if tool_choice is None and tools and rules.explicit_tool_choice:
         tool_choice = "auto"  # the Open Responses default, said out loud
     response_format, format_extra = _response_format(body.text, rules, diags)

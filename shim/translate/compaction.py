@@ -89,7 +89,7 @@ def summarise_body(
         model=body.model,
         instructions=body.instructions,
         prompt_cache_key=body.prompt_cache_key,
-        max_output_tokens=config.summarise.max_output_tokens,
+        max_output_tokens=body.max_output_tokens or config.summarise.max_output_tokens,
         store=False,
     )
     prompt = r.MessageItemParam(

@@ -46,7 +46,17 @@ from shim.upstream.routing import Resolved
 from shim.wire import chat as c
 from shim.wire import responses as r
 
-__all__ = ["MAX_N", "ChatTurn", "ChunksTranslation", "chunks", "complete", "open_streams", "prepare"]
+__all__ = [
+    "ENCRYPTED_INCLUDE",
+    "MAX_N",
+    "ChatTurn",
+    "ChunksTranslation",
+    "chunks",
+    "complete",
+    "open_streams",
+    "prepare",
+    "split_think",
+]
 
 log = logging.getLogger("shim")
 
@@ -54,7 +64,7 @@ MAX_N = 8  # each choice is a whole upstream request
 ENCRYPTED_INCLUDE = "reasoning.encrypted_content"
 
 
-def _split_think(msg: c.ChatCompletionAssistantMessageParam) -> c.ChatCompletionAssistantMessageParam:
+def split_think(msg: c.ChatCompletionAssistantMessageParam) -> c.ChatCompletionAssistantMessageParam:
     """``<think>…</think>answer`` sent back by a client in think-tags mode → reasoning + answer."""
     content = msg.content
     if not isinstance(content, str) or msg.reasoning_content or not content.startswith(THINK_OPEN):
@@ -130,7 +140,7 @@ async def prepare(
     prefixes = prefix_digests(req.messages)
     if mode == "think_tags":
         req.messages = [
-            _split_think(m) if isinstance(m, c.ChatCompletionAssistantMessageParam) else m
+            split_think(m) if isinstance(m, c.ChatCompletionAssistantMessageParam) else m
             for m in req.messages
         ]
     stateful = route.stateful and route.continue_upstream

@@ -1,7 +1,8 @@
 """``POST /v1/chat/completions`` on a route whose upstream already speaks Chat Completions.
 
 Raw pass-through by default: the client's body goes upstream unchanged (only ``model`` is
-rewritten when the route renames it) and the answer comes back byte for byte. When the route
+rewritten when the route renames it, and what the route's dialect takes differently from OpenAI
+is fitted: ``translate/chat_passthrough_request.py``) and the answer comes back byte for byte. When the route
 says ``normalize_chat`` or the client sends ``x-shim-reasoning``, the answer is instead read
 with the route's dialect (``ChatStreamReader``: ``<think>`` text in content, vendor reasoning
 fields…) and written again by ``ChatStreamWriter`` in the chosen reasoning form, so a client
@@ -17,9 +18,11 @@ import httpx
 import msgspec
 
 from shim.core.deltas import ErrorDelta
+from shim.core.diagnostics import Diagnostics
 from shim.errors import ShimError, UpstreamError, UpstreamInvalidResponse, UpstreamTruncated
 from shim.limits import check_chat_body
 from shim.sse import DONE, SSEDecoder, encode_data
+from shim.translate.chat_passthrough_request import adapt_chat_body, needs_adapting
 from shim.translate.chat_reader import ChatStreamReader, read_completion
 from shim.translate.chat_writer import ChatStreamWriter, ReasoningMode, error_chunk_bytes
 from shim.turns.context import TurnContext
@@ -40,19 +43,29 @@ def check(ctx: TurnContext, req: c.ChatCompletionRequest) -> None:
     check_chat_body(req, ctx.limits)
 
 
-def upstream_body(raw: bytes, req: c.ChatCompletionRequest, resolved: Resolved) -> bytes:
-    if resolved.upstream_model == req.model:
+def upstream_body(raw: bytes, req: c.ChatCompletionRequest, resolved: Resolved, diags: Diagnostics) -> bytes:
+    """The client's body, fitted to the route's dialect (array turns llama-cpp-python would read
+    as empty, ``max_completion_tokens`` it would ignore…) and model; else byte for byte."""
+    adapt = needs_adapting(resolved.dialect.request)
+    if resolved.upstream_model == req.model and not adapt:
         return raw
     data = _any.decode(raw)
     data["model"] = resolved.upstream_model
+    if adapt:
+        adapt_chat_body(data, resolved.dialect.request, diags)
     return _encoder.encode(data)
 
 
 async def complete(
-    ctx: TurnContext, raw: bytes, req: c.ChatCompletionRequest, resolved: Resolved, mode: ReasoningMode | None
+    ctx: TurnContext,
+    raw: bytes,
+    req: c.ChatCompletionRequest,
+    resolved: Resolved,
+    mode: ReasoningMode | None,
+    diags: Diagnostics,
 ) -> bytes:
     response = await ctx.upstream.send(
-        resolved, "/chat/completions", upstream_body(raw, req, resolved), stream=False
+        resolved, "/chat/completions", upstream_body(raw, req, resolved, diags), stream=False
     )
     if mode is None or (req.n or 1) > 1:
         try:  # forwarded as is, but a 200 that is not even JSON is the upstream's failure
@@ -77,10 +90,10 @@ async def complete(
 
 
 async def open_stream(
-    ctx: TurnContext, raw: bytes, req: c.ChatCompletionRequest, resolved: Resolved
+    ctx: TurnContext, raw: bytes, req: c.ChatCompletionRequest, resolved: Resolved, diags: Diagnostics
 ) -> httpx.Response:
     return await ctx.upstream.send(
-        resolved, "/chat/completions", upstream_body(raw, req, resolved), stream=True
+        resolved, "/chat/completions", upstream_body(raw, req, resolved, diags), stream=True
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import msgspec
 
 from shim.conversation.history import continue_from
+from shim.conversation.policies import apply_route_policies
 from shim.core.diagnostics import Diagnostics
 from shim.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
 from shim.translate.chat_request import to_chat_request
@@ -42,7 +43,11 @@ async def compact(
 
     config = ctx.compaction
     sealed = ctx.sealed(scope)
-    create, prompt = summarise_body(body, config)
+    # The route's settings for small models apply to the summary too (its output limit where the
+    # client set none, its temperature and stop sequences); then the prompt file's limit.
+    limited = body.max_output_tokens or resolved.route.max_output_tokens
+    create, prompt = summarise_body(msgspec.structs.replace(body, max_output_tokens=limited), config)
+    create = apply_route_policies(create, resolved.route, window)
     diags = ctx.diagnostics()
     chat_request = to_chat_request(
         create,

@@ -85,6 +85,8 @@ async def prepare(
     body = apply_route_policies(body, resolved.route, items)
     diags = ctx.diagnostics()
     streaming = bool(body.stream) if stream is None else stream
+    if body.background and resolved.dialect.request.stream_to_cancel:
+        streaming = True  # a cancel closes the connection, which stops only a streamed generation
     chat_request = to_chat_request(
         body,
         ctx.sealed(scope).open_items(items, len(history.items)),  # sealed reasoning/compaction opened
@@ -93,7 +95,7 @@ async def prepare(
         diags=diags,
         stream=streaming,
     )
-    store = body.store is not False
+    store = body.store is not False and ctx.store is not None  # --store none: nothing kept
     template = response_template(
         body, response_id=ctx.ids("resp"), created_at=ctx.clock(), model=body.model or "", store=store
     )
@@ -137,6 +139,8 @@ async def complete(
 ) -> r.ResponseResource:
     """The whole answer. A store failure after the upstream answered is a 503
     ``store_unavailable``: an id the client gets is always one it can continue from."""
+    if turn.chat_request.stream:
+        return await _collected(ctx, turn, local)
     response = await ctx.upstream.send(
         turn.resolved, "/chat/completions", c.encode_chat_request(turn.chat_request), stream=False
     )
@@ -154,6 +158,21 @@ async def complete(
     except msgspec.DecodeError as exc:  # ValidationError included: a 200 that is no completion
         raise UpstreamInvalidResponse(f"The upstream's answer is not a Chat completion: {exc}") from None
     await remember(ctx, turn, resource, local)
+    return resource
+
+
+async def _collected(
+    ctx: TurnContext, turn: Turn, local: MutableMapping[str, StoredResponse] | None
+) -> r.ResponseResource:
+    """A turn prepared streamed (a background turn, ``stream_to_cancel``) run whole: the stream
+    is drained here, so cancelling this coroutine closes the upstream connection."""
+    response = await open_stream(ctx, turn)
+    async for _ in event_batches(ctx, turn, response, local):
+        pass
+    assert turn.stored is not None, "the stream's end remembers the turn"
+    resource = turn.stored.resource
+    if resource.status == "failed" and resource.error is not None:
+        raise UpstreamError(resource.error.message, code=resource.error.code)
     return resource
 
 

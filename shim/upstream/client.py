@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 
@@ -41,9 +41,10 @@ from shim.upstream.redaction import redact
 from shim.upstream.routing import Resolved
 from shim.upstream.transport import InvalidAnswer, build_transport
 
-__all__ = ["UpstreamClient", "redact"]
+__all__ = ["Tap", "UpstreamClient", "redact"]
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+Tap = Callable[[Resolved, httpx.Request, httpx.Response], httpx.AsyncByteStream | httpx.SyncByteStream]
 DEFAULT_RETRY_MAX_WAIT = 20.0
 
 _RETRY_STATUS = frozenset({429, 502, 503})
@@ -183,6 +184,9 @@ class UpstreamClient:
         # user-agent…; ``identity``: a compressed answer costs CPU here and hides the size limit
         self._default_headers = {**dict(self.client.headers.items()), "accept-encoding": "identity"}
         self._extensions = {"timeout": self.client.timeout.as_dict()}
+        # Sees each answer as it opens and returns its byte stream (wrapped to note the chunks):
+        # set by the recording (``shim.fixtures.capture.tap_upstream``), else nothing is added.
+        self.tap: Tap | None = None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -267,6 +271,8 @@ class UpstreamClient:
                     f"({exc.__class__.__name__}; not retried: the upstream may have received the request)."
                 ) from None
             else:
+                if self.tap is not None:  # shim serve --record, /inspector
+                    response.stream = self.tap(resolved, request, response)
                 if response.status_code < 400:
                     await self._bound(response, deadline)
                     if not stream:

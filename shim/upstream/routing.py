@@ -59,6 +59,14 @@ class Router:
             key = client_key
         return Resolved(route, get_dialect(route.dialect), upstream_model, key)
 
+    def route_of(self, model: str) -> Route | None:
+        """The route a request for ``model`` would take, or None (``GET /v1/models`` lists only
+        the ids that route back to the route that listed them)."""
+        try:
+            return self._match(model)[0]
+        except ModelNotFound:
+            return None
+
     def check_client_if_required(self, client_key: str | None) -> None:
         """For endpoints without a model (retrieval): shim keys are checked when configured."""
         if self.api_keys:

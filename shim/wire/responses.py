@@ -16,7 +16,7 @@ msgspec tags unions on one field, so the spec's four message params (one per rol
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -429,6 +429,8 @@ class CompactResponseMethodPublicBody(_Base):
     previous_response_id: str | None = None
     instructions: str | None = None
     prompt_cache_key: str | None = None
+    # Outside the spec: a limit on the summary's length (the shim's summary is a model's answer).
+    max_output_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
 # --------------------------------------------------------------------------- the resource

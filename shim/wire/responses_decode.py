@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from shim.errors import InvalidRequest
+from shim.errors import InvalidRequest, UnsupportedParameter
 from shim.wire.responses import (
     CompactResponseMethodPublicBody,
     CreateResponseBody,
@@ -102,12 +102,42 @@ def _decode(data: bytes, fast: msgspec.json.Decoder[T], typ: type[T]) -> T:
         ) from None
 
 
+# Chat Completions fields a client may carry over by mistake, and what Responses calls them.
+# OpenAI answers these with 400 too; silently dropping one would ignore the client's limit.
+_CHAT_ONLY = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens"}
+
+
+def _top_level_keys(data: bytes) -> set[str]:
+    raw = _any_decoder.decode(data)
+    return set(raw) if isinstance(raw, dict) else set()
+
+
 def decode_create_response_body(data: bytes) -> CreateResponseBody:
-    return _decode(data, _body_decoder, CreateResponseBody)
+    body = _decode(data, _body_decoder, CreateResponseBody)
+    if any(f'"{name}"'.encode() in data for name in _CHAT_ONLY):  # cheap test before a 2nd decode
+        found = sorted(_top_level_keys(data) & _CHAT_ONLY.keys())
+        if found:
+            name = found[0]
+            raise UnsupportedParameter(
+                f"Unsupported parameter: `{name}` is a Chat Completions field; "
+                f"Open Responses calls it `{_CHAT_ONLY[name]}`.",
+                param=name,
+            )
+    return body
 
 
 def decode_compact_body(data: bytes) -> CompactResponseMethodPublicBody:
-    return _decode(data, _compact_decoder, CompactResponseMethodPublicBody)
+    """The compact body; a field it does not define is refused, not dropped."""
+    body = _decode(data, _compact_decoder, CompactResponseMethodPublicBody)
+    unknown = sorted(_top_level_keys(data) - set(CompactResponseMethodPublicBody.__struct_fields__))
+    if unknown:
+        raise UnsupportedParameter(
+            f"Unsupported parameter: `{unknown[0]}`; /v1/responses/compact accepts "
+            + ", ".join(f"`{f}`" for f in CompactResponseMethodPublicBody.__struct_fields__)
+            + ".",
+            param=unknown[0],
+        )
+    return body
 
 
 def decode_resource(data: bytes | str) -> ResponseResource:

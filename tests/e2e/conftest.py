@@ -1,7 +1,9 @@
 """End-to-end fixtures: a real llama.cpp upstream and the shim itself as a real server.
 
 The upstream is ``shim.cli.embedded.EmbeddedUpstream`` (llama-cpp-python serving Gemma 3 270M), the
-one ``shim serve`` starts when no upstream is configured. ``scripts/test.sh`` installs it; a
+one ``shim serve`` starts when no upstream is configured, or llama.cpp's own ``llama-server``
+built from the same PyPI sdist (``tests/support/llama_server.py``; ``test_llama_server*.py``).
+``scripts/test.sh`` installs both; a
 plain ``pytest`` never compiles anything: when llama-cpp-python or the model is missing these
 tests skip with the reason, except in CI (``CI=true``), where a missing real component fails.
 
@@ -21,8 +23,10 @@ import httpx
 import pytest
 
 from shim.cli.embedded import DIALECT, MODEL_ALIAS
+from tests.support.llama_server import DIALECT as LLAMA_SERVER_DIALECT
 from tests.support.processes import Served, serve_shim
-from tests.support.real_components import running_llama
+from tests.support.real_components import running_llama, running_llama_server
+from tests.support.recording_proxy import RecordingProxy
 
 MODEL = MODEL_ALIAS
 
@@ -55,6 +59,46 @@ def shim(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 def shim_llamacpp(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShimServer]:
     """The same upstream behind the generic ``llamacpp`` dialect (content-part arrays for users)."""
     server = _start_shim(llama_url, "llamacpp", tmp_path_factory.mktemp("shim-llamacpp"))
+    yield server
+    server.stop()
+
+
+# --- llama.cpp's own llama-server (tests/support/llama_server.py): one process per session -------
+
+
+@pytest.fixture(scope="session")
+def llama_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL (``.../v1``) of a running llama-server (Gemma 3 270M, chatml, --jinja)."""
+    with running_llama_server(tmp_path_factory.mktemp("llama-server") / "server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def llama_server_proxy(llama_server_url: str) -> Iterator[RecordingProxy]:
+    """A recording proxy in front of llama-server: tests read what the shim really sent."""
+    with RecordingProxy(llama_server_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def shim_llama_server(
+    llama_server_proxy: RecordingProxy, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ShimServer]:
+    """The shim in front of llama-server's ``/v1/chat/completions`` (a ``chat`` route)."""
+    server = _start_shim(
+        llama_server_proxy.url, LLAMA_SERVER_DIALECT, tmp_path_factory.mktemp("shim-ls-chat")
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def shim_llama_server_responses(
+    llama_server_proxy: RecordingProxy, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ShimServer]:
+    """The shim in front of llama-server's own ``/v1/responses`` (a stateless ``responses`` route)."""
+    workdir = tmp_path_factory.mktemp("shim-ls-responses")
+    server = _start_shim(llama_server_proxy.url, "openai", workdir, ("--upstream-kind", "responses"))
     yield server
     server.stop()
 

@@ -85,3 +85,19 @@ async def test_request_covers_the_spec(document: dict[str, Any]) -> None:
         assert ours - theirs <= EXTENSIONS, (
             f"{name} documents unknown fields {sorted(ours - theirs - EXTENSIONS)}"
         )
+
+
+async def test_schema_page_works_offline(client: httpx.AsyncClient) -> None:
+    """``/schema`` loads nothing from elsewhere (Litestar's Redoc page was blank offline) and
+    names the document and every operation."""
+    answer = await client.get("/schema")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    page = answer.text
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert "/schema/openapi.json" in page
+    for operation in (
+        "<code>POST</code></td><td><code>/v1/responses</code>",
+        "<code>/v1/models/{model_id}</code>",
+    ):
+        assert operation in page, operation

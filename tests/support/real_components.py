@@ -1,4 +1,4 @@
-"""Real components the suite runs against (the llama upstream, redis-server, node clients).
+"""Real components the suite runs against (the llama upstreams, redis-server, node clients).
 
 A missing one skips locally with the reason printed, and FAILS when ``CI=true``: CI installs every
 component (``scripts/test.sh``), so a missing one there is a broken setup, not a reason to skip.
@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 from shim.cli.embedded import MODEL_ALIAS, EmbeddedUpstream, EmbeddedUpstreamError, is_available
+from tests.support.llama_server import LlamaServer, LlamaServerError
+from tests.support.llama_server import is_available as server_available
 
 IN_CI = os.environ.get("CI") == "true"
 LLAMA_HINT = "`bash scripts/test.sh` or `python -m shim.cli.embedded ensure` installs it"
@@ -52,3 +54,47 @@ def running_llama(log: Path, **options: Any) -> Iterator[str]:
         yield url
     finally:
         upstream.stop()
+
+
+LLAMA_SERVER_HINT = (
+    "`bash scripts/install_llama_server.sh` (called by scripts/test.sh) or "
+    "`python scripts/llama_server.py ensure` builds it"
+)
+
+
+@contextmanager
+def running_llama_server(log: Path, **options: Any) -> Iterator[str]:
+    """The base URL (``.../v1``) of llama.cpp's own llama-server (tests/support/llama_server.py),
+    warmed up; stopped after. ``options`` go to ``LlamaServer`` (``n_ctx``, ``parallel``, ...)."""
+    ok, why = server_available()
+    if not ok:
+        unavailable("llama-server", why, LLAMA_SERVER_HINT)
+    server = LlamaServer(log_path=log, **options)
+    try:
+        url = server.start()
+    except LlamaServerError as exc:
+        unavailable("llama-server", str(exc), LLAMA_SERVER_HINT)
+    try:
+        warm = {"model": MODEL_ALIAS, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+        httpx.post(f"{url}/chat/completions", json=warm, timeout=120).raise_for_status()
+        yield url
+    finally:
+        server.stop()
+
+
+BROWSER_HINT = "`bash scripts/install_browser.sh` (called by scripts/test.sh) installs Debian's chromium"
+
+
+def chromium_executable() -> str:
+    """Debian's Chromium for Playwright's ``executable_path`` (never Playwright's own download)."""
+    import shutil
+
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        unavailable("browser", f"the playwright package is missing ({exc})", "pip install -e '.[test]'")
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    unavailable("browser", "no chromium on PATH", BROWSER_HINT)
