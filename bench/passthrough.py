@@ -18,7 +18,7 @@ import httpx
 from litestar import Litestar, Request, Response, post
 from litestar.response import Stream
 
-from shim.upstream.transport import fast_transport
+from shim.upstream.transport import build_transport
 
 __all__ = ["create_app", "main"]
 
@@ -28,7 +28,7 @@ def create_app(upstream: str) -> Litestar:
     client = httpx.AsyncClient(
         # The shim's upstream transport, so the gap stays "what translation costs" (httpx's own
         # transport cost this proxy 5.7 ms of CPU per request at 64 clients: bench/README.md).
-        transport=fast_transport(limits),
+        transport=build_transport(limits),
         timeout=httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=30.0),
         limits=limits,
     )

@@ -1,33 +1,58 @@
 """Which upstream HTTP client: each option alone against the fake upstream, CPU per request.
 
-    .venv/bin/python -m bench.upstream_client [--clients 64] [--seconds 5] [--variants httpx,shim,aiohttp]
+    .venv/bin/python -m bench.upstream_client [--clients 64] [--seconds 5] [--runs 3]
+        [--variants httpx,handwritten,httpx-aiohttp,aiohttp]
 
 The shim's own figures mix the client with Litestar, translation and logging; this isolates the
 client. Each variant runs in a fresh process pinned to ``--cpu`` (uvloop, like the shim), with
-``--clients`` tasks POSTing the same 50-token Chat request in a loop through ``httpx.AsyncClient``
-(the way ``shim.upstream.client`` does: ``send(stream=True)``, read, close), then the same for 200-chunk SSE
-answers. It prints req/s and the client process's CPU milliseconds per request (steadier than
-req/s on a shared machine).
+``--clients`` tasks POSTing the same 50-token Chat request in a loop the way ``shim.upstream``
+does (a new ``httpx.Request``, straight to the transport, the body read with ``aiter_raw``, then
+closed), then the same for 200-chunk SSE answers. CPU is the client process's own
+(``resource.getrusage(RUSAGE_SELF)``, user + system), divided by the requests completed: steadier
+than req/s on a shared machine, where the wall clock measures the neighbours.
 
-Variants: ``httpx`` (the default transport, httpcore, with the shim's limits), ``shim``
-(``shim.upstream.transport.KeepAliveTransport``), ``aiohttp`` (``httpx_aiohttp.AiohttpTransport``,
-the openai SDK's option; skipped when not importable: it is not a dependency of the project; put
-it on ``PYTHONPATH`` to measure it).
+Variants: ``httpx`` (httpx's default transport, httpcore, with the shim's limits); ``handwritten``
+(the keep-alive transport the shim had until commit deb5485, loaded from git history: it needs
+``git`` and ``httptools``); ``httpx-aiohttp`` (the PyPI package's ``AiohttpTransport``, the
+openai SDK's option); ``aiohttp`` (``shim.upstream.transport.AiohttpTransport``, what the shim
+uses now).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
+import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from bench.servers import ROOT, start_upstream
 
 _CHAT = {"model": "fake", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 64}
 _LIMITS = {"max_connections": 2000, "max_keepalive_connections": 200, "keepalive_expiry": 60.0}
+_HANDWRITTEN = "deb5485"  # the last commit with the hand-written transport
+
+
+def _handwritten() -> type:
+    source = subprocess.run(
+        ["git", "show", f"{_HANDWRITTEN}:shim/upstream_transport.py"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp()) / "handwritten_transport.py"
+    path.write_bytes(source)
+    spec = importlib.util.spec_from_file_location("handwritten_transport", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cls: type = module.KeepAliveTransport
+    return cls
 
 
 def _transport(variant: str) -> object:
@@ -36,15 +61,22 @@ def _transport(variant: str) -> object:
     limits = httpx.Limits(**_LIMITS)
     if variant == "httpx":
         return httpx.AsyncHTTPTransport(limits=limits)
-    if variant == "shim":
-        from shim.upstream.transport import KeepAliveTransport
-
-        return KeepAliveTransport(limits)
-    if variant == "aiohttp":
+    if variant == "handwritten":
+        return _handwritten()(limits)
+    if variant == "httpx-aiohttp":  # not a dependency: `pip install httpx-aiohttp` to measure it
         from httpx_aiohttp import AiohttpTransport
 
         return AiohttpTransport(limits=limits)
+    if variant == "aiohttp":
+        from shim.upstream.transport import AiohttpTransport as Ours
+
+        return Ours(limits)
     raise ValueError(variant)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def _load(variant: str, url: str, clients: int, seconds: float, stream: bool) -> dict[str, float]:
@@ -53,7 +85,14 @@ async def _load(variant: str, url: str, clients: int, seconds: float, stream: bo
     body = json.dumps({**_CHAT, "stream": True} if stream else _CHAT).encode()
     transport = _transport(variant)
     assert isinstance(transport, httpx.AsyncBaseTransport)
-    client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0))
+    target = httpx.URL(url)
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "accept-encoding": "identity",
+        "content-type": "application/json",
+        "user-agent": "bench",
+    }
+    extensions = {"timeout": httpx.Timeout(30.0).as_dict()}
     done = 0
     chunks = 0
     stop = False
@@ -61,10 +100,9 @@ async def _load(variant: str, url: str, clients: int, seconds: float, stream: bo
     async def worker() -> None:
         nonlocal done, chunks
         while not stop:
-            request = client.build_request(
-                "POST", url, content=body, headers={"content-type": "application/json"}
-            )
-            response = await client.send(request, stream=True)
+            request = httpx.Request("POST", target, content=body, headers=headers, extensions=extensions)
+            response = await transport.handle_async_request(request)
+            response.request = request
             try:
                 async for _ in response.aiter_raw():
                     chunks += 1
@@ -76,12 +114,12 @@ async def _load(variant: str, url: str, clients: int, seconds: float, stream: bo
     tasks = [asyncio.create_task(worker()) for _ in range(clients)]
     await asyncio.sleep(0.5)  # warm-up: connections opened
     done = chunks = 0
-    cpu0, t0 = time.process_time(), time.perf_counter()
+    cpu0, t0 = _cpu(), time.perf_counter()
     await asyncio.sleep(seconds)
-    cpu, wall, n, c = time.process_time() - cpu0, time.perf_counter() - t0, done, chunks
+    cpu, wall, n, c = _cpu() - cpu0, time.perf_counter() - t0, done, chunks
     stop = True
     await asyncio.gather(*tasks, return_exceptions=True)
-    await client.aclose()
+    await transport.aclose()
     return {
         "req_per_s": round(n / wall, 1),
         "cpu_ms_per_req": round(cpu * 1000 / max(n, 1), 4),
@@ -104,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--variants", default="httpx,shim,aiohttp")
+    parser.add_argument("--variants", default="httpx,handwritten,httpx-aiohttp,aiohttp")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--cpu", default="0", help="core of the client under test")
     parser.add_argument("--upstream-cpu", default="1", help="core of the fake upstream")
@@ -130,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                     with open("/proc/loadavg") as f:
                         load = f.read().split()[0]
                     kind = f"sse {tokens}" if stream else f"json {tokens}"
-                    print(f"{kind:8} {variant:8} {done.stdout.strip()} load {load}", flush=True)
+                    print(f"{kind:8} {variant:14} {done.stdout.strip()} load {load}", flush=True)
         finally:
             upstream.stop()
     return 0

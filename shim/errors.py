@@ -14,7 +14,8 @@
         ├── UpstreamStatusError     upstream 4xx passed on with its status and message
         ├── UpstreamTimeout         504 upstream_timeout (first byte, idle or total time)
         ├── UpstreamUnreachable     502 upstream_unreachable (no answer: connect failed)
-        ├── UpstreamReset           502 upstream_reset (the connection broke mid-answer)
+        ├── UpstreamReset           502 upstream_reset (the connection broke: maybe received, never re-sent)
+        ├── UpstreamMisconfigured   502 upstream_misconfigured (a key or header that cannot be sent)
         ├── UpstreamTooLarge        502 upstream_response_too_large
         ├── UpstreamTruncated       502 upstream_stream_truncated (no terminal event / [DONE])
         └── UpstreamInvalidResponse 502 upstream_invalid_response (a 2xx that is no answer)
@@ -43,6 +44,7 @@ __all__ = [
     "UnsupportedParameter",
     "UpstreamError",
     "UpstreamInvalidResponse",
+    "UpstreamMisconfigured",
     "UpstreamReset",
     "UpstreamStatusError",
     "UpstreamTimeout",
@@ -147,6 +149,12 @@ class UpstreamUnreachable(UpstreamError):
 
 class UpstreamReset(UpstreamError):
     default_code = "upstream_reset"
+
+
+class UpstreamMisconfigured(UpstreamError):
+    """A route's key or header the shim will not send (CR, LF or NUL in it); nothing was sent."""
+
+    default_code = "upstream_misconfigured"
 
 
 class UpstreamTooLarge(UpstreamError):

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import urllib.request
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -60,6 +61,7 @@ __all__ = [
     "Timeouts",
     "check_secret",
     "environment",
+    "header_value_problem",
     "load_settings",
     "secret_values",
     "settings_for_worker",
@@ -317,7 +319,42 @@ def load_settings(
                 else env.get("SHIM_UPSTREAM_STATEFUL", "").lower() in ("1", "true", "yes"),
             ),
         )
+    _check_header_values(
+        routes, len(settings.routes), config, "api_key" if api_key else "SHIM_UPSTREAM_API_KEY"
+    )
     return Settings(server=server, routes=routes)
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot go into an HTTP header, or ``None``: CR or LF would end the header and
+    let the rest inject new ones; servers refuse NUL. A ``.env`` file saved with Windows line
+    endings leaves a CR at the end of every value."""
+    if "\r" in value or "\n" in value:
+        return "holds a carriage return or line feed (a .env file with Windows line endings?)"
+    if "\0" in value:
+        return "holds a NUL character"
+    return None
+
+
+def _check_header_values(
+    routes: tuple[Route, ...], from_file: int, config: Path | None, key_name: str
+) -> None:
+    """Refuse at start-up what would reach an upstream in a header: upstream keys and configured
+    headers, each named where it was set (``shim.upstream`` checks again when it sends)."""
+    for index, route in enumerate(routes):
+        where = f"{config}: routes[{index}]." if index < from_file else "the upstream route's "
+        values: list[tuple[str, str | None]] = [
+            (f"{where}api_key" if index < from_file else key_name, route.api_key)
+        ]
+        if route.api_key_env:
+            values.append(
+                (f"{route.api_key_env} (named by {where}api_key_env)", os.environ.get(route.api_key_env))
+            )
+        for header, text in route.headers.items():
+            values += [(f"{where}headers.{header}", text), (f"{where}headers (the name {header!r})", header)]
+        for name, value in values:
+            if value is not None and (problem := header_value_problem(value)) is not None:
+                raise ValueError(f"{name} {problem}")
 
 
 # --------------------------------------------------------------------------- the process environment
@@ -339,7 +376,8 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True):
     workers: int  # SHIM_WORKERS
     no_embedded: bool  # SHIM_NO_EMBEDDED: never start the embedded upstream
     embedded_format: str | None  # SHIM_EMBEDDED_FORMAT: the embedded upstream's profile
-    httpx_transport: bool  # SHIM_UPSTREAM_TRANSPORT=httpx: httpx's own transport upstream
+    # HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (either case, as curl reads them): scheme or "no" → value
+    proxies: dict[str, str]
 
 
 def _whole(raw: str, name: str) -> int:
@@ -362,7 +400,7 @@ def environment() -> Environment:
         workers=_whole(env.get("SHIM_WORKERS") or "1", "SHIM_WORKERS"),
         no_embedded=_flag(env.get("SHIM_NO_EMBEDDED")),
         embedded_format=env.get("SHIM_EMBEDDED_FORMAT") or None,
-        httpx_transport=env.get("SHIM_UPSTREAM_TRANSPORT", "").lower() == "httpx",
+        proxies=urllib.request.getproxies_environment(),
     )
 
 

@@ -139,11 +139,15 @@ class RawChunks:
     def finish(self) -> list[bytes]:
         if self.done:
             return []
-        end = b"" if not self.tail or self.tail.endswith(b"\n\n") else b"\n\n"  # close a half event
-        return [end + _error_chunk(UpstreamTruncated())]
+        return [self._closing() + _error_chunk(UpstreamTruncated())]
 
     def fail(self, error: UpstreamError) -> list[bytes]:
-        return [_error_chunk(error)]
+        return [self._closing() + _error_chunk(error)]
+
+    def _closing(self) -> bytes:
+        """What ends a half-sent event (the upstream's last bytes), so the final error chunk that
+        follows is a line of its own, whether the stream was cut, broke or hit a limit."""
+        return b"" if not self.tail or self.tail.endswith(b"\n\n") else b"\n\n"
 
     def unstored(self, tail: list[bytes], error: ShimError) -> list[bytes]:
         return tail

@@ -1,31 +1,45 @@
 """The one httpx client, and the only place that talks to upstreams.
 
-Before the first byte reaches our client, transient failures (connect errors, 429, 502, 503)
-are retried with exponential backoff and jitter, honouring ``Retry-After``; after that an error
-is returned in the envelope. Once a stream has started nothing is retried: the pump
-(``shim.turns.pump``) ends the stream with a failure instead, from the same error tree
-(``shim.upstream.errors.as_upstream_error``).
+Before the first byte reaches our client, transient failures are retried with exponential backoff
+and jitter, honouring ``Retry-After``: 429, 502 and 503 answers, and connect failures (refused,
+DNS, TLS handshake), where the request provably never reached the upstream. Any other transport
+error (a reset, a hang-up or a timeout after the request was written) is never retried: the
+upstream may be doing the work, and a POST is not idempotent (RFC 9112 §9.3.1). Once a stream has
+started nothing is retried: the pump (``shim.turns.pump``) ends the stream with a failure instead,
+from the same error tree (``shim.upstream.errors.as_upstream_error``).
 
+Upstreams are asked for ``identity`` (no compression); one that compresses anyway (gzip,
+deflate) is decoded here, so error bodies, streams and the size limit all see decoded bytes.
 Every answer body is read through ``_Bounded``, which enforces the total time limit and the
-maximum answer size for streaming and whole answers alike. An upstream's error message is passed
-on, but never with the upstream credential in it (some vendors echo the key they were sent).
+maximum answer size (decoded) for streaming and whole answers alike. An upstream's error message
+is passed on, but never with the upstream credential in it (some vendors echo the key they were
+sent). A key or configured header with CR, LF or NUL in it is never sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import zlib
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 
-from shim.errors import ShimError, UpstreamTimeout, UpstreamTooLarge, UpstreamUnreachable
-from shim.settings import Timeouts
+from shim.errors import (
+    ShimError,
+    UpstreamInvalidResponse,
+    UpstreamMisconfigured,
+    UpstreamReset,
+    UpstreamTimeout,
+    UpstreamTooLarge,
+    UpstreamUnreachable,
+)
+from shim.settings import Timeouts, header_value_problem
 from shim.telemetry import note_retry, note_upstream, note_upstream_error
 from shim.upstream.errors import STREAM_FAILURES, as_upstream_error, upstream_error
 from shim.upstream.redaction import redact
 from shim.upstream.routing import Resolved
-from shim.upstream.transport import fast_transport
+from shim.upstream.transport import InvalidAnswer, build_transport
 
 __all__ = ["Tap", "UpstreamClient", "redact"]
 
@@ -35,6 +49,8 @@ DEFAULT_RETRY_MAX_WAIT = 20.0
 
 _RETRY_STATUS = frozenset({429, 502, 503})
 _ERROR_BODY_BYTES = 65536
+_DECODED_PIECE = 65536  # a compressed chunk is inflated this much at a time (a bomb stays small)
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 class _Bounded(httpx.AsyncByteStream):
@@ -68,6 +84,59 @@ class _Bounded(httpx.AsyncByteStream):
         await self.inner.aclose()
 
 
+class _Inflated(httpx.AsyncByteStream):
+    """A gzip or deflate body, decoded a bounded piece at a time."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, wbits: int) -> None:
+        self.inner = inner
+        self.wbits = wbits
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        decoder = zlib.decompressobj(self.wbits)
+        first = True
+        async for chunk in self.inner:
+            data = chunk
+            while data:
+                try:
+                    piece = decoder.decompress(data, _DECODED_PIECE)
+                except zlib.error:
+                    if not (first and self.wbits == zlib.MAX_WBITS):
+                        raise UpstreamInvalidResponse(
+                            "The upstream sent a compressed answer that does not decode."
+                        ) from None
+                    # "deflate" sent raw, without the zlib wrapper (as some servers do)
+                    decoder, self.wbits = zlib.decompressobj(-zlib.MAX_WBITS), -zlib.MAX_WBITS
+                    continue
+                first = False
+                data = decoder.unconsumed_tail
+                if piece:
+                    yield piece
+        tail = decoder.flush()
+        if tail:
+            yield tail
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _decoded(response: httpx.Response) -> None:
+    """Decode a compressed answer here (the upstream was asked for ``identity``): its stream then
+    yields decoded bytes, and httpx no longer decodes it."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return
+    wbits = _WBITS.get(encoding)
+    if wbits is None:
+        raise UpstreamInvalidResponse(
+            f"The upstream answered with content-encoding {encoding[:40]!r}, which the shim does not "
+            "decode (it asks for identity)."
+        )
+    assert isinstance(response.stream, httpx.AsyncByteStream)
+    response.stream = _Inflated(response.stream, wbits)
+    del response.headers["content-encoding"]
+    response.headers.pop("content-length", None)
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -93,11 +162,11 @@ class UpstreamClient:
         self.retry_max_wait = retry_max_wait  # a longer Retry-After is passed on, not waited out
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
         limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200, keepalive_expiry=60.0)
-        # Our keep-alive transport unless a test passes one (bench/README.md: httpx's own costs
-        # 0.6-7 ms of CPU per request, growing with the connections it pools). Requests go to it
-        # straight, not through ``client.send`` (auth, redirects and cookie jar, none of which a
-        # proxy wants, cost ~55 us a request); the client remains for a proxy from the environment.
-        self.transport = transport or fast_transport(limits)
+        # aiohttp behind the httpx API unless a test passes a transport (bench/README.md: httpx's
+        # own costs 1.4-9 ms of CPU per request, growing with the connections it pools). Requests
+        # go to it straight, not through ``client.send`` (auth, redirects and cookie jar, none of
+        # which a proxy wants, cost ~55 us a request); the transport reads proxies itself.
+        self.transport = transport or build_transport(limits)
         self.client = httpx.AsyncClient(
             transport=self.transport,
             # Per socket read; the first-byte and idle limits are enforced around it (``send`` and
@@ -110,8 +179,10 @@ class UpstreamClient:
             ),
             limits=limits,
             follow_redirects=False,
+            trust_env=False,  # never used to send: no proxy transports of its own
         )
-        self._default_headers = dict(self.client.headers.items())  # user-agent, accept-encoding…
+        # user-agent…; ``identity``: a compressed answer costs CPU here and hides the size limit
+        self._default_headers = {**dict(self.client.headers.items()), "accept-encoding": "identity"}
         self._extensions = {"timeout": self.client.timeout.as_dict()}
         # Sees each answer as it opens and returns its byte stream (wrapped to note the chunks):
         # set by the recording (``shim.fixtures.capture.tap_upstream``), else nothing is added.
@@ -124,9 +195,16 @@ class UpstreamClient:
         route, auth = resolved.route, resolved.dialect.auth
         headers = {**self._default_headers, "accept": "application/json, text/event-stream"}
         headers.update((name.lower(), value) for name, value in route.headers.items())
+        for name, value in route.headers.items():
+            if (problem := header_value_problem(value)) is not None:
+                raise UpstreamMisconfigured(
+                    f"The route's header {name!r} {problem}; nothing was sent upstream."
+                )
         if body is not None:
             headers["content-type"] = "application/json"
         if resolved.upstream_key:
+            if (problem := header_value_problem(resolved.upstream_key)) is not None:
+                raise UpstreamMisconfigured(f"The upstream API key {problem}; nothing was sent upstream.")
             if auth.header == "api-key":
                 headers["api-key"] = resolved.upstream_key
             else:
@@ -136,8 +214,6 @@ class UpstreamClient:
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """The open answer (its body not read yet)."""
-        if self.transport is None:
-            return await self.client.send(request, stream=True)
         response = await self.transport.handle_async_request(request)
         response.request = request
         return response
@@ -168,21 +244,37 @@ class UpstreamClient:
             try:
                 async with asyncio.timeout_at(min(deadline, loop.time() + self.timeouts.first_byte)):
                     response = await self._send(request)
-            except (httpx.TimeoutException, TimeoutError):
-                note_upstream_error("timeout")
-                raise UpstreamTimeout("The upstream did not answer in time.") from None
-            except httpx.TransportError as exc:
-                note_upstream_error("connect" if isinstance(exc, httpx.ConnectError) else "reset")
+            except httpx.ConnectError as exc:  # nothing reached the upstream: safe to send again
+                note_upstream_error("connect")
                 error: ShimError = UpstreamUnreachable(
                     f"The upstream could not be reached: {exc.__class__.__name__}."
                 )
                 delay = 0.0
+            except (httpx.TimeoutException, TimeoutError):
+                note_upstream_error("timeout")
+                raise UpstreamTimeout("The upstream did not answer in time.") from None
+            except InvalidAnswer as exc:
+                note_upstream_error("invalid_response")
+                raise UpstreamInvalidResponse(str(exc)) from None
+            except (httpx.ProxyError, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+                note_upstream_error("connect")  # (a configuration problem: trying again cannot help)
+                kind = (
+                    UpstreamMisconfigured
+                    if isinstance(exc, httpx.LocalProtocolError)
+                    else UpstreamUnreachable
+                )
+                raise kind(f"The upstream could not be reached: {exc}") from None
+            except httpx.TransportError as exc:  # the request may have arrived: never re-sent
+                note_upstream_error("reset")
+                raise UpstreamReset(
+                    "The upstream connection broke before an answer "
+                    f"({exc.__class__.__name__}; not retried: the upstream may have received the request)."
+                ) from None
             else:
                 if self.tap is not None:  # shim serve --record, /inspector
                     response.stream = self.tap(resolved, request, response)
                 if response.status_code < 400:
-                    assert isinstance(response.stream, httpx.AsyncByteStream)
-                    response.stream = _Bounded(response.stream, self.max_response_bytes, deadline)
+                    await self._bound(response, deadline)
                     if not stream:
                         await self._read_whole(response)
                     return response
@@ -202,18 +294,35 @@ class UpstreamClient:
             note_retry()
             await asyncio.sleep(backoff)
 
+    async def _bound(self, response: httpx.Response, deadline: float) -> None:
+        """The answer's body decoded, then bounded by the total time and the size limit; raises
+        ``UpstreamError`` (the answer closed) for a content-encoding the shim cannot decode."""
+        try:
+            _decoded(response)
+        except UpstreamInvalidResponse:
+            note_upstream_error("invalid_response")
+            await response.aclose()
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Bounded(response.stream, self.max_response_bytes, deadline)
+
     @staticmethod
     async def _error_body(response: httpx.Response, deadline: float) -> bytes:
-        """The start of an error answer (64 KiB is plenty for a message); never the whole of a
-        huge or endless one."""
+        """The start of an error answer, decoded (64 KiB is plenty for a message); never the
+        whole of a huge or endless one."""
         data = b""
+        try:
+            _decoded(response)
+        except UpstreamInvalidResponse as exc:
+            await response.aclose()
+            return exc.message.encode()
         try:
             async with asyncio.timeout_at(deadline):
                 async for piece in response.aiter_raw():
                     data += piece
                     if len(data) >= _ERROR_BODY_BYTES:
                         break
-        except (httpx.HTTPError, TimeoutError):
+        except STREAM_FAILURES:  # an undecodable piece included: keep what came
             pass
         finally:
             await response.aclose()
@@ -228,12 +337,9 @@ class UpstreamClient:
             raise as_upstream_error(exc) from None
 
     async def get_json(self, resolved: Resolved, path: str) -> bytes:
+        deadline = asyncio.get_running_loop().time() + self.timeouts.total
         try:
             response = await self._send(self._request(resolved, "GET", path, None))
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
         except httpx.TimeoutException:
             raise UpstreamTimeout("The upstream did not answer in time.") from None
         except httpx.TransportError as exc:
@@ -241,5 +347,7 @@ class UpstreamClient:
                 f"The upstream could not be reached: {exc.__class__.__name__}."
             ) from None
         if response.status_code >= 400:
-            raise upstream_error(response.status_code, response.content)
+            raise upstream_error(response.status_code, await self._error_body(response, deadline))
+        await self._bound(response, deadline)
+        await self._read_whole(response)
         return response.content

@@ -31,6 +31,8 @@ CHAT_STREAM: dict[str, str] = {
     "reset-mid-answer": "upstream_reset",
     "enormous-answer": "upstream_response_too_large",
     "total-time-limit": "upstream_timeout",
+    "gzip-answer-decoded": "completed",  # decoded: the client gets plain SSE
+    "gzip-bomb-cut-by-size-limit": "upstream_response_too_large",
 }
 
 

@@ -46,6 +46,12 @@ FAULTS: list[tuple[str, str, str, dict[str, Any], Before | str, Before | Ends, i
     ("garbage-lines-in-sse", "garbage", "fault", {}, "completed", ("failed", "upstream_invalid_response"), 1),
     ("reset-mid-answer", "reset", "fault", {}, (502, "upstream_reset"), ("failed", "upstream_reset"), 1),
     ("enormous-answer", "huge", "fault", {"max_upstream_response_bytes": 200_000}, (502, "upstream_response_too_large"), ("failed", "upstream_response_too_large"), 1),
+    ("drop-after-body-not-resent", "drop-after-body", "fault", {"retries": 2}, (502, "upstream_reset"), (502, "upstream_reset"), 1),
+    ("reset-after-body-not-resent", "reset-after-body", "fault", {"retries": 2}, (502, "upstream_reset"), (502, "upstream_reset"), 1),
+    ("gzip-answer-decoded", "gzip", "fault", {}, "completed", "completed", 1),
+    ("gzip-400-read-decoded", "gzip-400", "fault", {}, (400, "context_length_exceeded"), (400, "context_length_exceeded"), 1),
+    ("gzip-bomb-cut-by-size-limit", "gzip-bomb", "fault", {"max_upstream_response_bytes": 200_000, "timeouts": Timeouts(first_byte=5, idle=5, total=30)}, (502, "upstream_response_too_large"), ("failed", "upstream_response_too_large"), 1),
+    ("huge-headers-refused", "huge-headers", "fault", {"retries": 2}, (502, "upstream_invalid_response"), (502, "upstream_invalid_response"), 1),
     ("total-time-limit", "drip", "fault", {"timeouts": Timeouts(first_byte=0.4, idle=0.4, total=0.15)}, (504, "upstream_timeout"), ("failed", "upstream_timeout"), 1),
 ]  # fmt: skip
 
@@ -121,6 +127,52 @@ async def test_fault_outcome(
         if calls is not None:
             assert fault.requests[model] == calls
         assert (await shim.client.get("/healthz")).status_code == 200
+    finally:
+        await shim.aclose()
+
+
+async def test_a_request_that_reached_the_upstream_is_never_sent_again(fault: FaultUpstream) -> None:
+    """RFC 9112 §9.3.1: a POST that may have reached the upstream is not re-sent, not even on a
+    reused keep-alive connection that the upstream dropped (the shim once sent it up to 6 times)."""
+    shim = LiveShim(fault.url, retries=2, timeouts=FAST)
+    try:
+        warm = await shim.client.post("/v1/responses", json={"model": "ok", "input": "hi"})
+        assert warm.status_code == 200  # the connection is now pooled, and is reused below
+        response = await shim.client.post("/v1/responses", json={"model": "drop-after-body", "input": "hi"})
+        assert fault.requests["drop-after-body"] == 1
+        assert fault.connections_seen == 1, "the dropped request was not sent on a fresh connection"
+        assert response.status_code == 502 and _error(response)["code"] == "upstream_reset"
+        assert "not retried" in _error(response)["message"]
+    finally:
+        await shim.aclose()
+
+
+async def test_upstream_is_asked_for_identity_encoding(fault: FaultUpstream) -> None:
+    shim = LiveShim(fault.url, timeouts=FAST)
+    try:
+        for stream in (False, True):
+            response = await shim.client.post(
+                "/v1/responses", json={"model": "ok", "input": "hi", "stream": stream}
+            )
+            assert response.status_code == 200
+        assert fault.accept_encodings == ["identity", "identity"]
+    finally:
+        await shim.aclose()
+
+
+async def test_upstream_header_flood_is_cut_early(fault: FaultUpstream) -> None:
+    """64 MiB of answer headers: refused after the first few KiB, not buffered (memory bounded)."""
+    shim = LiveShim(fault.url, timeouts=FAST)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        response = await shim.client.post("/v1/responses", json={"model": "huge-headers", "input": "hi"})
+        assert response.status_code == 502
+        error = _error(response)
+        assert error["code"] == "upstream_invalid_response"
+        assert "header" in error["message"].lower() or "8190" in error["message"], error["message"]
+        assert loop.time() - started < 2.0
+        assert fault.header_bytes_sent < 16 << 20, fault.header_bytes_sent
     finally:
         await shim.aclose()
 

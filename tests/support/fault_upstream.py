@@ -13,9 +13,12 @@ test can assert retries and that a hung-up client's upstream request was really 
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import json
 import socket
 import struct
+import zlib
 from collections import Counter
 from typing import Any
 
@@ -46,7 +49,29 @@ MODES = {
     "stall": "two SSE events, then silence until the client hangs up",
     "echo-key": "401 whose message repeats the Authorization header (as some vendors do)",
     "echo-key-stream": "an SSE error chunk that repeats the Authorization header",
+    "drop-after-body": "reads the whole request, then hangs up without answering",
+    "reset-after-body": "reads the whole request, works 0.2 s, then resets the connection",
+    "gzip": "a normal answer, gzip-encoded whatever the request accepts (SSE: one gzip stream)",
+    "gzip-400": "a gzip-encoded 400 context_length_exceeded error",
+    "gzip-bomb": "a 200 JSON answer of 16 MiB that gzip squeezes to ~16 KB",
+    "huge-headers": "200 headers without end (64 MiB), then a normal answer",
 }
+
+CONTEXT_ERROR = {
+    "error": {
+        "message": "This model's maximum context length is 8192 tokens.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+}
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """16 MiB of JSON-looking text, gzipped 1000:1 (built once: compressing it takes a moment)."""
+    inner = b'{"id": "chatcmpl-x", "choices": [{"message": {"content": "' + b" " * (16 << 20) + b'"}}]}'
+    return gzip.compress(inner, compresslevel=9)
 
 
 def refused_url() -> str:
@@ -112,6 +137,8 @@ class FaultUpstream:
         self.open_connections = 0
         self.busy_connections = 0  # open and in the middle of an answer (the rest idle in a pool)
         self.connections_seen = 0
+        self.header_bytes_sent = 0  # by huge-headers, before the client hung up
+        self.accept_encodings: list[str] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -171,6 +198,7 @@ class FaultUpstream:
                 self.requests[request.model] += 1
                 self.bodies.append(request.json)
                 self.authorizations.append(request.headers.get("authorization", ""))
+                self.accept_encodings.append(request.headers.get("accept-encoding", ""))
                 self.busy_connections += 1
                 try:
                     keep = await self._answer(request, reader, writer)
@@ -282,6 +310,23 @@ class FaultUpstream:
             return True
         if mode == "huge":
             return await self._huge(req, writer)
+        if mode == "drop-after-body":
+            return False  # the request was read: hang up (FIN) without a byte of answer
+        if mode == "reset-after-body":
+            await asyncio.sleep(0.2)
+            self._reset(writer)
+            return False
+        if mode.startswith("gzip"):
+            return await self._gzip(req, mode, writer)
+        if mode == "huge-headers":
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            line = b"x-filler: " + b"a" * 1000 + b"\r\n"
+            while self.header_bytes_sent < 64 << 20:
+                writer.write(line * 64)
+                self.header_bytes_sent += len(line) * 64
+                await writer.drain()
+            await self._send_json(writer, 200, completion(model))  # (its status line ends the flood)
+            return False
         if not req.stream:
             return await self._json_answer(req, mode, writer)
         writer.write(self._head(200, "text/event-stream"))
@@ -329,6 +374,26 @@ class FaultUpstream:
             await writer.drain()
             return False
         await self._send_json(writer, 200, body)
+        return True
+
+    async def _gzip(self, req: _Request, mode: str, writer: asyncio.StreamWriter) -> bool:
+        """Compressed whatever the request's Accept-Encoding says (some servers do)."""
+        gz = {"content-encoding": "gzip"}
+        if mode == "gzip-400":
+            await self._send_json(writer, 400, gzip.compress(json.dumps(CONTEXT_ERROR).encode()), gz)
+            return True
+        if mode == "gzip-bomb":
+            await self._send_json(writer, 200, gzip_bomb(), gz)
+            return True
+        if not req.stream:
+            await self._send_json(writer, 200, gzip.compress(completion(req.model)), gz)
+            return True
+        writer.write(self._head(200, "text/event-stream", gz))
+        squeezer = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+        for event in stream_events(req.model):  # each event flushed: the stream stays a stream
+            await self._piece(writer, squeezer.compress(event) + squeezer.flush(zlib.Z_SYNC_FLUSH))
+        await self._piece(writer, squeezer.flush())
+        await self._end(writer)
         return True
 
     async def _huge(self, req: _Request, writer: asyncio.StreamWriter) -> bool:

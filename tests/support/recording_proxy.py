@@ -48,7 +48,10 @@ class RecordingProxy:
         self._lock = threading.Lock()
         self._bodies: list[dict[str, Any]] = []
         self._exchanges: list[Exchange] = []
-        self._client = httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0))
+        # Longer than any first-byte timeout a test gives the shim behind it (900 s for Codex over
+        # llama on a loaded machine): a proxy that gave up first would hang up on the shim, which
+        # then reports upstream_reset and, rightly, does not send the request again.
+        self._client = httpx.Client(timeout=httpx.Timeout(1200.0, connect=10.0))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(

@@ -1,4 +1,4 @@
-"""``KeepAliveTransport`` over TLS: most real upstreams (OpenAI, DeepSeek, OpenRouter…) are HTTPS.
+"""The upstream transport over TLS: most real upstreams (OpenAI, DeepSeek, OpenRouter…) are HTTPS.
 
 A throw-away certificate authority (made with ``cryptography``) signs a certificate for
 ``localhost``; the loopback server speaks HTTP/1.1 over TLS. The transport must verify the chain
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shim.upstream.transport import KeepAliveTransport
+from shim.upstream.transport import build_transport
 
 BODY = b'{"ok": true}'
 
@@ -104,7 +104,7 @@ async def test_https_upstream_is_verified_and_reused(
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(pki[0]))
     port, accepted = https_port
-    async with httpx.AsyncClient(transport=KeepAliveTransport(httpx.Limits())) as client:
+    async with httpx.AsyncClient(transport=build_transport(httpx.Limits())) as client:
         for _ in range(3):
             answer = await client.get(f"https://localhost:{port}/v1/models")
             assert answer.status_code == 200 and answer.content == BODY
@@ -117,6 +117,6 @@ async def test_an_unvouched_certificate_is_refused(
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     port, _ = https_port
-    async with httpx.AsyncClient(transport=KeepAliveTransport(httpx.Limits())) as client:
+    async with httpx.AsyncClient(transport=build_transport(httpx.Limits())) as client:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             await client.get(f"https://localhost:{port}/v1/models")
