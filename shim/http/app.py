@@ -1,7 +1,7 @@
 """The composition root: ``create_app`` builds every part once (router, upstream client, store,
 ``TurnContext``, background runner, metrics) into one typed ``AppState``, registers the handlers
 and renders errors in the OpenAI envelope. Handlers live beside it: ``responses.py``,
-``chat.py``, ``websocket.py``, ``retrieval.py``, ``models.py``.
+``chat.py``, ``websocket.py``, ``retrieval.py``, ``conversations.py``, ``models.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from litestar.exceptions import HTTPException
 from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.errors import InvalidRequest, ShimError
 from shim.http.chat import create_chat_completion
+from shim.http.conversations import conversation_handlers
 from shim.http.models import healthz, list_models
 from shim.http.observability import install as install_observability
 from shim.http.openapi import add_wire_schemas, openapi_config
@@ -28,6 +29,7 @@ from shim.http.websocket import responses_websocket
 from shim.ids import RandomIds, system_clock
 from shim.settings import Settings, environment
 from shim.store.backends import open_backend
+from shim.store.conversations import ConversationStore
 from shim.store.repository import ResponseStore
 from shim.telemetry import Metrics
 from shim.turns.background import BackgroundRunner
@@ -128,6 +130,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         limits=server.limits,
         timing=Timing(keepalive=server.timeouts.keepalive, idle=server.timeouts.idle),
         memory=ReasoningMemory(store.backend) if store is not None else None,
+        conversations=ConversationStore(store.backend, store.ttl) if store is not None else None,
     )
     state = AppState(
         settings=settings,
@@ -151,6 +154,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
             list_models,
             healthz,
             *retrieval_handlers,
+            *conversation_handlers,
         ],
         exception_handlers={
             ShimError: _shim_error_handler,

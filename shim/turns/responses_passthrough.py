@@ -23,7 +23,7 @@ import httpx
 import msgspec
 
 from shim.conversation.history import continue_from
-from shim.errors import ShimError, UpstreamError
+from shim.errors import InvalidRequest, ShimError, UpstreamError
 from shim.limits import check_create_body
 from shim.sse import SSEDecoder, encode_tagged
 from shim.store.repository import StoredResponse
@@ -66,8 +66,17 @@ async def prepare(
     scope = ctx.scope(client_key)
     data = _any.decode(raw)
     data["model"] = resolved.upstream_model
-    if resolved.route.stateful:
+    if resolved.route.stateful:  # the upstream keeps its own state, `conversation` included
         return PassthroughTurn(resolved, scope, _encoder.encode(data), [], [], False)
+    if body.conversation is not None:
+        # The answer's bytes go back unchanged, so they could not name the conversation; refused
+        # rather than half-done until the pass-through re-writes its terminal event.
+        raise InvalidRequest(
+            "`conversation` is not supported on a route to a stateless Open Responses upstream; "
+            "use `previous_response_id`.",
+            param="conversation",
+            code="unsupported_parameter",
+        )
     history = await continue_from(ctx.store, scope, body.previous_response_id, body.input)
     data.pop("previous_response_id", None)
     if history.items or history.new_input != string_input(body.input):
