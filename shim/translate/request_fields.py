@@ -4,7 +4,7 @@ Nothing a client sends is dropped without a word: each field of the spec's
 ``CreateResponseBody`` and of openai-python's ``ResponseCreateParams`` is in ``FIELDS``, and is
 honoured (the shim does it), translated (the Chat upstream does it), emulated, reported (a
 diagnostic under the server's policy: ``warn`` header, ``error`` 400), or refused with 400
-``unsupported_parameter`` naming it. ``tests/test_request_fields.py`` holds a row per field.
+``unsupported_parameter`` naming it. A field in neither schema is reported by name. ``tests/test_request_fields.py`` holds a row per field.
 
 Only the route to a Chat upstream is the shim's to judge: a pass-through to an Open Responses
 upstream forwards the body, and that upstream honours or refuses these fields itself.
@@ -93,8 +93,11 @@ def _refuse(name: str, message: str | None = None) -> UnsupportedParameter:
     )
 
 
-def check_request_fields(body: r.CreateResponseBody, diags: Diagnostics) -> None:
-    """Refuse or report what a turn over a Chat upstream cannot do, before anything runs."""
+def check_request_fields(
+    body: r.CreateResponseBody, diags: Diagnostics, unknown: tuple[str, ...] = ()
+) -> None:
+    """Refuse or report what a turn over a Chat upstream cannot do, before anything runs.
+    ``unknown``: top-level fields in neither schema (``decode_create_request``), reported."""
     for name, handling in FIELDS.items():
         if handling == "refused" and getattr(body, name) is not None:
             raise _refuse(name)
@@ -109,6 +112,8 @@ def check_request_fields(body: r.CreateResponseBody, diags: Diagnostics) -> None
     for name in ("prompt_cache_retention", "prompt_cache_options"):
         if getattr(body, name) is not None:
             diags.report("dropped_param", f"Chat upstreams take no `{name}`.", param=name)
+    for name in unknown:
+        diags.report("dropped_param", f"Unknown parameter `{name}`.", param=name)
     options = body.stream_options
     if options is not None and options.include_obfuscation:
         diags.report(

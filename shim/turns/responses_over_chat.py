@@ -74,6 +74,7 @@ async def prepare(
     *,
     local: MutableMapping[str, StoredResponse] | None = None,
     stream: bool | None = None,
+    unknown: tuple[str, ...] = (),
 ) -> Turn:
     check_create_body(body, ctx.limits)
     if resolved.route.kind != "chat":  # the handlers pass these through before getting here
@@ -83,7 +84,7 @@ async def prepare(
             code="unsupported_route",
         )
     diags = ctx.diagnostics()
-    check_request_fields(body, diags)  # refused before any store read (translate/request_fields.py)
+    check_request_fields(body, diags, unknown)  # refused before any store read (translate/request_fields.py)
     scope = ctx.scope(client_key)
     history = await continue_from(
         ctx.store,

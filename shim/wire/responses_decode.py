@@ -25,6 +25,7 @@ from shim.wire.responses import (
 
 __all__ = [
     "decode_compact_body",
+    "decode_create_request",
     "decode_create_response_body",
     "decode_resource",
     "decode_streaming_event",
@@ -40,6 +41,15 @@ _encoder = msgspec.json.Encoder()
 encode = _encoder.encode
 
 _body_decoder = msgspec.json.Decoder(CreateResponseBody)
+
+
+class _KnownFieldsOnly(CreateResponseBody, forbid_unknown_fields=True):
+    """``CreateResponseBody`` that fails on a field it does not name: the fast path of
+    ``decode_create_request`` finds out for free whether a body has unknown fields."""
+
+
+_known_decoder = msgspec.json.Decoder(_KnownFieldsOnly)
+_FIELDS = frozenset(CreateResponseBody.__struct_fields__)
 _compact_decoder = msgspec.json.Decoder(CompactResponseMethodPublicBody)
 _resource_decoder = msgspec.json.Decoder(ResponseResource)
 _event_decoder = msgspec.json.Decoder(StreamingEvent)
@@ -104,6 +114,26 @@ def _decode(data: bytes, fast: msgspec.json.Decoder[T], typ: type[T]) -> T:
 
 def decode_create_response_body(data: bytes) -> CreateResponseBody:
     return _decode(data, _body_decoder, CreateResponseBody)
+
+
+def decode_create_request(data: bytes) -> tuple[CreateResponseBody, tuple[str, ...]]:
+    """The body, and the names of top-level fields it does not know (dropped from the body), so
+    the turn can report them (``translate/request_fields.py``) instead of ignoring them."""
+    try:
+        return _known_decoder.decode(data), ()
+    except msgspec.ValidationError:
+        pass
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    try:
+        raw = _any_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(raw, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
+    unknown = tuple(name for name in raw if name not in _FIELDS)
+    known = {k: v for k, v in raw.items() if k in _FIELDS}
+    return _decode(_encoder.encode(known), _body_decoder, CreateResponseBody), unknown
 
 
 def decode_compact_body(data: bytes) -> CompactResponseMethodPublicBody:

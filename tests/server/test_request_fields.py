@@ -253,3 +253,24 @@ async def test_the_old_silent_drop_is_gone(body: dict[str, Any], client: httpx.A
     answer = await _post(client, body)
     assert answer.status_code in (400, 404), answer.text
     assert answer.json()["error"]["param"] == next(iter(body))
+
+
+async def test_unknown_field_is_reported_by_name(
+    make_shim: Callable[..., Shim], connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    """A field in neither schema is not dropped silently: a diagnostic under `warn`, a 400 under
+    `error`; the rest of the body still decodes (the slow path drops only the unknown name)."""
+    body = {"frobnicate": {"x": 1}, "temperature": 0.5}
+    shim = make_shim(diagnostics="warn")
+    warned = await _post(connect(shim), body)
+    assert warned.status_code == 200, warned.text
+    assert warned.headers["x-shim-diagnostics"] == "dropped_param:frobnicate"
+    assert "frobnicate" not in shim.upstream.bodies[-1] and shim.upstream.bodies[-1]["temperature"] == 0.5
+    refused = await _post(connect(make_shim(diagnostics="error")), body)
+    assert refused.status_code == 400
+    assert (refused.json()["error"]["code"], refused.json()["error"]["param"]) == (
+        "unsupported_parameter",
+        "frobnicate",
+    )
+    clean = await _post(connect(make_shim(diagnostics="warn")), {"temperature": 0.5})
+    assert "x-shim-diagnostics" not in clean.headers
