@@ -265,3 +265,15 @@ async def test_storeless_server_refuses(
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "unsupported_parameter"
     missing = await client.post("/v1/responses", json={"model": "m", "input": "x", "conversation": "conv_1"})
     assert missing.status_code == 404
+
+
+async def test_store_false_still_appends_to_the_conversation(client: httpx.AsyncClient) -> None:
+    """The conversation is the client's chosen state: `store: false` keeps only the response
+    record out of the store."""
+    conv = (await client.post("/v1/conversations", json={})).json()
+    body = {"model": "m", "input": "off the record", "conversation": conv["id"], "store": False}
+    answer = (await client.post("/v1/responses", json=body)).json()
+    assert answer["conversation"] == {"id": conv["id"]} and answer["store"] is False
+    assert (await client.get(f"/v1/responses/{answer['id']}")).status_code == 404
+    listed = (await client.get(f"/v1/conversations/{conv['id']}/items")).json()["data"]
+    assert [i["role"] for i in listed] == ["assistant", "user"]
