@@ -1,9 +1,10 @@
 """The Conversations API through openai-python's ``client.conversations``, and ``conversation``
-on ``POST /v1/responses`` over HTTP JSON, SSE, background and WebSocket (in-process, memory
-store; every backend, concurrency and restarts: tests/store/test_conversations_store.py)."""
+on ``POST /v1/responses`` over HTTP JSON, SSE, background and WebSocket, on Chat and Open Responses
+routes (in-process, memory store; every backend, concurrency and restarts: tests/store/test_conversations_store.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,9 +14,11 @@ from litestar.testing import TestClient
 
 from shim.conversation.sealing import PREFIX
 from shim.http.state import app_state
-from tests.server.harness import Shim, parse_sse, reasoning_app, status_app, text_of
+from shim.settings import Route
+from tests.server.harness import UPSTREAM_URL, Shim, parse_sse, reasoning_app, status_app, text_of
 from tests.server.test_background import poll, settle
 from tests.server.test_websocket import completed, turn
+from tests.support.scripted_responses import ScriptedResponses
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("httpx2")
@@ -277,3 +280,56 @@ async def test_store_false_still_appends_to_the_conversation(client: httpx.Async
     assert (await client.get(f"/v1/responses/{answer['id']}")).status_code == 404
     listed = (await client.get(f"/v1/conversations/{conv['id']}/items")).json()["data"]
     assert [i["role"] for i in listed] == ["assistant", "user"]
+
+
+# ------------------------------------------------------------------------- Open Responses routes
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_stateless_responses_upstream_continues_the_conversation(
+    make_shim: Callable[..., Shim], connect: Callable[[Shim], httpx.AsyncClient], stream: bool
+) -> None:
+    """Over an upstream that keeps no state (and rejects `previous_response_id`, like Ollama's)
+    the shim expands the conversation, appends the turn, and every response in the answer's
+    bytes names the conversation."""
+    upstream = ScriptedResponses(reject_previous_id=True)
+    client = connect(make_shim(target=upstream, routes=(Route(upstream=UPSTREAM_URL, kind="responses"),)))
+    conv = (
+        await client.post("/v1/conversations", json={"items": [{"role": "user", "content": "zero"}]})
+    ).json()
+
+    async def turn(text: str) -> dict[str, Any]:
+        body = {"model": "m", "input": text, "conversation": conv["id"], "stream": stream}
+        answer = await client.post("/v1/responses", json=body)
+        assert answer.status_code == 200, answer.text
+        if not stream:
+            return dict(answer.json())
+        events, _ = parse_sse(answer.text)
+        decoded = [json.loads(data) for _, data in events]
+        carrying = [e["response"] for e in decoded if "response" in e]
+        assert len(carrying) >= 2 and all(r["conversation"] == {"id": conv["id"]} for r in carrying)
+        assert [e["sequence_number"] for e in decoded] == list(range(len(decoded)))  # re-written whole
+        return dict(carrying[-1])
+
+    first = await turn("one")
+    second = await turn("two")
+    assert first["conversation"] == second["conversation"] == {"id": conv["id"]}
+    sent = upstream.requests[-1]
+    assert "conversation" not in sent and "previous_response_id" not in sent
+    assert [i.get("role") for i in sent["input"]] == ["user", "user", "assistant", "user"]
+    listed = (await client.get(f"/v1/conversations/{conv['id']}/items?order=asc")).json()["data"]
+    assert [i["role"] for i in listed] == ["user", "user", "assistant", "user", "assistant"]
+    assert listed[2]["id"] == first["output"][0]["id"]
+    stored = (await client.get(f"/v1/responses/{second['id']}")).json()
+    assert stored["conversation"] == {"id": conv["id"]}
+
+
+async def test_stateful_responses_upstream_gets_conversation_as_sent(
+    make_shim: Callable[..., Shim], connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    upstream = ScriptedResponses(stateful=True)
+    route = Route(upstream=UPSTREAM_URL, kind="responses", stateful=True)
+    client = connect(make_shim(target=upstream, routes=(route,)))
+    body = {"model": "m", "input": "hi", "conversation": {"id": "conv_at_the_upstream"}}
+    assert (await client.post("/v1/responses", json=body)).status_code == 200
+    assert upstream.requests[-1] == body  # the upstream keeps its own conversations
