@@ -12,6 +12,9 @@ responses first). The rule:
   output yet: 400 ``previous_response_pending``.
 - ``item_reference`` inputs name items of that history by id and are replaced by them; an
   unknown id is 400 ``not_found`` naming ``input[n].id``.
+- ``conversation`` (an id, or ``{"id": ...}``): the conversation's items are the history; it
+  must name a conversation of this caller, else 404 ``conversation_not_found``. Together with
+  ``previous_response_id`` it is a 400: a turn continues from one place.
 - ``instructions`` are not inherited (the store keeps items only).
 """
 
@@ -20,12 +23,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shim.errors import InvalidRequest, PreviousResponseNotFound
+from shim.errors import InvalidRequest, NotFound, PreviousResponseNotFound
+from shim.store.conversations import ConversationStore, StoredConversation
 from shim.store.repository import PENDING, ResponseStore, StoredResponse
 from shim.translate.history import string_input
 from shim.wire import responses as r
 
-__all__ = ["History", "continue_from", "resolve_references"]
+__all__ = ["History", "continue_from", "conversation_id", "resolve_references"]
 
 
 @dataclass
@@ -33,6 +37,7 @@ class History:
     previous: StoredResponse | None
     items: list[r.ItemParam]  # the items the previous response's turn ended with
     new_input: list[r.ItemParam]  # this turn's input, references resolved
+    conversation: StoredConversation | None = None  # the conversation it continues, as read
 
     @property
     def window(self) -> list[r.ItemParam]:
@@ -47,9 +52,29 @@ async def continue_from(
     input: str | list[r.ItemParam] | None,
     *,
     local: Mapping[str, StoredResponse] | None = None,
+    conversation: object = None,
+    conversations: ConversationStore | None = None,
 ) -> History:
     previous: StoredResponse | None = None
     items: list[r.ItemParam] = []
+    conv_id = conversation_id(conversation)
+    if conv_id is not None:
+        if previous_response_id is not None:
+            raise InvalidRequest(
+                "`previous_response_id` and `conversation` cannot be used together: a response "
+                "continues either a previous response or a conversation.",
+                param="conversation",
+                code="invalid_parameter",
+            )
+        # Conversations live under the current secret's scope only (not yet carried over a rotation).
+        found = await conversations.load(scopes[0], conv_id) if conversations is not None else None
+        if found is None:
+            raise NotFound(
+                f"Conversation with id {conv_id!r} not found.",
+                param="conversation",
+                code="conversation_not_found",
+            )
+        return History(None, found.items, resolve_references(string_input(input), found.items), found)
     if previous_response_id is not None:  # "" is an id that names nothing, not "no id"
         if local is not None:
             previous = local.get(previous_response_id)
@@ -86,3 +111,18 @@ def resolve_references(items: list[r.ItemParam], history: list[r.ItemParam]) -> 
         else:
             out.append(item)
     return out
+
+
+def conversation_id(value: object) -> str | None:
+    """``conversation`` as sent: an id, or an object ``{"id": ...}`` (openai-python's two forms)."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and set(value) == {"id"}:
+        value = value["id"]
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(
+            '`conversation` must be a conversation id or an object `{"id": ...}`.',
+            param="conversation",
+            code="invalid_type",
+        )
+    return value

@@ -1,7 +1,7 @@
 """The composition root: ``create_app`` builds every part once (router, upstream client, store,
 ``TurnContext``, background runner, metrics) into one typed ``AppState``, registers the handlers
 and renders errors in the OpenAI envelope. Handlers live beside it: ``responses.py``,
-``chat.py``, ``websocket.py``, ``retrieval.py``, ``models.py``.
+``chat.py``, ``websocket.py``, ``retrieval.py``, ``conversations.py``, ``models.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.errors import InvalidRequest, ShimError
 from shim.fixtures.recorder import build_recorder
 from shim.http.chat import create_chat_completion
+from shim.http.conversations import conversation_handlers
 from shim.http.inspector import install as install_recording
 from shim.http.models import healthz, list_models, retrieve_model
 from shim.http.observability import install as install_observability
@@ -30,6 +31,7 @@ from shim.http.websocket import responses_websocket
 from shim.ids import RandomIds, system_clock
 from shim.settings import Settings
 from shim.store.backends import open_backend
+from shim.store.conversations import ConversationStore
 from shim.store.repository import ResponseStore
 from shim.telemetry import Metrics
 from shim.turns.background import BackgroundRunner
@@ -113,6 +115,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         limits=server.limits,
         timing=Timing(keepalive=server.timeouts.keepalive, idle=server.timeouts.idle),
         memory=ReasoningMemory(store.backend) if store is not None else None,
+        conversations=ConversationStore(store.backend, store.ttl) if store is not None else None,
     )
     state = AppState(
         settings=settings,
@@ -138,6 +141,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
             retrieve_model,
             healthz,
             *retrieval_handlers,
+            *conversation_handlers,
         ],
         exception_handlers={
             ShimError: _shim_error_handler,

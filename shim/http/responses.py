@@ -23,7 +23,7 @@ from shim.turns import compaction, responses_over_chat, responses_passthrough
 from shim.turns.context import TurnContext
 from shim.upstream.routing import Resolved, bearer
 from shim.wire import responses as r
-from shim.wire.responses_decode import decode_compact_body, decode_create_response_body
+from shim.wire.responses_decode import decode_compact_body, decode_create_request
 
 __all__ = [
     "SSE_HEADERS",
@@ -78,12 +78,12 @@ async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
     state = app_state(request.app)
     ctx = state.turns
     raw = await request.body()
-    body = decode_create_response_body(raw)
+    body, unknown = decode_create_request(raw)  # unknown fields: reported by the turn
     client_key = bearer(request.headers.get("authorization"))
     resolved = ctx.router.resolve(body.model, client_key)
     if resolved.route.kind == "responses":  # the upstream speaks Open Responses
         return await _pass_through(ctx, raw, body, resolved, client_key)
-    turn = await responses_over_chat.prepare(ctx, body, resolved, client_key)
+    turn = await responses_over_chat.prepare(ctx, body, resolved, client_key, unknown=unknown)
     headers = diagnostics_headers(turn.diags)
     if body.background:  # answered `queued` at once; the turn runs as a task (turns/background.py)
         queued = await state.background.start(turn)

@@ -32,7 +32,7 @@ from shim.turns import responses_over_chat
 from shim.turns.context import TurnContext
 from shim.upstream.routing import bearer
 from shim.wire import responses as r
-from shim.wire.responses_decode import decode_create_response_body
+from shim.wire.responses_decode import decode_create_request
 
 __all__ = ["CONNECTION_LIMIT_SECONDS", "ConnectionCache", "responses_websocket"]
 
@@ -103,7 +103,9 @@ def _check_continuation(body: r.CreateResponseBody, previous: StoredResponse | N
             )
 
 
-def _decode_frame(text: str | bytes, limits: Limits, max_bytes: int) -> r.CreateResponseBody:
+def _decode_frame(
+    text: str | bytes, limits: Limits, max_bytes: int
+) -> tuple[r.CreateResponseBody, tuple[str, ...]]:
     raw = text.encode() if isinstance(text, str) else text
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"The message is larger than {max_bytes} bytes.")
@@ -124,7 +126,7 @@ def _decode_frame(text: str | bytes, limits: Limits, max_bytes: int) -> r.Create
                 f"`{name}` is not allowed in WebSocket mode.", param=name, code="invalid_parameter"
             )
     del data["type"]
-    return decode_create_response_body(_encoder.encode(data))
+    return decode_create_request(_encoder.encode(data))  # unknown fields: reported by the turn
 
 
 async def _turn(
@@ -138,10 +140,12 @@ async def _turn(
     """One turn; its status for the access log (200, or the error frame's)."""
     previous_id: str | None = None
     try:
-        body = _decode_frame(text, ctx.limits, max_bytes)
+        body, unknown = _decode_frame(text, ctx.limits, max_bytes)
         previous_id = body.previous_response_id
         resolved = ctx.router.resolve(body.model, client_key)
-        turn = await responses_over_chat.prepare(ctx, body, resolved, client_key, local=local, stream=True)
+        turn = await responses_over_chat.prepare(
+            ctx, body, resolved, client_key, local=local, stream=True, unknown=unknown
+        )
         _check_continuation(body, turn.previous)
         upstream = await responses_over_chat.open_stream(ctx, turn)
         failed = False

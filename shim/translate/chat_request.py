@@ -388,8 +388,6 @@ def to_chat_request(
             )
     if body.max_tool_calls is not None:
         diags.report("dropped_param", "Chat Completions has no max_tool_calls.", param="max_tool_calls")
-    if body.truncation == "auto":
-        diags.report("dropped_param", "Chat upstreams do not truncate for us.", param="truncation")
     if stream and (rules.stream_auto_tool_choice or not (tools and tool_choice == "auto")):
         req.stream = True
         if rules.stream_usage:

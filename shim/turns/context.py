@@ -15,6 +15,7 @@ from shim.conversation.sealing import Sealer
 from shim.core.diagnostics import Diagnostics, Policy
 from shim.ids import Clock, IdFactory
 from shim.limits import Limits
+from shim.store.conversations import ConversationStore
 from shim.store.repository import ResponseStore, scope_of
 from shim.translate.compaction import CompactionConfig, compaction_config
 from shim.turns.pump import Timing
@@ -37,6 +38,7 @@ class TurnContext:
     timing: Timing = field(default_factory=Timing)
     memory: ReasoningMemory | None = None  # Chat over Responses: reasoning of earlier turns
     previous_secrets: tuple[bytes, ...] = ()  # rotation: still open and look up, never write
+    conversations: ConversationStore | None = None  # `conversation` and /v1/conversations
     sealer: Sealer = field(init=False)
     compaction: CompactionConfig = field(init=False)
 

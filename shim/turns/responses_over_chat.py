@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 import msgspec
 
+from shim.conversation.conversation_items import turn_finished
 from shim.conversation.history import continue_from
 from shim.conversation.policies import apply_route_policies
 from shim.conversation.sealed_items import SealedItems, wants_sealed_reasoning
@@ -29,6 +30,7 @@ from shim.translate.chat_request import to_chat_request
 from shim.translate.echo import response_template
 from shim.translate.history import output_to_input
 from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
+from shim.translate.request_fields import check_request_fields
 from shim.turns.context import TurnContext
 from shim.turns.pump import pump
 from shim.upstream.redaction import EventRedactor, redact
@@ -61,6 +63,7 @@ class Turn:
     store: bool
     previous: StoredResponse | None = None
     stored: StoredResponse | None = field(default=None)
+    conversation: str | None = None  # the conversation this turn's items are appended to
 
 
 async def prepare(
@@ -71,6 +74,7 @@ async def prepare(
     *,
     local: MutableMapping[str, StoredResponse] | None = None,
     stream: bool | None = None,
+    unknown: tuple[str, ...] = (),
 ) -> Turn:
     check_create_body(body, ctx.limits)
     if resolved.route.kind != "chat":  # the handlers pass these through before getting here
@@ -79,12 +83,21 @@ async def prepare(
             param="model",
             code="unsupported_route",
         )
+    diags = ctx.diagnostics()
+    check_request_fields(body, diags, unknown)  # refused before any store read (translate/request_fields.py)
     scope = ctx.scope(client_key)
     scopes = ctx.scopes(client_key)  # scope first: what this turn writes goes under it
-    history = await continue_from(ctx.store, scopes, body.previous_response_id, body.input, local=local)
+    history = await continue_from(
+        ctx.store,
+        scopes,
+        body.previous_response_id,
+        body.input,
+        local=local,
+        conversation=body.conversation,
+        conversations=ctx.conversations,
+    )
     items = history.window
     body = apply_route_policies(body, resolved.route, items)
-    diags = ctx.diagnostics()
     streaming = bool(body.stream) if stream is None else stream
     if body.background and resolved.dialect.request.stream_to_cancel:
         streaming = True  # a cancel closes the connection, which stops only a streamed generation
@@ -100,6 +113,9 @@ async def prepare(
     template = response_template(
         body, response_id=ctx.ids("resp"), created_at=ctx.clock(), model=body.model or "", store=store
     )
+    conversation = history.conversation.id if history.conversation is not None else None
+    if conversation is not None:
+        template.conversation = r.ConversationRef(id=conversation)
     return Turn(
         body,
         resolved,
@@ -111,6 +127,7 @@ async def prepare(
         diags,
         store,
         history.previous,
+        conversation=conversation,
     )
 
 
@@ -133,6 +150,11 @@ async def remember(
         local[resource.id] = stored
     if turn.store and ctx.store is not None:
         await ctx.store.save(turn.scope, stored)
+    if turn.conversation is not None:  # input and output as one block (conversation_items.py)
+        output = stored.history[len(turn.items) :]
+        await turn_finished(
+            ctx.conversations, turn.scope, turn.conversation, turn.new_input, output, resource.status, ctx.ids
+        )
 
 
 async def complete(

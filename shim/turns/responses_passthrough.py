@@ -5,7 +5,9 @@ A stateful upstream (``stateful = true``, e.g. OpenAI) gets the client's body un
 gets ``previous_response_id`` expanded by the shim: the stored history of that response plus
 the new input, in one store read; the upstream's answer is then stored under the upstream's own
 response id with its materialised history, so the client can chain from it as from any
-stateful server. The answer's bytes go back to the client unchanged, streamed or not.
+stateful server. ``conversation`` is expanded the same way, and the turn's items appended to it
+when it ends. The answer's bytes go back to the client unchanged, streamed or not, except that
+on a conversation every response in them names it (events re-written one by one).
 
 The request limits apply as on every route (``check_create_body``); history follows the one rule
 of ``conversation/history.py``. When the answer is to be stored, its terminal event is held back
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from shim.conversation.conversation_items import turn_finished
 from shim.conversation.history import continue_from
 from shim.errors import ShimError, UpstreamError
 from shim.limits import check_create_body
@@ -52,6 +55,12 @@ class PassthroughTurn:
     new_input: list[r.ItemParam]
     history: list[r.ItemParam]
     store: bool  # remember the answer (stateless upstream, client did not say store: false)
+    conversation: str | None = None  # named in the answer; its items appended when it ends
+
+    @property
+    def reads_answer(self) -> bool:
+        """Does the shim need the answer's resource (to store it, or for the conversation)?"""
+        return self.store or self.conversation is not None
 
 
 def _items_json(items: list[r.ItemParam]) -> Any:
@@ -66,38 +75,57 @@ async def prepare(
     scope = ctx.scope(client_key)
     data = _any.decode(raw)
     data["model"] = resolved.upstream_model
-    if resolved.route.stateful:
+    if resolved.route.stateful:  # the upstream keeps its own state, its conversations included
         return PassthroughTurn(resolved, scope, _encoder.encode(data), [], [], False)
-    history = await continue_from(ctx.store, ctx.scopes(client_key), body.previous_response_id, body.input)
+    history = await continue_from(
+        ctx.store,
+        ctx.scopes(client_key),
+        body.previous_response_id,
+        body.input,
+        conversation=body.conversation,
+        conversations=ctx.conversations,
+    )
     data.pop("previous_response_id", None)
+    data.pop("conversation", None)
     if history.items or history.new_input != string_input(body.input):
         data["input"] = _items_json(history.window)
     store = body.store is not False and ctx.store is not None
-    return PassthroughTurn(resolved, scope, _encoder.encode(data), history.new_input, history.items, store)
+    conversation = history.conversation.id if history.conversation is not None else None
+    return PassthroughTurn(
+        resolved, scope, _encoder.encode(data), history.new_input, history.items, store, conversation
+    )
 
 
 async def remember(ctx: TurnContext, turn: PassthroughTurn, resource: r.ResponseResource) -> None:
-    if not turn.store or ctx.store is None or not resource.id:
-        return
-    stored = StoredResponse(
-        resource=resource,
-        input_items=turn.new_input,
-        history=[*turn.history, *turn.new_input, *output_to_input(resource.output)],
-        scope=turn.scope,
-    )
-    await ctx.store.save(turn.scope, stored)
+    output = output_to_input(resource.output)
+    if turn.store and ctx.store is not None and resource.id:
+        stored = StoredResponse(
+            resource=resource,
+            input_items=turn.new_input,
+            history=[*turn.history, *turn.new_input, *output],
+            scope=turn.scope,
+        )
+        await ctx.store.save(turn.scope, stored)
+    if turn.conversation is not None:  # input and output as one block (conversation_items.py)
+        await turn_finished(
+            ctx.conversations, turn.scope, turn.conversation, turn.new_input, output, resource.status, ctx.ids
+        )
 
 
 async def complete(ctx: TurnContext, turn: PassthroughTurn) -> bytes:
     response = await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=False)
-    if turn.store:
+    content = response.content
+    if turn.reads_answer:
         try:
-            resource = decode_resource(response.content)
+            resource = decode_resource(content)
         except msgspec.DecodeError:
             pass  # not ours to judge: the client gets the upstream's bytes as they are
         else:
+            if turn.conversation is not None:  # the one change to the bytes: naming it
+                content = _with_conversation(content.decode(), turn.conversation).encode()
+                resource.conversation = r.ConversationRef(id=turn.conversation)
             await remember(ctx, turn, resource)
-    return response.content
+    return content
 
 
 async def open_stream(ctx: TurnContext, turn: PassthroughTurn) -> httpx.Response:
@@ -108,7 +136,7 @@ def chunks(
     ctx: TurnContext, turn: PassthroughTurn, response: httpx.Response
 ) -> AsyncIterator[list[bytes] | None]:
     """The pump over ``PassthroughStream``; the terminal event's response is remembered."""
-    translation = PassthroughStream(turn.store)
+    translation = PassthroughStream(turn.store, turn.conversation)
 
     async def finished() -> None:
         if translation.final is not None:
@@ -118,14 +146,38 @@ def chunks(
     return pump(response, translation, ctx.timing, redactor, on_finish=finished)
 
 
+def _with_conversation(data: str, conversation: str) -> str:
+    """An event's (or a whole answer's) JSON with its response naming the conversation; anything
+    else unchanged."""
+    try:
+        value = _any.decode(data)
+    except msgspec.DecodeError:
+        return data
+    if not isinstance(value, dict):
+        return data
+    target = value.get("response") if value.get("object") != "response" else value
+    if not isinstance(target, dict):
+        return data
+    target["conversation"] = {"id": conversation}
+    return _encoder.encode(value).decode()
+
+
+def _sse_block(name: str | None, data: str) -> bytes:
+    head = f"event: {name}\n" if name else ""
+    return (head + "".join(f"data: {line}\n" for line in data.split("\n")) + "\n").encode()
+
+
 class PassthroughStream:
-    """The upstream's bytes unchanged. When storing, events are decoded to find the terminal one;
-    from the read that carries it on, bytes are held until the record is written."""
+    """The upstream's bytes unchanged, except on a conversation, where each event carrying the
+    response is re-written to name it. When storing (or on a conversation), events are decoded
+    to find the terminal one; from the read that carries it on, bytes are held until the record
+    is written."""
 
     stopped = False
 
-    def __init__(self, store: bool) -> None:
-        self.decoder = SSEDecoder() if store else None
+    def __init__(self, store: bool, conversation: str | None = None) -> None:
+        self.decoder = SSEDecoder() if store or conversation is not None else None
+        self.conversation = conversation
         self.final: r.ResponseResource | None = None
         self.sequence = 0  # the terminal event's sequence number
         self.held: list[bytes] = []
@@ -137,15 +189,25 @@ class PassthroughStream:
         decoder = self.decoder
         if decoder is None:
             return [data]
+        events: list[tuple[str | None, str]] = []
+        if self.conversation is not None:
+            events = [(e.event, _with_conversation(e.data, self.conversation)) for e in decoder.feed(data)]
+            data = b"".join(_sse_block(name, text) for name, text in events)
+        elif self.final is None:
+            events = [(e.event, e.data) for e in decoder.feed(data)]
         if self.final is None:
-            for event in decoder.feed(data):
-                self._terminal(event.event, event.data)
+            for name, text in events:
+                self._terminal(name, text)
             if self.final is None:
-                return [data]
-        self.held.append(data)
+                return [data] if data else []
+        if data:
+            self.held.append(data)
         return []
 
     def finish(self) -> list[bytes]:
+        if self.conversation is not None and self.decoder is not None:  # an unterminated last event
+            rest = self.decoder.finish()
+            self.held += [_sse_block(e.event, _with_conversation(e.data, self.conversation)) for e in rest]
         held, self.held = self.held, []
         return held
 

@@ -421,6 +421,13 @@ class CreateResponseBody(_Base):
     stop: str | list[str] | None = None
     conversation: Any = None
     prompt: Any = None
+    context_management: Any = None
+    prompt_cache_retention: Any = None
+    prompt_cache_options: Any = None
+    access_programs: Any = None
+    background_options: Any = None
+    image: Any = None
+    moderation: Any = None
 
 
 class CompactResponseMethodPublicBody(_Base):
@@ -464,8 +471,13 @@ class ResponseError(_Base):
     message: str
 
 
+class ConversationRef(_Base):
+    id: str
+
+
 class ResponseResource(_Base, kw_only=True):
-    """All 31 properties are required by the spec; nullable ones encode as explicit ``null``."""
+    """All 31 properties are required by the spec; nullable ones encode as explicit ``null``.
+    ``conversation`` (OpenAI's, outside the spec) is there only for a turn on a conversation."""
 
     id: str
     object: Literal["response"] = "response"
@@ -498,6 +510,7 @@ class ResponseResource(_Base, kw_only=True):
     metadata: dict[str, str] = {}
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
+    conversation: ConversationRef | UnsetType = UNSET
 
 
 class CompactResource(_Base):

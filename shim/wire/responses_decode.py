@@ -9,6 +9,7 @@ an OpenAI-style ``param`` (``input[2].content``), so the server can render them 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import msgspec
@@ -25,6 +26,7 @@ from shim.wire.responses import (
 
 __all__ = [
     "decode_compact_body",
+    "decode_create_request",
     "decode_create_response_body",
     "decode_resource",
     "decode_streaming_event",
@@ -40,6 +42,15 @@ _encoder = msgspec.json.Encoder()
 encode = _encoder.encode
 
 _body_decoder = msgspec.json.Decoder(CreateResponseBody)
+
+
+class _KnownFieldsOnly(CreateResponseBody, forbid_unknown_fields=True):
+    """``CreateResponseBody`` that fails on a field it does not name: the fast path of
+    ``decode_create_request`` finds out for free whether a body has unknown fields."""
+
+
+_known_decoder = msgspec.json.Decoder(_KnownFieldsOnly)
+_FIELDS = frozenset(CreateResponseBody.__struct_fields__)
 _compact_decoder = msgspec.json.Decoder(CompactResponseMethodPublicBody)
 _resource_decoder = msgspec.json.Decoder(ResponseResource)
 _event_decoder = msgspec.json.Decoder(StreamingEvent)
@@ -115,15 +126,40 @@ def _top_level_keys(data: bytes) -> set[str]:
 def decode_create_response_body(data: bytes) -> CreateResponseBody:
     body = _decode(data, _body_decoder, CreateResponseBody)
     if any(f'"{name}"'.encode() in data for name in _CHAT_ONLY):  # cheap test before a 2nd decode
-        found = sorted(_top_level_keys(data) & _CHAT_ONLY.keys())
-        if found:
-            name = found[0]
-            raise UnsupportedParameter(
-                f"Unsupported parameter: `{name}` is a Chat Completions field; "
-                f"Open Responses calls it `{_CHAT_ONLY[name]}`.",
-                param=name,
-            )
+        _refuse_chat_only(_top_level_keys(data))
     return body
+
+
+def _refuse_chat_only(names: Iterable[str]) -> None:
+    found = sorted(set(names) & _CHAT_ONLY.keys())
+    if found:
+        name = found[0]
+        raise UnsupportedParameter(
+            f"Unsupported parameter: `{name}` is a Chat Completions field; "
+            f"Open Responses calls it `{_CHAT_ONLY[name]}`.",
+            param=name,
+        )
+
+
+def decode_create_request(data: bytes) -> tuple[CreateResponseBody, tuple[str, ...]]:
+    """The body, and the names of top-level fields it does not know (dropped from the body), so
+    the turn can report them (``translate/request_fields.py``) instead of ignoring them."""
+    try:
+        return _known_decoder.decode(data), ()
+    except msgspec.ValidationError:
+        pass
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    try:
+        raw = _any_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(raw, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
+    unknown = tuple(name for name in raw if name not in _FIELDS)
+    _refuse_chat_only(unknown)  # a Chat field carried over is refused, not merely reported
+    known = {k: v for k, v in raw.items() if k in _FIELDS}
+    return _decode(_encoder.encode(known), _body_decoder, CreateResponseBody), unknown
 
 
 def decode_compact_body(data: bytes) -> CompactResponseMethodPublicBody:

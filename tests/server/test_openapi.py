@@ -16,8 +16,23 @@ import httpx
 import pytest
 
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "openresponses-openapi.json"
-# Fields we accept beyond the spec's request, each a documented OpenAI-compatible extension.
-EXTENSIONS = {"conversation", "prompt", "seed", "stop", "user"}
+# Fields we read beyond the spec's request, each an OpenAI-compatible extension: honoured,
+# translated, reported or refused by name (shim/translate/request_fields.py); `conversation` is
+# also on the resource of a turn on a conversation.
+EXTENSIONS = {
+    "conversation",
+    "prompt",
+    "seed",
+    "stop",
+    "user",
+    "context_management",
+    "prompt_cache_retention",
+    "prompt_cache_options",
+    "access_programs",
+    "background_options",
+    "image",
+    "moderation",
+}
 
 
 @pytest.fixture

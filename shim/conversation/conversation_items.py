@@ -1,0 +1,83 @@
+"""Adding items to a conversation: ids for every item, one atomic append per turn.
+
+Used by ``POST /v1/conversations`` and ``/items`` (``http/conversations.py``) and by every
+Responses turn with ``conversation`` (``turns/responses_over_chat.py``,
+``turns/responses_passthrough.py``): a turn's input and output items go in as one block, by one
+compare-and-set (``ConversationStore.change``), so concurrent turns never interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import msgspec
+
+from shim.errors import InvalidRequest
+from shim.ids import IdFactory
+from shim.store.conversations import ConversationStore, StoredConversation
+from shim.wire import responses as r
+
+__all__ = ["MAX_ITEMS_PER_CALL", "append_items", "turn_finished", "with_ids"]
+
+MAX_ITEMS_PER_CALL = 20  # OpenAI's bound on `items` in one create / add call
+APPENDED = frozenset({"completed", "incomplete"})  # a failed turn leaves its conversation alone
+
+log = logging.getLogger("shim.conversations")
+
+_PREFIX = {
+    r.MessageItemParam: "msg",
+    r.FunctionCallItemParam: "fc",
+    r.FunctionCallOutputItemParam: "fco",
+    r.ReasoningItemParam: "rs",
+    r.CompactionSummaryItemParam: "cmp",
+}
+
+
+def with_ids(items: Iterable[r.ItemParam], ids: IdFactory, taken: Iterable[str] = ()) -> list[r.ItemParam]:
+    """Every item with an id unique in the conversation: an item without one (or one whose id is
+    already there, as a copy made from an ``item_reference`` is) gets a new one."""
+    seen = set(taken)
+    out: list[r.ItemParam] = []
+    for item in items:
+        if isinstance(item, r.ItemReferenceParam):  # resolved before this; never stored as such
+            raise InvalidRequest("An `item_reference` cannot be stored in a conversation.", param="items")
+        if item.id is None or item.id in seen:
+            item = msgspec.structs.replace(item, id=ids(_PREFIX[type(item)]))
+        assert item.id is not None
+        seen.add(item.id)
+        out.append(item)
+    return out
+
+
+async def append_items(
+    store: ConversationStore, scope: str, conversation_id: str, items: list[r.ItemParam], ids: IdFactory
+) -> tuple[StoredConversation, list[r.ItemParam]] | None:
+    """Append ``items`` as one block; the conversation after it and the items as stored (with
+    their ids), or ``None`` when the conversation does not exist."""
+    added: list[r.ItemParam] = []
+
+    def update(current: StoredConversation) -> StoredConversation:
+        nonlocal added
+        added = with_ids(items, ids, (i.id for i in current.items if i.id))
+        return msgspec.structs.replace(current, items=[*current.items, *added])
+
+    changed = await store.change(scope, conversation_id, update)
+    return None if changed is None else (changed, added)
+
+
+async def turn_finished(
+    store: ConversationStore | None,
+    scope: str,
+    conversation_id: str,
+    new_input: list[r.ItemParam],
+    output: list[r.ItemParam],
+    status: str,
+    ids: IdFactory,
+) -> None:
+    """After a turn on a conversation: its input and output items, appended together, when the
+    turn completed or stopped incomplete. A conversation deleted during the turn stays deleted."""
+    if store is None or status not in APPENDED:
+        return
+    if await append_items(store, scope, conversation_id, [*new_input, *output], ids) is None:
+        log.info("conversation %s was deleted during a turn; its items were not kept", conversation_id)
