@@ -290,7 +290,7 @@ def _allowed(
     choice: c.ChatCompletionAllowedToolChoiceParam, diags: Diagnostics
 ) -> r.AllowedToolsParam | None:
     allowed = choice.allowed_tools
-    tools: list[r.SpecificFunctionParam] = []
+    tools: list[r.SpecificToolParam] = []
     for j, tool in enumerate(allowed.tools):
         fn = tool.get("function") if tool.get("type") == "function" else None
         name = fn.get("name") if isinstance(fn, dict) else None

@@ -15,6 +15,7 @@ import msgspec
 
 from shim.errors import InvalidRequest
 from shim.wire.responses import (
+    TYPED_ITEM_TYPES,
     CompactResponseMethodPublicBody,
     CreateResponseBody,
     FunctionToolParam,
@@ -65,7 +66,9 @@ def _message(error: msgspec.ValidationError) -> str:
 
 
 def normalise_input_items(items: list[Any]) -> list[Any]:
-    """Add the ``type`` tags that sloppy clients leave out; leave everything else alone."""
+    """Add the ``type`` tags that sloppy clients leave out, and wrap every item type the shim
+    does not decode itself (hosted tools' calls, ``compaction_trigger``, ``program``…) in a
+    ``hosted_item``, so a history holding one is never refused; leave everything else alone."""
     out: list[Any] = []
     for item in items:
         if isinstance(item, dict) and "type" not in item:
@@ -75,6 +78,12 @@ def normalise_input_items(items: list[Any]) -> list[Any]:
                 item = {"type": "item_reference", "id": item["id"]}
         elif isinstance(item, dict) and item.get("type") is None and "id" in item:
             item = {**item, "type": "item_reference"}
+        elif (
+            isinstance(item, dict)
+            and isinstance(item.get("type"), str)
+            and item["type"] not in (*TYPED_ITEM_TYPES, "hosted_item")
+        ):
+            item = {"type": "hosted_item", "item": item}
         out.append(item)
     return out
 
