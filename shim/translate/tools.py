@@ -146,7 +146,7 @@ class ToolTable:
         found = self.function_for(kind, name, namespace)
         if found is not None:
             return found
-        return _fits(_candidate(name, namespace), (kind, namespace, name))
+        return _lowered_name(name, namespace, (kind, namespace, name))
 
     def _add(
         self,
@@ -162,11 +162,13 @@ class ToolTable:
         key = (lowered_kind, namespace, name)
         if key in self._by_native:  # the same tool twice (e.g. in additional_tools again)
             return
-        function = name if keep_name else _fits(_candidate(name, namespace), key)
-        n = 1
+        function = name if keep_name else _lowered_name(name, namespace, key)
+        if function in self.by_function:  # taken earlier (a client's own name wins): hashed
+            function = _lowered_name(name, namespace, key, hashed=True)
+        n = 2
         base = function
-        while function in self.by_function:  # deterministic: the hash, then a counter
-            function = _fits(f"{base}_{_digest(key)}" if n == 1 else f"{base}_{n}", key)
+        while function in self.by_function:  # a hash collision: deterministic all the same
+            function = f"{base[: MAX_NAME - len(str(n)) - 1]}_{n}"
             n += 1
         self.by_function[function] = Lowered(lowered_kind, function, name, namespace)
         self._by_native[key] = function
@@ -183,16 +185,20 @@ def _digest(key: tuple[str, str | None, str]) -> str:
     return hashlib.sha256("\0".join(k or "" for k in key).encode()).hexdigest()[:8]
 
 
-def _candidate(name: str, namespace: str | None) -> str:
-    return f"{namespace}__{name}" if namespace else name
-
-
-def _fits(name: str, key: tuple[str, str | None, str]) -> str:
-    """Upstreams take ``[A-Za-z0-9_-]{1,64}``: anything else becomes a prefix and a hash."""
-    clean = _BAD.sub("_", name)
-    if clean == name and 0 < len(name) <= MAX_NAME:
-        return name
-    return f"{clean[: MAX_NAME - 9]}_{_digest(key)}"
+def _lowered_name(
+    name: str, namespace: str | None, key: tuple[str, str | None, str], *, hashed: bool = False
+) -> str:
+    """``<namespace>__<name>``. Upstreams take ``[A-Za-z0-9_-]{1,64}``: a name with other
+    characters, too long, or taken gets a hash of what it stands for, and loses the end of its
+    namespace before any of the tool's own name (the part the model reads)."""
+    full = f"{namespace}__{name}" if namespace else name
+    if not hashed and 0 < len(full) <= MAX_NAME and not _BAD.search(full):
+        return full
+    bare, ns = _BAD.sub("_", name), _BAD.sub("_", namespace or "")
+    room = MAX_NAME - 9  # "_" and 8 hex digits
+    keep = room - len(bare) - 2
+    body = f"{ns[:keep]}__{bare}" if ns and keep > 0 else bare
+    return f"{body[:room]}_{_digest(key)}"
 
 
 def _custom_description(tool: r.CustomTool, namespace: r.NamespaceTool | None) -> str:

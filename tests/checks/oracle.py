@@ -1,7 +1,11 @@
-"""The independent oracle: pydantic models generated from the spec by a third party.
+"""The independent oracles: pydantic models generated from the spec by a third party, and
+openai-python's own types.
 
 ``validate_event`` finds the spec's event model by its ``type`` and validates the bytes we
-emitted; ``validate_resource`` does the same for a whole response.
+emitted; ``validate_resource`` does the same for a whole response. What the spec does not have
+(client tool types beyond ``function``: their items, events and echoed tools) is validated
+with openai-python's ``ResponseStreamEvent`` / ``Response`` instead; ``validate_event_openai``
+applies openai-python's types to any event it knows.
 """
 
 from __future__ import annotations
@@ -12,8 +16,16 @@ import typing
 from typing import Any
 
 import openresponses_types as spec
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import Field, TypeAdapter
 
-__all__ = ["EVENT_MODELS", "validate_event", "validate_resource"]
+__all__ = ["EVENT_MODELS", "validate_event", "validate_event_openai", "validate_resource"]
+
+_OPENAI_EVENT: TypeAdapter[Any] = TypeAdapter(
+    typing.Annotated[ResponseStreamEvent, Field(discriminator="type")]
+)
+SPEC_ITEMS = frozenset({"message", "function_call", "function_call_output", "reasoning", "compaction"})
+SPEC_TOOLS = frozenset({"function"})
 
 
 def _type_value(model: Any) -> str | None:
@@ -39,12 +51,40 @@ for _name in dir(spec):
             EVENT_MODELS[_value] = _model
 
 
+def _beyond_spec(resource: dict[str, Any]) -> bool:
+    return any(t.get("type") not in SPEC_TOOLS for t in resource.get("tools") or ()) or any(
+        i.get("type") not in SPEC_ITEMS for i in resource.get("output") or ()
+    )
+
+
 def validate_event(raw: bytes) -> None:
-    kind = json.loads(raw)["type"]
+    data = json.loads(raw)
+    kind = data["type"]
+    item, resource = data.get("item"), data.get("response")
+    if (isinstance(item, dict) and item.get("type") not in SPEC_ITEMS) or (
+        isinstance(resource, dict) and _beyond_spec(resource)
+    ):
+        validate_event_openai(raw)
+        return
     model = EVENT_MODELS.get(kind)
-    assert model is not None, f"the spec has no event {kind!r}"
+    if model is None:
+        assert kind in _OPENAI_KINDS, f"neither the spec nor openai-python has an event {kind!r}"
+        validate_event_openai(raw)
+        return
     model.model_validate_json(raw)
 
 
+def validate_event_openai(raw: bytes) -> None:
+    _OPENAI_EVENT.validate_json(raw)
+
+
+_OPENAI_KINDS = frozenset(
+    _type_value(m) for m in typing.get_args(typing.get_args(ResponseStreamEvent)[0]) if _type_value(m)
+)
+
+
 def validate_resource(raw: bytes) -> None:
+    if _beyond_spec(json.loads(raw)):
+        Response.model_validate_json(raw)
+        return
     spec.ResponseResource.model_validate_json(raw)
