@@ -633,8 +633,8 @@ async def test_credentials(
 @pytest.mark.parametrize(
     ("tools", "expected"),
     [
-        pytest.param([{"type": "web_search"}], "unsupported_tool:tools", id="web-search"),
-        pytest.param([WEATHER_TOOL, {"type": "web_search"}], "unsupported_tool:tools", id="mixed"),
+        pytest.param([{"type": "web_search"}], "unsupported_tool:tools[0]", id="web-search"),
+        pytest.param([WEATHER_TOOL, {"type": "web_search"}], "unsupported_tool:tools[1]", id="mixed"),
         pytest.param([WEATHER_TOOL], None, id="function-only"),
         pytest.param(None, None, id="no-tools"),
     ],
@@ -655,7 +655,7 @@ async def test_diagnostics_header(
 @pytest.mark.parametrize(
     ("policy", "status", "header"),
     [
-        pytest.param("warn", 200, "unsupported_tool:tools", id="warn"),
+        pytest.param("warn", 200, "unsupported_tool:tools[0]", id="warn"),
         pytest.param("ignore", 200, None, id="ignore"),
         pytest.param("error", 400, None, id="error"),
     ],
@@ -670,7 +670,7 @@ async def test_diagnostics_policy(
     assert response.headers.get("x-shim-diagnostics") == header
     if status == 400:
         error = envelope(response)
-        assert (error["code"], error["param"]) == ("unsupported_parameter", "tools")
+        assert (error["code"], error["param"]) == ("unsupported_parameter", "tools[0]")
         assert shim.upstream.requests == [], "nothing half-translated goes upstream"
 
 
