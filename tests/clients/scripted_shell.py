@@ -3,9 +3,12 @@
 The scripted model fills a tool's string arguments with sample text, so a coding agent's shell
 tool would get ``"San Francisco"`` as its command. This wrapper pins the command: every function
 tool with a string ``cmd`` or ``command`` property gets ``enum: [COMMAND]`` in the request it
-reads, and the scripted model picks an enum's first value. Everything else is the scripted
-model unchanged: it calls the first offered tool, then answers in text ending with "You said:
-<the last text it read>" (the tool's output after a round trip).
+reads, and the scripted model picks an enum's first value; so does each item of a ``commands``
+array (the lowered ``shell`` tool). The lowered ``apply_patch`` (``type``, ``path``, ``diff``)
+is pinned to create ``PATCH_PATH``, and a lowered MCP tool (a function named ``mcp__…``) is
+called before any other. Everything else is the scripted model unchanged: it calls the first
+offered tool, then answers in text ending with "You said: <the last text it read>" (the tool's
+output after a round trip).
 
 ``python tests/clients/scripted_shell.py PORT`` serves it on 127.0.0.1.
 """
@@ -27,14 +30,26 @@ from tests.support.scripted_asgi import read_body, run
 COMMAND = "echo shim-codex-$((6*7))"
 EXPECTED_OUTPUT = "shim-codex-42"
 SHELL_ARGS = ("cmd", "command")
+PATCH_PATH = "notes.md"
+PATCH_DIFF = "+shim was here\n"
+PATCH_ARGS = {"type": "create_file", "path": PATCH_PATH, "diff": PATCH_DIFF}
 
 
 def pin_command(request: dict[str, Any]) -> dict[str, Any]:
-    for tool in request.get("tools") or []:
-        props = (tool.get("function") or {}).get("parameters", {}).get("properties", {})
+    tools = request.get("tools") or []
+    for tool in tools:
+        params = (tool.get("function") or {}).get("parameters") or {}
+        props = params.get("properties", {})
         for name in SHELL_ARGS:
             if props.get(name, {}).get("type") == "string":
                 props[name] = {**props[name], "enum": [COMMAND]}
+        if props.get("commands", {}).get("type") == "array":
+            props["commands"] = {**props["commands"], "items": {"type": "string", "enum": [COMMAND]}}
+        if set(PATCH_ARGS) <= set(props):
+            for name, value in PATCH_ARGS.items():
+                props[name] = {**props[name], "enum": [value]}
+            params["required"] = list(PATCH_ARGS)
+    tools.sort(key=lambda t: not (t.get("function") or {}).get("name", "").startswith("mcp__"))
     return request
 
 
