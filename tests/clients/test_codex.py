@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.clients.conftest import LlamaFunctions, Node, ShimServer
+from tests.clients.mcp_demo_server import magic
 from tests.clients.scripted_shell import COMMAND, EXPECTED_OUTPUT
 from tests.support import scripted_chat
 
@@ -45,7 +47,7 @@ def codex_exec(
     ``work`` and ``home`` are Codex's working directory and ``CODEX_HOME`` (default: fresh
     ones in ``tmp_path``); ``config`` adds ``-c`` settings."""
     home, work = home or tmp_path / "codex-home", work or tmp_path / "work"
-    home.mkdir(parents=True)
+    home.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     provider = (
         f'{{name="shim",base_url="{shim.base_url}",wire_api="responses",'
@@ -184,3 +186,48 @@ def _no_network_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     # Codex must reach the shim on loopback directly.
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+MCP_SERVER = Path(__file__).with_name("mcp_demo_server.py")
+
+
+def _mcp_home(home: Path) -> Path:
+    """A ``CODEX_HOME`` whose ``config.toml`` starts the demo MCP server (stdio). ``required``
+    makes Codex wait for the server before its first request: without it Codex 0.169 sends the
+    turn at once and a Python server still importing (seconds on a busy machine) is left out.
+    ``codex exec`` never asks for approval, so the server's tools are approved up front."""
+    home.mkdir(parents=True)
+    (home / "config.toml").write_text(
+        "[mcp_servers.demo]\n"
+        f"command = {json.dumps(sys.executable)}\n"
+        f"args = [{json.dumps(str(MCP_SERVER))}]\n"
+        "required = true\n"
+        'default_tools_approval_mode = "approve"\n'
+        "startup_timeout_sec = 120\n"
+    )
+    return home
+
+
+def test_mcp_tool_round_trip_over_scripted(node: Node, shim_scripted: ShimServer, tmp_path: Path) -> None:
+    """Codex with an MCP server in its config sends that server's tools as the ``namespace``
+    ``mcp__demo``. The shim offers its member upstream as ``mcp__demo__magic_word``; the scripted
+    model calls it (``scripted_shell`` calls a lowered MCP tool first), the call comes back as a
+    ``function_call`` with ``namespace: "mcp__demo"``, Codex runs the MCP tool and sends its
+    output back, and the answer quotes the tool's result (computed by the server, so seeing it
+    proves the server ran)."""
+    home = _mcp_home(tmp_path / "codex-home-mcp")
+    code, events = codex_exec(
+        node, shim_scripted, "Find the magic word for San Francisco.", tmp_path, home=home
+    )
+    assert code == 0, events
+    assert items(events, "mcp_tool_call"), events
+    (call,) = items(events, "mcp_tool_call")
+    assert (call["server"], call["tool"], call["status"]) == ("demo", "magic_word", "completed"), json.dumps(
+        call
+    )
+    result = magic("San Francisco")
+    assert result in json.dumps(call["result"])
+    (answer,) = items(events, "agent_message")
+    assert answer["text"].startswith(f"{scripted_chat.ANSWER} You said: ")
+    assert result in answer["text"]  # the MCP tool's result made the round trip
+    assert events[-1]["type"] == "turn.completed"
