@@ -13,7 +13,9 @@ from shim.wire import responses as r
 __all__ = ["client_call_input", "output_to_input", "string_input"]
 
 
-def client_call_input(item: r.ClientCall) -> r.ItemParam:
+def client_call_input(
+    item: r.ClientCall,
+) -> r.CustomToolCallItemParam | r.ApplyPatchCallItemParam | r.ShellCallItemParam | r.LocalShellCallItemParam:
     """A raised client call (``shim.translate.tools``) as the input item the client sends back."""
     if isinstance(item, r.CustomToolCall):
         return r.CustomToolCallItemParam(
