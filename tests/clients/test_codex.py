@@ -208,7 +208,10 @@ def _mcp_home(home: Path) -> Path:
     return home
 
 
-def test_mcp_tool_round_trip_over_scripted(node: Node, shim_scripted: ShimServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("websocket", [False, True], ids=["http-sse", "websocket"])
+def test_mcp_tool_round_trip_over_scripted(
+    node: Node, shim_scripted: ShimServer, tmp_path: Path, websocket: bool
+) -> None:
     """Codex with an MCP server in its config sends that server's tools as the ``namespace``
     ``mcp__demo``. The shim offers its member upstream as ``mcp__demo__magic_word``; the scripted
     model calls it (``scripted_shell`` calls a lowered MCP tool first), the call comes back as a
@@ -217,10 +220,14 @@ def test_mcp_tool_round_trip_over_scripted(node: Node, shim_scripted: ShimServer
     proves the server ran)."""
     home = _mcp_home(tmp_path / "codex-home-mcp")
     code, events = codex_exec(
-        node, shim_scripted, "Find the magic word for San Francisco.", tmp_path, home=home
+        node,
+        shim_scripted,
+        "Find the magic word for San Francisco.",
+        tmp_path,
+        home=home,
+        websocket=websocket,
     )
     assert code == 0, events
-    assert items(events, "mcp_tool_call"), events
     (call,) = items(events, "mcp_tool_call")
     assert (call["server"], call["tool"], call["status"]) == ("demo", "magic_word", "completed"), json.dumps(
         call
