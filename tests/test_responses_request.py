@@ -15,7 +15,9 @@ import pytest
 from shim.core.diagnostics import Diagnostics
 from shim.errors import InvalidRequest, UnsupportedParameter
 from shim.translate.responses_request import encode_create_response_body, to_responses_request
+from shim.wire import responses as r
 from shim.wire.chat import decode_chat_request
+from shim.wire.responses_decode import decode_create_response_body
 
 HI = {"role": "user", "content": "Hi"}
 HI_ITEM = {"type": "message", "role": "user", "content": "Hi"}
@@ -664,3 +666,17 @@ def test_empty_messages_are_rejected() -> None:
 def test_nulls_inside_free_form_json_survive_encoding() -> None:
     got, _ = _translate({"tools": [WEATHER]})
     assert got["tools"][0]["parameters"]["properties"]["city"]["default"] is None
+
+
+def test_hosted_items_go_to_a_responses_upstream_as_they_came() -> None:
+    """A history item the shim keeps whole (``hosted_item``: here a ``web_search_call``) is sent
+    to an Open Responses upstream (the pass-through route's history) as the client sent it."""
+    raw = {
+        "type": "web_search_call",
+        "id": "ws_1",
+        "status": "completed",
+        "action": {"type": "search", "query": "q"},
+    }
+    body = decode_create_response_body(json.dumps({"model": "m", "input": [raw]}).encode())
+    assert isinstance(body.input, list) and isinstance(body.input[0], r.HostedItemParam)
+    assert json.loads(encode_create_response_body(body))["input"] == [raw]

@@ -466,7 +466,10 @@ _encoder = msgspec.json.Encoder()
 
 
 def _sparse(value: Any) -> Any:
-    """Structs → dicts without ``None``/``UNSET`` fields; lists mapped; free-form JSON kept as is."""
+    """Structs → dicts without ``None``/``UNSET`` fields; lists mapped; free-form JSON kept as is.
+    A ``hosted_item`` is the item the client sent, unwrapped."""
+    if isinstance(value, r.HostedItemParam):
+        return value.item
     if isinstance(value, msgspec.Struct):
         out: dict[str, Any] = {}
         config = value.__struct_config__
