@@ -78,7 +78,6 @@ __all__ = [
     "Message",
     "MessageItemParam",
     "NamespaceTool",
-    "OtherToolParam",
     "OutputTextContent",
     "OutputTokensDetails",
     "Reasoning",
@@ -537,13 +536,6 @@ class FunctionToolParam(_Base, tag="function", tag_field="type"):
     strict: bool | None = None
 
 
-class OtherToolParam(_Base):
-    """A tool type the spec does not define (web_search, mcp, namespace…); kept for diagnostics."""
-
-    type: str
-    raw: dict[str, Any] = {}
-
-
 class FunctionTool(_Base, tag="function", tag_field="type"):
     """The echoed tool in a ``ResponseResource``: every field present, nulls allowed."""
 
@@ -701,8 +693,8 @@ class CreateResponseBody(_Base):
     input: str | list[ItemParam] | None = None
     previous_response_id: str | None = None
     include: list[str] | None = None
-    # Kept as sent: only function tools are typed (see ``function_tools``); other tool types
-    # (web_search, mcp, namespace…) are reported as diagnostics by the translators.
+    # Kept as sent: ``shim.translate.tools.client_tools`` types the client-executed ones and
+    # reports the rest (web_search, mcp, computer…) as diagnostics.
     tools: list[dict[str, Any]] | None = None
     tool_choice: ToolChoice | None = None
     metadata: dict[str, str] | None = None

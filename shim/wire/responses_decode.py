@@ -18,8 +18,6 @@ from shim.wire.responses import (
     TYPED_ITEM_TYPES,
     CompactResponseMethodPublicBody,
     CreateResponseBody,
-    FunctionToolParam,
-    OtherToolParam,
     ResponseResource,
     StreamingEvent,
 )
@@ -30,7 +28,6 @@ __all__ = [
     "decode_resource",
     "decode_streaming_event",
     "encode",
-    "function_tools",
     "normalise_input_items",
     "validation_param",
 ]
@@ -126,28 +123,3 @@ def decode_resource(data: bytes | str) -> ResponseResource:
 def decode_streaming_event(data: bytes | str) -> StreamingEvent:
     event: StreamingEvent = _event_decoder.decode(data)
     return event
-
-
-def function_tools(
-    tools: list[dict[str, Any]] | None,
-) -> tuple[list[FunctionToolParam], list[OtherToolParam]]:
-    """Split the request's tools into typed function tools and the rest (kept for diagnostics)."""
-    functions: list[FunctionToolParam] = []
-    others: list[OtherToolParam] = []
-    for i, tool in enumerate(tools or ()):
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        if kind == "function":
-            try:
-                functions.append(msgspec.convert(tool, FunctionToolParam))
-            except msgspec.ValidationError as exc:
-                param = validation_param(exc)
-                raise InvalidRequest(
-                    f"Invalid tool: {_message(exc)}",
-                    param=f"tools[{i}]" + (f".{param}" if param else ""),
-                    code="invalid_value",
-                ) from None
-        elif isinstance(kind, str):
-            others.append(OtherToolParam(type=kind, raw=tool))
-        else:
-            raise InvalidRequest("Each tool needs a string `type`.", param=f"tools[{i}].type")
-    return functions, others
