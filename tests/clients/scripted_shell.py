@@ -6,7 +6,7 @@ tool with a string ``cmd`` or ``command`` property gets ``enum: [COMMAND]`` in t
 reads, and the scripted model picks an enum's first value; so does each item of a ``commands``
 array (the lowered ``shell`` tool). The lowered ``apply_patch`` (``type``, ``path``, ``diff``)
 is pinned to create ``PATCH_PATH``, and a lowered MCP tool (a function named ``mcp__…``) is
-called before any other. Everything else is the scripted model unchanged: it calls the first
+called before any other; after Codex's ``spawn_agent`` when the prompt asks for a sub-agent. Everything else is the scripted model unchanged: it calls the first
 offered tool, then answers in text ending with "You said: <the last text it read>" (the tool's
 output after a round trip).
 
@@ -33,6 +33,12 @@ SHELL_ARGS = ("cmd", "command")
 PATCH_PATH = "notes.md"
 PATCH_DIFF = "+shim was here\n"
 PATCH_ARGS = {"type": "create_file", "path": PATCH_PATH, "diff": PATCH_DIFF}
+# Codex's sub-agent tool, lowered from its ``multi_agent_v1`` namespace. A prompt holding
+# SUBAGENT_ASK makes the model spawn a sub-agent with SUBAGENT_TASK (which does not hold it,
+# so the sub-agent runs the shell command instead of spawning again).
+SPAWN = "multi_agent_v1__spawn_agent"
+SUBAGENT_ASK = "Ask a sub-agent"
+SUBAGENT_TASK = "Print the magic number with a shell command."
 
 
 def pin_command(request: dict[str, Any]) -> dict[str, Any]:
@@ -49,8 +55,18 @@ def pin_command(request: dict[str, Any]) -> dict[str, Any]:
             for name, value in PATCH_ARGS.items():
                 props[name] = {**props[name], "enum": [value]}
             params["required"] = list(PATCH_ARGS)
-    tools.sort(key=lambda t: not (t.get("function") or {}).get("name", "").startswith("mcp__"))
+        if (tool.get("function") or {}).get("name") == SPAWN:  # a sub-agent gets only a task
+            params["properties"] = {"message": {"type": "string", "enum": [SUBAGENT_TASK]}}
+            params["required"] = ["message"]
+    delegate = SUBAGENT_ASK in scripted_chat._last_text(request.get("messages", []))
+    tools.sort(key=lambda t: _rank((t.get("function") or {}).get("name", ""), delegate))
     return request
+
+
+def _rank(name: str, delegate: bool) -> int:
+    if name == SPAWN and delegate:
+        return 0
+    return 1 if name.startswith("mcp__") else 2
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

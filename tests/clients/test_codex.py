@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import LlamaFunctions, Node, ShimServer
+from tests.clients.conftest import LlamaFunctions, Node, RecordedShim, ShimServer
 from tests.clients.mcp_demo_server import magic
-from tests.clients.scripted_shell import COMMAND, EXPECTED_OUTPUT
+from tests.clients.scripted_shell import COMMAND, EXPECTED_OUTPUT, SUBAGENT_ASK, SUBAGENT_TASK
 from tests.support import scripted_chat
 
 
@@ -210,7 +210,7 @@ def _mcp_home(home: Path) -> Path:
 
 @pytest.mark.parametrize("websocket", [False, True], ids=["http-sse", "websocket"])
 def test_mcp_tool_round_trip_over_scripted(
-    node: Node, shim_scripted: ShimServer, tmp_path: Path, websocket: bool
+    node: Node, shim_scripted_recorded: RecordedShim, tmp_path: Path, websocket: bool
 ) -> None:
     """Codex with an MCP server in its config sends that server's tools as the ``namespace``
     ``mcp__demo``. The shim offers its member upstream as ``mcp__demo__magic_word``; the scripted
@@ -219,9 +219,10 @@ def test_mcp_tool_round_trip_over_scripted(
     output back, and the answer quotes the tool's result (computed by the server, so seeing it
     proves the server ran)."""
     home = _mcp_home(tmp_path / "codex-home-mcp")
+    shim_scripted_recorded.proxy.clear()
     code, events = codex_exec(
         node,
-        shim_scripted,
+        shim_scripted_recorded.shim,
         "Find the magic word for San Francisco.",
         tmp_path,
         home=home,
@@ -238,3 +239,34 @@ def test_mcp_tool_round_trip_over_scripted(
     assert answer["text"].startswith(f"{scripted_chat.ANSWER} You said: ")
     assert result in answer["text"]  # the MCP tool's result made the round trip
     assert events[-1]["type"] == "turn.completed"
+    offered = {t["function"]["name"] for t in shim_scripted_recorded.proxy.bodies[0]["tools"]}
+    assert "mcp__demo__magic_word" in offered
+
+
+def test_subagent_round_trip_over_scripted(
+    node: Node, shim_scripted_recorded: RecordedShim, tmp_path: Path
+) -> None:
+    """Codex's sub-agent tools (the ``namespace`` ``multi_agent_v1``) through the shim: offered
+    upstream as ``multi_agent_v1__<member>``, the scripted model calls ``spawn_agent``, the
+    call comes back namespaced, Codex spawns the sub-agent, whose own turns go through the
+    shim too (it runs the shell command), and the parent's turn completes."""
+    proxy = shim_scripted_recorded.proxy
+    proxy.clear()
+    code, events = codex_exec(node, shim_scripted_recorded.shim, f"{SUBAGENT_ASK}.", tmp_path)
+    assert code == 0 and events[-1]["type"] == "turn.completed", events
+    first = proxy.bodies[0]
+    offered = {t["function"]["name"] for t in first["tools"]}
+    members = ("spawn_agent", "send_input", "resume_agent", "wait_agent", "close_agent")
+    assert {f"multi_agent_v1__{m}" for m in members} <= offered
+    (spawn,) = [i for i in items(events, "collab_tool_call") if i["tool"] == "spawn_agent"]
+    assert spawn["status"] == "completed" and spawn["prompt"] == SUBAGENT_TASK, spawn
+    (child,) = spawn["receiver_thread_ids"]
+    # The sub-agent's own first turn reached the upstream through the shim with its task.
+    assert any(scripted_chat._last_text(b["messages"]) == SUBAGENT_TASK for b in proxy.bodies[1:])
+    # The spawn call went back upstream as the parent's tool call and its output.
+    parent = next(b for b in proxy.bodies if b["messages"][-1]["role"] == "tool")
+    (sent,) = parent["messages"][-2]["tool_calls"]
+    assert sent["function"]["name"] == "multi_agent_v1__spawn_agent"
+    assert child in parent["messages"][-1]["content"]
+    (answer,) = items(events, "agent_message")
+    assert child in answer["text"]  # the spawn's output made the round trip
