@@ -37,6 +37,7 @@ PATCH_ARGS = {"type": "create_file", "path": PATCH_PATH, "diff": PATCH_DIFF}
 # SUBAGENT_ASK makes the model spawn a sub-agent with SUBAGENT_TASK (which does not hold it,
 # so the sub-agent runs the shell command instead of spawning again).
 SPAWN = "multi_agent_v1__spawn_agent"
+WAIT = "multi_agent_v1__wait_agent"
 SUBAGENT_ASK = "Ask a sub-agent"
 SUBAGENT_TASK = "Print the magic number with a shell command."
 
@@ -58,13 +59,43 @@ def pin_command(request: dict[str, Any]) -> dict[str, Any]:
         if (tool.get("function") or {}).get("name") == SPAWN:  # a sub-agent gets only a task
             params["properties"] = {"message": {"type": "string", "enum": [SUBAGENT_TASK]}}
             params["required"] = ["message"]
-    delegate = SUBAGENT_ASK in scripted_chat._last_text(request.get("messages", []))
-    tools.sort(key=lambda t: _rank((t.get("function") or {}).get("name", ""), delegate))
+    messages = request.get("messages", [])
+    first = SPAWN if SUBAGENT_ASK in scripted_chat._last_text(messages) else None
+    spawned = _spawned(messages)
+    if spawned is not None:
+        for tool in tools:
+            if (tool.get("function") or {}).get("name") == WAIT:
+                tool["function"]["parameters"] = {
+                    "type": "object",
+                    "properties": {
+                        "targets": {"type": "array", "items": {"type": "string", "enum": [spawned]}}
+                    },
+                    "required": ["targets"],
+                }
+                request["messages"] = messages[:-1]  # not answered yet: the model calls again
+                first = WAIT
+    tools.sort(key=lambda t: _rank((t.get("function") or {}).get("name", ""), first))
     return request
 
 
-def _rank(name: str, delegate: bool) -> int:
-    if name == SPAWN and delegate:
+def _spawned(messages: list[dict[str, Any]]) -> str | None:
+    """The agent id in the last message when it is the output of ``spawn_agent``: the model
+    then waits for that agent (``wait_agent``) before it answers."""
+    if len(messages) < 2 or messages[-1].get("role") != "tool":
+        return None
+    calls = {call.get("id"): call for call in messages[-2].get("tool_calls") or ()}
+    call = calls.get(messages[-1].get("tool_call_id"))
+    if call is None or call["function"]["name"] != SPAWN:
+        return None
+    try:
+        agent = json.loads(messages[-1].get("content") or "").get("agent_id")
+    except (ValueError, AttributeError):
+        return None
+    return agent if isinstance(agent, str) else None
+
+
+def _rank(name: str, first: str | None) -> int:
+    if name == first:
         return 0
     return 1 if name.startswith("mcp__") else 2
 

@@ -25,7 +25,7 @@ import pytest
 
 from tests.clients.conftest import LlamaFunctions, Node, RecordedShim, ShimServer
 from tests.clients.mcp_demo_server import magic
-from tests.clients.scripted_shell import COMMAND, EXPECTED_OUTPUT, SUBAGENT_ASK, SUBAGENT_TASK
+from tests.clients.scripted_shell import COMMAND, EXPECTED_OUTPUT, SUBAGENT_ASK, SUBAGENT_TASK, WAIT
 from tests.support import scripted_chat
 
 
@@ -248,8 +248,11 @@ def test_subagent_round_trip_over_scripted(
 ) -> None:
     """Codex's sub-agent tools (the ``namespace`` ``multi_agent_v1``) through the shim: offered
     upstream as ``multi_agent_v1__<member>``, the scripted model calls ``spawn_agent``, the
-    call comes back namespaced, Codex spawns the sub-agent, whose own turns go through the
-    shim too (it runs the shell command), and the parent's turn completes."""
+    call comes back namespaced and Codex spawns the sub-agent, whose own turns go through the
+    shim too (it runs the shell command); the parent calls ``wait_agent`` on it and the wait's
+    output, the sub-agent's result, goes back upstream as that call's tool message. (Codex also
+    tells the parent in a user message that the sub-agent finished, before or after the wait's
+    output: the scripted model's text after that varies, so it is not asserted.)"""
     proxy = shim_scripted_recorded.proxy
     proxy.clear()
     code, events = codex_exec(node, shim_scripted_recorded.shim, f"{SUBAGENT_ASK}.", tmp_path)
@@ -264,9 +267,17 @@ def test_subagent_round_trip_over_scripted(
     # The sub-agent's own first turn reached the upstream through the shim with its task.
     assert any(scripted_chat._last_text(b["messages"]) == SUBAGENT_TASK for b in proxy.bodies[1:])
     # The spawn call went back upstream as the parent's tool call and its output.
-    parent = next(b for b in proxy.bodies if b["messages"][-1]["role"] == "tool")
-    (sent,) = parent["messages"][-2]["tool_calls"]
+    spawned = next(b["messages"] for b in proxy.bodies if "spawn_agent" in json.dumps(b["messages"][-2:]))
+    (sent,) = spawned[-2]["tool_calls"]
     assert sent["function"]["name"] == "multi_agent_v1__spawn_agent"
-    assert child in parent["messages"][-1]["content"]
-    (answer,) = items(events, "agent_message")
-    assert child in answer["text"]  # the spawn's output made the round trip
+    assert spawned[-1]["tool_call_id"] == sent["id"] and child in spawned[-1]["content"]
+    # The parent waited on the sub-agent, which had run the command and answered.
+    (wait,) = [i for i in items(events, "collab_tool_call") if i["tool"] == "wait"]
+    assert wait["receiver_thread_ids"] == [child] and wait["status"] == "completed", wait
+    assert EXPECTED_OUTPUT in wait["agents_states"][child]["message"]
+    # (Codex's notification that the sub-agent finished may come before or after the wait's output.)
+    messages = next(b["messages"] for b in proxy.bodies if WAIT in json.dumps(b["messages"]))
+    (sent,) = [c for m in messages for c in m.get("tool_calls") or () if c["function"]["name"] == WAIT]
+    assert json.loads(sent["function"]["arguments"]) == {"targets": [child]}
+    (output,) = [m for m in messages if m.get("tool_call_id") == sent["id"]]
+    assert EXPECTED_OUTPUT in output["content"]
