@@ -357,3 +357,21 @@ async def test_a_thread_holding_every_type_continues(client: httpx.AsyncClient, 
     messages = shim.upstream.bodies[-1]["messages"]
     assert messages[-1] == {"role": "user", "content": "And then?"}
     assert json.dumps(messages).count("Called MCP tool lookup on server demo") == 1
+
+
+async def test_an_item_type_the_shim_does_not_know_is_reported_not_refused(
+    client: httpx.AsyncClient, shim: Shim
+) -> None:
+    """A type newer than this shim (not in openai-python 3.63) is dropped with a diagnostic."""
+    body = {
+        "model": "m",
+        "input": [
+            {"role": "user", "content": "Start."},
+            {"type": "no_such_item", "id": "x_1", "status": "completed"},
+            {"role": "user", "content": "Go on."},
+        ],
+    }
+    response = await client.post("/v1/responses", json=body)
+    assert response.status_code == 200, response.text
+    assert response.headers.get("x-shim-diagnostics") == "unsupported_item:input[1]"
+    assert _seen(shim.upstream.bodies[-1]["messages"]) == []
