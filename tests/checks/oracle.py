@@ -4,8 +4,9 @@ openai-python's own types.
 ``validate_event`` finds the spec's event model by its ``type`` and validates the bytes we
 emitted; ``validate_resource`` does the same for a whole response. What the spec does not have
 (client tool types beyond ``function``: their items, events and echoed tools) is validated
-with openai-python's ``ResponseStreamEvent`` / ``Response`` instead; ``validate_event_openai``
-applies openai-python's types to any event it knows.
+with openai-python's ``ResponseStreamEvent`` / ``Response`` instead; where the spec has them,
+every output item, tool and tool-call event is checked with openai-python's types as well.
+``validate_event_openai`` applies openai-python's types to any event it knows.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import typing
 from typing import Any
 
 import openresponses_types as spec
-from openai.types.responses import Response, ResponseStreamEvent
+from openai.types.responses import Response, ResponseOutputItem, ResponseStreamEvent, Tool
 from pydantic import Field, TypeAdapter
 
 __all__ = ["EVENT_MODELS", "validate_event", "validate_event_openai", "validate_resource"]
@@ -57,6 +58,31 @@ def _beyond_spec(resource: dict[str, Any]) -> bool:
     )
 
 
+# Every tool and output item is also checked against openai-python's types (a namespaced
+# ``function_call`` is a spec item with a field only openai-python types), and so are the tool
+# call events. Whole events and resources are not: the two disagree on purpose elsewhere (the
+# spec's ``error`` event and free-form error codes, its ``json_schema`` echo).
+_OPENAI_ITEM: TypeAdapter[Any] = TypeAdapter(
+    typing.Annotated[typing.get_args(ResponseOutputItem)[0], Field(discriminator="type")]
+)
+_OPENAI_TOOL: TypeAdapter[Any] = TypeAdapter(
+    typing.Annotated[typing.get_args(Tool)[0], Field(discriminator="type")]
+)
+_TOOL_EVENTS = ("response.function_call_arguments.", "response.custom_tool_call_input.")
+
+
+def _openai_parts(data: dict[str, Any]) -> None:
+    """openai-python's view of the items and tools in an event or a resource."""
+    item, resource = data.get("item"), data.get("response", data)
+    if isinstance(item, dict):
+        _OPENAI_ITEM.validate_python(item)
+    if isinstance(resource, dict):
+        for each in resource.get("output") or ():
+            _OPENAI_ITEM.validate_python(each)
+        for tool in resource.get("tools") or ():
+            _OPENAI_TOOL.validate_python(tool)
+
+
 def validate_event(raw: bytes) -> None:
     data = json.loads(raw)
     kind = data["type"]
@@ -71,6 +97,9 @@ def validate_event(raw: bytes) -> None:
         assert kind in _OPENAI_KINDS, f"neither the spec nor openai-python has an event {kind!r}"
         validate_event_openai(raw)
         return
+    if kind.startswith(_TOOL_EVENTS):
+        validate_event_openai(raw)
+    _openai_parts(data)
     model.model_validate_json(raw)
 
 
@@ -84,7 +113,9 @@ _OPENAI_KINDS = frozenset(
 
 
 def validate_resource(raw: bytes) -> None:
-    if _beyond_spec(json.loads(raw)):
+    data = json.loads(raw)
+    if _beyond_spec(data):
         Response.model_validate_json(raw)
         return
+    _openai_parts(data)
     spec.ResponseResource.model_validate_json(raw)
