@@ -90,7 +90,7 @@ def serve(out: Path, shim_args: list[str]) -> int:
         count += 1
 
     signal.signal(signal.SIGUSR1, dump)
-    from shim.cli import main
+    from shim.cli.command import main
 
     return main(shim_args)
 

@@ -18,7 +18,7 @@ import httpx
 from litestar import Litestar, Request, Response, post
 from litestar.response import Stream
 
-from shim.upstream_transport import fast_transport
+from shim.upstream.transport import fast_transport
 
 __all__ = ["create_app", "main"]
 

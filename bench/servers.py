@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shim.embedded import free_port
+from shim.cli.embedded import free_port
 
 __all__ = ["Proc", "Target", "free_port", "start", "start_target"]
 

@@ -35,11 +35,12 @@ from typing import Any
 import httpx
 import msgspec
 
-from shim.embedded import free_port
-from shim.server.app import create_app
+from shim.cli.embedded import free_port
+from shim.http.app import create_app
+from shim.http.state import app_state
 from shim.settings import Route, ServerSettings, Settings
 from shim.store.repository import ResponseStore, scope_of
-from shim.upstream import UpstreamClient
+from shim.upstream.client import UpstreamClient
 
 SECRET = "bench-secret"
 QUESTION = "Please explain the next step of the plan in a few sentences, with one example. " * 5
@@ -99,7 +100,7 @@ async def bench_backend(name: str, url: str, depths: list[int], runs: int) -> li
     )
     client = UpstreamClient(settings.server.timeouts, 0, transport=httpx.MockTransport(_completion))
     app = create_app(settings, upstream=client)
-    store: ResponseStore = app.state.service.store
+    store: ResponseStore = app_state(app).turns.store
     scope = scope_of(SECRET.encode(), None)
     rows = []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://shim") as http:

@@ -18,8 +18,8 @@ import msgspec
 
 from shim.dialects.registry import get_dialect
 from shim.ids import CountingIds, fixed_clock
+from shim.translate.chat_over_responses import ChatChoiceDriver
 from shim.translate.pipeline import ChatToResponsesStream
-from shim.translate.reverse_pipeline import ResponsesToChatStream
 from shim.wire import chat as c
 from shim.wire import responses as r
 
@@ -90,7 +90,7 @@ def responses_stream(tokens: int) -> bytes:
 
 
 def reverse(chunks: list[bytes]) -> int:
-    stream = ResponsesToChatStream(completion_id="chatcmpl-b", created=1, model="m")
+    stream = ChatChoiceDriver(completion_id="chatcmpl-b", created=1, model="m")
     n = 0
     for chunk in chunks:
         for out in stream.feed(chunk):

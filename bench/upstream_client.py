@@ -5,12 +5,12 @@
 The shim's own figures mix the client with Litestar, translation and logging; this isolates the
 client. Each variant runs in a fresh process pinned to ``--cpu`` (uvloop, like the shim), with
 ``--clients`` tasks POSTing the same 50-token Chat request in a loop through ``httpx.AsyncClient``
-(the way ``shim.upstream`` does: ``send(stream=True)``, read, close), then the same for 200-chunk SSE
+(the way ``shim.upstream.client`` does: ``send(stream=True)``, read, close), then the same for 200-chunk SSE
 answers. It prints req/s and the client process's CPU milliseconds per request (steadier than
 req/s on a shared machine).
 
 Variants: ``httpx`` (the default transport, httpcore, with the shim's limits), ``shim``
-(``shim.upstream_transport.KeepAliveTransport``), ``aiohttp`` (``httpx_aiohttp.AiohttpTransport``,
+(``shim.upstream.transport.KeepAliveTransport``), ``aiohttp`` (``httpx_aiohttp.AiohttpTransport``,
 the openai SDK's option; skipped when not importable: it is not a dependency of the project; put
 it on ``PYTHONPATH`` to measure it).
 """
@@ -37,7 +37,7 @@ def _transport(variant: str) -> object:
     if variant == "httpx":
         return httpx.AsyncHTTPTransport(limits=limits)
     if variant == "shim":
-        from shim.upstream_transport import KeepAliveTransport
+        from shim.upstream.transport import KeepAliveTransport
 
         return KeepAliveTransport(limits)
     if variant == "aiohttp":

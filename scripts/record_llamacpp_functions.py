@@ -29,9 +29,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shim.cli.embedded import FUNCTIONS_CHAT_FORMAT, EmbeddedUpstream
 from shim.core.diagnostics import Diagnostics
 from shim.dialects.registry import get_dialect
-from shim.embedded import FUNCTIONS_CHAT_FORMAT, EmbeddedUpstream
 from shim.translate.chat_request import to_chat_request
 from shim.wire import chat as c
 from shim.wire import responses as r

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import httpx
 
+from shim.cli.embedded import EmbeddedUpstream, cache_dir, free_port
 from shim.core.diagnostics import Diagnostics
-from shim.embedded import EmbeddedUpstream, cache_dir, free_port
-from shim.server.chat_service import ENCRYPTED_INCLUDE
 from shim.translate.responses_request import encode_create_response_body, to_responses_request
+from shim.turns.chat_over_responses import ENCRYPTED_INCLUDE
 from shim.wire.chat import decode_chat_request
 from tests.support.recording_proxy import Exchange, RecordingProxy
 

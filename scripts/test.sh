@@ -14,7 +14,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff" && ruff check shim tests scripts bench && ruff format --check shim tests scripts bench
 echo "== mypy" && mypy
 echo "== real upstream (llama-cpp-python + Gemma 3 270M)"
-if ! python -m shim.embedded ensure >/dev/null; then
+if ! python -m shim.cli.embedded ensure >/dev/null; then
   if [ "${CI:-}" = "true" ]; then
     echo "test.sh: installing the real llama upstream failed (CI=true: failing)" >&2
     exit 1
@@ -22,5 +22,7 @@ if ! python -m shim.embedded ensure >/dev/null; then
   echo "test.sh: WARNING: the real llama upstream could not be installed; tests/e2e will skip" >&2
 fi
 echo "== redis-server (store tests)" && bash scripts/install_redis.sh
+echo "== haproxy (load-balanced replicas test)" && bash scripts/install_haproxy.sh
 echo "== node clients (Codex CLI, AI SDK)" && bash scripts/install_clients.sh
+echo "== chromium (the /inspector browser test)" && bash scripts/install_browser.sh
 echo "== pytest" && exec python -m pytest "$@"

@@ -12,10 +12,18 @@
     ├── RateLimited                 429 rate_limit_error (upstream 429, passed on)
     └── UpstreamError               502 upstream_error
         ├── UpstreamStatusError     upstream 4xx passed on with its status and message
-        └── UpstreamTimeout         504 upstream_timeout
+        ├── UpstreamTimeout         504 upstream_timeout (first byte, idle or total time)
+        ├── UpstreamUnreachable     502 upstream_unreachable (no answer: connect failed)
+        ├── UpstreamReset           502 upstream_reset (the connection broke mid-answer)
+        ├── UpstreamTooLarge        502 upstream_response_too_large
+        ├── UpstreamTruncated       502 upstream_stream_truncated (no terminal event / [DONE])
+        └── UpstreamInvalidResponse 502 upstream_invalid_response (a 2xx that is no answer)
 
 Each class carries its HTTP status, error ``type`` and ``code``; ``envelope()`` renders the
-OpenAI shape ``{"error": {"message", "type", "param", "code"}}``.
+OpenAI shape ``{"error": {"message", "type", "param", "code"}}``. Upstream failures take the same
+classes whether they happen before the answer began (an HTTP error status) or in the middle of a
+stream (``response.failed`` / a final error chunk): ``shim.upstream.errors.as_upstream_error``
+maps every transport exception to one of them, and the pump renders it.
 """
 
 from __future__ import annotations
@@ -34,8 +42,13 @@ __all__ = [
     "ShimError",
     "UnsupportedParameter",
     "UpstreamError",
+    "UpstreamInvalidResponse",
+    "UpstreamReset",
     "UpstreamStatusError",
     "UpstreamTimeout",
+    "UpstreamTooLarge",
+    "UpstreamTruncated",
+    "UpstreamUnreachable",
 ]
 
 
@@ -126,3 +139,28 @@ class UpstreamStatusError(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     status = 504
     default_code = "upstream_timeout"
+
+
+class UpstreamUnreachable(UpstreamError):
+    default_code = "upstream_unreachable"
+
+
+class UpstreamReset(UpstreamError):
+    default_code = "upstream_reset"
+
+
+class UpstreamTooLarge(UpstreamError):
+    default_code = "upstream_response_too_large"
+
+
+class UpstreamTruncated(UpstreamError):
+    """The upstream's stream ended before its terminal event (or ``[DONE]``)."""
+
+    default_code = "upstream_stream_truncated"
+
+    def __init__(self, message: str = "The upstream stream ended unexpectedly.", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+
+
+class UpstreamInvalidResponse(UpstreamError):
+    default_code = "upstream_invalid_response"

@@ -28,6 +28,10 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     max_metadata_pairs: int = 16  # spec: MetadataParam maxProperties
     max_metadata_key_chars: int = 64
     max_metadata_value_chars: int = 512  # spec: MetadataParam additionalProperties maxLength
+    # A WebSocket connection's own responses (``store: false`` ones live nowhere else), least
+    # recently used evicted first; the newest is kept whatever its size.
+    websocket_cache_entries: int = 32
+    websocket_cache_bytes: int = 32 * _MIB
 
 
 # Field name → (min, max) characters, from the spec's minLength/maxLength. Applied wherever the

@@ -11,6 +11,12 @@ The config file (TOML) holds the server section and any number of routes; a lone
     store = "diskcache:///var/lib/shim"  # or redis://host:6379/0, memory:// (SHIM_STORE)
     store_ttl = 2592000            # seconds a stored response lives; 0 = forever (SHIM_STORE_TTL)
     store_max_bytes = 4294967296   # diskcache size bound, LRU eviction (SHIM_STORE_MAX_BYTES)
+    inspector = false              # the /inspector page (SHIM_INSPECTOR, --inspector); docs/fixtures.md
+
+    [server.record]                # traffic as fixture cases (SHIM_RECORD_<KEY>, --record DIR)
+    dir = "recorded"               # off while empty
+    sample = 1.0                   # share of exchanges recorded
+    statuses = ["2*", "4*"]        # globs on the client's status; models = [...]; routes = [...]
 
     [[routes]]
     match = "gpt-*"                # glob on the client's model name
@@ -39,7 +45,19 @@ import msgspec
 from shim.core.diagnostics import Policy
 from shim.limits import Limits
 
-__all__ = ["Route", "ServerSettings", "Settings", "Timeouts", "load_settings"]
+__all__ = [
+    "WORKER_SETTINGS",
+    "Environment",
+    "RecordSettings",
+    "Route",
+    "ServerSettings",
+    "Settings",
+    "Timeouts",
+    "environment",
+    "load_settings",
+    "settings_for_worker",
+    "worker_settings",
+]
 
 
 class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -91,6 +109,19 @@ class Timeouts(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     keepalive: float = 15.0  # SSE comment interval while the upstream is silent
 
 
+class RecordSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``shim serve --record DIR``: exchanges written as fixture cases (docs/fixtures.md)."""
+
+    dir: str = ""  # off while empty
+    sample: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+    max_case_bytes: int = 4 * 1024**2  # a larger exchange is not written
+    max_total_bytes: int = 512 * 1024**2  # recording stops once the folder holds this much
+    # Filters, globs; empty lets everything through: the client's path, its model, the status it got.
+    routes: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -99,6 +130,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     store: str = ""
     store_ttl: float = 30 * 24 * 3600.0  # seconds; 0 keeps records until evicted or deleted
     store_max_bytes: int = 4 * 1024**3  # diskcache only: least recently used entries go first
+    # seconds a background response's replica may go silent before another marks it failed
+    background_lease: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     retries: int = 2
     retry_max_wait: float = 20.0  # a longer upstream Retry-After is passed on, not waited out
     max_body_bytes: int = 32 * 1024 * 1024
@@ -106,6 +139,9 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     shutdown_timeout: float = 30.0  # in-flight requests and streams may finish for this long
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()  # docs/operations.md lists every limit
+    record: RecordSettings = RecordSettings()
+    inspector: bool = False  # GET /inspector: recent exchanges (a shim key when api_keys is set)
+    inspector_exchanges: int = 100  # how many recent exchanges it keeps in memory
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -123,12 +159,19 @@ def _env_list(name: str) -> tuple[str, ...] | None:
 # Environment names for the [server] section: SHIM_<FIELD> for its scalars (SHIM_RETRIES,
 # SHIM_MAX_BODY_BYTES…), SHIM_TIMEOUT_<FIELD> for [server.timeouts], SHIM_LIMIT_<FIELD> for
 # [server.limits]; so a container configures everything through its environment.
-_NESTED_PREFIXES = {"timeouts": "SHIM_TIMEOUT_", "limits": "SHIM_LIMIT_"}
+_NESTED_PREFIXES = {"timeouts": "SHIM_TIMEOUT_", "limits": "SHIM_LIMIT_", "record": "SHIM_RECORD_"}
 
 
-def _env_values(struct: msgspec.Struct, prefix: str) -> dict[str, str]:
+def _env_values(struct: msgspec.Struct, prefix: str) -> dict[str, str | list[str]]:
     names = (name for name in struct.__struct_fields__ if name not in _NESTED_PREFIXES and name != "api_keys")
-    return {name: os.environ[prefix + name.upper()] for name in names if prefix + name.upper() in os.environ}
+    found = {name: os.environ[prefix + name.upper()] for name in names if prefix + name.upper() in os.environ}
+    # A list setting (SHIM_RECORD_MODELS=a,b) is written comma-separated.
+    return {
+        name: [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(getattr(struct, name), tuple)
+        else value
+        for name, value in found.items()
+    }
 
 
 def _overlay_env(server: ServerSettings) -> ServerSettings:
@@ -157,6 +200,8 @@ def load_settings(
     port: int | None = None,
     api_key: str | None = None,
     store: str | None = None,
+    record: str | None = None,
+    inspector: bool | None = None,
 ) -> Settings:
     """Merge the sources; every value a flag or variable can set has both."""
     data: dict[str, object] = {}
@@ -179,6 +224,8 @@ def load_settings(
         store=store or env.get("SHIM_STORE") or server.store,
         store_ttl=float(env.get("SHIM_STORE_TTL") or server.store_ttl),
         store_max_bytes=int(env.get("SHIM_STORE_MAX_BYTES") or server.store_max_bytes),
+        record=msgspec.structs.replace(server.record, dir=record) if record else server.record,
+        inspector=server.inspector if inspector is None else inspector,
     )
     routes = settings.routes
     upstream = upstream or env.get("SHIM_UPSTREAM_URL")
@@ -197,3 +244,55 @@ def load_settings(
             ),
         )
     return Settings(server=server, routes=routes)
+
+
+# --------------------------------------------------------------------------- the process environment
+
+
+def _flag(value: str | None, default: bool = False) -> bool:
+    return default if value is None else value.strip().lower() in ("1", "true", "yes")
+
+
+class Environment(msgspec.Struct, frozen=True, kw_only=True):
+    """What the process environment says beyond the settings: read here and nowhere else (with
+    ``load_settings`` and ``Route.own_key``), each time it is asked, so tests may change it."""
+
+    secret: str | None  # SHIM_SECRET; else a file in ``data_dir`` (http/app.py)
+    data_dir: Path  # SHIM_DATA_DIR, else $XDG_DATA_HOME/shim, else ~/.local/share/shim
+    cache_dir: Path  # SHIM_CACHE_DIR, else ~/.cache/shim: the embedded upstream's model
+    log_level: str  # SHIM_LOG_LEVEL
+    access_log: bool  # SHIM_ACCESS_LOG (a JSON line per request), on unless "0"
+    workers: int  # SHIM_WORKERS
+    no_embedded: bool  # SHIM_NO_EMBEDDED: never start the embedded upstream
+    httpx_transport: bool  # SHIM_UPSTREAM_TRANSPORT=httpx: httpx's own transport upstream
+
+
+def environment() -> Environment:
+    env = os.environ
+    xdg = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    cache = env.get("SHIM_CACHE_DIR")
+    return Environment(
+        secret=env.get("SHIM_SECRET") or None,
+        data_dir=Path(env.get("SHIM_DATA_DIR") or Path(xdg) / "shim"),
+        cache_dir=Path(cache).expanduser() if cache else Path.home() / ".cache" / "shim",
+        log_level=env.get("SHIM_LOG_LEVEL") or "warning",
+        access_log=env.get("SHIM_ACCESS_LOG", "1") != "0",
+        workers=int(env.get("SHIM_WORKERS") or 1),
+        no_embedded=_flag(env.get("SHIM_NO_EMBEDDED")),
+        httpx_transport=env.get("SHIM_UPSTREAM_TRANSPORT", "").lower() == "httpx",
+    )
+
+
+# Worker processes (``--workers N``) are started by uvicorn from an import string, in a fresh
+# interpreter: the one channel it passes on unchanged is the environment. The parent merges and
+# validates the settings once (flags, file, environment, the embedded upstream's URL) and hands
+# every worker the same frozen result as JSON under this name, so no worker can disagree.
+WORKER_SETTINGS = "SHIM_SETTINGS_JSON"
+
+
+def settings_for_worker(settings: Settings) -> None:
+    os.environ[WORKER_SETTINGS] = msgspec.json.encode(settings).decode()
+
+
+def worker_settings() -> Settings:
+    return msgspec.json.decode(os.environ[WORKER_SETTINGS], type=Settings)

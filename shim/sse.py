@@ -34,6 +34,7 @@ __all__ = [
     "SSEEvent",
     "encode_data",
     "encode_event",
+    "encode_tagged",
 ]
 
 DONE: Final = b"data: [DONE]\n\n"
@@ -182,6 +183,21 @@ def encode_event(event_type: str, data: bytes) -> bytes:
     if b"\n" in data or b"\r" in data:
         return b"event: " + event_type.encode() + b"\n" + _data_lines(data) + b"\n"
     return b"event: " + event_type.encode() + b"\ndata: " + data + b"\n\n"
+
+
+# Pre-encoded ``event: <type>\ndata: `` prefixes, one per tagged struct class (stream events).
+_PREFIX: dict[type, bytes] = {}
+_json = msgspec.json.Encoder()
+
+
+def encode_tagged(event: msgspec.Struct) -> bytes:
+    """A tagged msgspec struct (an Open Responses streaming event) as ``event: <tag>`` + its JSON."""
+    cls = type(event)
+    prefix = _PREFIX.get(cls)
+    if prefix is None:
+        tag = cls.__struct_config__.tag
+        prefix = _PREFIX[cls] = b"event: " + str(tag).encode() + b"\ndata: "
+    return prefix + _json.encode(event) + b"\n\n"
 
 
 def _data_lines(data: bytes) -> bytes:

@@ -1,7 +1,7 @@
 """What one request did, and the process's Prometheus metrics, without threading either through
 every call.
 
-The observability middleware (``shim.server.observability``) opens a ``RequestRecord`` and binds
+The observability middleware (``shim.http.observability``) opens a ``RequestRecord`` and binds
 the app's ``Metrics`` in context variables for each request; code deep inside (the upstream
 client, the streaming glue, the store wrapper) reports through the small functions here. Outside
 a request (tests driving the service directly) they are no-ops. Nothing here ever sees a

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shim.translate.chat_accumulate import accumulate
+from shim.fixtures.accumulate import accumulate
 from shim.wire import chat as c
 
 

@@ -6,7 +6,7 @@ each chunk validates with openai-python's ``ChatCompletionChunk``, the ``complet
 ``ChatCompletion``, and folding the chunks (openai-python's ``ChatCompletionStreamState`` and our
 ``accumulate``) gives the ``completion`` the writer built: non-streaming is a stream of one.
 The last part drives the same deltas through real Open Responses SSE (our forward writer's
-events) and ``ResponsesToChatStream``.
+events) and ``ChatChoiceDriver``.
 """
 
 from __future__ import annotations
@@ -36,17 +36,12 @@ from shim.core.deltas import (
     TopLogprob,
     UsageDelta,
 )
+from shim.fixtures.accumulate import accumulate
 from shim.ids import CountingIds, fixed_clock
 from shim.sse import encode_event
-from shim.translate.chat_accumulate import accumulate
+from shim.translate.chat_over_responses import ChatChoiceDriver, resource_to_completion, run_chat_driver
 from shim.translate.chat_writer import ChatStreamWriter, error_chunk_bytes
 from shim.translate.responses_writer import ResponsesStreamWriter
-from shim.translate.reverse_pipeline import (
-    ResponsesToChatStream,
-    read_responses_resource,
-    responses_resource_to_completion,
-    run_reverse_stream,
-)
 from shim.wire import chat as c
 from shim.wire import responses as r
 from shim.wire.responses_decode import encode
@@ -545,7 +540,7 @@ def test_error_chunk_bytes() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Through real Open Responses SSE: forward writer events → ResponsesToChatStream
+# Through real Open Responses SSE: forward writer events → ChatChoiceDriver (the server's driver)
 # ---------------------------------------------------------------------------------------------
 
 # The Responses hop serialises interleaved calls (one output item after another): same answer,
@@ -569,8 +564,8 @@ def test_reverse_pipeline_matches_the_direct_writer(
     name: str, options: dict[str, Any], deltas: list[Delta]
 ) -> None:
     sse, resource = _responses(deltas)
-    stream = ResponsesToChatStream(completion_id=ID, created=CREATED, **{"model": MODEL, **options})
-    chunks = run_reverse_stream(stream, [sse])
+    stream = ChatChoiceDriver(completion_id=ID, created=CREATED, **{"model": MODEL, **options})
+    chunks = run_chat_driver(stream, [sse])
     direct = _writer(**options)
     direct_chunks = direct.feed_all(deltas) + direct.finish()
     assert stream.error is None
@@ -579,9 +574,7 @@ def test_reverse_pipeline_matches_the_direct_writer(
         assert [c.encode_chunk(x) for x in chunks] == [c.encode_chunk(x) for x in direct_chunks]
     # Non-streaming is a stream of one: the final resource gives the same completion.
     options = {k: v for k, v in options.items() if k != "include_usage"}
-    whole = responses_resource_to_completion(
-        resource, completion_id=ID, created=CREATED, **{"model": MODEL, **options}
-    )
+    whole = resource_to_completion(resource, completion_id=ID, created=CREATED, **{"model": MODEL, **options})
     assert msgspec.to_builtins(whole) == msgspec.to_builtins(stream.completion)
 
 
@@ -595,18 +588,18 @@ def test_reverse_pipeline_is_chunking_independent() -> None:
         FinishDelta("tool_calls"),
     ]
     sse, _ = _responses(deltas)
-    whole = run_reverse_stream(ResponsesToChatStream(completion_id=ID, created=CREATED, model=MODEL), [sse])
+    whole = run_chat_driver(ChatChoiceDriver(completion_id=ID, created=CREATED, model=MODEL), [sse])
     expected = [c.encode_chunk(x) for x in whole]
     for cut in range(1, len(sse)):
-        stream = ResponsesToChatStream(completion_id=ID, created=CREATED, model=MODEL)
-        got = run_reverse_stream(stream, [sse[:cut], sse[cut:]])
+        stream = ChatChoiceDriver(completion_id=ID, created=CREATED, model=MODEL)
+        got = run_chat_driver(stream, [sse[:cut], sse[cut:]])
         assert [c.encode_chunk(x) for x in got] == expected, cut
 
 
 def test_reverse_pipeline_truncated_stream_fails() -> None:
     sse, _ = _responses([TextDelta("a"), FinishDelta("stop")])
     cut = sse.index(b"event: response.completed")
-    stream = ResponsesToChatStream(completion_id=ID, created=CREATED, model=MODEL)
+    stream = ChatChoiceDriver(completion_id=ID, created=CREATED, model=MODEL)
     chunks = stream.start() + stream.feed(sse[:cut]) + stream.finish(truncated=True)
     assert [ch.choices[0].finish_reason for ch in chunks] == [None, None]
     assert stream.error is not None and stream.error.code == "upstream_stream_truncated"
@@ -614,16 +607,17 @@ def test_reverse_pipeline_truncated_stream_fails() -> None:
 
 def test_reverse_pipeline_upstream_error_event() -> None:
     sse, resource = _responses([TextDelta("a"), ErrorDelta("overloaded", code="server_busy")])
-    stream = ResponsesToChatStream(completion_id=ID, created=CREATED, model=MODEL)
-    chunks = run_reverse_stream(stream, [sse])
+    stream = ChatChoiceDriver(completion_id=ID, created=CREATED, model=MODEL)
+    chunks = run_chat_driver(stream, [sse])
     assert [ch.choices[0].delta.content for ch in chunks] == ["", "a"]
     assert stream.error is not None and stream.error.message == "overloaded"
-    writer = read_responses_resource(resource, completion_id=ID, created=CREATED, model=MODEL)
-    assert writer.error is not None and writer.error.code == "server_busy"
+    whole = ChatChoiceDriver(completion_id=ID, created=CREATED, model=MODEL)
+    whole.read_body(resource)
+    assert whole.error is not None and whole.error.code == "server_busy"
 
 
 def test_reverse_pipeline_malformed_event_is_an_error() -> None:
-    stream = ResponsesToChatStream(completion_id=ID, created=CREATED, model=MODEL)
+    stream = ChatChoiceDriver(completion_id=ID, created=CREATED, model=MODEL)
     stream.feed(b"event: response.output_text.delta\ndata: {not json\n\n")
     assert stream.finish() == []
     assert stream.error is not None and stream.error.code == "upstream_bad_event"
@@ -662,8 +656,8 @@ data: [DONE]
 
 
 def test_reverse_pipeline_reads_openai_names_done_only_and_late_items() -> None:
-    stream = ResponsesToChatStream(completion_id=ID, created=CREATED, model=None, include_usage=True)
-    chunks = run_reverse_stream(stream, [OPENAI_NAMES])
+    stream = ChatChoiceDriver(completion_id=ID, created=CREATED, model=None, include_usage=True)
+    chunks = run_chat_driver(stream, [OPENAI_NAMES])
     for chunk in chunks:
         OpenAIChunk.model_validate_json(c.encode_chunk(chunk))
     message = stream.completion.choices[0].message
@@ -752,8 +746,8 @@ def test_reverse_pipeline_done_only_parts_each_count_once() -> None:
         },
         {"type": "response.completed", "response": {"status": "completed"}},
     )
-    stream = ResponsesToChatStream(completion_id=ID, created=CREATED, model=MODEL)
-    run_reverse_stream(stream, [sse])
+    stream = ChatChoiceDriver(completion_id=ID, created=CREATED, model=MODEL)
+    run_chat_driver(stream, [sse])
     message_out = stream.completion.choices[0].message
     assert (message_out.content, message_out.refusal, message_out.reasoning_content) == (
         "one two!",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from shim.cli import app_from_env, build_parser
+from shim.cli.command import app_from_env, build_parser
+from shim.http.state import app_state
 from shim.settings import load_settings
 
 CASES = [
@@ -33,5 +34,5 @@ def test_worker_app_gets_the_parent_settings(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("SHIM_SETTINGS_JSON", msgspec.json.encode(settings).decode())
     monkeypatch.setenv("SHIM_SECRET", "test-secret")
     app = app_from_env()
-    assert app.state.settings == settings
-    assert app.state.settings.routes[0].kind == "responses"
+    assert app_state(app).settings == settings
+    assert app_state(app).settings.routes[0].kind == "responses"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shim.cli import main
-from shim.convert import detect_kind
+from shim.cli.command import main
+from shim.cli.convert import detect_kind
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "fixtures" / "_recordings" / "llamacpp"

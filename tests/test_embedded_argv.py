@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shim.embedded import CHAT_FORMAT, FUNCTIONS_CHAT_FORMAT, server_argv
+from shim.cli.embedded import CHAT_FORMAT, FUNCTIONS_CHAT_FORMAT, server_argv
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Sealed blobs (``shim/sealing.py``) and sealed items (``shim/server/sealed_items.py``).
+"""Sealed blobs (``shim/conversation/sealing.py``) and sealed items (``shim/conversation/sealed_items.py``).
 
 A blob opens only with the same secret, purpose and caller scope, and only unaltered; every
 other case is a ``SealError`` (never garbage, never a crash). Opened items replay upstream the way
@@ -13,11 +13,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from shim.conversation.sealed_items import SealedItems, wants_sealed_reasoning
+from shim.conversation.sealing import PREFIX, Sealer, SealError
 from shim.core.diagnostics import Diagnostics
 from shim.dialects.registry import get_dialect
 from shim.errors import InvalidEncryptedContent
-from shim.sealing import PREFIX, Sealer, SealError
-from shim.server.sealed_items import SealedItems, wants_sealed_reasoning
 from shim.translate.chat_request import to_chat_request
 from shim.translate.compaction import (
     CompactionConfigError,

@@ -25,6 +25,13 @@ ENV_TABLE = {
     "total timeout": ("SHIM_TIMEOUT_TOTAL", "60", lambda s: s.server.timeouts.total, 60.0),
     "input items": ("SHIM_LIMIT_MAX_INPUT_ITEMS", "10", lambda s: s.server.limits.max_input_items, 10),
     "store ttl": ("SHIM_STORE_TTL", "60", lambda s: s.server.store_ttl, 60.0),
+    "background lease": ("SHIM_BACKGROUND_LEASE", "2.5", lambda s: s.server.background_lease, 2.5),
+    "websocket cache": (
+        "SHIM_LIMIT_WEBSOCKET_CACHE_ENTRIES",
+        "4",
+        lambda s: s.server.limits.websocket_cache_entries,
+        4,
+    ),
 }
 
 
@@ -57,7 +64,12 @@ def test_environment_overrides_the_config_file(monkeypatch: pytest.MonkeyPatch, 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("SHIM_RETRIES", "many"), ("SHIM_TIMEOUT_IDLE", "soon"), ("SHIM_LIMIT_MAX_TOOLS", "1.5")],
+    [
+        ("SHIM_RETRIES", "many"),
+        ("SHIM_TIMEOUT_IDLE", "soon"),
+        ("SHIM_LIMIT_MAX_TOOLS", "1.5"),
+        ("SHIM_BACKGROUND_LEASE", "0"),
+    ],
 )
 def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)

@@ -11,6 +11,8 @@ from typing import Literal
 
 import msgspec
 
+from shim.errors import ShimError
+
 __all__ = [
     "Delta",
     "ErrorDelta",
@@ -108,6 +110,11 @@ class ErrorDelta(msgspec.Struct, frozen=True, tag_field="kind", tag="error"):
     type: str = "server_error"
     code: str | None = None
     param: str | None = None
+
+    @classmethod
+    def of(cls, error: ShimError) -> ErrorDelta:
+        """An error of the one tree (``shim.errors``) as the delta that ends a stream with it."""
+        return cls(error.message, code=error.code)
 
 
 Delta = (

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 from urllib.parse import parse_qs, urlencode, urlparse
 
-from shim.paths import data_dir
+from shim.settings import environment
 from shim.store.diskcache_backend import DEFAULT_MAX_BYTES, DiskCacheBackend
 from shim.store.memory_backend import MemoryBackend
 
@@ -76,8 +76,8 @@ class KeyValue(Protocol):
 
 
 def default_store_url() -> str:
-    """diskcache under the shim's data directory (see ``shim.paths``)."""
-    return f"diskcache://{data_dir() / 'store'}"
+    """diskcache under the shim's data directory (``shim.settings.Environment.data_dir``)."""
+    return f"diskcache://{environment().data_dir / 'store'}"
 
 
 def open_backend(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> KeyValue:

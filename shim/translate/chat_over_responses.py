@@ -1,4 +1,6 @@
-"""Sans-IO: one Chat choice served from one Open Responses upstream answer.
+"""Sans-IO: one Chat choice served from one Open Responses upstream answer — the one driver of
+this direction, run by the server (``turns/chat_over_responses.py``), ``shim convert`` and the
+fixture suite alike.
 
 ``SSEDecoder`` → ``ResponsesStreamReader`` → ``StopFilter`` → ``ChatStreamWriter`` for a stream;
 ``read_resource`` → the same filter and writer for a whole body, so a non-streaming answer is a
@@ -12,6 +14,8 @@ reasoning the upstream produced, as input items to send back on the next turn
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 
 from shim.core.deltas import (
@@ -23,6 +27,7 @@ from shim.core.deltas import (
     ReasoningSummaryDelta,
     UsageDelta,
 )
+from shim.errors import UpstreamError, UpstreamTruncated
 from shim.sse import SSEDecoder, SSEEvent
 from shim.translate.chat_writer import ChatStreamWriter, ReasoningMode
 from shim.translate.responses_reader import ResponsesStreamReader, read_resource
@@ -31,7 +36,7 @@ from shim.wire import chat as c
 from shim.wire import responses as r
 from shim.wire.responses_decode import decode_resource
 
-__all__ = ["ChatChoiceDriver"]
+__all__ = ["ChatChoiceDriver", "resource_to_completion", "run_chat_driver"]
 
 
 class ChatChoiceDriver:
@@ -75,11 +80,7 @@ class ChatChoiceDriver:
         """End of upstream bytes (or a stop sequence matched and the upstream was cancelled)."""
         out = [] if self.stopped else self._events(self.decoder.finish())
         if truncated and not self.reader.done and not self.stopped:
-            return out + self.fail(
-                ErrorDelta(
-                    message="The upstream stream ended unexpectedly.", code="upstream_stream_truncated"
-                )
-            )
+            return out + self.fail(ErrorDelta.of(UpstreamTruncated()))
         out += self._deltas(self.stop.finish())
         return out + self._index(self.writer.finish())
 
@@ -173,3 +174,28 @@ class ChatChoiceDriver:
                 for choice in chunk.choices:
                     choice.index = self.choice
         return chunks
+
+
+def run_chat_driver(driver: ChatChoiceDriver, chunks: Iterable[bytes]) -> list[c.ChatCompletionChunk]:
+    """A whole recorded stream through ``driver``: its chunks, opening and final ones included."""
+    out = driver.start()
+    for chunk in chunks:
+        out.extend(driver.feed(chunk))
+    return out + driver.finish()
+
+
+def resource_to_completion(
+    data: bytes,
+    *,
+    completion_id: str,
+    created: int,
+    model: str | None,
+    reasoning: ReasoningMode = "reasoning_content",
+) -> c.ChatCompletion:
+    """A whole upstream ``ResponseResource`` as a completion (a stream of one); a failed upstream
+    response raises ``UpstreamError``."""
+    driver = ChatChoiceDriver(completion_id=completion_id, created=created, model=model, reasoning=reasoning)
+    driver.read_body(data)
+    if driver.error is not None:
+        raise UpstreamError(driver.error.message, code=driver.error.code or "upstream_error")
+    return driver.completion

@@ -18,6 +18,7 @@ from typing import Any
 from shim.core.diagnostics import Diagnostics
 from shim.dialects.model import Dialect, RequestRules
 from shim.errors import InvalidRequest
+from shim.translate.parameters import copy_same_name
 from shim.translate.replay import call_of, hosted_text, output_of
 from shim.translate.tools import ToolTable, client_tools, lower_tool_choice, lower_tools
 from shim.wire import chat as c
@@ -369,15 +370,7 @@ def to_chat_request(
     if format_extra:
         req.extra["response_format"] = {"type": "json_object", **format_extra}
         req.response_format = None
-    req.temperature = body.temperature
-    req.top_p = body.top_p
-    req.presence_penalty = body.presence_penalty
-    req.frequency_penalty = body.frequency_penalty
-    req.seed = body.seed
-    req.stop = body.stop
-    req.user = body.user
-    req.prompt_cache_key = body.prompt_cache_key
-    req.safety_identifier = body.safety_identifier
+    copy_same_name(body, req, "to_chat")  # temperature, top_p, seed, stop, user… (translate/parameters.py)
     req.service_tier = body.service_tier if body.service_tier not in (None, "auto", "default") else None
     if body.max_output_tokens is not None:
         if rules.max_tokens_field == "max_tokens":

@@ -7,6 +7,7 @@ for sampling parameters and complete tool objects, so defaults are filled here, 
 from __future__ import annotations
 
 from shim.core.diagnostics import Diagnostics
+from shim.translate.parameters import echoed
 from shim.translate.tools import client_tools, echo_tools
 from shim.wire import responses as r
 
@@ -57,18 +58,11 @@ def response_template(
         truncation=body.truncation or "disabled",
         parallel_tool_calls=body.parallel_tool_calls if body.parallel_tool_calls is not None else True,
         text=_text(body.text),
-        top_p=body.top_p if body.top_p is not None else 1.0,
-        presence_penalty=body.presence_penalty or 0.0,
-        frequency_penalty=body.frequency_penalty or 0.0,
         top_logprobs=body.top_logprobs or 0,
-        temperature=body.temperature if body.temperature is not None else 1.0,
         reasoning=reasoning,
         max_output_tokens=body.max_output_tokens,
-        max_tool_calls=body.max_tool_calls,
         store=store,
         background=bool(body.background),
         service_tier=body.service_tier or "default",
-        metadata=body.metadata or {},
-        safety_identifier=body.safety_identifier,
-        prompt_cache_key=body.prompt_cache_key,
+        **echoed(body),  # temperature, top_p, metadata… (translate/parameters.py)
     )

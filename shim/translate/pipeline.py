@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from shim.core.deltas import Delta, ErrorDelta
 from shim.dialects.model import Dialect
+from shim.errors import UpstreamTruncated
 from shim.ids import Clock, IdFactory
 from shim.sse import SSEDecoder
 from shim.translate.chat_reader import ChatStreamReader, read_completion
@@ -72,11 +73,7 @@ class ChatToResponsesStream:
         for event in self.decoder.finish():
             out.extend(self._deltas(self.reader.feed_data(event.data)))
         if truncated and not self.reader.saw_done and not self.reader.saw_finish:
-            return out + self.writer.fail(
-                ErrorDelta(
-                    message="The upstream stream ended unexpectedly.", code="upstream_stream_truncated"
-                )
-            )
+            return out + self.writer.fail(ErrorDelta.of(UpstreamTruncated()))
         out.extend(self._deltas(self.reader.finish()))
         return out + self.writer.finish()
 

@@ -33,6 +33,7 @@ from msgspec import UNSET
 
 from shim.core.diagnostics import Diagnostics
 from shim.errors import InvalidRequest
+from shim.translate.parameters import copy_same_name
 from shim.translate.reverse_tools import NativeKind, custom_tool, native_call, native_output
 from shim.wire import chat as c
 from shim.wire import responses as r
@@ -436,18 +437,10 @@ def to_responses_request(
     body.max_output_tokens = (
         req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     )
-    body.temperature = req.temperature
-    body.top_p = req.top_p
-    body.presence_penalty = req.presence_penalty
-    body.frequency_penalty = req.frequency_penalty
+    copy_same_name(req, body, "to_responses")  # temperature, top_p, seed, user… (translate/parameters.py)
     if req.logprobs or req.top_logprobs is not None:
         body.include = [LOGPROBS_INCLUDE]
         body.top_logprobs = req.top_logprobs
-    body.seed = req.seed
-    body.user = req.user
-    body.metadata = req.metadata
-    body.prompt_cache_key = req.prompt_cache_key
-    body.safety_identifier = req.safety_identifier
     body.service_tier = req.service_tier
     body.store = store
     if stream:

@@ -3,7 +3,7 @@
 The upstreams, each behind its own ``python -m shim serve`` subprocess (a real socket, uvicorn
 and the CLI's settings path, as a user's client sees it):
 
-- ``shim_llama``: the real llama.cpp upstream (``shim.embedded.EmbeddedUpstream``, Gemma 3 270M,
+- ``shim_llama``: the real llama.cpp upstream (``shim.cli.embedded.EmbeddedUpstream``, Gemma 3 270M,
   ``n_ctx`` 16384 because Codex's prompt needs it). Plain text, streaming, and tool calls the
   client can force (``tool_choice``) run here. The route caps output at
   ``LLAMA_MAX_OUTPUT_TOKENS`` for clients that send no limit (Codex): the base model rarely
@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shim.embedded import DIALECT, FUNCTIONS_CHAT_FORMAT, FUNCTIONS_DIALECT, MODEL_ALIAS
+from shim.cli.embedded import DIALECT, FUNCTIONS_CHAT_FORMAT, FUNCTIONS_DIALECT, MODEL_ALIAS
 from tests.support.processes import Served, serve_script, serve_shim
 from tests.support.real_components import CLIENTS_HINT, running_llama, unavailable
 from tests.support.recording_proxy import RecordingProxy

@@ -1,6 +1,6 @@
 """End-to-end fixtures: a real llama.cpp upstream and the shim itself as a real server.
 
-The upstream is ``shim.embedded.EmbeddedUpstream`` (llama-cpp-python serving Gemma 3 270M), the
+The upstream is ``shim.cli.embedded.EmbeddedUpstream`` (llama-cpp-python serving Gemma 3 270M), the
 one ``shim serve`` starts when no upstream is configured. ``scripts/test.sh`` installs it; a
 plain ``pytest`` never compiles anything: when llama-cpp-python or the model is missing these
 tests skip with the reason, except in CI (``CI=true``), where a missing real component fails.
@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shim.embedded import DIALECT, MODEL_ALIAS
+from shim.cli.embedded import DIALECT, MODEL_ALIAS
 from tests.support.processes import Served, serve_shim
 from tests.support.real_components import running_llama
 

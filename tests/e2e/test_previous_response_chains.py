@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from shim.embedded import DIALECT
+from shim.cli.embedded import DIALECT
 from tests.e2e.conftest import MODEL, ShimServer, _start_shim
 from tests.store.conftest import (
     redis_url,  # noqa: F401 (the fixture, for the redis store)

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shim.server import observability
-from shim.server.observability import _write_access_line, access_log, configure_logging
+from shim.http import observability
+from shim.http.observability import _write_access_line, access_log, configure_logging
 
 LINE = {
     "ts": 1764077000.123,

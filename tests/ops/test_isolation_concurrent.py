@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shim.http.state import app_state
 from tests.server.harness import Receive, Scope, Send, Shim, build_shim
 from tests.server.test_background import poll
 from tests.server.test_isolation import ATTEMPTS, MISSING
@@ -62,7 +63,7 @@ def test_the_attempts_are_the_sequential_suites() -> None:
 
 
 class Jitter:
-    """The scripted upstream after a random pause of 0-20 ms, so requests overlap; 100-200 ms for
+    """The scripted upstream after a random pause of 0-20 ms, so requests overlap; 400-600 ms for
     a text saying ``slow`` (the background turns), so they are still running while others try to
     reach or cancel them."""
 
@@ -72,7 +73,7 @@ class Jitter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
         body = message.get("body", b"")
-        pause = 0.1 + self.rng.random() * 0.1 if b"slow" in body else self.rng.random() * 0.02
+        pause = 0.4 + self.rng.random() * 0.2 if b"slow" in body else self.rng.random() * 0.02
         await asyncio.sleep(pause)
 
         async def replay() -> dict[str, Any]:
@@ -151,15 +152,22 @@ class Tenant:
         assert not foreign, f"tenant {self.n} saw {foreign}"
         return data
 
-    async def attack(self) -> None:
-        """Every attempt on other callers' ids (the newest background response, often still
-        running, and one at random), each next to the same attempt on a missing id; in waves
-        through the round."""
-        for _ in range(3):
+    async def attack(self, round_over: asyncio.Event) -> None:
+        """Every attempt on other callers' ids (the newest background response still running,
+        and one at random), each next to the same attempt on a missing id; in waves
+        until this caller's own round is over (at least three), so the waves overlap the
+        background turns however slowly a loaded machine runs the round."""
+        waves = 0
+        while waves < 3 or not round_over.is_set():
+            waves += 1
             await asyncio.sleep(0.03)
             targets = [i for i, owner in list(self.registry.items()) if owner != self.n]
-            newest = [i for i, owner in self.backgrounds[-TENANTS:] if owner != self.n]
-            for target in set(newest[-1:] + self.rng.sample(targets, min(1, len(targets)))):
+            # A background response still running when the wave starts, if there is one: the
+            # newest one is often already finished on a loaded machine.
+            foreign = [i for i, owner in self.backgrounds if owner != self.n]
+            running = [i for i in foreign if self.running(i)]
+            newest = (running or foreign)[-1:]
+            for target in set(newest + self.rng.sample(targets, min(1, len(targets)))):
                 await self.attack_one(target)
 
     async def attack_one(self, target: str) -> None:
@@ -177,7 +185,15 @@ class Tenant:
 
     async def run(self) -> None:
         for r in range(ROUNDS):
-            await asyncio.gather(self.own_round(r), self.attack())
+            round_over = asyncio.Event()
+
+            async def own_round(r: int = r, round_over: asyncio.Event = round_over) -> None:
+                try:
+                    await self.own_round(r)
+                finally:
+                    round_over.set()
+
+            await asyncio.gather(own_round(), self.attack(round_over))
 
     async def check_end(self) -> None:
         for rid, status in self.kept.items():
@@ -193,7 +209,7 @@ class Tenant:
 async def shim(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Shim]:
     store = "memory://" if request.param == "memory" else f"diskcache://{tmp_path / 'store'}"
     shim = build_shim(target=Jitter(seed=6), store=store)
-    shim.app.state.background.poll = 0.01
+    app_state(shim.app).background.poll = 0.01
     yield shim
     await shim.client.aclose()
 
@@ -201,7 +217,7 @@ async def shim(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 async def test_concurrent_callers_never_reach_each_other(shim: Shim) -> None:
     registry: dict[str, int] = {}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(shim.app), base_url="http://shim") as client:
-        runner = shim.app.state.background
+        runner = app_state(shim.app).background
         backgrounds: list[tuple[str, int]] = []
         tenants = [
             Tenant(n, client, registry, backgrounds, lambda i: i in runner._tasks) for n in range(TENANTS)

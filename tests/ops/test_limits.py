@@ -93,10 +93,26 @@ async def shim(fault: FaultUpstream) -> Any:
     await shim.aclose()
 
 
+# Every route kind of ``POST /v1/responses``: translated over Chat, passed through to an upstream
+# that speaks Open Responses (stateless, and stateful: the body goes as it came).
+KINDS = {
+    "chat": {},
+    "responses-passthrough": {"kind": "responses"},
+    "responses-passthrough-stateful": {"kind": "responses", "stateful": True},
+}
+
+
+@pytest.fixture(params=KINDS.values(), ids=KINDS.keys())
+async def any_route(request: pytest.FixtureRequest, fault: FaultUpstream) -> Any:
+    shim = LiveShim(fault.url, route=request.param, max_body_bytes=200_000, limits=SMALL)
+    yield shim
+    await shim.aclose()
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 @pytest.mark.parametrize(("body", "status", "code", "param"), [pytest.param(*r[1:], id=r[0]) for r in LIMITS])
 async def test_limit_enforced(
-    shim: LiveShim,
+    any_route: LiveShim,
     fault: FaultUpstream,
     body: bytes | dict[str, Any],
     status: int,
@@ -105,7 +121,7 @@ async def test_limit_enforced(
     stream: bool,
 ) -> None:
     raw = body if isinstance(body, bytes) else json.dumps({**body, "stream": stream}).encode()
-    response = await shim.client.post(
+    response = await any_route.client.post(
         "/v1/responses", content=raw, headers={"content-type": "application/json"}
     )
     assert response.status_code == status, response.text[:300]

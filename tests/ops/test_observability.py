@@ -11,6 +11,7 @@ import httpx
 import pytest
 import uvicorn
 
+from shim.http.state import app_state
 from shim.settings import Timeouts
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.live_shim import LiveShim
@@ -129,7 +130,7 @@ async def test_readyz(shim: LiveShim) -> None:
     async def broken_ping() -> bool:
         raise ConnectionError("store down")
 
-    shim.app.state.service.store.backend.ping = broken_ping
+    app_state(shim.app).turns.store.backend.ping = broken_ping
     down = await shim.client.get("/readyz")
     assert down.status_code == 503
     assert down.json()["checks"]["store"] == "unreachable: ConnectionError"

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from shim.redaction import StreamRedactor
+from shim.http.state import app_state
+from shim.upstream.redaction import StreamRedactor
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.live_shim import LiveShim
 
@@ -24,7 +25,7 @@ KEYS = (CLIENT_KEY, UPSTREAM_KEY)
 
 
 def _store_dump(shim: LiveShim, store: str, tmp_path: Path) -> bytes:
-    backend: Any = shim.app.state.service.store.backend
+    backend: Any = app_state(shim.app).turns.store.backend
     if store == "memory":
         values = [v for v, _ in backend._values.values()] + [b"".join(v) for v, _ in backend._lists.values()]
         return b"\n".join([*values, *(k.encode() for k in backend._values)])

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shim.server.keepalive import with_keepalive
+from shim.turns.keepalive import with_keepalive
 
 
 class Source:

@@ -18,9 +18,9 @@ import httpx
 from litestar import Litestar
 
 from shim.core.diagnostics import Policy
-from shim.server.app import create_app
+from shim.http.app import create_app
 from shim.settings import Route, ServerSettings, Settings, Timeouts
-from shim.upstream import UpstreamClient
+from shim.upstream.client import UpstreamClient
 from tests.support import scripted_chat
 from tests.support.scripted_asgi import read_body
 

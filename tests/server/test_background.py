@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shim.server.background import BackgroundRunner
+from shim.http.state import app_state
 from shim.store.memory_backend import MemoryBackend
+from shim.turns.background import BackgroundRunner
 from tests.checks.oracle import validate_resource
 from tests.server.harness import Receive, Scope, Send, Shim, status_app
 from tests.support import scripted_chat
@@ -44,7 +45,7 @@ class Gate:
 
 
 def runner_of(shim: Shim) -> BackgroundRunner:
-    runner: BackgroundRunner = shim.app.state.background
+    runner: BackgroundRunner = app_state(shim.app).background
     runner.poll = 0.01
     return runner
 
@@ -217,8 +218,8 @@ def replicas(make_shim: MakeShim, gate: Gate) -> tuple[Shim, Shim]:
     """Two shims sharing one store (as with Redis); ``a`` reaches the gated upstream."""
     a, b = make_shim(target=gate), make_shim()
     shared = MemoryBackend()
-    a.app.state.service.store.backend = shared
-    b.app.state.service.store.backend = shared
+    app_state(a.app).turns.store.backend = shared
+    app_state(b.app).turns.store.backend = shared
     return a, b
 
 
@@ -256,7 +257,7 @@ async def test_another_replica_sees_completion(
 
 
 class FlakyGets:
-    """A backend whose ``get`` fails while ``failing`` is set (a store hiccup)."""
+    """A backend whose reads and compare-and-sets fail while ``failing`` is set (a store hiccup)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -273,13 +274,22 @@ class FlakyGets:
         result: bytes | None = await self.inner.get(key)
         return result
 
+    async def compare_and_set(
+        self, key: str, expected: bytes | None, value: bytes, ttl: float | None
+    ) -> bool:
+        if self.failing:  # the lease renewal
+            self.failed += 1
+            raise ConnectionError("store unreachable")
+        done: bool = await self.inner.compare_and_set(key, expected, value, ttl)
+        return done
+
 
 async def test_a_store_hiccup_while_polling_does_not_stop_the_response(
     gated: Shim, gate: Gate, connect: Connect, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = connect(gated)
     runner_of(gated)
-    store = gated.app.state.service.store
+    store = app_state(gated.app).turns.store
     flaky = store.backend = FlakyGets(store.backend)
     queued = await start(client)
     await poll(client, queued["id"], {"in_progress"})
@@ -290,4 +300,4 @@ async def test_a_store_hiccup_while_polling_does_not_stop_the_response(
     flaky.failing = False
     gate.open()
     assert (await poll(client, queued["id"]))["status"] == "completed"
-    assert "cannot poll the store" in caplog.text
+    assert "cannot renew its lease" in caplog.text

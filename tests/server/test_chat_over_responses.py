@@ -461,7 +461,7 @@ async def test_chat_route_normalizes_when_asked(
 def test_route_kind_from_flags_and_environment(
     monkeypatch: pytest.MonkeyPatch, argv: list[str], env: dict[str, str], kind: str, stateful: bool
 ) -> None:
-    from shim.cli import build_parser
+    from shim.cli.command import build_parser
     from shim.settings import load_settings
 
     for name in ("SHIM_UPSTREAM_KIND", "SHIM_UPSTREAM_STATEFUL"):

@@ -16,7 +16,7 @@ import openresponses_types as spec
 import pytest
 from litestar.testing import TestClient
 
-from shim.sealing import PREFIX
+from shim.conversation.sealing import PREFIX
 from shim.settings import Route
 from shim.translate.compaction import compaction_config
 from tests.server.harness import UPSTREAM_URL, Shim, status_app, text_of

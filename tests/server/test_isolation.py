@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shim.http.state import app_state
 from tests.server.harness import Shim
 from tests.server.test_background import Gate, poll
 
@@ -51,7 +52,7 @@ async def test_cross_access_looks_like_a_missing_id(
 ) -> None:
     gate = Gate()
     shim = make_shim(target=gate)
-    shim.app.state.background.poll = 0.01
+    app_state(shim.app).background.poll = 0.01
     client = connect(shim)
     if not background:
         gate.open()

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shim.server.retrieval import listed_items, page_items
+from shim.http.retrieval import listed_items, page_items
+from shim.http.state import app_state
 from shim.store.repository import StoredResponse
 from shim.wire import responses as r
 from tests.checks.oracle import validate_resource
@@ -117,7 +118,7 @@ async def test_store_false_is_not_retrievable(client: httpx.AsyncClient) -> None
 
 async def test_without_a_store_every_id_is_missing(make_shim: MakeShim, connect: Connect) -> None:
     shim = make_shim()
-    shim.app.state.service.store = None
+    app_state(shim.app).turns.store = None
     client = connect(shim)
     created = await create(client, {"input": "Hello"})
     not_found(await client.get(f"/v1/responses/{created['id']}"))
@@ -279,7 +280,7 @@ def test_listed_items_keeps_client_ids_and_fills_the_rest() -> None:
 async def test_one_store_read_per_turn_whatever_the_depth(
     client: httpx.AsyncClient, shim: Shim, depth: int, stream: bool
 ) -> None:
-    store = shim.app.state.service.store
+    store = app_state(shim.app).turns.store
     previous: str | None = None
     for n in range(depth):
         body = {"input": f"turn {n}", **({"previous_response_id": previous} if previous else {})}
@@ -374,8 +375,8 @@ async def test_openapi_describes_the_endpoints(
 
 async def test_a_stream_is_stored_before_its_final_event_goes_out(shim: Shim) -> None:
     """A client may continue the chain the moment it reads ``response.completed``."""
-    store = shim.app.state.service.store
-    scope = shim.app.state.service.scope(None)
+    store = app_state(shim.app).turns.store
+    scope = app_state(shim.app).turns.scope(None)
     found: list[bool] = []
     payload = json.dumps({"model": "m", "input": "hi", "stream": True}).encode()
 

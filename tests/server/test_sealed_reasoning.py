@@ -18,7 +18,7 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from shim.sealing import PREFIX
+from shim.conversation.sealing import PREFIX
 from shim.settings import Route
 from tests.server.harness import UPSTREAM_URL, Shim, parse_sse
 from tests.support import deepseek_thinking_synthetic

@@ -17,7 +17,9 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 from litestar.testing.websocket_test_session import WebSocketTestSession
 
-from shim.server import websocket as ws_module
+from shim.http import websocket as ws_module
+from shim.http.state import app_state
+from shim.limits import Limits
 from shim.settings import Route
 from tests.checks.lifecycle import check_lifecycle
 from tests.checks.oracle import validate_event
@@ -387,3 +389,92 @@ def test_unstreamable_tool_choice_is_replayed_as_frames(
     assert second["output"][-1]["type"] == "message"
     assert [b.get("stream") for b in functions.upstream.bodies] == [None, None]
     assert [b["tool_choice"] for b in functions.upstream.bodies] == ["auto", "auto"]
+
+
+# --------------------------------------------------------------------------- the body guards, per frame
+
+_DEEP = 10_000
+_DEEP_FRAME = '{"type": "response.create", "model": "m", "input": ' + "[" * _DEEP + "]" * _DEEP + "}"
+_BIG_FRAME = '{"type": "response.create", "model": "m", "input": "' + "x" * (1024 * 1024) + '"}'
+# (frame kind, frame, status, code); a text frame is UTF-8 by definition, so bad UTF-8 is binary only.
+GUARDED_FRAMES = {
+    "text-10000-deep": ("text", _DEEP_FRAME.encode(), 400, "json_too_deep"),
+    "binary-10000-deep": ("binary", _DEEP_FRAME.encode(), 400, "json_too_deep"),
+    "text-over-max-body-bytes": ("text", _BIG_FRAME.encode(), 413, "request_too_large"),
+    "binary-over-max-body-bytes": ("binary", _BIG_FRAME.encode(), 413, "request_too_large"),
+    "binary-not-utf8": (
+        "binary",
+        b'{"type": "response.create", "model": "m", "input": "\xff\xfe"}',
+        400,
+        "invalid_utf8",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "status", "code"), GUARDED_FRAMES.values(), ids=GUARDED_FRAMES.keys()
+)
+def test_frames_get_the_body_guards(
+    open_ws: Callable[..., WebSocketTestSession], shim: Shim, kind: str, raw: bytes, status: int, code: str
+) -> None:
+    """The checks every HTTP body gets (``shim.http.guards``) apply to each frame, answered with
+    an error frame; the connection stays usable."""
+    ws = open_ws()
+    if kind == "text":
+        ws.send_text(raw.decode())
+    else:
+        ws.send_bytes(raw)
+    data = error_of([frame(ws)])
+    assert (data["status"], data["error"]["code"]) == (status, code)
+    assert shim.upstream.requests == []
+    completed(turn(ws, {"model": "m", "input": "still open"}))
+
+
+# --------------------------------------------------------------------------- the bounded connection cache
+
+
+def _answer(ws: WebSocketTestSession, previous: str | None = None) -> dict[str, Any]:
+    """A ``store: false`` turn (continuing ``previous``): its final response or its error frame."""
+    body: dict[str, Any] = {"model": "m", "input": "hi", "store": False}
+    if previous is not None:
+        body["previous_response_id"] = previous
+    frames = turn(ws, body)
+    return frames[-1] if frames[-1]["type"] == "error" else completed(frames)
+
+
+@pytest.mark.parametrize(
+    ("limits", "plan", "probe", "found"),
+    [
+        # Three fresh responses, two entries: the oldest goes, the others stay.
+        ({"websocket_cache_entries": 2}, [None, None, None], 0, False),
+        ({"websocket_cache_entries": 2}, [None, None, None], 1, True),
+        # Least recently *used*: continuing from the first keeps it and evicts the second.
+        ({"websocket_cache_entries": 2}, [None, None, 0], 1, False),
+        ({"websocket_cache_entries": 2}, [None, None, 0], 0, True),
+        # A byte bound too small for two: only the newest response stays.
+        ({"websocket_cache_bytes": 1}, [None, None], 0, False),
+        ({"websocket_cache_bytes": 1}, [None, None], 1, True),
+    ],
+    ids=["count-evicted", "count-kept", "lru-evicted", "lru-kept", "bytes-evicted", "bytes-newest-kept"],
+)
+def test_connection_cache_is_bounded(
+    open_ws: Callable[..., WebSocketTestSession],
+    shim: Shim,
+    limits: dict[str, int],
+    plan: list[int | None],
+    probe: int,
+    found: bool,
+) -> None:
+    """``plan``: per turn, the index of the earlier response it continues (``None``: a new one);
+    then a turn continues response ``probe``. An evicted ``store: false`` id answers like an
+    unknown one."""
+    app_state(shim.app).turns.limits = Limits(**limits)
+    ws = open_ws()
+    ids: list[str] = []
+    for previous in plan:
+        ids.append(_answer(ws, None if previous is None else ids[previous])["id"])
+    answer = _answer(ws, ids[probe])
+    if found:
+        assert answer["previous_response_id"] == ids[probe]
+    else:
+        assert answer["type"] == "error" and answer["error"]["code"] == "previous_response_not_found"

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shim.http.state import app_state
 from shim.store.backends import KeyValue, open_backend
 from tests.server.harness import Shim, build_shim
 from tests.server.test_background import Gate, poll, settle
@@ -26,14 +27,14 @@ async def replicas(backend_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
     backends: list[KeyValue] = [open_backend(backend_url)]
     backends.append(backends[0] if backend_url == "memory://" else open_backend(backend_url))
     for shim, backend in zip((a, b), backends, strict=True):
-        shim.app.state.service.store.backend = backend
-        shim.app.state.background.poll = 0.01
+        app_state(shim.app).turns.store.backend = backend
+        app_state(shim.app).background.poll = 0.01
     clients = [
         httpx.AsyncClient(transport=httpx.ASGITransport(s.app), base_url="http://shim") for s in (a, b)
     ]
     yield (clients[0], clients[1], a), gate
     gate.open()
-    await settle(a.app.state.background)
+    await settle(app_state(a.app).background)
     for client in clients:
         await client.aclose()
     for shim in (a, b):
@@ -78,7 +79,7 @@ async def test_background_stopped_elsewhere(replicas: tuple[Replicas, Gate], act
         assert response.status_code == 200 and response.json()["status"] == "cancelled"
     else:
         assert (await on_b.delete(f"/v1/responses/{queued['id']}")).status_code == 200
-    await settle(a.app.state.background)  # replica a noticed at its next poll and stopped
+    await settle(app_state(a.app).background)  # replica a noticed at its next poll and stopped
     assert gate.abandoned == 1, "replica a gave up its upstream request"
     after = await on_a.get(f"/v1/responses/{queued['id']}")
     assert after.status_code == (200 if action == "cancel" else 404)

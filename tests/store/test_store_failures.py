@@ -8,12 +8,13 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from shim.embedded import free_port
-from shim.server.app import create_app
+from shim.cli.embedded import free_port
+from shim.http.app import create_app
+from shim.http.state import app_state
 from shim.settings import Route, ServerSettings, Settings
 from shim.store.backends import KeyValue, open_backend
 from shim.store.failures import StoreUnavailable
-from shim.upstream import UpstreamClient
+from shim.upstream.client import UpstreamClient
 from tests.support import scripted_chat
 
 CALLS: dict[str, Callable[[KeyValue], Awaitable[object]]] = {
@@ -57,7 +58,7 @@ async def test_the_api_answers_503_in_the_envelope(monkeypatch: pytest.MonkeyPat
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://shim") as http:
         answer = await http.post("/v1/responses", json={"model": "m", "input": "hi"})
     await upstream.aclose()
-    await app.state.service.store.backend.aclose()
+    await app_state(app).turns.store.backend.aclose()
     assert answer.status_code == 503, answer.text
     error = answer.json()["error"]
     assert (error["type"], error["code"]) == ("server_error", "store_unavailable")

@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar import Litestar
 
-from shim.server.app import create_app
+from shim.http.app import create_app
 from shim.settings import Route, ServerSettings, Settings, Timeouts
-from shim.upstream import UpstreamClient
+from shim.upstream.client import UpstreamClient
 from tests.support import scripted_chat
 
 __all__ = ["FuzzReport", "fuzz_app", "hostile_requests", "run_hostile", "run_schemathesis"]

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from shim.server.app import create_app
+from shim.http.app import create_app
+from shim.http.state import app_state
 from shim.settings import Route, ServerSettings, Settings
 
 __all__ = ["LiveShim", "isolated_env"]
@@ -44,4 +45,4 @@ class LiveShim:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-        await self.app.state.service.upstream.aclose()
+        await app_state(self.app).turns.upstream.aclose()

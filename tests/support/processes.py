@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shim.embedded import free_port
+from shim.cli.embedded import free_port
 
 __all__ = [
     "Served",

@@ -16,10 +16,10 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 
-from shim.embedded import MODEL_ALIAS, EmbeddedUpstream, EmbeddedUpstreamError, is_available
+from shim.cli.embedded import MODEL_ALIAS, EmbeddedUpstream, EmbeddedUpstreamError, is_available
 
 IN_CI = os.environ.get("CI") == "true"
-LLAMA_HINT = "`bash scripts/test.sh` or `python -m shim.embedded ensure` installs it"
+LLAMA_HINT = "`bash scripts/test.sh` or `python -m shim.cli.embedded ensure` installs it"
 CLIENTS_HINT = "`bash scripts/install_clients.sh` (called by scripts/test.sh) installs the npm clients"
 
 
@@ -52,3 +52,21 @@ def running_llama(log: Path, **options: Any) -> Iterator[str]:
         yield url
     finally:
         upstream.stop()
+
+
+BROWSER_HINT = "`bash scripts/install_browser.sh` (called by scripts/test.sh) installs Debian's chromium"
+
+
+def chromium_executable() -> str:
+    """Debian's Chromium for Playwright's ``executable_path`` (never Playwright's own download)."""
+    import shutil
+
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        unavailable("browser", f"the playwright package is missing ({exc})", "pip install -e '.[test]'")
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    unavailable("browser", "no chromium on PATH", BROWSER_HINT)

@@ -1,4 +1,4 @@
-"""``shim.upstream_transport.KeepAliveTransport`` against scripted raw HTTP/1.1 servers.
+"""``shim.upstream.transport.KeepAliveTransport`` against scripted raw HTTP/1.1 servers.
 
 Each case is a server script (what it writes back, byte for byte, and when it hangs up) and what
 the client must see: the body, the httpx exception httpcore would have raised, and how many TCP
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from shim.upstream_transport import KeepAliveTransport, fast_transport
+from shim.upstream.transport import KeepAliveTransport, fast_transport
 
 Script = Callable[["Conn"], Awaitable[None]]
 

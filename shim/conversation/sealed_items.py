@@ -1,0 +1,122 @@
+"""Sealed items at the service boundary: seal reasoning on the way out, open it on the way in.
+
+A stateless client (``store: false`` + ``include: ["reasoning.encrypted_content"]``) gets each
+reasoning item with ``encrypted_content`` holding the reasoning text, sealed for its scope.
+When items come back as input, sealed reasoning is opened into plain ``reasoning_text`` content
+and a ``compaction`` item into the summary message from ``mappings/prompts/compaction.toml``,
+so the translators only ever see plain items and replay them per the dialect
+(``RequestRules.reasoning_replay``). A blob that does not open is a 400
+``invalid_encrypted_content`` naming the item; its content is never echoed.
+
+Sealing mutates the writer's reasoning items in place: the same item object appears in
+``response.output_item.done`` and in the final snapshot, so it is sealed once for both.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+from msgspec import UNSET
+
+from shim.conversation.sealing import Purpose, Sealer, SealError
+from shim.errors import InvalidEncryptedContent
+from shim.translate.compaction import CompactionConfig, summary_message
+from shim.wire import responses as r
+
+__all__ = ["ENCRYPTED_REASONING", "SealedItems", "wants_sealed_reasoning"]
+
+T = TypeVar("T")
+
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+
+
+class _Reasoning(msgspec.Struct, frozen=True):
+    text: str
+
+
+class _Summary(msgspec.Struct, frozen=True):
+    summary: str
+
+
+_encode = msgspec.json.Encoder().encode
+_reasoning = msgspec.json.Decoder(_Reasoning)
+_summary = msgspec.json.Decoder(_Summary)
+
+
+def wants_sealed_reasoning(include: list[str] | None) -> bool:
+    return ENCRYPTED_REASONING in (include or ())
+
+
+def _reasoning_text(item: r.ReasoningBody) -> str:
+    if isinstance(item.content, list) and item.content:
+        return "".join(part.text for part in item.content)
+    return "\n\n".join(part.text for part in item.summary)
+
+
+class SealedItems:
+    """Seals and opens items for one caller scope."""
+
+    def __init__(self, sealer: Sealer, scope: str, compaction: CompactionConfig) -> None:
+        self.sealer = sealer
+        self.scope = scope
+        self.compaction = compaction
+
+    # out -----------------------------------------------------------------------
+
+    def seal_reasoning(self, items: list[r.ItemField]) -> None:
+        for item in items:
+            if isinstance(item, r.ReasoningBody) and item.encrypted_content is UNSET:
+                payload = _encode(_Reasoning(text=_reasoning_text(item)))
+                item.encrypted_content = self.sealer.seal("reasoning", self.scope, payload)
+
+    def seal_event(self, event: r.StreamingEvent) -> None:
+        if isinstance(event, r.ResponseOutputItemDoneStreamingEvent):
+            self.seal_reasoning([event.item])
+        elif isinstance(
+            event,
+            r.ResponseCompletedStreamingEvent
+            | r.ResponseIncompleteStreamingEvent
+            | r.ResponseFailedStreamingEvent,
+        ):
+            self.seal_reasoning(event.response.output)
+
+    def seal_summary(self, summary: str) -> str:
+        return self.sealer.seal("compaction", self.scope, _encode(_Summary(summary=summary)))
+
+    # in ------------------------------------------------------------------------
+
+    def open_items(self, items: list[r.ItemParam], first_input: int = 0) -> list[r.ItemParam]:
+        """Items with sealed content opened. ``items[first_input:]`` are the request's ``input``
+        (for error params); earlier ones came from the stored history."""
+        if not any(isinstance(i, r.ReasoningItemParam | r.CompactionSummaryItemParam) for i in items):
+            return items
+        out: list[r.ItemParam] = []
+        for n, item in enumerate(items):
+            where = f"input[{n - first_input}]" if n >= first_input else "previous_response_id"
+            if isinstance(item, r.ReasoningItemParam) and item.encrypted_content:
+                text = self._open("reasoning", item.encrypted_content, where, _reasoning).text
+                out.append(
+                    r.ReasoningItemParam(
+                        id=item.id,
+                        summary=item.summary,
+                        content=[r.ReasoningTextContent(text=text)] if text else None,
+                        status=item.status,
+                    )
+                )
+            elif isinstance(item, r.CompactionSummaryItemParam):
+                summary = self._open("compaction", item.encrypted_content, where, _summary).summary
+                out.append(summary_message(summary, self.compaction, item.id))
+            else:
+                out.append(item)
+        return out
+
+    def _open(self, purpose: Purpose, blob: str, where: str, decoder: msgspec.json.Decoder[T]) -> T:
+        try:
+            return decoder.decode(self.sealer.open(purpose, self.scope, blob))
+        except (SealError, msgspec.DecodeError):
+            raise InvalidEncryptedContent(
+                f"The encrypted_content of {where} could not be opened: it was not produced by this "
+                "server for this API key, or it was altered.",
+                param=f"{where}.encrypted_content" if where != "previous_response_id" else where,
+            ) from None

@@ -1,0 +1,172 @@
+"""The composition root: ``create_app`` builds every part once (router, upstream client, store,
+``TurnContext``, background runner, metrics) into one typed ``AppState``, registers the handlers
+and renders errors in the OpenAI envelope. Handlers live beside it: ``responses.py``,
+``chat.py``, ``websocket.py``, ``retrieval.py``, ``models.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+
+from shim.conversation.reasoning_memory import ReasoningMemory
+from shim.errors import InvalidRequest, ShimError
+from shim.fixtures.recorder import build_recorder
+from shim.http.chat import create_chat_completion
+from shim.http.inspector import install as install_recording
+from shim.http.models import healthz, list_models
+from shim.http.observability import install as install_observability
+from shim.http.openapi import add_wire_schemas, openapi_config
+from shim.http.responses import compact_response, create_response
+from shim.http.retrieval import retrieval_handlers
+from shim.http.state import STATE_KEY, AppState, app_state
+from shim.http.websocket import responses_websocket
+from shim.ids import RandomIds, system_clock
+from shim.settings import Settings, environment
+from shim.store.backends import open_backend
+from shim.store.repository import ResponseStore
+from shim.telemetry import Metrics
+from shim.turns.background import BackgroundRunner
+from shim.turns.context import TurnContext
+from shim.turns.pump import Timing
+from shim.upstream.client import UpstreamClient
+from shim.upstream.routing import Router
+
+__all__ = ["App", "app_state", "create_app", "error_response"]
+
+App = Litestar  # what ``create_app`` builds, for modules above ``http/`` that may not import Litestar
+
+log = logging.getLogger("shim")
+_encoder = msgspec.json.Encoder()
+
+
+def error_response(exc: ShimError) -> Response[bytes]:
+    return Response(
+        content=_encoder.encode(exc.envelope()),
+        status_code=exc.http_status,
+        media_type="application/json",
+        headers=exc.headers or None,
+    )
+
+
+def _shim_error_handler(_: Request[Any, Any, Any], exc: ShimError) -> Response[bytes]:
+    return error_response(exc)
+
+
+def _http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    kinds = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+    headers = dict(exc.headers or {})
+    if "allow" in headers:  # 405 must list the methods; Litestar counts the WebSocket route as one
+        headers["allow"] = ", ".join(m for m in headers["allow"].split(", ") if m.isupper())
+    message, param = str(exc.detail), None
+    problem = exc.extra[0] if isinstance(exc.extra, list) and exc.extra else None
+    if isinstance(problem, dict) and "key" in problem:  # a query/path parameter Litestar rejected
+        param = str(problem["key"])
+        message = f"Invalid `{param}`: {problem.get('message', 'bad value')}."
+    # A client's mistake is an ``invalid_request_error``, anything else a ``server_error``.
+    kind = InvalidRequest if exc.status_code < 500 else ShimError
+    error = kind(
+        message,
+        param=param,
+        code=kinds.get(exc.status_code, "invalid_parameter" if param else "invalid_request"),
+        status=exc.status_code,
+        headers=headers,
+    )
+    return error_response(error)
+
+
+def _crash_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(ShimError("The shim failed to handle this request.", code="internal_error"))
+
+
+def _secret() -> bytes:
+    """``SHIM_SECRET``, else the data directory's secret file (made on first use)."""
+    env = environment()
+    if env.secret:
+        return env.secret.encode()
+    path = env.data_dir / "secret"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = os.urandom(32)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+        return data
+
+
+def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) -> Litestar:
+    server = settings.server
+    client = upstream or UpstreamClient(
+        server.timeouts,
+        server.retries,
+        max_response_bytes=server.max_upstream_response_bytes,
+        retry_max_wait=server.retry_max_wait,
+    )
+    store = (
+        ResponseStore(
+            open_backend(server.store, max_bytes=server.store_max_bytes), ttl=server.store_ttl or None
+        )
+        if server.store != "none"
+        else None
+    )
+    ctx = TurnContext(
+        router=Router(settings.routes, server.api_keys),
+        upstream=client,
+        store=store,
+        secret=_secret(),
+        policy=server.diagnostics,
+        ids=RandomIds(),
+        clock=system_clock,
+        limits=server.limits,
+        timing=Timing(keepalive=server.timeouts.keepalive, idle=server.timeouts.idle),
+        memory=ReasoningMemory(store.backend) if store is not None else None,
+    )
+    state = AppState(
+        settings=settings,
+        turns=ctx,
+        background=BackgroundRunner(ctx, lease=server.background_lease),
+        metrics=Metrics(),
+        recorder=build_recorder(settings, ctx.secret),  # None unless --record DIR or /inspector
+    )
+
+    async def shutdown() -> None:
+        await state.background.aclose()
+        await client.aclose()
+        if ctx.store is not None:
+            await ctx.store.backend.aclose()
+
+    app = Litestar(
+        route_handlers=[
+            create_response,
+            create_chat_completion,
+            compact_response,
+            responses_websocket,
+            list_models,
+            healthz,
+            *retrieval_handlers,
+        ],
+        exception_handlers={
+            ShimError: _shim_error_handler,
+            HTTPException: _http_error_handler,
+            Exception: _crash_handler,
+        },
+        on_shutdown=[shutdown],
+        openapi_config=openapi_config(),
+        request_max_body_size=server.max_body_bytes,
+        state=State({STATE_KEY: state}),
+        debug=False,
+    )
+    add_wire_schemas(app.openapi_schema)
+    install_observability(app, state)  # body guard, request ids, logs, /metrics, /readyz
+    install_recording(app, client)  # --record DIR and /inspector (off by default)
+    return app

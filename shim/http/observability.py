@@ -1,0 +1,218 @@
+"""Request ids, one JSON log line per request, Prometheus metrics, ``/metrics`` and ``/readyz``.
+
+``install(app, settings)`` wraps the app's ASGI handler (outermost, so 404s, body-guard errors and
+streams are all seen) and registers the two endpoints:
+
+- ``X-Request-Id``: taken from the request when it is a sane token (≤128 chars of
+  ``[A-Za-z0-9._:+=/-]``), generated otherwise; always returned on the response.
+- the ``shim.access`` logger gets one JSON object per request: route template, method, status,
+  latency, upstream host, tokens, retries, upstream error kind, request id. Never headers, bodies,
+  keys or full upstream URLs.
+- ``/metrics``: the app's own registry (``shim.telemetry.Metrics``).
+- ``/readyz``: 200 when the store answers a ping within 2 s and at least one upstream is
+  configured, else 503 with the failing checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import msgspec
+from litestar import Litestar, Request, Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shim.http.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
+from shim.http.state import AppState, app_state
+from shim.telemetry import Metrics, RequestRecord, current_metrics, current_record, note_store
+
+__all__ = ["configure_logging", "install", "instrument_backend"]
+
+access_log = logging.getLogger("shim.access")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", ""})
+_STORE_OPS = ("get", "set", "add", "compare_and_set", "delete", "append", "list_range")
+
+
+def configure_logging(*, enabled: bool = True) -> None:
+    """JSON access lines on stderr, one per request, exactly as written (``serve`` calls this).
+    Not propagated: other handlers would wrap the JSON in their own format."""
+    access_log.propagate = False
+    access_log.disabled = not enabled
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per upstream call repeats ours
+    if enabled and not access_log.handlers:
+        global _own_handler
+        handler = _own_handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access_log.addHandler(handler)
+        access_log.setLevel(logging.INFO)
+
+
+_own_handler: logging.StreamHandler[Any] | None = None
+_encode = msgspec.json.Encoder().encode  # same compact JSON as json.dumps, ~10x cheaper
+
+
+def _write_access_line(line: dict[str, Any]) -> None:
+    """Straight to stderr while the logger is as ``configure_logging`` left it (the logging
+    machinery costs ~8 us a line); through the logger when anyone added handlers or filters."""
+    text = _encode(line).decode()
+    handler = _own_handler
+    if (
+        handler is not None
+        and not access_log.propagate
+        and len(access_log.handlers) == 1
+        and access_log.handlers[0] is handler
+        and not access_log.filters
+        and not handler.filters
+    ):
+        with contextlib.suppress(OSError, ValueError):  # a broken stderr must not fail the request
+            handler.stream.write(text + "\n")  # stderr is line-buffered: one write per line
+        return
+    access_log.info(text)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = bytes(value).decode("latin-1")
+            if _REQUEST_ID.fullmatch(text):
+                return text
+    return f"req_{os.urandom(16).hex()}"  # the shape of uuid4().hex at a quarter of the cost
+
+
+class Observe:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        record = RequestRecord(request_id=_request_id(scope))
+        record_token = current_record().set(record)
+        metrics_token = current_metrics().set(self.metrics)
+        started = time.perf_counter()
+        state: dict[str, Any] = {"status": 500, "stream": False, "finished": False, "bytes": 0}
+        header = (b"x-request-id", record.request_id.encode())
+
+        async def observed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != b"x-request-id"]
+                message["headers"] = [*headers, header]
+                content_type = dict((k.lower(), v) for k, v in headers).get(b"content-type", b"")
+                if content_type.startswith(b"text/event-stream"):
+                    state["stream"] = True
+                    self.metrics.open_streams.inc()
+            elif message["type"] == "http.response.body":
+                state["bytes"] += len(message.get("body", b""))
+                if not message.get("more_body"):
+                    state["finished"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            if state["stream"]:
+                self.metrics.open_streams.dec()
+            self._record(scope, record, state, time.perf_counter() - started)
+            current_record().reset(record_token)
+            current_metrics().reset(metrics_token)
+
+    def _record(self, scope: Scope, record: RequestRecord, state: dict[str, Any], latency: float) -> None:
+        route = str(scope.get("path_template") or "unmatched")
+        # A client picks the method: any other than the standard ones shares one label, so odd
+        # methods cannot grow the metrics without bound.
+        method = str(scope.get("method", ""))
+        label = method if method in _METHODS else "OTHER"
+        status = int(state["status"]) if state["finished"] else 499  # 499: the client went away
+        self.metrics.requests.labels(label, route, str(status)).inc()
+        self.metrics.latency.labels(label, route).observe(latency)
+        if access_log.isEnabledFor(logging.INFO):
+            line = {
+                "ts": round(time.time(), 3),
+                "event": "request",
+                "request_id": record.request_id,
+                "method": method,
+                "route": route,
+                "status": status,
+                "latency_ms": round(latency * 1000, 2),
+                "stream": state["stream"],
+                "bytes_out": state["bytes"],
+                "upstream": record.upstream,
+                "input_tokens": record.input_tokens,
+                "output_tokens": record.output_tokens,
+                "retries": record.retries,
+                "upstream_error": record.upstream_error,
+            }
+            _write_access_line(line)
+
+
+def instrument_backend(backend: Any, metrics: Metrics) -> None:
+    """Count every store operation by name and outcome (``ok``/``error``) in place."""
+
+    def wrap(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = await method(*args, **kwargs)
+            except Exception:
+                note_store(metrics, name, "error")
+                raise
+            note_store(metrics, name, "ok")
+            return result
+
+        return counted
+
+    for name in _STORE_OPS:
+        method = getattr(backend, name, None)
+        if method is not None:
+            try:
+                setattr(backend, name, wrap(name, method))
+            except AttributeError:  # a backend with __slots__: left uncounted
+                return
+
+
+@get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=False)
+async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    metrics = app_state(request.app).metrics
+    return Response(content=generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@get("/readyz", summary="Readiness", tags=["operations"], include_in_schema=False)
+async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
+    ctx = app_state(request.app).turns
+    checks = {"upstreams": "ok" if ctx.router.routes else "no upstream configured"}
+    if ctx.store is None:
+        checks["store"] = "disabled"
+    else:
+        try:
+            async with asyncio.timeout(2.0):
+                ok = await ctx.store.backend.ping()
+            checks["store"] = "ok" if ok else "ping failed"
+        except Exception as exc:  # any failure means not ready; the kind is enough to act on
+            checks["store"] = f"unreachable: {exc.__class__.__name__}"
+    ready = all(v in ("ok", "disabled") for v in checks.values())
+    body = json.dumps({"status": "ready" if ready else "not_ready", "checks": checks}).encode()
+    return Response(content=body, status_code=200 if ready else 503, media_type="application/json")
+
+
+def install(app: Litestar, state: AppState) -> None:
+    """Wrap ``app`` with the body guard and observation; register ``/metrics`` and ``/readyz``."""
+    metrics = state.metrics
+    server = state.settings.server
+    guarded = BodyGuard(cast(ASGIApp, app.asgi_handler), server.limits, server.max_body_bytes)
+    app.asgi_handler = cast(Any, Observe(guarded, metrics))
+    app.register(metrics_endpoint)
+    app.register(readyz)
+    store = state.turns.store
+    if store is not None:
+        instrument_backend(store.backend, metrics)

@@ -1,0 +1,126 @@
+"""``POST /v1/responses`` and ``POST /v1/responses/compact``: resolve the route once, hand one
+turn module its context, frame the answer (JSON, or SSE batches from the pump).
+
+Bodies are decoded by us, not by Litestar, so every validation error comes out in the OpenAI
+envelope with a ``param``; the OpenAPI document is told the real request schemas separately
+(``shim.http.openapi``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.response import Stream
+
+from shim.core.diagnostics import Diagnostics
+from shim.http.openapi import documented
+from shim.http.state import app_state
+from shim.sse import DONE, KEEPALIVE, encode_tagged
+from shim.turns import compaction, responses_over_chat, responses_passthrough
+from shim.turns.context import TurnContext
+from shim.upstream.routing import Resolved, bearer
+from shim.wire import responses as r
+from shim.wire.responses_decode import decode_compact_body, decode_create_response_body
+
+__all__ = [
+    "SSE_HEADERS",
+    "compact_response",
+    "create_response",
+    "diagnostics_headers",
+    "json_response",
+    "write_bytes",
+]
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(content: bytes, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(content=content, media_type="application/json", headers=headers or None)
+
+
+def diagnostics_headers(diags: Diagnostics, headers: dict[str, str] | None = None) -> dict[str, str]:
+    out = dict(headers or {})
+    if diags:
+        out["x-shim-diagnostics"] = diags.header_value()
+    return out
+
+
+async def _sse(batches: AsyncIterator[list[r.StreamingEvent] | None]) -> AsyncIterator[bytes]:
+    # One message per upstream chunk, not per event: each message costs a trip down the ASGI
+    # send chain and a socket write.
+    async for batch in batches:
+        yield KEEPALIVE if batch is None else b"".join([encode_tagged(event) for event in batch])
+    yield DONE
+
+
+async def write_bytes(batches: AsyncIterator[list[bytes] | None]) -> AsyncIterator[bytes]:
+    async for batch in batches:
+        yield KEEPALIVE if batch is None else b"".join(batch)
+
+
+@post(
+    "/v1/responses",
+    status_code=200,
+    summary="Create a response",
+    tags=["responses"],
+    operation_class=documented(
+        request=r.CreateResponseBody,
+        response=r.ResponseResource,
+        stream="Server-sent events when `stream` is true: `event: <type>` and `data: <event JSON>` per "
+        "Open Responses streaming event, then `data: [DONE]`.",
+    ),
+)
+async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
+    state = app_state(request.app)
+    ctx = state.turns
+    raw = await request.body()
+    body = decode_create_response_body(raw)
+    client_key = bearer(request.headers.get("authorization"))
+    resolved = ctx.router.resolve(body.model, client_key)
+    if resolved.route.kind == "responses":  # the upstream speaks Open Responses
+        return await _pass_through(ctx, raw, body, resolved, client_key)
+    turn = await responses_over_chat.prepare(ctx, body, resolved, client_key)
+    headers = diagnostics_headers(turn.diags)
+    if body.background:  # answered `queued` at once; the turn runs as a task (turns/background.py)
+        queued = await state.background.start(turn)
+        return json_response(_encoder.encode(queued), headers)
+    if body.stream:
+        upstream = await responses_over_chat.open_stream(ctx, turn)
+        batches = responses_over_chat.event_batches(ctx, turn, upstream)
+        return Stream(_sse(batches), media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+    resource = await responses_over_chat.complete(ctx, turn)
+    return json_response(_encoder.encode(resource), headers)
+
+
+async def _pass_through(
+    ctx: TurnContext, raw: bytes, body: r.CreateResponseBody, resolved: Resolved, client_key: str | None
+) -> Response[Any]:
+    turn = await responses_passthrough.prepare(ctx, raw, body, resolved, client_key)
+    if not body.stream:
+        return json_response(await responses_passthrough.complete(ctx, turn))
+    upstream = await responses_passthrough.open_stream(ctx, turn)
+    batches = responses_passthrough.chunks(ctx, turn, upstream)
+    return Stream(write_bytes(batches), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@post(
+    "/v1/responses/compact",
+    status_code=200,
+    summary="Compact a conversation",
+    tags=["responses"],
+    operation_class=documented(request=r.CompactResponseMethodPublicBody, response=r.CompactResource),
+)
+async def compact_response(request: Request[Any, Any, Any]) -> Response[bytes]:
+    ctx = app_state(request.app).turns
+    raw = await request.body()
+    body = decode_compact_body(raw)
+    client_key = bearer(request.headers.get("authorization"))
+    resolved = ctx.router.resolve(body.model, client_key)  # 400 missing_required_parameter
+    if resolved.route.kind == "responses":
+        return json_response(await compaction.pass_through(ctx, raw, resolved))
+    resource, diags = await compaction.compact(ctx, body, resolved, client_key)
+    return json_response(_encoder.encode(resource), diagnostics_headers(diags))

@@ -1,0 +1,87 @@
+"""``POST /v1/responses/compact``: the thin IO around ``translate/compaction``.
+
+A route whose upstream speaks Open Responses forwards the request instead (``pass_through``: its
+compaction items are the upstream's own). Over Chat, the window is the history the one rule of
+``conversation/history.py`` gives (``previous_response_id``: one store read) plus ``input``;
+sealed items in it are opened first, so compacting an already compacted window works. The
+upstream model writes the summary in one non-streaming call; the answer is a
+``response.compaction`` resource whose ``compaction`` item carries the summary sealed for the
+caller. The item is accepted back as input by ``POST /v1/responses`` and WebSocket turns
+(``SealedItems.open_items``), which replay it upstream as one summary message.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from shim.conversation.history import continue_from
+from shim.core.diagnostics import Diagnostics
+from shim.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
+from shim.translate.chat_request import to_chat_request
+from shim.translate.compaction import compact_resource, summarise_body, summary_text
+from shim.translate.echo import response_template
+from shim.translate.pipeline import chat_completion_to_response
+from shim.turns.context import TurnContext
+from shim.upstream.routing import Resolved
+from shim.wire import chat as c
+from shim.wire import responses as r
+
+__all__ = ["compact", "pass_through"]
+
+_encoder = msgspec.json.Encoder()
+
+
+async def compact(
+    ctx: TurnContext, body: r.CompactResponseMethodPublicBody, resolved: Resolved, client_key: str | None
+) -> tuple[r.CompactResource, Diagnostics]:
+    scope = ctx.scope(client_key)
+    history = await continue_from(ctx.store, scope, body.previous_response_id, body.input)
+    window = history.window
+    if not window:
+        raise InvalidRequest("There is nothing to compact.", param="input", code="missing_input")
+
+    config = ctx.compaction
+    sealed = ctx.sealed(scope)
+    create, prompt = summarise_body(body, config)
+    diags = ctx.diagnostics()
+    chat_request = to_chat_request(
+        create,
+        [*sealed.open_items(window, len(history.items)), prompt],
+        model=resolved.upstream_model,
+        dialect=resolved.dialect,
+        diags=diags,
+        stream=False,
+    )
+    answer = await ctx.upstream.send(
+        resolved, "/chat/completions", c.encode_chat_request(chat_request), stream=False
+    )
+    template = response_template(
+        create, response_id=ctx.ids("resp"), created_at=ctx.clock(), model=body.model or "", store=False
+    )
+    try:
+        resource, _ = chat_completion_to_response(
+            template, resolved.dialect, answer.content, ids=ctx.ids, clock=ctx.clock
+        )
+    except msgspec.DecodeError as exc:
+        raise UpstreamInvalidResponse(f"The upstream's answer is not a Chat completion: {exc}") from None
+    summary = summary_text(resource)
+    if not summary:
+        raise UpstreamError("The upstream model wrote no summary.", code="upstream_empty_summary")
+    result = compact_resource(
+        response_id=template.id,
+        created_at=template.created_at,
+        window=window,
+        sealed_summary=sealed.seal_summary(summary),
+        usage=resource.usage,
+        config=config,
+        ids=ctx.ids,
+    )
+    return result, diags
+
+
+async def pass_through(ctx: TurnContext, raw: bytes, resolved: Resolved) -> bytes:
+    """A Responses upstream compacts by itself: the body goes as sent (model renamed by the route)."""
+    data = msgspec.json.decode(raw)
+    data["model"] = resolved.upstream_model
+    answer = await ctx.upstream.send(resolved, "/responses/compact", _encoder.encode(data), stream=False)
+    return answer.content

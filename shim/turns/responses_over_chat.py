@@ -1,0 +1,277 @@
+"""An Open Responses client over a Chat Completions upstream: one turn, framing-free.
+
+``prepare`` applies the request limits, continues the conversation (the one history rule,
+``conversation/history.py``), applies the route's policies and translates the request;
+``complete`` runs it whole; ``open_stream`` + ``event_batches`` run it through the pump. A
+response is remembered only when it finished (completed, incomplete or failed) — a client that
+went away mid-stream gets nothing stored; a store that fails turns the answer into a
+well-formed failure (docs/store.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, MutableMapping
+from dataclasses import dataclass, field
+
+import httpx
+import msgspec
+
+from shim.conversation.history import continue_from
+from shim.conversation.policies import apply_route_policies
+from shim.conversation.sealed_items import SealedItems, wants_sealed_reasoning
+from shim.core.deltas import ErrorDelta
+from shim.core.diagnostics import Diagnostics
+from shim.errors import InvalidRequest, ShimError, UpstreamError, UpstreamInvalidResponse
+from shim.limits import check_create_body
+from shim.store.repository import StoredResponse
+from shim.telemetry import note_usage
+from shim.translate.chat_request import to_chat_request
+from shim.translate.echo import response_template
+from shim.translate.history import output_to_input
+from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
+from shim.turns.context import TurnContext
+from shim.turns.pump import pump
+from shim.upstream.redaction import EventRedactor, redact
+from shim.upstream.routing import Resolved
+from shim.wire import chat as c
+from shim.wire import responses as r
+
+__all__ = [
+    "EventsTranslation",
+    "Turn",
+    "complete",
+    "event_batches",
+    "events",
+    "fail_after_finish",
+    "open_stream",
+    "prepare",
+]
+
+
+@dataclass
+class Turn:
+    body: r.CreateResponseBody
+    resolved: Resolved
+    scope: str
+    new_input: list[r.ItemParam]
+    items: list[r.ItemParam]
+    chat_request: c.ChatCompletionRequest
+    template: r.ResponseResource
+    diags: Diagnostics
+    store: bool
+    previous: StoredResponse | None = None
+    stored: StoredResponse | None = field(default=None)
+
+
+async def prepare(
+    ctx: TurnContext,
+    body: r.CreateResponseBody,
+    resolved: Resolved,
+    client_key: str | None,
+    *,
+    local: MutableMapping[str, StoredResponse] | None = None,
+    stream: bool | None = None,
+) -> Turn:
+    check_create_body(body, ctx.limits)
+    if resolved.route.kind != "chat":  # the handlers pass these through before getting here
+        raise InvalidRequest(
+            f"The route for {body.model!r} speaks Open Responses upstream; use POST /v1/responses.",
+            param="model",
+            code="unsupported_route",
+        )
+    scope = ctx.scope(client_key)
+    history = await continue_from(ctx.store, scope, body.previous_response_id, body.input, local=local)
+    items = history.window
+    body = apply_route_policies(body, resolved.route, items)
+    diags = ctx.diagnostics()
+    streaming = bool(body.stream) if stream is None else stream
+    chat_request = to_chat_request(
+        body,
+        ctx.sealed(scope).open_items(items, len(history.items)),  # sealed reasoning/compaction opened
+        model=resolved.upstream_model,
+        dialect=resolved.dialect,
+        diags=diags,
+        stream=streaming,
+    )
+    store = body.store is not False
+    template = response_template(
+        body, response_id=ctx.ids("resp"), created_at=ctx.clock(), model=body.model or "", store=store
+    )
+    return Turn(
+        body,
+        resolved,
+        scope,
+        history.new_input,
+        items,
+        chat_request,
+        template,
+        diags,
+        store,
+        history.previous,
+    )
+
+
+async def remember(
+    ctx: TurnContext,
+    turn: Turn,
+    resource: r.ResponseResource,
+    local: MutableMapping[str, StoredResponse] | None = None,
+) -> None:
+    stored = StoredResponse(
+        resource=resource,
+        input_items=turn.new_input,
+        history=[*turn.items, *output_to_input(resource.output)],
+        scope=turn.scope,
+    )
+    turn.stored = stored
+    usage = resource.usage
+    note_usage(usage.input_tokens if usage else None, usage.output_tokens if usage else None)
+    if local is not None:
+        local[resource.id] = stored
+    if turn.store and ctx.store is not None:
+        await ctx.store.save(turn.scope, stored)
+
+
+async def complete(
+    ctx: TurnContext, turn: Turn, local: MutableMapping[str, StoredResponse] | None = None
+) -> r.ResponseResource:
+    """The whole answer. A store failure after the upstream answered is a 503
+    ``store_unavailable``: an id the client gets is always one it can continue from."""
+    response = await ctx.upstream.send(
+        turn.resolved, "/chat/completions", c.encode_chat_request(turn.chat_request), stream=False
+    )
+    try:
+        resource, _ = chat_completion_to_response(
+            turn.template,
+            turn.resolved.dialect,
+            response.content,
+            ids=ctx.ids,
+            clock=ctx.clock,
+            include_logprobs=wants_logprobs(turn.body),
+        )
+        if wants_sealed_reasoning(turn.body.include):
+            ctx.sealed(turn.scope).seal_reasoning(resource.output)
+    except msgspec.DecodeError as exc:  # ValidationError included: a 200 that is no completion
+        raise UpstreamInvalidResponse(f"The upstream's answer is not a Chat completion: {exc}") from None
+    await remember(ctx, turn, resource, local)
+    return resource
+
+
+async def open_stream(ctx: TurnContext, turn: Turn) -> httpx.Response:
+    return await ctx.upstream.send(
+        turn.resolved, "/chat/completions", c.encode_chat_request(turn.chat_request), stream=True
+    )
+
+
+def fail_after_finish(tail: list[r.StreamingEvent], error: ShimError) -> list[r.StreamingEvent]:
+    """A finished stream's last batch with its ``response.completed`` / ``incomplete`` replaced
+    by ``error`` + ``response.failed`` carrying ``error`` (sequence numbers continue). A tail that
+    already failed is left as it is: its own error is the one worth telling."""
+    terminal = tail[-1] if tail else None
+    if not isinstance(terminal, r.ResponseCompletedStreamingEvent | r.ResponseIncompleteStreamingEvent):
+        return tail
+    code = error.code or "server_error"
+    failed = msgspec.structs.replace(
+        terminal.response,
+        status="failed",
+        error=r.ResponseError(code=code, message=error.message),
+        completed_at=None,
+        incomplete_details=None,
+    )
+    seq = terminal.sequence_number
+    payload = r.ErrorPayload(type=error.type, code=code, message=error.message, param=error.param)
+    return [
+        *tail[:-1],
+        r.ErrorStreamingEvent(sequence_number=seq, error=payload),
+        r.ResponseFailedStreamingEvent(sequence_number=seq + 1, response=failed),
+    ]
+
+
+class EventsTranslation:
+    """``ChatToResponsesStream`` for the pump: Chat SSE (or, for an upstream that could not
+    stream this request, one whole completion) in, Open Responses events out, reasoning sealed
+    for a client that asked for it."""
+
+    def __init__(self, ctx: TurnContext, turn: Turn) -> None:
+        self.driver = ChatToResponsesStream(
+            turn.template,
+            turn.resolved.dialect,
+            ids=ctx.ids,
+            clock=ctx.clock,
+            include_logprobs=wants_logprobs(turn.body),
+        )
+        self.sealed: SealedItems | None = (
+            ctx.sealed(turn.scope) if wants_sealed_reasoning(turn.body.include) else None
+        )
+        self.streamed = bool(turn.chat_request.stream)
+        self.whole = bytearray()  # the body of an unstreamed answer
+        self.stopped = False
+
+    def start(self) -> list[r.StreamingEvent]:
+        return self.driver.start()
+
+    def feed(self, data: bytes) -> list[r.StreamingEvent]:
+        if not self.streamed:
+            self.whole += data
+            return []
+        return self._sealed(self.driver.feed(data))
+
+    def finish(self) -> list[r.StreamingEvent]:
+        if self.streamed:
+            return self._sealed(self.driver.finish(truncated=True))
+        driver = self.driver
+        return self._sealed(driver.feed_completion(bytes(self.whole)) + driver.finish())
+
+    def fail(self, error: UpstreamError) -> list[r.StreamingEvent]:
+        return self._sealed(self.driver.fail(ErrorDelta.of(error)))
+
+    def unstored(self, tail: list[r.StreamingEvent], error: ShimError) -> list[r.StreamingEvent]:
+        return fail_after_finish(tail, error)
+
+    def _sealed(self, events: list[r.StreamingEvent]) -> list[r.StreamingEvent]:
+        if self.sealed is not None:
+            for event in events:
+                self.sealed.seal_event(event)
+        return events
+
+
+def event_batches(
+    ctx: TurnContext,
+    turn: Turn,
+    response: httpx.Response,
+    local: MutableMapping[str, StoredResponse] | None = None,
+) -> AsyncIterator[list[r.StreamingEvent] | None]:
+    """Client events grouped by the upstream chunk they came from (none empty), so a writer can
+    send them in one message: per-message costs (ASGI send chain, a socket write) were over a
+    third of a streamed answer's CPU (bench/README.md). ``None`` marks a keep-alive moment."""
+    translation = EventsTranslation(ctx, turn)
+
+    async def finished() -> None:
+        failure = translation.driver.response.error
+        if failure is not None:  # vendors echo keys in error messages; the record keeps none
+            failure.message = redact(failure.message, turn.resolved.upstream_key)
+        await remember(ctx, turn, translation.driver.response, local)
+
+    return pump(
+        response,
+        translation,
+        ctx.timing,
+        EventRedactor(turn.resolved.upstream_key),
+        on_finish=finished,
+        decoded=not translation.streamed,
+    )
+
+
+async def events(
+    ctx: TurnContext,
+    turn: Turn,
+    response: httpx.Response,
+    local: MutableMapping[str, StoredResponse] | None = None,
+) -> AsyncIterator[r.StreamingEvent | None]:
+    """``event_batches`` one event at a time (WebSocket frames)."""
+    async for batch in event_batches(ctx, turn, response, local):
+        if batch is None:
+            yield None
+            continue
+        for event in batch:
+            yield event

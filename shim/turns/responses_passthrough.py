@@ -1,0 +1,174 @@
+"""``POST /v1/responses`` on a route whose upstream already speaks Open Responses.
+
+A stateful upstream (``stateful = true``, e.g. OpenAI) gets the client's body unchanged, except
+``model`` when the route renames it. A stateless one (Ollama's rejects ``previous_response_id``)
+gets ``previous_response_id`` expanded by the shim: the stored history of that response plus
+the new input, in one store read; the upstream's answer is then stored under the upstream's own
+response id with its materialised history, so the client can chain from it as from any
+stateful server. The answer's bytes go back to the client unchanged, streamed or not.
+
+The request limits apply as on every route (``check_create_body``); history follows the one rule
+of ``conversation/history.py``. When the answer is to be stored, its terminal event is held back
+until the record is written: a store that fails then ends the stream with ``error`` +
+``response.failed`` (``store_unavailable``) instead of an answer whose id leads nowhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+
+from shim.conversation.history import continue_from
+from shim.errors import ShimError, UpstreamError
+from shim.limits import check_create_body
+from shim.sse import SSEDecoder, encode_tagged
+from shim.store.repository import StoredResponse
+from shim.translate.history import output_to_input, string_input
+from shim.translate.responses_request import encode_create_response_body
+from shim.turns.context import TurnContext
+from shim.turns.pump import pump
+from shim.turns.responses_over_chat import fail_after_finish
+from shim.upstream.redaction import ByteRedactor
+from shim.upstream.routing import Resolved
+from shim.wire import responses as r
+from shim.wire.responses_decode import decode_resource
+
+__all__ = ["PassthroughStream", "PassthroughTurn", "chunks", "complete", "open_stream", "prepare", "remember"]
+
+_any = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+@dataclass
+class PassthroughTurn:
+    resolved: Resolved
+    scope: str
+    body: bytes
+    new_input: list[r.ItemParam]
+    history: list[r.ItemParam]
+    store: bool  # remember the answer (stateless upstream, client did not say store: false)
+
+
+def _items_json(items: list[r.ItemParam]) -> Any:
+    """Items as JSON values, unset fields left out (as everything the shim sends upstream)."""
+    return _any.decode(encode_create_response_body(r.CreateResponseBody(input=items)))["input"]
+
+
+async def prepare(
+    ctx: TurnContext, raw: bytes, body: r.CreateResponseBody, resolved: Resolved, client_key: str | None
+) -> PassthroughTurn:
+    check_create_body(body, ctx.limits)
+    scope = ctx.scope(client_key)
+    data = _any.decode(raw)
+    data["model"] = resolved.upstream_model
+    if resolved.route.stateful:
+        return PassthroughTurn(resolved, scope, _encoder.encode(data), [], [], False)
+    history = await continue_from(ctx.store, scope, body.previous_response_id, body.input)
+    data.pop("previous_response_id", None)
+    if history.items or history.new_input != string_input(body.input):
+        data["input"] = _items_json(history.window)
+    store = body.store is not False and ctx.store is not None
+    return PassthroughTurn(resolved, scope, _encoder.encode(data), history.new_input, history.items, store)
+
+
+async def remember(ctx: TurnContext, turn: PassthroughTurn, resource: r.ResponseResource) -> None:
+    if not turn.store or ctx.store is None or not resource.id:
+        return
+    stored = StoredResponse(
+        resource=resource,
+        input_items=turn.new_input,
+        history=[*turn.history, *turn.new_input, *output_to_input(resource.output)],
+        scope=turn.scope,
+    )
+    await ctx.store.save(turn.scope, stored)
+
+
+async def complete(ctx: TurnContext, turn: PassthroughTurn) -> bytes:
+    response = await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=False)
+    if turn.store:
+        try:
+            resource = decode_resource(response.content)
+        except msgspec.DecodeError:
+            pass  # not ours to judge: the client gets the upstream's bytes as they are
+        else:
+            await remember(ctx, turn, resource)
+    return response.content
+
+
+async def open_stream(ctx: TurnContext, turn: PassthroughTurn) -> httpx.Response:
+    return await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=True)
+
+
+def chunks(
+    ctx: TurnContext, turn: PassthroughTurn, response: httpx.Response
+) -> AsyncIterator[list[bytes] | None]:
+    """The pump over ``PassthroughStream``; the terminal event's response is remembered."""
+    translation = PassthroughStream(turn.store)
+
+    async def finished() -> None:
+        if translation.final is not None:
+            await remember(ctx, turn, translation.final)
+
+    redactor = ByteRedactor(turn.resolved.upstream_key)
+    return pump(response, translation, ctx.timing, redactor, on_finish=finished)
+
+
+class PassthroughStream:
+    """The upstream's bytes unchanged. When storing, events are decoded to find the terminal one;
+    from the read that carries it on, bytes are held until the record is written."""
+
+    stopped = False
+
+    def __init__(self, store: bool) -> None:
+        self.decoder = SSEDecoder() if store else None
+        self.final: r.ResponseResource | None = None
+        self.sequence = 0  # the terminal event's sequence number
+        self.held: list[bytes] = []
+
+    def start(self) -> list[bytes]:
+        return []
+
+    def feed(self, data: bytes) -> list[bytes]:
+        decoder = self.decoder
+        if decoder is None:
+            return [data]
+        if self.final is None:
+            for event in decoder.feed(data):
+                self._terminal(event.event, event.data)
+            if self.final is None:
+                return [data]
+        self.held.append(data)
+        return []
+
+    def finish(self) -> list[bytes]:
+        held, self.held = self.held, []
+        return held
+
+    def fail(self, error: UpstreamError) -> list[bytes]:
+        if self.final is not None:  # the answer was whole: the upstream closing after it is harmless
+            return self.finish()
+        payload = r.ErrorPayload(type=error.type, code=error.code, message=error.message, param=error.param)
+        return [encode_tagged(r.ErrorStreamingEvent(sequence_number=self.sequence + 1, error=payload))]
+
+    def unstored(self, tail: list[bytes], error: ShimError) -> list[bytes]:
+        if self.final is None or self.final.status == "failed":
+            return tail
+        terminal = r.ResponseCompletedStreamingEvent(sequence_number=self.sequence, response=self.final)
+        return [b"".join(encode_tagged(event) for event in fail_after_finish([terminal], error))]
+
+    def _terminal(self, name: str | None, data: str) -> None:
+        if name not in _TERMINAL and not any(t in data for t in _TERMINAL):
+            return
+        try:
+            event = _any.decode(data)
+            if event.get("type", name) in _TERMINAL and isinstance(event.get("response"), dict):
+                self.final = msgspec.convert(event["response"], r.ResponseResource)
+                sequence = event.get("sequence_number")
+                self.sequence = sequence if isinstance(sequence, int) else 0
+        except (msgspec.DecodeError, AttributeError):
+            return
