@@ -48,9 +48,7 @@ class RecordingProxy:
         self._lock = threading.Lock()
         self._bodies: list[dict[str, Any]] = []
         self._exchanges: list[Exchange] = []
-        # No read timeout of its own: the shim in front decides how long an answer may take (a
-        # slow first byte cut here would be retried by the shim and hide what the model did).
-        self._client = httpx.Client(timeout=httpx.Timeout(None, connect=10.0))
+        self._client = httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
