@@ -34,7 +34,7 @@ from shim.core.deltas import (
     UsageDelta,
 )
 from shim.ids import Clock, IdFactory
-from shim.translate.tools import Lowered, ToolTable, lower_tools, raise_call
+from shim.translate.tools import Lowered, ToolTable, fitting_call_id, lower_tools, raise_call
 from shim.wire import responses as r
 
 __all__ = ["ResponsesStreamWriter", "to_logprobs"]
@@ -544,7 +544,10 @@ class ResponsesStreamWriter:
         if lowered is not None and lowered.kind == "function" and lowered.namespace is None:
             lowered = None  # a plain function tool
         call = _Call(
-            self._ids(_PREFIX[lowered.kind] if lowered else "fc"), delta.call_id, delta.name, lowered
+            self._ids(_PREFIX[lowered.kind] if lowered else "fc"),
+            fitting_call_id(delta.call_id),
+            delta.name,
+            lowered,
         )
         self._calls[delta.index] = call
         if isinstance(self._open, _Call):

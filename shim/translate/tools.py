@@ -52,6 +52,7 @@ __all__ = [
     "ToolTable",
     "client_tools",
     "echo_tools",
+    "fitting_call_id",
     "lower_tools",
     "raise_call",
 ]
@@ -345,6 +346,20 @@ def custom_input(arguments: str) -> str:
         if len(args) == 1 and strings:
             return strings[0]
     return arguments
+
+
+MAX_CALL_ID = 64  # the spec's maxLength on call_id; this shim refuses a longer one as input
+
+
+def fitting_call_id(call_id: str) -> str:
+    """An upstream's tool-call id as a ``call_id`` the spec (and this shim, when the client
+    sends it back) accepts. llama-cpp-python's ids hold the function name, so a lowered name
+    makes them too long: a longer id keeps its start and gets a hash of the whole, the same
+    every time (streamed and whole answers, replays)."""
+    if len(call_id) <= MAX_CALL_ID:
+        return call_id
+    digest = hashlib.sha256(call_id.encode()).hexdigest()[:16]
+    return f"{call_id[: MAX_CALL_ID - len(digest) - 1]}_{digest}"
 
 
 def raise_call(

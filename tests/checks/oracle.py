@@ -71,20 +71,39 @@ _OPENAI_TOOL: TypeAdapter[Any] = TypeAdapter(
 _TOOL_EVENTS = ("response.function_call_arguments.", "response.custom_tool_call_input.")
 
 
+MAX_CALL_ID = 64  # the spec's maxLength on call_id (its pydantic types do not check it)
+
+
+def _call_ids(data: dict[str, Any]) -> None:
+    item, resource = data.get("item"), data.get("response", data)
+    items = [item] if isinstance(item, dict) else []
+    items += resource.get("output") or [] if isinstance(resource, dict) else []
+    for each in items:
+        call_id = each.get("call_id")
+        assert call_id is None or 0 < len(call_id) <= MAX_CALL_ID, (
+            f"call_id {call_id!r} breaks the spec's length"
+        )
+
+
+def _item(item: dict[str, Any]) -> None:
+    _OPENAI_ITEM.validate_python(item)
+
+
 def _openai_parts(data: dict[str, Any]) -> None:
     """openai-python's view of the items and tools in an event or a resource."""
     item, resource = data.get("item"), data.get("response", data)
     if isinstance(item, dict):
-        _OPENAI_ITEM.validate_python(item)
+        _item(item)
     if isinstance(resource, dict):
         for each in resource.get("output") or ():
-            _OPENAI_ITEM.validate_python(each)
+            _item(each)
         for tool in resource.get("tools") or ():
             _OPENAI_TOOL.validate_python(tool)
 
 
 def validate_event(raw: bytes) -> None:
     data = json.loads(raw)
+    _call_ids(data)
     kind = data["type"]
     item, resource = data.get("item"), data.get("response")
     if (isinstance(item, dict) and item.get("type") not in SPEC_ITEMS) or (
@@ -114,6 +133,7 @@ _OPENAI_KINDS = frozenset(
 
 def validate_resource(raw: bytes) -> None:
     data = json.loads(raw)
+    _call_ids(data)
     if _beyond_spec(data):
         Response.model_validate_json(raw)
         return
