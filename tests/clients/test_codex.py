@@ -281,3 +281,49 @@ def test_subagent_round_trip_over_scripted(
     assert json.loads(sent["function"]["arguments"]) == {"targets": [child]}
     (output,) = [m for m in messages if m.get("tool_call_id") == sent["id"]]
     assert EXPECTED_OUTPUT in output["content"]
+
+
+LLAMA_MCP_DIRS = Path(tempfile.gettempdir()) / "shim-codex-mcp-over-llama"
+
+
+def test_mcp_tool_round_trip_over_llama(
+    node: Node, shim_llama_functions: LlamaFunctions, tmp_path: Path
+) -> None:
+    """Codex with the demo MCP server over the real model in the function-calling format: the
+    model chooses the lowered ``mcp__demo__magic_word`` itself (only the prompt steers it), the
+    shim raises the call to a namespaced ``function_call``, Codex runs the MCP tool and sends
+    its output back, which reaches llama as the call's ``tool`` message; the turn completes.
+
+    The prompt matters to a 270M base model: with "Use functions.mcp__demo__magic_word for:
+    shim" it chose a message (empty); "Call ... with word: shim" makes it call the tool with
+    ``{"word": "shim"}``. llama names that call with a 72-character id, which the shim fits to
+    the spec's 64 (fixture ``namespace_call_long_id``): before that, Codex's answer got a 400."""
+    shim, proxy = shim_llama_functions.shim, shim_llama_functions.proxy
+    proxy.clear()
+    shutil.rmtree(LLAMA_MCP_DIRS, ignore_errors=True)
+    home = _mcp_home(LLAMA_MCP_DIRS / "home")
+    code, events = codex_exec(
+        node,
+        shim,
+        "Call functions.mcp__demo__magic_word with word: shim",
+        tmp_path,
+        timeout=900,
+        work=LLAMA_MCP_DIRS / "work",
+        home=home,
+        config=("include_environment_context=false",),
+    )
+    first = proxy.bodies[0]
+    assert any(t["function"]["name"] == "mcp__demo__magic_word" for t in first["tools"])
+    answers = [x.answer.decode(errors="replace")[-2000:] for x in proxy.exchanges]
+    assert code == 0 and events[-1]["type"] == "turn.completed", (events, answers)
+    calls = items(events, "mcp_tool_call")
+    assert len(calls) == 1, (events, answers)  # the model chose the MCP tool, Codex ran it once
+    (call,) = calls
+    assert (call["server"], call["tool"], call["status"]) == ("demo", "magic_word", "completed"), call
+    result = magic(call["arguments"]["word"])
+    second = proxy.bodies[1]
+    (sent,) = second["messages"][-2]["tool_calls"]
+    assert sent["function"]["name"] == "mcp__demo__magic_word"
+    tool = second["messages"][-1]
+    assert tool["role"] == "tool" and tool["tool_call_id"] == sent["id"]
+    assert result in json.dumps(tool["content"])  # the MCP tool's output reached the model
