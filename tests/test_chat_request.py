@@ -331,7 +331,7 @@ DIAGNOSTIC_ROWS = [
         "web_search tool",
         {"input": "hi", "tools": [{"type": "web_search"}]},
         "openai",
-        ["unsupported_tool:tools"],
+        ["unsupported_tool:tools[0]"],
     ),
     (
         "image to a text-only upstream",
@@ -377,7 +377,7 @@ def test_error_policy_refuses_lossy_translation() -> None:
             diags=Diagnostics("error"),
             stream=False,
         )
-    assert info.value.http_status == 400 and info.value.param == "tools"
+    assert info.value.http_status == 400 and info.value.param == "tools[0]"
 
 
 def test_unresolved_item_reference_is_a_clear_error() -> None:

@@ -15,7 +15,9 @@ import pytest
 from shim.core.diagnostics import Diagnostics
 from shim.errors import InvalidRequest, UnsupportedParameter
 from shim.translate.responses_request import encode_create_response_body, to_responses_request
+from shim.wire import responses as r
 from shim.wire.chat import decode_chat_request
+from shim.wire.responses_decode import decode_create_response_body
 
 HI = {"role": "user", "content": "Hi"}
 HI_ITEM = {"type": "message", "role": "user", "content": "Hi"}
@@ -23,6 +25,7 @@ PARAMS = {"type": "object", "properties": {"city": {"type": "string", "default":
 WEATHER = {"type": "function", "function": {"name": "weather", "description": "d", "parameters": PARAMS}}
 WEATHER_TOOL = {"type": "function", "name": "weather", "description": "d", "parameters": PARAMS}
 CUSTOM = {"type": "custom", "custom": {"name": "sql"}}
+CUSTOM_TOOL = {"type": "custom", "name": "sql"}
 
 
 def _call(call_id: str, name: str = "weather", args: str = "{}") -> dict[str, Any]:
@@ -261,7 +264,7 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str]]]] = 
         [("dropped_param", "messages[1].audio"), ("dropped_param", "messages[1].reasoning_details")],
     ),
     (
-        "custom_tool_call_and_its_result_dropped",
+        "custom_tool_call_and_its_result",
         {
             "messages": [
                 HI,
@@ -272,8 +275,89 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str]]]] = 
                 {"role": "tool", "tool_call_id": "k1", "content": "1"},
             ]
         },
-        {"input": [HI_ITEM, _assistant(_out(""))]},  # the turn stays, empty
-        [("unsupported_item", "messages[1].tool_calls[0]"), ("unsupported_item", "messages[2]")],
+        {
+            "input": [
+                HI_ITEM,
+                {"type": "custom_tool_call", "call_id": "k1", "name": "sql", "input": "1"},
+                {"type": "custom_tool_call_output", "call_id": "k1", "output": "1"},
+            ]
+        },
+        [],
+    ),
+    (
+        "native_calls_by_their_lowered_names",
+        {
+            "messages": [
+                HI,
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        _call("a1", "apply_patch", '{"type":"delete_file","path":"a.txt"}'),
+                        _call("s1", "shell", '{"commands":["ls"]}'),
+                        _call("l1", "local_shell", '{"command":["pwd"]}'),
+                        _call("w1", "shell", '{"not":"a shell call"}'),  # forms no shell_call
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "a1", "content": "Deleted a.txt"},
+                {"role": "tool", "tool_call_id": "s1", "content": "a.txt"},
+                {"role": "tool", "tool_call_id": "l1", "content": "/tmp"},
+                {"role": "tool", "tool_call_id": "w1", "content": "?"},
+            ]
+        },
+        {
+            "input": [
+                HI_ITEM,
+                {
+                    "type": "apply_patch_call",
+                    "call_id": "a1",
+                    "operation": {"type": "delete_file", "path": "a.txt"},
+                    "status": "completed",
+                },
+                {
+                    "type": "shell_call",
+                    "call_id": "s1",
+                    "action": {"commands": ["ls"]},
+                    "status": "completed",
+                },
+                {
+                    "type": "local_shell_call",
+                    "call_id": "l1",
+                    "action": {"command": ["pwd"], "env": {}, "type": "exec"},
+                    "status": "completed",
+                },
+                _fc("w1", "shell", '{"not":"a shell call"}'),
+                {
+                    "type": "apply_patch_call_output",
+                    "call_id": "a1",
+                    "status": "completed",
+                    "output": "Deleted a.txt",
+                },
+                {"type": "shell_call_output", "call_id": "s1", "output": [{"stdout": "a.txt", "stderr": ""}]},
+                {"type": "local_shell_call_output", "id": "l1", "call_id": "l1", "output": "/tmp"},
+                {"type": "function_call_output", "call_id": "w1", "output": "?"},
+            ]
+        },
+        [],
+    ),
+    (
+        "a_declared_function_named_shell_stays_a_function",
+        {
+            "tools": [{"type": "function", "function": {"name": "shell", "parameters": {}}}],
+            "messages": [
+                HI,
+                {"role": "assistant", "tool_calls": [_call("s1", "shell", '{"commands":["ls"]}')]},
+                {"role": "tool", "tool_call_id": "s1", "content": "a.txt"},
+            ],
+        },
+        {
+            "input": [
+                HI_ITEM,
+                _fc("s1", "shell", '{"commands":["ls"]}'),
+                {"type": "function_call_output", "call_id": "s1", "output": "a.txt"},
+            ],
+            "tools": [{"type": "function", "name": "shell", "parameters": {}}],
+        },
+        [],
     ),
     (
         "legacy_function_messages",
@@ -307,10 +391,10 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str]]]] = 
         [],
     ),
     (
-        "custom_tool_reported",
+        "custom_tool",
         {"tools": [WEATHER, CUSTOM]},
-        {"tools": [WEATHER_TOOL]},
-        [("unsupported_tool", "tools[1]")],
+        {"tools": [WEATHER_TOOL, CUSTOM_TOOL]},
+        [],
     ),
     (
         "tool_choice_none",
@@ -338,9 +422,9 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str]]]] = 
     ),
     (
         "tool_choice_named_custom",
-        {"tools": [WEATHER], "tool_choice": {"type": "custom", "custom": {"name": "sql"}}},
-        {"tools": [WEATHER_TOOL]},
-        [("unsupported_tool", "tool_choice")],
+        {"tools": [CUSTOM], "tool_choice": {"type": "custom", "custom": {"name": "sql"}}},
+        {"tools": [CUSTOM_TOOL], "tool_choice": {"type": "custom", "name": "sql"}},
+        [],
     ),
     (
         "tool_choice_allowed_tools",
@@ -361,11 +445,11 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str]]]] = 
             "tools": [WEATHER_TOOL],
             "tool_choice": {
                 "type": "allowed_tools",
-                "tools": [{"type": "function", "name": "weather"}],
+                "tools": [{"type": "function", "name": "weather"}, {"type": "custom", "name": "sql"}],
                 "mode": "required",
             },
         },
-        [("unsupported_tool", "tool_choice.allowed_tools.tools[1]")],
+        [],
     ),
     ("tool_choice_auto_without_tools", {"tool_choice": "auto"}, {}, []),
     ("tool_choice_none_without_tools", {"tool_choice": "none"}, {"tool_choice": "none"}, []),
@@ -378,8 +462,8 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str]]]] = 
     (
         "tool_choice_only_custom_tools",
         {"tools": [CUSTOM], "tool_choice": "required"},
-        {},
-        [("unsupported_tool", "tools[0]"), ("dropped_param", "tool_choice")],
+        {"tools": [CUSTOM_TOOL], "tool_choice": "required"},
+        [],
     ),
     (
         "legacy_functions_and_function_call",
@@ -582,3 +666,17 @@ def test_empty_messages_are_rejected() -> None:
 def test_nulls_inside_free_form_json_survive_encoding() -> None:
     got, _ = _translate({"tools": [WEATHER]})
     assert got["tools"][0]["parameters"]["properties"]["city"]["default"] is None
+
+
+def test_hosted_items_go_to_a_responses_upstream_as_they_came() -> None:
+    """A history item the shim keeps whole (``hosted_item``: here a ``web_search_call``) is sent
+    to an Open Responses upstream (the pass-through route's history) as the client sent it."""
+    raw = {
+        "type": "web_search_call",
+        "id": "ws_1",
+        "status": "completed",
+        "action": {"type": "search", "query": "q"},
+    }
+    body = decode_create_response_body(json.dumps({"model": "m", "input": [raw]}).encode())
+    assert isinstance(body.input, list) and isinstance(body.input[0], r.HostedItemParam)
+    assert json.loads(encode_create_response_body(body))["input"] == [raw]

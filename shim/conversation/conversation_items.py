@@ -18,7 +18,7 @@ from shim.ids import IdFactory
 from shim.store.conversations import ConversationStore, StoredConversation
 from shim.wire import responses as r
 
-__all__ = ["MAX_ITEMS_PER_CALL", "append_items", "turn_finished", "with_ids"]
+__all__ = ["MAX_ITEMS_PER_CALL", "append_items", "item_id", "turn_finished", "with_ids"]
 
 MAX_ITEMS_PER_CALL = 20  # OpenAI's bound on `items` in one create / add call
 APPENDED = frozenset({"completed", "incomplete"})  # a failed turn leaves its conversation alone
@@ -31,7 +31,29 @@ _PREFIX = {
     r.FunctionCallOutputItemParam: "fco",
     r.ReasoningItemParam: "rs",
     r.CompactionSummaryItemParam: "cmp",
+    r.CustomToolCallItemParam: "ctc",
+    r.CustomToolCallOutputItemParam: "ctco",
+    r.ApplyPatchCallItemParam: "apc",
+    r.ApplyPatchCallOutputItemParam: "apco",
+    r.ShellCallItemParam: "sh",
+    r.ShellCallOutputItemParam: "sho",
+    r.LocalShellCallItemParam: "lsh",
+    r.LocalShellCallOutputItemParam: "lsho",
 }
+
+
+def item_id(item: r.ItemParam) -> str | None:
+    """An item's id; a hosted item (kept whole as a dict) carries it inside."""
+    if isinstance(item, r.HostedItemParam):
+        found = item.item.get("id")
+        return found if isinstance(found, str) else None
+    return item.id
+
+
+def _with_id(item: r.ItemParam, new: str) -> r.ItemParam:
+    if isinstance(item, r.HostedItemParam):
+        return msgspec.structs.replace(item, item={**item.item, "id": new})
+    return msgspec.structs.replace(item, id=new)
 
 
 def with_ids(items: Iterable[r.ItemParam], ids: IdFactory, taken: Iterable[str] = ()) -> list[r.ItemParam]:
@@ -42,10 +64,11 @@ def with_ids(items: Iterable[r.ItemParam], ids: IdFactory, taken: Iterable[str] 
     for item in items:
         if isinstance(item, r.ItemReferenceParam):  # resolved before this; never stored as such
             raise InvalidRequest("An `item_reference` cannot be stored in a conversation.", param="items")
-        if item.id is None or item.id in seen:
-            item = msgspec.structs.replace(item, id=ids(_PREFIX[type(item)]))
-        assert item.id is not None
-        seen.add(item.id)
+        current = item_id(item)
+        if current is None or current in seen:
+            current = ids(_PREFIX.get(type(item), "item"))
+            item = _with_id(item, current)
+        seen.add(current)
         out.append(item)
     return out
 
@@ -59,7 +82,7 @@ async def append_items(
 
     def update(current: StoredConversation) -> StoredConversation:
         nonlocal added
-        added = with_ids(items, ids, (i.id for i in current.items if i.id))
+        added = with_ids(items, ids, (found for i in current.items if (found := item_id(i))))
         return msgspec.structs.replace(current, items=[*current.items, *added])
 
     changed = await store.change(scope, conversation_id, update)

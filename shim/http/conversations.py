@@ -19,6 +19,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.params import Parameter
 
 from shim.conversation.conversation_items import MAX_ITEMS_PER_CALL, append_items, with_ids
+from shim.conversation.conversation_items import item_id as item_id_of
 from shim.conversation.history import resolve_references
 from shim.errors import InvalidRequest, NotFound
 from shim.http.openapi import documented
@@ -336,7 +337,7 @@ async def create_items(
 
 def _find(stored: StoredConversation, item_id: str) -> r.ItemParam:
     for item in stored.items:
-        if item.id == item_id:
+        if item_id_of(item) == item_id:
             return item
     raise NotFound(f"Item with id {item_id!r} not found in conversation {stored.id!r}.", param="item_id")
 
@@ -369,7 +370,7 @@ async def delete_item(
 
     def without(current: StoredConversation) -> StoredConversation:
         _find(current, item_id)  # 404 for an unknown item
-        return msgspec.structs.replace(current, items=[i for i in current.items if i.id != item_id])
+        return msgspec.structs.replace(current, items=[i for i in current.items if item_id_of(i) != item_id])
 
     changed = await _store(store, conversation_id).change(scope, conversation_id, without)
     if changed is None:

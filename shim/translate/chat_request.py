@@ -19,9 +19,10 @@ from shim.core.diagnostics import Diagnostics
 from shim.dialects.model import Dialect, RequestRules
 from shim.errors import InvalidRequest
 from shim.translate.parameters import copy_same_name
+from shim.translate.replay import call_of, hosted_text, output_of
+from shim.translate.tools import ToolTable, client_tools, lower_tool_choice, lower_tools
 from shim.wire import chat as c
 from shim.wire import responses as r
-from shim.wire.responses_decode import function_tools
 
 __all__ = ["ReasoningOpener", "alnum9", "to_chat_request"]
 
@@ -179,9 +180,9 @@ class _Messages:
             self.out.append(msg)
             self.attach_reasoning(msg)
 
-    def function_call(self, item: r.FunctionCallItemParam) -> None:
+    def function_call(self, call_id: str, name: str, arguments: str) -> None:
         call = c.ChatCompletionMessageFunctionToolCallParam(
-            id=self._call_ids(item.call_id), function=c.Function(name=item.name, arguments=item.arguments)
+            id=self._call_ids(call_id), function=c.Function(name=name, arguments=arguments)
         )
         last = self.out[-1] if self.out else None
         if isinstance(last, c.ChatCompletionAssistantMessageParam) and not self.pending_reasoning:
@@ -194,12 +195,30 @@ class _Messages:
         self.out.append(msg)
         self.attach_reasoning(msg)
 
-    def function_call_output(self, item: r.FunctionCallOutputItemParam, where: str) -> None:
-        content = self.parts(item.output, where, "tool")
+    def function_call_output(self, call_id: str, output: str | list[r.ContentPart], where: str) -> None:
+        content = self.parts(output, where, "tool")
         shaped = self.shaped(content, self.rules.tool_content, where)
         self.out.append(
-            c.ChatCompletionToolMessageParam(tool_call_id=self._call_ids(item.call_id), content=shaped)
+            c.ChatCompletionToolMessageParam(tool_call_id=self._call_ids(call_id), content=shaped)
         )
+
+    def hosted(self, item: r.HostedItemParam, where: str) -> None:
+        """A hosted tool's item: its text as an assistant note, or dropped; reported either way."""
+        kind = item.item.get("type")
+        text = hosted_text(item.item)
+        if text is None:
+            self.diags.report(
+                "unsupported_item",
+                f"A {kind!r} item has nothing a Chat upstream can read; dropped.",
+                param=where,
+            )
+            return
+        self.diags.report(
+            "lossy_value", f"This upstream cannot run {kind!r}; the item is replayed as text.", param=where
+        )
+        msg = c.ChatCompletionAssistantMessageParam(content=text)
+        self.out.append(msg)
+        self.attach_reasoning(msg)
 
     def reasoning(self, item: r.ReasoningItemParam) -> None:
         text = self.open_reasoning(item)
@@ -249,31 +268,47 @@ def _same(call_id: str) -> str:
     return call_id
 
 
-def _tool_choice(
-    choice: r.ToolChoice | None, tools: list[c.ChatCompletionToolUnionParam], rules: RequestRules
+_CALLS = (
+    r.FunctionCallItemParam,
+    r.CustomToolCallItemParam,
+    r.ApplyPatchCallItemParam,
+    r.ShellCallItemParam,
+    r.LocalShellCallItemParam,
+)
+_OUTPUTS = (
+    r.FunctionCallOutputItemParam,
+    r.CustomToolCallOutputItemParam,
+    r.ApplyPatchCallOutputItemParam,
+    r.ShellCallOutputItemParam,
+    r.LocalShellCallOutputItemParam,
+)
+
+
+def request_tools(body: r.CreateResponseBody, items: list[r.ItemParam], diags: Diagnostics) -> ToolTable:
+    """The lowering of the request's tools and those ``additional_tools`` items add."""
+    tools = client_tools(body.tools, diags)
+    for i, item in enumerate(items):
+        if isinstance(item, r.AdditionalToolsItemParam):
+            tools.extend(client_tools(item.tools, diags, param=f"input[{i}].tools"))
+    return lower_tools(tools)
+
+
+def _named_as_required(
+    choice: Any, tools: list[c.ChatCompletionToolUnionParam], rules: RequestRules
 ) -> tuple[Any, list[c.ChatCompletionToolUnionParam]]:
-    if choice is None or isinstance(choice, str):
+    """``named_tool_choice = "required"``: "call this function" is "call a function" with only
+    that one offered (llama-server reads ``tool_choice`` as a string only)."""
+    if rules.named_tool_choice != "required" or not isinstance(choice, c.ChatCompletionNamedToolChoiceParam):
         return choice, tools
-    if isinstance(choice, r.SpecificFunctionParam):
-        if rules.named_tool_choice == "required":
-            # "Call this function" is "call a function" with only that one offered.
-            named: list[c.ChatCompletionToolUnionParam] = [
-                t
-                for t in tools
-                if isinstance(t, c.ChatCompletionFunctionToolParam) and t.function.name == choice.name
-            ]
-            if not named:
-                raise InvalidRequest(
-                    f"tool_choice names the function {choice.name!r}, which is not among the tools.",
-                    param="tool_choice",
-                )
-            return "required", named
-        return c.ChatCompletionNamedToolChoiceParam(function=c.ToolName(name=choice.name)), tools
-    # allowed_tools: emulated for every upstream by offering only the allowed tools.
-    allowed = {t.name for t in choice.tools}
-    return choice.mode, [
-        t for t in tools if isinstance(t, c.ChatCompletionFunctionToolParam) and t.function.name in allowed
+    name = choice.function.name
+    named: list[c.ChatCompletionToolUnionParam] = [
+        t for t in tools if isinstance(t, c.ChatCompletionFunctionToolParam) and t.function.name == name
     ]
+    if not named:
+        raise InvalidRequest(
+            f"tool_choice names the function {name!r}, which is not among the tools.", param="tool_choice"
+        )
+    return "required", list(named)
 
 
 def _response_format(text: r.TextParam | None, rules: RequestRules, diags: Diagnostics) -> Any:
@@ -319,6 +354,7 @@ def to_chat_request(
     ``stream`` asks for a streamed upstream answer; the request says ``stream`` only where the
     dialect can stream it (``stream_auto_tool_choice``), else the caller replays a whole one."""
     rules = dialect.request
+    table = request_tools(body, items, diags)
     builder = _Messages(dialect, diags, open_reasoning)
     if body.instructions:
         builder.out.append(c.ChatCompletionSystemMessageParam(content=body.instructions))
@@ -326,10 +362,14 @@ def to_chat_request(
         where = f"input[{i}]"
         if isinstance(item, r.MessageItemParam):
             builder.message(item, where)
-        elif isinstance(item, r.FunctionCallItemParam):
-            builder.function_call(item)
-        elif isinstance(item, r.FunctionCallOutputItemParam):
-            builder.function_call_output(item, where)
+        elif isinstance(item, _CALLS):
+            builder.function_call(*call_of(item, table))
+        elif isinstance(item, _OUTPUTS):
+            builder.function_call_output(*output_of(item), where)
+        elif isinstance(item, r.HostedItemParam):
+            builder.hosted(item, where)
+        elif isinstance(item, r.AdditionalToolsItemParam):
+            pass  # its tools are in ``table``
         elif isinstance(item, r.ReasoningItemParam):
             builder.reasoning(item)
         elif isinstance(item, r.CompactionSummaryItemParam):
@@ -339,20 +379,9 @@ def to_chat_request(
     if not builder.out:
         raise InvalidRequest("The request has no input.", param="input", code="missing_input")
 
-    functions, others = function_tools(body.tools)
-    for other in others:
-        diags.report(
-            "unsupported_tool", f"Tool type {other.type!r} has no Chat Completions form.", param="tools"
-        )
-    tools: list[c.ChatCompletionToolUnionParam] = [
-        c.ChatCompletionFunctionToolParam(
-            function=c.FunctionDefinition(
-                name=t.name, description=t.description, parameters=t.parameters, strict=t.strict
-            )
-        )
-        for t in functions
-    ]
-    tool_choice, tools = _tool_choice(body.tool_choice, tools, rules)
+    tool_choice, functions = lower_tool_choice(body.tool_choice, table, diags)
+    tools: list[c.ChatCompletionToolUnionParam] = list(functions)
+    tool_choice, tools = _named_as_required(tool_choice, tools, rules)
     if tool_choice is None and tools and rules.explicit_tool_choice:
         tool_choice = "auto"  # the Open Responses default, said out loud
     response_format, format_extra = _response_format(body.text, rules, diags)

@@ -46,6 +46,7 @@ from shim.core.deltas import (
     ToolCallStartDelta,
     UsageDelta,
 )
+from shim.translate.reverse_tools import CustomCallStartDelta
 from shim.wire import chat as c
 
 __all__ = [
@@ -73,13 +74,14 @@ class _OpeningDelta(c.ChoiceDelta):
 
 
 class _Call:
-    __slots__ = ("args", "call_id", "index", "name")
+    __slots__ = ("args", "call_id", "custom", "index", "name")
 
-    def __init__(self, index: int, call_id: str, name: str) -> None:
+    def __init__(self, index: int, call_id: str, name: str, custom: bool = False) -> None:
         self.index = index
         self.call_id = call_id
         self.name = name
-        self.args: list[str] = []
+        self.args: list[str] = []  # a custom call's input
+        self.custom = custom
 
 
 def _logprobs(items: list[TokenLogprob]) -> list[c.ChatCompletionTokenLogprob]:
@@ -269,6 +271,10 @@ class ChatStreamWriter:
         if self._calls:
             message.tool_calls = [
                 c.ChatCompletionMessageToolCall(
+                    id=call.call_id, type="custom", custom=c.Custom(name=call.name, input="".join(call.args))
+                )
+                if call.custom
+                else c.ChatCompletionMessageToolCall(
                     id=call.call_id,
                     type="function",
                     function=c.Function(name=call.name, arguments="".join(call.args)),
@@ -382,12 +388,22 @@ class ChatStreamWriter:
         out = self._lead()
         index = len(self._calls)
         call_id = delta.call_id or f"call_{self.completion_id}_{index}"
-        self._calls[delta.index] = _Call(index, call_id, delta.name)
-        first = c.ChoiceDeltaToolCall(
-            index=index,
-            id=call_id,
-            type="function",
-            function=c.ChoiceDeltaToolCallFunction(name=delta.name, arguments=""),
+        custom = isinstance(delta, CustomCallStartDelta)
+        self._calls[delta.index] = _Call(index, call_id, delta.name, custom)
+        first = (
+            c.ChoiceDeltaToolCall(
+                index=index,
+                id=call_id,
+                type="custom",
+                custom=c.ChoiceDeltaToolCallCustom(name=delta.name, input=""),
+            )
+            if custom
+            else c.ChoiceDeltaToolCall(
+                index=index,
+                id=call_id,
+                type="function",
+                function=c.ChoiceDeltaToolCallFunction(name=delta.name, arguments=""),
+            )
         )
         out.append(self._chunk(c.ChoiceDelta(tool_calls=[first])))
         return out
@@ -397,7 +413,11 @@ class ChatStreamWriter:
         if call is None or not delta.arguments:
             return []
         call.args.append(delta.arguments)
-        more = c.ChoiceDeltaToolCall(
-            index=call.index, function=c.ChoiceDeltaToolCallFunction(arguments=delta.arguments)
+        more = (
+            c.ChoiceDeltaToolCall(index=call.index, custom=c.ChoiceDeltaToolCallCustom(input=delta.arguments))
+            if call.custom
+            else c.ChoiceDeltaToolCall(
+                index=call.index, function=c.ChoiceDeltaToolCallFunction(arguments=delta.arguments)
+            )
         )
         return [self._chunk(c.ChoiceDelta(tool_calls=[more]))]

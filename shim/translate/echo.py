@@ -6,9 +6,10 @@ for sampling parameters and complete tool objects, so defaults are filled here, 
 
 from __future__ import annotations
 
+from shim.core.diagnostics import Diagnostics
 from shim.translate.parameters import echoed
+from shim.translate.tools import client_tools, echo_tools
 from shim.wire import responses as r
-from shim.wire.responses_decode import function_tools
 
 __all__ = ["response_template"]
 
@@ -35,7 +36,13 @@ def response_template(
     model: str,
     store: bool = True,
 ) -> r.ResponseResource:
-    functions, _ = function_tools(body.tools)
+    # The client-executed tools, in the order the request writer lowers them: the response
+    # writer rebuilds the lowering table from this echo to raise the upstream's calls.
+    quiet = Diagnostics("ignore")  # the request writer reported these already
+    tools = client_tools(body.tools, quiet)
+    for item in body.input if isinstance(body.input, list) else ():
+        if isinstance(item, r.AdditionalToolsItemParam):
+            tools.extend(client_tools(item.tools, quiet))
     reasoning = (
         r.Reasoning(effort=body.reasoning.effort, summary=body.reasoning.summary) if body.reasoning else None
     )
@@ -46,10 +53,7 @@ def response_template(
         status="in_progress",
         previous_response_id=body.previous_response_id,
         instructions=body.instructions,
-        tools=[
-            r.FunctionTool(name=t.name, description=t.description, parameters=t.parameters, strict=t.strict)
-            for t in functions
-        ],
+        tools=echo_tools(tools),
         tool_choice=body.tool_choice if body.tool_choice is not None else "auto",
         truncation=body.truncation or "disabled",
         parallel_tool_calls=body.parallel_tool_calls if body.parallel_tool_calls is not None else True,

@@ -28,6 +28,8 @@ from shim.core.deltas import (
     TopLogprob,
     UsageDelta,
 )
+from shim.translate.reverse_tools import CustomCallStartDelta, call_deltas
+from shim.translate.tools import ToolTable
 from shim.wire import responses as r
 
 __all__ = ["ResponsesStreamReader", "read_resource", "usage_delta"]
@@ -45,6 +47,7 @@ class _Ev(msgspec.Struct):
     text: str | None = None
     refusal: str | None = None
     arguments: str | None = None
+    input: str | None = None  # response.custom_tool_call_input.done
     logprobs: list[r.LogProb] | None = None
     item: dict[str, Any] | None = None
     response: dict[str, Any] | None = None
@@ -97,6 +100,9 @@ def _finish_of(resource: r.ResponseResource, saw_call: bool) -> Delta:
 
 def _item_deltas(item: r.ItemField, index: int) -> list[Delta]:
     """Everything one whole output item says, as deltas (for whole resources and late items)."""
+    native = call_deltas(item, index)  # custom, apply_patch, shell, local_shell, namespaced calls
+    if native is not None:
+        return native
     out: list[Delta] = []
     if isinstance(item, r.Message):
         for part in item.content:
@@ -123,7 +129,7 @@ def read_resource(resource: r.ResponseResource) -> list[Delta]:
     out: list[Delta] = [MetaDelta(model=resource.model, upstream_id=resource.id, created=resource.created_at)]
     saw_call = False
     for index, item in enumerate(resource.output):
-        saw_call = saw_call or isinstance(item, r.FunctionCall)
+        saw_call = saw_call or isinstance(item, r.FunctionCall | r.ClientCall)
         out.extend(_item_deltas(item, index))
     usage = usage_delta(resource.usage)
     if usage is not None:
@@ -133,6 +139,9 @@ def read_resource(resource: r.ResponseResource) -> list[Delta]:
 
 
 _resource_fields = frozenset(r.ResponseResource.__struct_fields__)
+_NO_TOOLS = ToolTable()
+# Call items written whole (their arguments have no delta events): read at ``output_item.done``.
+_WHOLE_CALLS = frozenset({"apply_patch_call", "shell_call", "local_shell_call"})
 
 
 class ResponsesStreamReader:
@@ -164,16 +173,22 @@ class ResponsesStreamReader:
 
     def _item_added(self, ev: _Ev) -> list[Delta]:
         item = ev.item or {}
-        if item.get("type") == "function_call":
+        kind = item.get("type")
+        if kind == "function_call" or kind == "custom_tool_call":
             self._saw_call = True
             self._calls[item.get("id") or f"#{ev.output_index}"] = ev.output_index
-            out: list[Delta] = [
-                ToolCallStartDelta(ev.output_index, item.get("call_id") or "", item.get("name") or "")
-            ]
-            if item.get("arguments"):
+            call_id, name = item.get("call_id") or "", item.get("name") or ""
+            if isinstance(item.get("namespace"), str):  # as tools.py lowers it
+                name = _NO_TOOLS.replay_name("function", name, item["namespace"])
+            start = CustomCallStartDelta if kind == "custom_tool_call" else ToolCallStartDelta
+            out: list[Delta] = [start(ev.output_index, call_id, name)]
+            args = item.get("arguments" if kind == "function_call" else "input")
+            if args:
                 self._streamed.add(item.get("id") or f"#{ev.output_index}")
-                out.append(ToolCallArgsDelta(ev.output_index, item["arguments"]))
+                out.append(ToolCallArgsDelta(ev.output_index, args))
             return out
+        if kind in _WHOLE_CALLS:
+            self._saw_call = True
         return []
 
     def _item_done(self, ev: _Ev) -> list[Delta]:
@@ -183,12 +198,13 @@ class ResponsesStreamReader:
             item = msgspec.convert(raw, r.ItemField)
         except msgspec.ValidationError:
             return []
-        if isinstance(item, r.FunctionCall):
+        if isinstance(item, r.FunctionCall | r.CustomToolCall):
             self._saw_call = True
             if item_id in self._streamed:
                 return []
             if item_id in self._calls:
-                return [ToolCallArgsDelta(ev.output_index, item.arguments)] if item.arguments else []
+                args = item.arguments if isinstance(item, r.FunctionCall) else item.input
+                return [ToolCallArgsDelta(ev.output_index, args)] if args else []
             return _item_deltas(item, ev.output_index)
         if isinstance(item, r.ReasoningBody):
             out: list[Delta] = []
@@ -240,6 +256,12 @@ class ResponsesStreamReader:
         if ev.item_id is not None and ev.item_id not in self._streamed and ev.arguments:
             self._streamed.add(ev.item_id)
             return [ToolCallArgsDelta(ev.output_index, ev.arguments)]
+        return []
+
+    def _input_done(self, ev: _Ev) -> list[Delta]:
+        if ev.item_id is not None and ev.item_id not in self._streamed and ev.input:
+            self._streamed.add(ev.item_id)
+            return [ToolCallArgsDelta(ev.output_index, ev.input)]
         return []
 
     # Providers that send only ``*.done`` events: take each part's whole text once. Parts are
@@ -332,6 +354,8 @@ _HANDLERS = {
     "response.reasoning_summary_text.done": ResponsesStreamReader._summary_done,
     "response.function_call_arguments.delta": ResponsesStreamReader._args,
     "response.function_call_arguments.done": ResponsesStreamReader._args_done,
+    "response.custom_tool_call_input.delta": ResponsesStreamReader._args,
+    "response.custom_tool_call_input.done": ResponsesStreamReader._input_done,
     "response.completed": ResponsesStreamReader._terminal,
     "response.incomplete": ResponsesStreamReader._terminal,
     "response.failed": ResponsesStreamReader._terminal,

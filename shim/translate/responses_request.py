@@ -34,6 +34,7 @@ from msgspec import UNSET
 from shim.core.diagnostics import Diagnostics
 from shim.errors import InvalidRequest
 from shim.translate.parameters import copy_same_name
+from shim.translate.reverse_tools import NativeKind, custom_tool, native_call, native_output
 from shim.wire import chat as c
 from shim.wire import responses as r
 
@@ -62,12 +63,20 @@ _MODES: dict[str, r.ToolChoiceValue] = {"none": "none", "auto": "auto", "require
 class _Items:
     """Builds the hub's input items from Chat messages; one instance per request."""
 
-    def __init__(self, diags: Diagnostics, recalled: Mapping[int, list[r.ItemParam]] | None = None) -> None:
+    def __init__(
+        self,
+        diags: Diagnostics,
+        recalled: Mapping[int, list[r.ItemParam]] | None = None,
+        declared: set[str] | None = None,
+    ) -> None:
         self.diags = diags
         self.recalled = recalled or {}  # message index → reasoning items the server remembered
         self.out: list[r.ItemParam] = []
         self.legacy_calls: dict[str, str] = {}  # function name → call_id of its latest legacy call
-        self.dropped_calls: set[str] = set()  # ids of tool calls that could not be sent
+        # The client's own function names: a call to any other name the upstream's native calls
+        # are lowered to (apply_patch, shell, local_shell) goes back as the native item.
+        self.declared = declared or set()
+        self.kinds: dict[str, NativeKind] = {}  # call_id → kind of a call that is not a function
 
     def add(self, msg: c.ChatCompletionMessageParam, index: int) -> None:
         where = f"messages[{index}]"
@@ -202,19 +211,19 @@ class _Items:
         self.out.extend(calls)
 
     def calls(self, msg: c.ChatCompletionAssistantMessageParam, index: int) -> list[r.ItemParam]:
-        where = f"messages[{index}]"
         out: list[r.ItemParam] = []
-        for k, call in enumerate(msg.tool_calls or ()):
+        for call in msg.tool_calls or ():
             if isinstance(call, c.ChatCompletionMessageFunctionToolCallParam):
                 fn = call.function
-                out.append(r.FunctionCallItemParam(call_id=call.id, name=fn.name, arguments=fn.arguments))
+                item, kind = native_call(call.id, fn.name, fn.arguments, self.declared)
+                out.append(item)
             else:
-                self.dropped_calls.add(call.id)
-                self.diags.report(
-                    "unsupported_item",
-                    "Custom tool calls have no Open Responses form.",
-                    param=f"{where}.tool_calls[{k}]",
+                out.append(
+                    r.CustomToolCallItemParam(call_id=call.id, name=call.custom.name, input=call.custom.input)
                 )
+                kind = "custom"
+            if kind is not None:
+                self.kinds[call.id] = kind
         if msg.function_call is not None:
             call_id = f"call_fn_{index}"  # deterministic: the same history always gets the same id
             self.legacy_calls[msg.function_call.name] = call_id
@@ -223,10 +232,7 @@ class _Items:
         return out
 
     def tool_output(self, call_id: str, output: str | list[r.ContentPart], where: str) -> None:
-        if call_id in self.dropped_calls:
-            self.diags.report("unsupported_item", "The result of a dropped custom tool call.", param=where)
-            return
-        self.out.append(r.FunctionCallOutputItemParam(call_id=call_id, output=output))
+        self.out.append(native_output(call_id, self.kinds.get(call_id), output))
 
     def function_output(self, msg: c.ChatCompletionFunctionMessageParam, where: str) -> None:
         call_id = self.legacy_calls.pop(msg.name, None)
@@ -244,11 +250,13 @@ def messages_to_items(
     messages: list[c.ChatCompletionMessageParam],
     diags: Diagnostics,
     recalled: Mapping[int, list[r.ItemParam]] | None = None,
+    declared: set[str] | None = None,
 ) -> list[r.ItemParam]:
     """The Chat history read into hub items (what the server stores as this turn's input).
 
-    ``recalled``: reasoning items to put in front of the assistant message at that index."""
-    builder = _Items(diags, recalled)
+    ``recalled``: reasoning items to put in front of the assistant message at that index.
+    ``declared``: the request's function tool names (see ``_Items.declared``)."""
+    builder = _Items(diags, recalled, declared)
     for i, msg in enumerate(messages):
         builder.add(msg, i)
     return builder.out
@@ -272,11 +280,11 @@ def _function_tool(fn: c.FunctionDefinition) -> dict[str, Any]:
 
 def _tools(req: c.ChatCompletionRequest, diags: Diagnostics) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for i, tool in enumerate(req.tools or ()):
+    for tool in req.tools or ():
         if isinstance(tool, c.ChatCompletionFunctionToolParam):
             out.append(_function_tool(tool.function))
         else:
-            diags.report("unsupported_tool", "Custom tools have no Open Responses form.", param=f"tools[{i}]")
+            out.append(custom_tool(tool))
     if req.functions is not None:
         diags.report(
             "lossy_value",
@@ -291,16 +299,19 @@ def _allowed(
     choice: c.ChatCompletionAllowedToolChoiceParam, diags: Diagnostics
 ) -> r.AllowedToolsParam | None:
     allowed = choice.allowed_tools
-    tools: list[r.SpecificFunctionParam] = []
+    tools: list[r.SpecificToolParam] = []
     for j, tool in enumerate(allowed.tools):
-        fn = tool.get("function") if tool.get("type") == "function" else None
-        name = fn.get("name") if isinstance(fn, dict) else None
+        kind = tool.get("type")
+        ref = tool.get(kind) if kind in ("function", "custom") else None
+        name = ref.get("name") if isinstance(ref, dict) else None
         if isinstance(name, str):
-            tools.append(r.SpecificFunctionParam(name=name))
+            tools.append(
+                r.SpecificCustomParam(name=name) if kind == "custom" else r.SpecificFunctionParam(name=name)
+            )
         else:
             diags.report(
                 "unsupported_tool",
-                "Only function tools can be allowed.",
+                "Only function and custom tools can be allowed.",
                 param=f"tool_choice.allowed_tools.tools[{j}]",
             )
     mode = _MODES.get(allowed.mode)
@@ -330,8 +341,7 @@ def _tool_choice(req: c.ChatCompletionRequest, has_tools: bool, diags: Diagnosti
     elif isinstance(choice, c.ToolName):  # legacy ``function_call: {"name": ...}``
         out = r.SpecificFunctionParam(name=choice.name)
     elif isinstance(choice, c.ChatCompletionNamedToolChoiceCustomParam):
-        diags.report("unsupported_tool", "Custom tools have no Open Responses form.", param=param)
-        return None
+        out = r.SpecificCustomParam(name=choice.custom.name)
     else:
         out = _allowed(choice, diags)
     if out is None or has_tools or out == "none":  # "none" is meaningful even with no tools
@@ -407,7 +417,9 @@ def to_responses_request(
         raise InvalidRequest("`messages` must not be empty.", param="messages", code="missing_input")
     _report_unsupported(req, diags)
     tools = _tools(req, diags)
-    body = r.CreateResponseBody(model=model, input=messages_to_items(req.messages, diags, recalled))
+    declared = {t.function.name for t in req.tools or () if isinstance(t, c.ChatCompletionFunctionToolParam)}
+    declared.update(fn.name for fn in req.functions or ())
+    body = r.CreateResponseBody(model=model, input=messages_to_items(req.messages, diags, recalled, declared))
     body.tools = tools or None
     body.tool_choice = _tool_choice(req, bool(tools), diags)
     body.parallel_tool_calls = req.parallel_tool_calls
@@ -447,7 +459,10 @@ _encoder = msgspec.json.Encoder()
 
 
 def _sparse(value: Any) -> Any:
-    """Structs → dicts without ``None``/``UNSET`` fields; lists mapped; free-form JSON kept as is."""
+    """Structs → dicts without ``None``/``UNSET`` fields; lists mapped; free-form JSON kept as is.
+    A ``hosted_item`` is the item the client sent, unwrapped."""
+    if isinstance(value, r.HostedItemParam):
+        return value.item
     if isinstance(value, msgspec.Struct):
         out: dict[str, Any] = {}
         config = value.__struct_config__

@@ -34,6 +34,7 @@ from shim.core.deltas import (
     UsageDelta,
 )
 from shim.ids import Clock, IdFactory
+from shim.translate.tools import Lowered, ToolTable, fitting_call_id, lower_tools, raise_call
 from shim.wire import responses as r
 
 __all__ = ["ResponsesStreamWriter", "to_logprobs"]
@@ -79,17 +80,29 @@ class _Reasoning:
 
 
 class _Call:
-    __slots__ = ("args", "call_id", "id", "index", "name")
+    __slots__ = ("args", "call_id", "id", "index", "lowered", "name")
 
-    def __init__(self, item_id: str, call_id: str, name: str) -> None:
+    def __init__(self, item_id: str, call_id: str, name: str, lowered: Lowered | None = None) -> None:
         self.id = item_id
         self.call_id = call_id
         self.name = name
         self.args: list[str] = []
         self.index = -1
+        # The client tool a lowered function stands for (None: a plain function tool).
+        self.lowered = lowered
+
+    @property
+    def deferred(self) -> bool:
+        """Native items other than ``function_call`` need their whole arguments to be written
+        (``apply_patch_call.operation``…): they are emitted when the call closes."""
+        return self.lowered is not None and self.lowered.kind != "function"
 
 
 _Open = _Message | _Reasoning | _Call
+
+
+# Item id prefixes, as OpenAI's: ``ctc_`` custom, ``apc_`` apply_patch, ``sh_`` shell, ``lsh_`` local shell.
+_PREFIX = {"function": "fc", "custom": "ctc", "apply_patch": "apc", "shell": "sh", "local_shell": "lsh"}
 
 
 class ResponsesStreamWriter:
@@ -117,6 +130,9 @@ class ResponsesStreamWriter:
         self._error: ErrorDelta | None = None
         self.finished = False
         self.response = template
+        # Client tools other than plain functions were lowered: their calls are raised back.
+        plain = all(isinstance(t, r.FunctionTool) for t in template.tools)
+        self._table: ToolTable | None = None if plain else lower_tools(template.tools)
 
     # ------------------------------------------------------------------ public API
 
@@ -254,15 +270,7 @@ class ResponsesStreamWriter:
             self._close_reasoning_parts(item, out)
             done = self._reasoning_item(item)
         else:
-            args = "".join(item.args)
-            out.append(
-                r.ResponseFunctionCallArgumentsDoneStreamingEvent(
-                    sequence_number=self._next(), item_id=item.id, output_index=item.index, arguments=args
-                )
-            )
-            done = r.FunctionCall(
-                id=item.id, call_id=item.call_id, name=item.name, arguments=args, status=status
-            )
+            done = self._close_call(item, status, out)
         self._output[item.index] = done
         out.append(
             r.ResponseOutputItemDoneStreamingEvent(
@@ -532,7 +540,15 @@ class ResponsesStreamWriter:
     def _call_start(self, delta: ToolCallStartDelta, out: list[r.StreamingEvent]) -> None:
         if delta.index in self._calls:
             return
-        call = _Call(self._ids("fc"), delta.call_id, delta.name)
+        lowered = self._table.lowered(delta.name) if self._table is not None else None
+        if lowered is not None and lowered.kind == "function" and lowered.namespace is None:
+            lowered = None  # a plain function tool
+        call = _Call(
+            self._ids(_PREFIX[lowered.kind] if lowered else "fc"),
+            fitting_call_id(delta.call_id),
+            delta.name,
+            lowered,
+        )
         self._calls[delta.index] = call
         if isinstance(self._open, _Call):
             self._held.append(call)
@@ -543,19 +559,79 @@ class ResponsesStreamWriter:
         self._open = call
 
     def _emit_call_added(self, call: _Call, out: list[r.StreamingEvent]) -> None:
-        call.index = self._add(
-            r.FunctionCall(
-                id=call.id, call_id=call.call_id, name=call.name, arguments="", status="in_progress"
-            ),
-            out,
+        if call.deferred:
+            return
+        item: r.ItemField = r.FunctionCall(
+            id=call.id, call_id=call.call_id, name=call.name, arguments="", status="in_progress"
         )
+        if call.lowered is not None:  # a namespace member: the bare name and its namespace
+            item = (
+                raise_call(
+                    call.lowered, item_id=call.id, call_id=call.call_id, arguments="", status="in_progress"
+                )
+                or item
+            )
+        call.index = self._add(item, out)
+
+    def _close_call(self, call: _Call, status: r.Status, out: list[r.StreamingEvent]) -> r.ItemField:
+        """The call's closing events and its final item, raised to the native type if lowered."""
+        args = "".join(call.args)
+        raised = (
+            raise_call(call.lowered, item_id=call.id, call_id=call.call_id, arguments=args, status=status)
+            if call.lowered is not None
+            else None
+        )
+        if call.deferred:
+            call.index = len(self._output)  # the open item: nothing was added after it
+            if raised is None:  # arguments that form no native item: kept as the plain call
+                fallback = r.FunctionCall(
+                    id=call.id, call_id=call.call_id, name=call.name, arguments="", status="in_progress"
+                )
+                self._add(fallback, out)
+                if args:
+                    out.append(
+                        r.ResponseFunctionCallArgumentsDeltaStreamingEvent(
+                            sequence_number=self._next(), item_id=call.id, output_index=call.index, delta=args
+                        )
+                    )
+            elif isinstance(raised, r.CustomToolCall):
+                self._add(msgspec.structs.replace(raised, input=""), out)
+                if raised.input:
+                    out.append(
+                        r.ResponseCustomToolCallInputDeltaStreamingEvent(
+                            sequence_number=self._next(),
+                            item_id=call.id,
+                            output_index=call.index,
+                            delta=raised.input,
+                        )
+                    )
+                out.append(
+                    r.ResponseCustomToolCallInputDoneStreamingEvent(
+                        sequence_number=self._next(),
+                        item_id=call.id,
+                        output_index=call.index,
+                        input=raised.input,
+                    )
+                )
+                return raised
+            else:
+                self._add(msgspec.structs.replace(raised, status="in_progress"), out)
+                return raised
+        out.append(
+            r.ResponseFunctionCallArgumentsDoneStreamingEvent(
+                sequence_number=self._next(), item_id=call.id, output_index=call.index, arguments=args
+            )
+        )
+        if raised is not None:
+            return raised
+        return r.FunctionCall(id=call.id, call_id=call.call_id, name=call.name, arguments=args, status=status)
 
     def _call_args(self, delta: ToolCallArgsDelta, out: list[r.StreamingEvent]) -> None:
         call = self._calls.get(delta.index)
         if call is None or not delta.arguments:
             return
         call.args.append(delta.arguments)
-        if call is self._open:
+        if call is self._open and not call.deferred:
             out.append(
                 r.ResponseFunctionCallArgumentsDeltaStreamingEvent(
                     sequence_number=self._next(),
@@ -570,7 +646,7 @@ class ResponsesStreamWriter:
         for n, call in enumerate(held):
             self._emit_call_added(call, out)
             args = "".join(call.args)
-            if args:
+            if args and not call.deferred:
                 out.append(
                     r.ResponseFunctionCallArgumentsDeltaStreamingEvent(
                         sequence_number=self._next(), item_id=call.id, output_index=call.index, delta=args

@@ -14,6 +14,14 @@ from shim.wire import responses as r
 
 __all__ = ["tool_rounds"]
 
+_CALLS = (
+    r.FunctionCallItemParam,
+    r.CustomToolCallItemParam,
+    r.ApplyPatchCallItemParam,
+    r.ShellCallItemParam,
+    r.LocalShellCallItemParam,
+)
+
 
 def tool_rounds(items: Sequence[r.ItemParam]) -> int:
     """Rounds of function calls after the last user message: each unbroken run of
@@ -23,7 +31,7 @@ def tool_rounds(items: Sequence[r.ItemParam]) -> int:
     for item in reversed(items):
         if isinstance(item, r.MessageItemParam) and item.role == "user":
             break
-        is_call = isinstance(item, r.FunctionCallItemParam)
+        is_call = isinstance(item, _CALLS)
         if is_call and not in_run:
             rounds += 1
         # Outputs and reasoning sit between the calls of one turn and the next turn's calls.

@@ -96,6 +96,7 @@ __all__ = [
     "ChoiceDelta",
     "ChoiceDeltaFunctionCall",
     "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallCustom",
     "ChoiceDeltaToolCallFunction",
     "ChoiceLogprobs",
     "ChunkChoice",
@@ -631,6 +632,13 @@ class ChoiceDeltaToolCallFunction(_Sparse):
     arguments: str | None = None
 
 
+class ChoiceDeltaToolCallCustom(_Sparse):
+    """A streamed ``custom`` tool call's name (first chunk) and a piece of its input."""
+
+    name: str | None = None
+    input: str | None = None
+
+
 class ChoiceDeltaToolCall(_Sparse):
     """``index`` and ``type`` are ``None`` when a vendor omits them; writers always set both."""
 
@@ -638,6 +646,7 @@ class ChoiceDeltaToolCall(_Sparse):
     id: str | None = None
     type: str | None = None
     function: ChoiceDeltaToolCallFunction | None = None
+    custom: ChoiceDeltaToolCallCustom | None = None  # ``type: "custom"``
 
 
 class ChoiceDelta(_Sparse):

@@ -22,14 +22,31 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 __all__ = [
+    "TYPED_ITEM_TYPES",
+    "AdditionalToolsItemParam",
     "AllowedToolChoice",
     "AllowedToolsParam",
+    "ApplyPatchCall",
+    "ApplyPatchCallItemParam",
+    "ApplyPatchCallOutputItemParam",
+    "ApplyPatchOperation",
+    "ApplyPatchOperationParam",
+    "ApplyPatchTool",
+    "ClientCall",
+    "ClientToolParam",
     "CompactResource",
     "CompactResponseMethodPublicBody",
     "CompactionBody",
     "CompactionSummaryItemParam",
     "ContentPart",
     "CreateResponseBody",
+    "CustomFormatGrammar",
+    "CustomFormatText",
+    "CustomTool",
+    "CustomToolCall",
+    "CustomToolCallItemParam",
+    "CustomToolCallOutputItemParam",
+    "CustomToolFormat",
     "ErrorPayload",
     "ErrorStreamingEvent",
     "FunctionCall",
@@ -38,6 +55,7 @@ __all__ = [
     "FunctionCallOutputItemParam",
     "FunctionTool",
     "FunctionToolParam",
+    "HostedItemParam",
     "IncompleteDetails",
     "InputAudioContent",
     "InputFileContent",
@@ -50,10 +68,16 @@ __all__ = [
     "ItemReferenceParam",
     "JsonObjectResponseFormat",
     "JsonSchemaResponseFormat",
+    "LocalShellAction",
+    "LocalShellActionParam",
+    "LocalShellCall",
+    "LocalShellCallItemParam",
+    "LocalShellCallOutputItemParam",
+    "LocalShellTool",
     "LogProb",
     "Message",
     "MessageItemParam",
-    "OtherToolParam",
+    "NamespaceTool",
     "OutputTextContent",
     "OutputTokensDetails",
     "Reasoning",
@@ -66,6 +90,8 @@ __all__ = [
     "ResponseContentPartAddedStreamingEvent",
     "ResponseContentPartDoneStreamingEvent",
     "ResponseCreatedStreamingEvent",
+    "ResponseCustomToolCallInputDeltaStreamingEvent",
+    "ResponseCustomToolCallInputDoneStreamingEvent",
     "ResponseError",
     "ResponseFailedStreamingEvent",
     "ResponseFunctionCallArgumentsDeltaStreamingEvent",
@@ -87,7 +113,20 @@ __all__ = [
     "ResponseRefusalDeltaStreamingEvent",
     "ResponseRefusalDoneStreamingEvent",
     "ResponseResource",
+    "ShellAction",
+    "ShellActionParam",
+    "ShellCall",
+    "ShellCallItemParam",
+    "ShellCallOutputItemParam",
+    "ShellOutcome",
+    "ShellOutputContent",
+    "ShellTool",
+    "SpecificApplyPatchParam",
+    "SpecificCustomParam",
     "SpecificFunctionParam",
+    "SpecificMcpParam",
+    "SpecificShellParam",
+    "SpecificToolParam",
     "StreamOptionsParam",
     "StreamingEvent",
     "SummaryTextContent",
@@ -97,6 +136,7 @@ __all__ = [
     "TextParam",
     "TextResponseFormat",
     "ToolChoice",
+    "ToolField",
     "TopLogProb",
     "UrlCitationBody",
     "Usage",
@@ -218,6 +258,7 @@ class FunctionCall(_Base, tag="function_call", tag_field="type"):
     name: str
     arguments: str
     status: Status
+    namespace: str | UnsetType = UNSET  # set when the tool came from a ``namespace`` tool
 
 
 class FunctionCallOutput(_Base, tag="function_call_output", tag_field="type"):
@@ -240,7 +281,71 @@ class CompactionBody(_Base, tag="compaction", tag_field="type"):
     created_by: str | UnsetType = UNSET
 
 
-ItemField = Message | FunctionCall | FunctionCallOutput | ReasoningBody | CompactionBody
+class CustomToolCall(_Base, tag="custom_tool_call", tag_field="type"):
+    """A call to a ``custom`` tool: free-form ``input`` (openai-python ``ResponseCustomToolCall``)."""
+
+    id: str
+    call_id: str
+    name: str
+    input: str
+    namespace: str | UnsetType = UNSET
+
+
+class ApplyPatchOperation(_Base):
+    type: Literal["create_file", "update_file", "delete_file"]
+    path: str
+    diff: str | UnsetType = UNSET  # absent for ``delete_file``
+
+
+class ApplyPatchCall(_Base, tag="apply_patch_call", tag_field="type"):
+    id: str
+    call_id: str
+    operation: ApplyPatchOperation
+    status: Literal["in_progress", "completed"]
+
+
+class ShellAction(_Base):
+    commands: list[str]
+    timeout_ms: int | None = None
+    max_output_length: int | None = None
+
+
+class ShellCall(_Base, tag="shell_call", tag_field="type"):
+    id: str
+    call_id: str
+    action: ShellAction
+    status: Status
+
+
+class LocalShellAction(_Base, tag="exec", tag_field="type"):
+    command: list[str]
+    env: dict[str, str] = {}
+    timeout_ms: int | None = None
+    user: str | None = None
+    working_directory: str | None = None
+
+
+class LocalShellCall(_Base, tag="local_shell_call", tag_field="type"):
+    id: str
+    call_id: str
+    action: LocalShellAction
+    status: Status
+
+
+# The calls a client executes, raised from a lowered Chat function call (shim.translate.tools).
+ClientCall = CustomToolCall | ApplyPatchCall | ShellCall | LocalShellCall
+
+ItemField = (
+    Message
+    | FunctionCall
+    | FunctionCallOutput
+    | ReasoningBody
+    | CompactionBody
+    | CustomToolCall
+    | ApplyPatchCall
+    | ShellCall
+    | LocalShellCall
+)
 
 # --------------------------------------------------------------------------- input items
 
@@ -261,6 +366,7 @@ class FunctionCallItemParam(_Base, tag="function_call", tag_field="type"):
     arguments: str
     id: str | None = None
     status: str | None = None
+    namespace: str | None = None
 
 
 class FunctionCallOutputItemParam(_Base, tag="function_call_output", tag_field="type"):
@@ -288,6 +394,116 @@ class ItemReferenceParam(_Base, tag="item_reference", tag_field="type"):
     id: str
 
 
+class CustomToolCallItemParam(_Base, tag="custom_tool_call", tag_field="type"):
+    call_id: str
+    name: str
+    input: str
+    id: str | None = None
+    namespace: str | None = None
+    status: str | None = None
+
+
+class CustomToolCallOutputItemParam(_Base, tag="custom_tool_call_output", tag_field="type"):
+    call_id: str
+    output: str | list[ContentPart]
+    id: str | None = None
+    status: str | None = None
+
+
+class ApplyPatchOperationParam(_Base):
+    type: Literal["create_file", "update_file", "delete_file"]
+    path: str
+    diff: str | None = None
+
+
+class ApplyPatchCallItemParam(_Base, tag="apply_patch_call", tag_field="type"):
+    call_id: str
+    operation: ApplyPatchOperationParam
+    id: str | None = None
+    status: str | None = None
+
+
+class ApplyPatchCallOutputItemParam(_Base, tag="apply_patch_call_output", tag_field="type"):
+    call_id: str
+    status: str | None = None  # "completed" | "failed"
+    output: str | None = None
+    id: str | None = None
+
+
+class ShellActionParam(_Base):
+    commands: list[str]
+    timeout_ms: int | None = None
+    max_output_length: int | None = None
+
+
+class ShellCallItemParam(_Base, tag="shell_call", tag_field="type"):
+    call_id: str
+    action: ShellActionParam
+    id: str | None = None
+    status: str | None = None
+
+
+class ShellOutcome(_Base):
+    type: Literal["exit", "timeout"]
+    exit_code: int | None = None
+
+
+class ShellOutputContent(_Base):
+    stdout: str = ""
+    stderr: str = ""
+    outcome: ShellOutcome | None = None
+
+
+class ShellCallOutputItemParam(_Base, tag="shell_call_output", tag_field="type"):
+    call_id: str
+    output: list[ShellOutputContent]
+    max_output_length: int | None = None
+    id: str | None = None
+    status: str | None = None
+
+
+class LocalShellActionParam(_Base):
+    command: list[str]
+    env: dict[str, str] = {}
+    type: Literal["exec"] = "exec"
+    timeout_ms: int | None = None
+    user: str | None = None
+    working_directory: str | None = None
+
+
+class LocalShellCallItemParam(_Base, tag="local_shell_call", tag_field="type"):
+    call_id: str
+    action: LocalShellActionParam
+    id: str | None = None
+    status: str | None = None
+
+
+class LocalShellCallOutputItemParam(_Base, tag="local_shell_call_output", tag_field="type"):
+    """openai-python names the call in ``id`` (its docs: "the ID of the local shell tool call");
+    ``call_id`` is read too, and wins when both are sent."""
+
+    id: str
+    output: str
+    call_id: str | None = None
+    status: str | None = None
+
+
+class AdditionalToolsItemParam(_Base, tag="additional_tools", tag_field="type"):
+    """Tools made available from this point of the conversation (Codex's lite mode)."""
+
+    tools: list[dict[str, Any]]
+    role: Literal["developer"] = "developer"
+    id: str | None = None
+
+
+class HostedItemParam(_Base, tag="hosted_item", tag_field="type"):
+    """Any other input item of the Responses API (``web_search_call``, ``mcp_call``,
+    ``compaction_trigger``, ``program``…), kept whole in ``item``: ``normalise_input_items``
+    wraps it, and the request writer renders it as text or drops it with a diagnostic."""
+
+    item: dict[str, Any]
+
+
 ItemParam = (
     MessageItemParam
     | FunctionCallItemParam
@@ -295,7 +511,20 @@ ItemParam = (
     | ReasoningItemParam
     | CompactionSummaryItemParam
     | ItemReferenceParam
+    | CustomToolCallItemParam
+    | CustomToolCallOutputItemParam
+    | ApplyPatchCallItemParam
+    | ApplyPatchCallOutputItemParam
+    | ShellCallItemParam
+    | ShellCallOutputItemParam
+    | LocalShellCallItemParam
+    | LocalShellCallOutputItemParam
+    | AdditionalToolsItemParam
+    | HostedItemParam
 )
+
+# Item types decoded into their own struct above; every other ``type`` becomes a HostedItemParam.
+TYPED_ITEM_TYPES = frozenset(t.__struct_config__.tag for t in ItemParam.__args__ if t is not HostedItemParam)
 
 # --------------------------------------------------------------------------- tools & choices
 
@@ -307,13 +536,6 @@ class FunctionToolParam(_Base, tag="function", tag_field="type"):
     strict: bool | None = None
 
 
-class OtherToolParam(_Base):
-    """A tool type the spec does not define (web_search, mcp, namespace…); kept for diagnostics."""
-
-    type: str
-    raw: dict[str, Any] = {}
-
-
 class FunctionTool(_Base, tag="function", tag_field="type"):
     """The echoed tool in a ``ResponseResource``: every field present, nulls allowed."""
 
@@ -323,17 +545,97 @@ class FunctionTool(_Base, tag="function", tag_field="type"):
     strict: bool | None
 
 
+class CustomFormatText(_Base, tag="text", tag_field="type"):
+    pass
+
+
+class CustomFormatGrammar(_Base, tag="grammar", tag_field="type"):
+    definition: str
+    syntax: str = "lark"  # "lark" | "regex"
+
+
+CustomToolFormat = CustomFormatText | CustomFormatGrammar
+
+
+class CustomTool(_Base, tag="custom", tag_field="type"):
+    """A ``custom`` tool: the model writes free-form ``input`` (text, or text in a grammar)."""
+
+    name: str
+    description: str | None = None
+    format: CustomToolFormat | None = None
+
+
+class NamespaceTool(_Base, tag="namespace", tag_field="type"):
+    """Function and custom tools grouped under one name (Codex: ``mcp__<server>``)."""
+
+    name: str
+    description: str = ""
+    tools: list[FunctionToolParam | CustomTool] = []
+
+
+class ApplyPatchTool(_Base, tag="apply_patch", tag_field="type"):
+    pass
+
+
+class ShellTool(_Base, tag="shell", tag_field="type"):
+    environment: dict[str, Any] | None = None
+
+
+class LocalShellTool(_Base, tag="local_shell", tag_field="type"):
+    pass
+
+
+# The tool types a client executes itself, lowered to Chat functions (shim.translate.tools).
+ClientToolParam = FunctionToolParam | CustomTool | NamespaceTool | ApplyPatchTool | ShellTool | LocalShellTool
+# The same, as echoed in a ResponseResource (function tools with every field present).
+ToolField = FunctionTool | CustomTool | NamespaceTool | ApplyPatchTool | ShellTool | LocalShellTool
+
+
 class SpecificFunctionParam(_Base, tag="function", tag_field="type"):
     name: str
 
 
+class SpecificCustomParam(_Base, tag="custom", tag_field="type"):
+    name: str
+
+
+class SpecificApplyPatchParam(_Base, tag="apply_patch", tag_field="type"):
+    pass
+
+
+class SpecificShellParam(_Base, tag="shell", tag_field="type"):
+    pass
+
+
+class SpecificMcpParam(_Base, tag="mcp", tag_field="type"):
+    server_label: str
+    name: str | None = None
+
+
+SpecificToolParam = (
+    SpecificFunctionParam
+    | SpecificCustomParam
+    | SpecificApplyPatchParam
+    | SpecificShellParam
+    | SpecificMcpParam
+)
+
+
 class AllowedToolsParam(_Base, tag="allowed_tools", tag_field="type"):
-    tools: list[SpecificFunctionParam]
+    tools: list[SpecificToolParam]
     mode: ToolChoiceValue = "auto"
 
 
 AllowedToolChoice = AllowedToolsParam
-ToolChoice = ToolChoiceValue | SpecificFunctionParam | AllowedToolsParam
+ToolChoice = (
+    ToolChoiceValue
+    | SpecificFunctionParam
+    | SpecificCustomParam
+    | SpecificApplyPatchParam
+    | SpecificShellParam
+    | SpecificMcpParam
+    | AllowedToolsParam
+)
 
 # --------------------------------------------------------------------------- text & reasoning
 
@@ -391,8 +693,8 @@ class CreateResponseBody(_Base):
     input: str | list[ItemParam] | None = None
     previous_response_id: str | None = None
     include: list[str] | None = None
-    # Kept as sent: only function tools are typed (see ``function_tools``); other tool types
-    # (web_search, mcp, namespace…) are reported as diagnostics by the translators.
+    # Kept as sent: ``shim.translate.tools.client_tools`` types the client-executed ones and
+    # reports the rest (web_search, mcp, computer…) as diagnostics.
     tools: list[dict[str, Any]] | None = None
     tool_choice: ToolChoice | None = None
     metadata: dict[str, str] | None = None
@@ -490,7 +792,7 @@ class ResponseResource(_Base, kw_only=True):
     instructions: str | None = None
     output: list[ItemField] = []
     error: ResponseError | None = None
-    tools: list[FunctionTool] = []
+    tools: list[ToolField] = []
     tool_choice: ToolChoice = "auto"
     truncation: Literal["auto", "disabled"] = "disabled"
     parallel_tool_calls: bool = True
@@ -676,6 +978,18 @@ class ResponseFunctionCallArgumentsDoneStreamingEvent(_Event, tag="response.func
     name: str | UnsetType = UNSET
 
 
+class ResponseCustomToolCallInputDeltaStreamingEvent(_Event, tag="response.custom_tool_call_input.delta"):
+    item_id: str
+    output_index: int
+    delta: str
+
+
+class ResponseCustomToolCallInputDoneStreamingEvent(_Event, tag="response.custom_tool_call_input.done"):
+    item_id: str
+    output_index: int
+    input: str
+
+
 class ErrorStreamingEvent(_Event, tag="error"):
     error: ErrorPayload
 
@@ -704,5 +1018,7 @@ StreamingEvent = (
     | ResponseReasoningSummaryDoneStreamingEvent
     | ResponseFunctionCallArgumentsDeltaStreamingEvent
     | ResponseFunctionCallArgumentsDoneStreamingEvent
+    | ResponseCustomToolCallInputDeltaStreamingEvent
+    | ResponseCustomToolCallInputDoneStreamingEvent
     | ErrorStreamingEvent
 )

@@ -16,10 +16,9 @@ import msgspec
 
 from shim.errors import InvalidRequest, UnsupportedParameter
 from shim.wire.responses import (
+    TYPED_ITEM_TYPES,
     CompactResponseMethodPublicBody,
     CreateResponseBody,
-    FunctionToolParam,
-    OtherToolParam,
     ResponseResource,
     StreamingEvent,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "decode_resource",
     "decode_streaming_event",
     "encode",
-    "function_tools",
     "normalise_input_items",
     "validation_param",
 ]
@@ -76,7 +74,9 @@ def _message(error: msgspec.ValidationError) -> str:
 
 
 def normalise_input_items(items: list[Any]) -> list[Any]:
-    """Add the ``type`` tags that sloppy clients leave out; leave everything else alone."""
+    """Add the ``type`` tags that sloppy clients leave out, and wrap every item type the shim
+    does not decode itself (hosted tools' calls, ``compaction_trigger``, ``program``…) in a
+    ``hosted_item``, so a history holding one is never refused; leave everything else alone."""
     out: list[Any] = []
     for item in items:
         if isinstance(item, dict) and "type" not in item:
@@ -86,6 +86,12 @@ def normalise_input_items(items: list[Any]) -> list[Any]:
                 item = {"type": "item_reference", "id": item["id"]}
         elif isinstance(item, dict) and item.get("type") is None and "id" in item:
             item = {**item, "type": "item_reference"}
+        elif (
+            isinstance(item, dict)
+            and isinstance(item.get("type"), str)
+            and item["type"] not in (*TYPED_ITEM_TYPES, "hosted_item")
+        ):
+            item = {"type": "hosted_item", "item": item}
         out.append(item)
     return out
 
@@ -183,28 +189,3 @@ def decode_resource(data: bytes | str) -> ResponseResource:
 def decode_streaming_event(data: bytes | str) -> StreamingEvent:
     event: StreamingEvent = _event_decoder.decode(data)
     return event
-
-
-def function_tools(
-    tools: list[dict[str, Any]] | None,
-) -> tuple[list[FunctionToolParam], list[OtherToolParam]]:
-    """Split the request's tools into typed function tools and the rest (kept for diagnostics)."""
-    functions: list[FunctionToolParam] = []
-    others: list[OtherToolParam] = []
-    for i, tool in enumerate(tools or ()):
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        if kind == "function":
-            try:
-                functions.append(msgspec.convert(tool, FunctionToolParam))
-            except msgspec.ValidationError as exc:
-                param = validation_param(exc)
-                raise InvalidRequest(
-                    f"Invalid tool: {_message(exc)}",
-                    param=f"tools[{i}]" + (f".{param}" if param else ""),
-                    code="invalid_value",
-                ) from None
-        elif isinstance(kind, str):
-            others.append(OtherToolParam(type=kind, raw=tool))
-        else:
-            raise InvalidRequest("Each tool needs a string `type`.", param=f"tools[{i}].type")
-    return functions, others

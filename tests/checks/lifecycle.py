@@ -9,6 +9,7 @@ Rules (REFERENCE.md, "Streaming"):
 - content parts are added and done in order inside their open item; deltas only touch the open
   part; a ``*.done`` text equals the concatenation of its deltas;
 - function calls have no content-part events; their arguments done equals the deltas joined;
+  likewise a custom tool call's input (``response.custom_tool_call_input.*``);
 - the terminal snapshot's ``output`` equals the items of the ``output_item.done`` events.
 """
 
@@ -58,6 +59,8 @@ def check_lifecycle(events: list[dict[str, Any]]) -> None:
             assert item["id"] == open_item["id"] and item["type"] == open_item["type"]
             if item["type"] == "function_call":
                 assert item["arguments"] == "".join(args)
+            if item["type"] == "custom_tool_call":
+                assert item["input"] == "".join(args)
             done_items.append(item)
             open_item = None
         elif t in ("response.content_part.added", "response.reasoning_summary_part.added"):
@@ -74,12 +77,17 @@ def check_lifecycle(events: list[dict[str, Any]]) -> None:
             if t == "response.function_call_arguments.delta":
                 assert open_item["type"] == "function_call"
                 args.append(e["delta"])
+            elif t == "response.custom_tool_call_input.delta":
+                assert open_item["type"] == "custom_tool_call"
+                args.append(e["delta"])
             else:
                 assert open_part is not None, f"{t} with no open part"
                 part_text.append(e["delta"])
         elif t.endswith(".done"):
             if t == "response.function_call_arguments.done":
                 assert e["arguments"] == "".join(args)
+            elif t == "response.custom_tool_call_input.done":
+                assert e["input"] == "".join(args)
             else:
                 text = e.get("text", e.get("refusal"))
                 assert text == "".join(part_text), f"{t} text differs from its deltas"

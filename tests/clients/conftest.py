@@ -14,7 +14,8 @@ and the CLI's settings path, as a user's client sees it):
   SDK run tool round trips over the real model here.
 - ``shim_scripted``: ``scripted_shell.py``, the test suite's scripted Chat model that calls the
   offered tool. Tool round trips the client cannot force run here: the suite tests the shim,
-  not whether a 270M base model decides to call a tool.
+  not whether a 270M base model decides to call a tool. ``shim_scripted_recorded``: the same
+  with the recording proxy in front of the model (what the shim offered it).
 - ``shim_over_responses``: the Chat clients' direction, a ``responses`` route over
   ``scripted_responses_shell.py`` (the scripted Open Responses model; it calls the offered tool
   and reports the bodies it received); ``shim_over_reasoning``, the same over its reasoning
@@ -163,12 +164,16 @@ def shim_llama(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 @dataclass
-class LlamaFunctions:
-    """``shim serve`` over the real model in llama-cpp-python's ``chatml-function-calling``
-    format, with the recording proxy that sits between the shim and llama."""
+class RecordedShim:
+    """``shim serve`` and the recording proxy between it and its upstream (what the shim sent)."""
 
     shim: ShimServer
     proxy: RecordingProxy
+
+
+class LlamaFunctions(RecordedShim):
+    """``shim serve`` over the real model in llama-cpp-python's ``chatml-function-calling``
+    format, with the recording proxy that sits between the shim and llama."""
 
 
 @pytest.fixture(scope="session")
@@ -201,6 +206,18 @@ def shim_llama_functions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
 def shim_scripted(scripted_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShimServer]:
     route = {"upstream": scripted_url, "dialect": "openai"}
     yield from _serve(tmp_path_factory.mktemp("clients-shim-scripted"), route, SCRIPTED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def shim_scripted_recorded(
+    scripted_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RecordedShim]:
+    """``shim_scripted`` with the recording proxy in front of the scripted model."""
+    with RecordingProxy(scripted_url) as proxy:
+        route = {"upstream": proxy.url, "dialect": "openai"}
+        shim = start_shim(tmp_path_factory.mktemp("clients-shim-scripted-recorded"), route, SCRIPTED_MODEL)
+        yield RecordedShim(shim, proxy)
+        shim.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,10 @@ itself, sending the result back as ``function_call_output`` with ``previous_resp
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from tests.clients.agents_kit import (
     models_over,
 )
 from tests.clients.conftest import LlamaFunctions, ShimServer
+from tests.clients.scripted_shell import COMMAND, EXPECTED_OUTPUT, PATCH_DIFF, PATCH_PATH
 from tests.support import scripted_chat
 
 
@@ -111,3 +114,80 @@ async def test_function_tool_round_trip_over_scripted(shim_scripted: ShimServer,
     # The scripted model echoes the last text it read: the tool output made it upstream.
     assert result.final_output == f"{scripted_chat.ANSWER} You said: Sunny and 21 C in San Francisco"
     assert len(result.raw_responses) == 2
+
+
+class FolderEditor:
+    """The Agents SDK's ``ApplyPatchEditor`` over one folder, applying V4A diffs with the SDK's
+    own ``apply_diff``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def create_file(self, operation: agents.ApplyPatchOperation) -> agents.ApplyPatchResult:
+        path = self.root / operation.path
+        path.write_text(agents.apply_diff("", operation.diff or "", mode="create"))
+        return agents.ApplyPatchResult(status="completed", output=f"Created {operation.path}")
+
+    def update_file(self, operation: agents.ApplyPatchOperation) -> agents.ApplyPatchResult:
+        path = self.root / operation.path
+        path.write_text(agents.apply_diff(path.read_text(), operation.diff or ""))
+        return agents.ApplyPatchResult(status="completed", output=f"Updated {operation.path}")
+
+    def delete_file(self, operation: agents.ApplyPatchOperation) -> agents.ApplyPatchResult:
+        (self.root / operation.path).unlink()
+        return agents.ApplyPatchResult(status="completed", output=f"Deleted {operation.path}")
+
+
+async def test_apply_patch_tool_over_scripted(
+    shim_scripted: ShimServer, model_for: Any, tmp_path: Path
+) -> None:
+    """``ApplyPatchTool`` sends the built-in ``apply_patch`` tool; the shim offers it upstream as a
+    function taking the operation, raises the scripted model's call back to an
+    ``apply_patch_call``, the SDK's editor creates the file, and its ``apply_patch_call_output``
+    goes back upstream as the call's tool message, which the answer quotes."""
+    agent = Agent(
+        name="editor",
+        tools=[agents.ApplyPatchTool(editor=FolderEditor(tmp_path))],
+        model=model_for(shim_scripted),
+    )
+    result = await Runner.run(agent, "Leave a note in notes.md.")
+    assert (tmp_path / PATCH_PATH).read_text() == "shim was here"  # apply_diff drops the last newline
+    (call,) = [i.raw_item for i in result.new_items if i.type == "tool_call_item"]
+    call = call if isinstance(call, dict) else call.model_dump()
+    assert call["type"] == "apply_patch_call"
+    assert call["operation"] == {"type": "create_file", "path": PATCH_PATH, "diff": PATCH_DIFF}
+    assert result.final_output == f"{scripted_chat.ANSWER} You said: completed: Created {PATCH_PATH}"
+
+
+async def _run_shell(request: agents.ShellCommandRequest) -> agents.ShellResult:
+    outputs = []
+    for command in request.data.action.commands:
+        proc = await asyncio.create_subprocess_shell(
+            command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        stdout, stderr = await proc.communicate()
+        outputs.append(
+            agents.ShellCommandOutput(
+                stdout=stdout.decode(),
+                stderr=stderr.decode(),
+                outcome=agents.ShellCallOutcome(type="exit", exit_code=proc.returncode),
+                command=command,
+            )
+        )
+    return agents.ShellResult(output=outputs)
+
+
+async def test_shell_tool_over_scripted(shim_scripted: ShimServer, model_for: Any) -> None:
+    """``ShellTool`` (local): the scripted model's call to the lowered ``shell`` function comes
+    back as a ``shell_call``, the SDK runs the command, its ``shell_call_output`` reaches the
+    upstream as text (exit code, stdout) and the answer quotes it."""
+    agent = Agent(name="shell", tools=[agents.ShellTool(executor=_run_shell)], model=model_for(shim_scripted))
+    result = Runner.run_streamed(agent, "Print the magic number.")
+    kinds = [e.data.type async for e in result.stream_events() if e.type == "raw_response_event"]
+    assert kinds.count("response.completed") == 2
+    (call,) = [i.raw_item for i in result.new_items if i.type == "tool_call_item"]
+    call = call if isinstance(call, dict) else call.model_dump()
+    assert call["type"] == "shell_call" and call["action"]["commands"] == [COMMAND]
+    assert isinstance(result.final_output, str)
+    assert result.final_output.startswith(f"{scripted_chat.ANSWER} You said: exit code 0")
+    assert EXPECTED_OUTPUT in result.final_output

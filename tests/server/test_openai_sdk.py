@@ -156,3 +156,70 @@ async def test_errors_surface_as_sdk_exceptions(
         await sdk.responses.create(model="m", stream=stream, **kwargs)
     assert raised.value.status_code == status
     assert raised.value.code == code
+
+
+GRAMMAR_TOOL: dict[str, Any] = {
+    "type": "custom",
+    "name": "apply_patch",
+    "description": "Edit files with a patch.",
+    "format": {"type": "grammar", "syntax": "lark", "definition": 'start: "*** Begin Patch" /(.|\\n)*/'},
+}
+
+
+async def test_custom_tool_call_streams_and_round_trips(sdk: Any, shim: Shim) -> None:
+    """A ``custom`` tool (Codex's ``apply_patch``), streamed: every event validates against the
+    SDK's own types, the call arrives as ``custom_tool_call`` with its input events, the stream
+    helper accumulates the same input, and the output sent back reaches the upstream."""
+    stream = await sdk.responses.create(model="m", stream=True, input="Patch it.", tools=[GRAMMAR_TOOL])
+    events = [strict(event) async for event in stream]
+    kinds = [e.type for e in events]
+    assert kinds == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.custom_tool_call_input.delta",
+        "response.custom_tool_call_input.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    (call,) = events[-1].response.output
+    assert call.type == "custom_tool_call" and call.name == "apply_patch"
+    assert call.input == "San Francisco" == events[4].input  # the scripted model's sample text
+    sent = shim.upstream.bodies[-1]["tools"][0]["function"]
+    assert sent["name"] == "apply_patch" and "lark grammar" in sent["description"]
+
+    async with sdk.responses.stream(model="m", input="Patch it.", tools=[GRAMMAR_TOOL]) as helper:
+        [event async for event in helper]
+        final = await helper.get_final_response()
+    assert [(i.type, i.input) for i in final.output] == [("custom_tool_call", "San Francisco")]
+
+    answer = await sdk.responses.create(
+        model="m",
+        tools=[GRAMMAR_TOOL],
+        input=[
+            {"role": "user", "content": "Patch it."},
+            call.model_dump(exclude_none=True),
+            {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "Patched 1 file."},
+        ],
+    )
+    assert answer.output_text == f"{scripted_chat.ANSWER} You said: Patched 1 file."
+    replayed = shim.upstream.bodies[-1]["messages"]
+    assert replayed[-2]["tool_calls"][0]["function"] == {
+        "name": "apply_patch",
+        "arguments": json.dumps({"input": "San Francisco"}),
+    }
+
+
+async def test_namespace_function_call(sdk: Any) -> None:
+    """A ``namespace`` tool's member comes back as a ``function_call`` with the namespace and
+    its bare name, as the SDK's types have it."""
+    namespace = {
+        "type": "namespace",
+        "name": "mcp__weather",
+        "description": "Weather.",
+        "tools": [WEATHER_TOOL],
+    }
+    response = await sdk.responses.create(model="m", input="Weather?", tools=[namespace])
+    RESPONSE.validate_python(response.model_dump(mode="json", exclude_unset=True, warnings=False))
+    (call,) = response.output
+    assert (call.type, call.namespace, call.name) == ("function_call", "mcp__weather", "get_weather")

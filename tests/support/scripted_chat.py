@@ -34,6 +34,15 @@ def _last_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def _fresh_call_id(messages: list[dict[str, Any]]) -> str:
+    """``call_scripted_1``, or the next number a call in the history has not taken."""
+    taken = {call.get("id") for m in messages for call in m.get("tool_calls") or ()}
+    n = 1
+    while f"call_scripted_{n}" in taken:
+        n += 1
+    return f"call_scripted_{n}"
+
+
 def plan(request: dict[str, Any]) -> dict[str, Any]:
     """What the scripted model says: ``{"text": [...words], "finish": ..., "call": {...}}``."""
     messages = request.get("messages", [])
@@ -47,7 +56,7 @@ def plan(request: dict[str, Any]) -> dict[str, Any]:
         fn = tool["function"]
         args = json.dumps(sample(fn.get("parameters") or {"type": "object"}))
         return {
-            "call": {"id": "call_scripted_1", "name": fn["name"], "arguments": args},
+            "call": {"id": _fresh_call_id(messages), "name": fn["name"], "arguments": args},
             "finish": "tool_calls",
         }
     words = (ANSWER + (" You said: " + _last_text(messages)[:200] if messages else "")).split(" ")
