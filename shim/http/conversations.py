@@ -23,7 +23,7 @@ from shim.conversation.conversation_items import item_id as item_id_of
 from shim.conversation.history import resolve_references
 from shim.errors import InvalidRequest, NotFound
 from shim.http.openapi import documented
-from shim.http.retrieval import page_items
+from shim.http.paging import After, Limit, Order, check_limit, page_items
 from shim.http.state import app_state
 from shim.limits import check_create_body
 from shim.store.conversations import ConversationStore, StoredConversation
@@ -289,24 +289,18 @@ async def delete_conversation(
 async def list_items(
     request: Request[Any, Any, Any],
     conversation_id: ConversationId,
-    after: Annotated[
-        str | None, Parameter(description="An item id: list the items that follow it in `order`.")
-    ] = None,
-    limit: Annotated[int, Parameter(description="Page size, 1 to 100.")] = 20,
-    order: Annotated[
-        Literal["asc", "desc"], Parameter(description="`asc`: oldest first; `desc` (default): newest first.")
-    ] = "desc",
+    after: After = None,
+    limit: Limit = 20,
+    order: Order = "desc",
     include: Include = None,
 ) -> Response[bytes]:
-    if not 1 <= limit <= 100:
-        raise InvalidRequest("`limit` must be between 1 and 100.", param="limit", code="invalid_parameter")
+    check_limit(limit)
     shown = _include(include)
     stored = await _load(request, conversation_id)
     items = [_shown(item, shown) for item in stored.items]
-    try:
-        return _json(page_items(items, after=after, limit=limit, order=order))
-    except InvalidRequest:
-        raise InvalidRequest(f"No item with id {after!r} in this conversation.", param="after") from None
+    return _json(
+        page_items(items, after=after, limit=limit, order=order, what="item", where="in this conversation")
+    )
 
 
 @post(

@@ -17,6 +17,7 @@ from litestar.params import Parameter
 
 from shim.errors import InvalidRequest, NotFound
 from shim.http.openapi import documented
+from shim.http.paging import After, Limit, Order, check_limit, page_items
 from shim.http.state import app_state
 from shim.store.repository import ResponseStore, StoredResponse
 from shim.upstream.routing import bearer
@@ -29,7 +30,6 @@ __all__ = [
     "delete_response",
     "list_input_items",
     "listed_items",
-    "page_items",
     "retrieval_handlers",
     "retrieve_response",
 ]
@@ -111,25 +111,6 @@ def listed_items(stored: StoredResponse) -> list[dict[str, Any]]:
     return out
 
 
-def page_items(items: list[dict[str, Any]], *, after: str | None, limit: int, order: str) -> dict[str, Any]:
-    """One page of OpenAI's cursor pagination: the items after the one with id ``after``."""
-    ordered = items if order == "asc" else items[::-1]
-    start = 0
-    if after is not None:
-        ids = [item["id"] for item in ordered]
-        if after not in ids:
-            raise InvalidRequest(f"No input item with id {after!r} in this response.", param="after")
-        start = ids.index(after) + 1
-    chunk = ordered[start : start + limit]
-    return {
-        "object": "list",
-        "data": chunk,
-        "first_id": chunk[0]["id"] if chunk else None,
-        "last_id": chunk[-1]["id"] if chunk else None,
-        "has_more": start + limit < len(ordered),
-    }
-
-
 @get(
     "/v1/responses/{response_id:str}",
     summary="Retrieve a stored response",
@@ -179,18 +160,16 @@ async def delete_response(request: Request[Any, Any, Any], response_id: Response
 async def list_input_items(
     request: Request[Any, Any, Any],
     response_id: ResponseId,
-    after: Annotated[
-        str | None, Parameter(description="An item id: list the items that follow it in `order`.")
-    ] = None,
-    limit: Annotated[int, Parameter(description="Page size, 1 to 100.")] = 20,
-    order: Annotated[
-        Literal["asc", "desc"], Parameter(description="`asc`: oldest first; `desc` (default): newest first.")
-    ] = "desc",
+    after: After = None,
+    limit: Limit = 20,
+    order: Order = "desc",
 ) -> Response[bytes]:
-    if not 1 <= limit <= 100:
-        raise InvalidRequest("`limit` must be between 1 and 100.", param="limit", code="invalid_parameter")
+    check_limit(limit)
     stored = await _load(request, response_id)
-    return _json(page_items(listed_items(stored), after=after, limit=limit, order=order))
+    items = listed_items(stored)
+    return _json(
+        page_items(items, after=after, limit=limit, order=order, what="input item", where="in this response")
+    )
 
 
 @post(

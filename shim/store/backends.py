@@ -11,8 +11,10 @@ sharing the store, and an expired key reads exactly like a missing one.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import parse_qs, urlencode, urlparse
+
+import msgspec
 
 from shim.settings import environment
 from shim.store.diskcache_backend import DEFAULT_MAX_BYTES, DiskCacheBackend
@@ -23,9 +25,23 @@ __all__ = [
     "DiskCacheBackend",
     "KeyValue",
     "MemoryBackend",
+    "decode_record",
     "default_store_url",
     "open_backend",
 ]
+
+
+_Record = TypeVar("_Record")
+
+
+def decode_record(decoder: msgspec.msgpack.Decoder[_Record], raw: bytes | None) -> _Record | None:
+    """A stored record, or None: missing, or written by an incompatible version (reads as missing)."""
+    if raw is None:
+        return None
+    try:
+        return decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
 
 
 class KeyValue(Protocol):

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from shim.store.backends import KeyValue
+from shim.store.backends import KeyValue, decode_record
 from shim.store.failures import StoreUnavailable
 from shim.wire import responses as r
 
@@ -42,12 +42,7 @@ _decoder = msgspec.msgpack.Decoder(StoredConversation)
 
 
 def _decode(raw: bytes | None) -> StoredConversation | None:
-    if raw is None:
-        return None
-    try:
-        return _decoder.decode(raw)
-    except msgspec.DecodeError:
-        return None  # a record from an incompatible version reads as missing
+    return decode_record(_decoder, raw)
 
 
 class ConversationStore:

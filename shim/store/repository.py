@@ -19,7 +19,7 @@ import hmac
 
 import msgspec
 
-from shim.store.backends import KeyValue
+from shim.store.backends import KeyValue, decode_record
 from shim.wire import responses as r
 
 __all__ = ["DEFAULT_TTL", "PENDING", "ResponseStore", "StoredResponse", "Versioned", "scope_of"]
@@ -51,12 +51,7 @@ def scope_of(secret: bytes, credential: str | None) -> str:
 
 
 def _decode(raw: bytes | None) -> StoredResponse | None:
-    if raw is None:
-        return None
-    try:
-        return _decoder.decode(raw)
-    except msgspec.DecodeError:
-        return None  # a record from an incompatible version reads as missing
+    return decode_record(_decoder, raw)
 
 
 class ResponseStore:

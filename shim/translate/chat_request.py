@@ -20,6 +20,7 @@ from shim.dialects.model import Dialect, RequestRules
 from shim.errors import InvalidRequest
 from shim.translate.parameters import copy_same_name
 from shim.translate.replay import call_of, hosted_text, output_of
+from shim.translate.tool_rounds import CALL_ITEMS
 from shim.translate.tools import ToolTable, client_tools, lower_tool_choice, lower_tools
 from shim.wire import chat as c
 from shim.wire import responses as r
@@ -268,13 +269,6 @@ def _same(call_id: str) -> str:
     return call_id
 
 
-_CALLS = (
-    r.FunctionCallItemParam,
-    r.CustomToolCallItemParam,
-    r.ApplyPatchCallItemParam,
-    r.ShellCallItemParam,
-    r.LocalShellCallItemParam,
-)
 _OUTPUTS = (
     r.FunctionCallOutputItemParam,
     r.CustomToolCallOutputItemParam,
@@ -362,7 +356,7 @@ def to_chat_request(
         where = f"input[{i}]"
         if isinstance(item, r.MessageItemParam):
             builder.message(item, where)
-        elif isinstance(item, _CALLS):
+        elif isinstance(item, CALL_ITEMS):
             builder.function_call(*call_of(item, table))
         elif isinstance(item, _OUTPUTS):
             builder.function_call_output(*output_of(item), where)

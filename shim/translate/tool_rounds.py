@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 from shim.wire import responses as r
 
-__all__ = ["tool_rounds"]
+__all__ = ["CALL_ITEMS", "tool_rounds"]
 
-_CALLS = (
+# Every client-executed call item: what a model asked the client to run.
+CALL_ITEMS = (
     r.FunctionCallItemParam,
     r.CustomToolCallItemParam,
     r.ApplyPatchCallItemParam,
@@ -31,7 +32,7 @@ def tool_rounds(items: Sequence[r.ItemParam]) -> int:
     for item in reversed(items):
         if isinstance(item, r.MessageItemParam) and item.role == "user":
             break
-        is_call = isinstance(item, _CALLS)
+        is_call = isinstance(item, CALL_ITEMS)
         if is_call and not in_run:
             rounds += 1
         # Outputs and reasoning sit between the calls of one turn and the next turn's calls.

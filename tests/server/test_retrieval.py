@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shim.http.retrieval import listed_items, page_items
+from shim.http.paging import page_items
+from shim.http.retrieval import listed_items
 from shim.http.state import app_state
 from shim.store.repository import StoredResponse
 from shim.wire import responses as r
@@ -268,7 +269,7 @@ def test_listed_items_keeps_client_ids_and_fills_the_rest() -> None:
     assert items[0]["id"] == "msg_client"
     assert items[0]["content"] == [{"type": "output_text", "text": "earlier"}]
     assert items[1]["id"].startswith("fco_") and items[1]["call_id"] == "call_1"
-    page = page_items(items, after="msg_client", limit=20, order="desc")
+    page = page_items(items, after="msg_client", limit=20, order="desc", what="input item", where="here")
     assert page["data"] == [] and page["has_more"] is False
 
 
