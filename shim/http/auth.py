@@ -22,6 +22,9 @@ __all__ = ["OPEN_PATHS", "ClientAuth"]
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _OPEN_PREFIX = "/schema"  # the OpenAPI document and its viewers: the same for every deployment
+# The inspector checks the same keys itself (http/inspector.py): a browser holds the key in a
+# cookie after its login form, not in an Authorization header, so this gate cannot see it.
+_SELF_GUARDED_PREFIX = "/inspector"
 _encoder = msgspec.json.Encoder()
 
 
@@ -40,7 +43,15 @@ class ClientAuth:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         path = str(scope.get("path", ""))
-        if kind not in ("http", "websocket") or path in OPEN_PATHS or path.startswith(_OPEN_PREFIX):
+        if (
+            kind not in ("http", "websocket")
+            or path in OPEN_PATHS
+            or path.startswith(_OPEN_PREFIX)
+            or (
+                kind == "http"
+                and (path == _SELF_GUARDED_PREFIX or path.startswith(_SELF_GUARDED_PREFIX + "/"))
+            )
+        ):
             await self.app(scope, receive, send)
             return
         try:

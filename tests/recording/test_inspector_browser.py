@@ -35,7 +35,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Served, Path]]:
             "--dialect",
             "openai",
             "--inspector",
-            env={"SHIM_API_KEYS": KEY, "SHIM_SECRET": "inspector-test-secret"},
+            env={"SHIM_API_KEYS": KEY, "SHIM_SECRET": "inspector-test-secret-0123456789abcdef"},
         )
         try:
             yield shim, tmp_path / "data" / "inspector-cases"
@@ -51,7 +51,7 @@ def test_inspector_in_a_browser(served: tuple[Served, Path], capsys: pytest.Capt
 
     shim, saved_root = served
     base = shim.base_url.removesuffix("/v1")
-    body = {"model": "m", "input": "Hello inspector", "stream": True, "truncation": "auto"}
+    body = {"model": "m", "input": "Hello inspector", "stream": True, "prompt_cache_retention": "24h"}
     answer = httpx.post(f"{shim.base_url}/responses", json=body, headers={"authorization": f"Bearer {KEY}"})
     assert answer.status_code == 200 and "response.completed" in answer.text
     assert httpx.get(f"{base}/inspector").status_code == 401  # no key, no exchanges
@@ -67,7 +67,7 @@ def test_inspector_in_a_browser(served: tuple[Served, Path], capsys: pytest.Capt
             expect(rows).to_have_count(1)
             expect(rows.first).to_contain_text("/v1/responses")
             expect(rows.first).to_contain_text("responses_over_chat")
-            expect(rows.first).to_contain_text("dropped_param:truncation")
+            expect(rows.first).to_contain_text("dropped_param:prompt_cache_retention")
             rows.first.locator("a").click()
 
             for pane, text in (
@@ -86,7 +86,7 @@ def test_inspector_in_a_browser(served: tuple[Served, Path], capsys: pytest.Capt
             expect(page.locator("#upstream-bytes .chunk").first).to_contain_text("chunk 1 ·")
             expect(page.locator("#upstream-request")).not_to_contain_text(KEY)
             diagnostics = page.locator("#diagnostics.diagnostics")
-            expect(diagnostics).to_contain_text("dropped_param:truncation")
+            expect(diagnostics).to_contain_text("dropped_param:prompt_cache_retention")
             assert diagnostics.evaluate("e => getComputedStyle(e).backgroundColor") != "rgba(0, 0, 0, 0)"
 
             page.click("#save")
