@@ -220,6 +220,40 @@ async def test_rotation_keeps_stored_responses_and_sealed_items(shim_with: Apps)
     assert (await shim_with(OLD).get(f"/v1/responses/{stored['id']}", headers=KEY)).status_code == 404
 
 
+async def test_rotation_keeps_conversations(shim_with: Apps) -> None:
+    """A conversation made under the old secret is found, continued and changed after a rotation
+    that keeps the old secret, and is gone for an app that dropped it."""
+    before = shim_with(OLD)
+    made = await before.post(
+        "/v1/conversations", json={"items": [{"role": "user", "content": "Hi."}]}, headers=KEY
+    )
+    assert made.status_code == 200, made.text
+    cid = made.json()["id"]
+    turn = {"model": "m", "input": "First.", "conversation": cid}
+    assert (await before.post("/v1/responses", json=turn, headers=KEY)).status_code == 200
+
+    assert (await shim_with(NEW).get(f"/v1/conversations/{cid}", headers=KEY)).status_code == 404
+
+    rotated = shim_with(NEW, previous=OLD)
+    assert (await rotated.get(f"/v1/conversations/{cid}", headers=KEY)).status_code == 200
+    listed = (await rotated.get(f"/v1/conversations/{cid}/items", headers=KEY)).json()["data"]
+    turn = {"model": "m", "input": "Second.", "conversation": cid}
+    answer = await rotated.post("/v1/responses", json=turn, headers=KEY)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["conversation"] == {"id": cid}
+    after = (await rotated.get(f"/v1/conversations/{cid}/items", headers=KEY)).json()["data"]
+    assert len(after) == len(listed) + 1 + len(answer.json()["output"])  # appended where it lives
+    other = {"authorization": "Bearer sk-mallory"}
+    assert (await rotated.get(f"/v1/conversations/{cid}", headers=other)).status_code == 404
+    updated = await rotated.post(f"/v1/conversations/{cid}", json={"metadata": {"k": "v"}}, headers=KEY)
+    assert updated.status_code == 200 and updated.json()["metadata"] == {"k": "v"}
+    first_item = after[-1]["id"]
+    gone = await rotated.delete(f"/v1/conversations/{cid}/items/{first_item}", headers=KEY)
+    assert gone.status_code == 200, gone.text
+    assert (await rotated.delete(f"/v1/conversations/{cid}", headers=KEY)).status_code == 200
+    assert (await shim_with(OLD).get(f"/v1/conversations/{cid}", headers=KEY)).status_code == 404
+
+
 async def test_rotation_keeps_remembered_chat_reasoning(shim_with: Apps) -> None:
     """A Chat client over a Responses upstream: the reasoning the shim remembered for an assistant
     turn before the rotation is still sent back with that turn after it."""

@@ -38,6 +38,7 @@ class History:
     items: list[r.ItemParam]  # the items the previous response's turn ended with
     new_input: list[r.ItemParam]  # this turn's input, references resolved
     conversation: StoredConversation | None = None  # the conversation it continues, as read
+    conversation_scope: str | None = None  # the scope it lives under: its turn appends there
 
     @property
     def window(self) -> list[r.ItemParam]:
@@ -66,15 +67,19 @@ async def continue_from(
                 param="conversation",
                 code="invalid_parameter",
             )
-        # Conversations live under the current secret's scope only (not yet carried over a rotation).
-        found = await conversations.load(scopes[0], conv_id) if conversations is not None else None
+        found, home = None, scopes[0]
+        if conversations is not None:
+            for home in scopes:  # the previous secrets' scopes too: a rotation keeps it
+                found = await conversations.load(home, conv_id)
+                if found is not None:
+                    break
         if found is None:
             raise NotFound(
                 f"Conversation with id {conv_id!r} not found.",
                 param="conversation",
                 code="conversation_not_found",
             )
-        return History(None, found.items, resolve_references(string_input(input), found.items), found)
+        return History(None, found.items, resolve_references(string_input(input), found.items), found, home)
     if previous_response_id is not None:  # "" is an id that names nothing, not "no id"
         if local is not None:
             previous = local.get(previous_response_id)

@@ -107,12 +107,20 @@ def _store(store: ConversationStore | None, conversation_id: str) -> Conversatio
     return store
 
 
+async def _home(request: Request[Any, Any, Any], conversation_id: str) -> tuple[str, StoredConversation]:
+    """The scope the conversation lives under and the conversation: the current secret's scope
+    first, then the previous secrets' (a rotation keeps conversations, as it keeps responses)."""
+    ctx, store, _ = _caller(request)
+    client_key = bearer(request.headers.get("authorization"))
+    for scope in ctx.scopes(client_key):
+        found = await _store(store, conversation_id).load(scope, conversation_id)
+        if found is not None:
+            return scope, found
+    raise _missing(conversation_id)
+
+
 async def _load(request: Request[Any, Any, Any], conversation_id: str) -> StoredConversation:
-    _, store, scope = _caller(request)
-    found = await _store(store, conversation_id).load(scope, conversation_id)
-    if found is None:
-        raise _missing(conversation_id)
-    return found
+    return (await _home(request, conversation_id))[1]
 
 
 def _decode(raw: bytes, typ: type[Any]) -> Any:
@@ -252,8 +260,9 @@ async def update_conversation(
     body: ConversationUpdateBody = _decode(await request.body(), ConversationUpdateBody)
     _check(ctx, scope, None, body.metadata)
     metadata = body.metadata or {}
+    home, _ = await _home(request, conversation_id)
     changed = await _store(store, conversation_id).change(
-        scope, conversation_id, lambda current: msgspec.structs.replace(current, metadata=metadata)
+        home, conversation_id, lambda current: msgspec.structs.replace(current, metadata=metadata)
     )
     if changed is None:
         raise _missing(conversation_id)
@@ -271,8 +280,9 @@ async def delete_conversation(
     request: Request[Any, Any, Any], conversation_id: ConversationId
 ) -> Response[bytes]:
     """The conversation and its items; responses created in it stay retrievable."""
-    _, store, scope = _caller(request)
-    if not await _store(store, conversation_id).delete(scope, conversation_id):
+    _, store, _ = _caller(request)
+    home, _ = await _home(request, conversation_id)
+    if not await _store(store, conversation_id).delete(home, conversation_id):
         raise _missing(conversation_id)
     return _json(ConversationDeleted(id=conversation_id, deleted=True))
 
@@ -318,10 +328,10 @@ async def create_items(
     shown = _include(include)
     body: ItemsCreateBody = _decode(await request.body(), ItemsCreateBody)
     _check(ctx, scope, body.items, None)
-    current = await _load(request, conversation_id)
+    home, current = await _home(request, conversation_id)
     with _named_items():  # a reference copies an earlier item
         items = resolve_references(body.items, current.items)
-    appended = await append_items(_store(store, conversation_id), scope, conversation_id, items, ctx.ids)
+    appended = await append_items(_store(store, conversation_id), home, conversation_id, items, ctx.ids)
     if appended is None:
         raise _missing(conversation_id)
     data = [_shown(item, shown) for item in appended[1]]
@@ -360,13 +370,14 @@ async def delete_item(
     request: Request[Any, Any, Any], conversation_id: ConversationId, item_id: ItemId
 ) -> Response[bytes]:
     """Later turns no longer see the item; the answer is the conversation."""
-    _, store, scope = _caller(request)
+    _, store, _ = _caller(request)
+    home, _ = await _home(request, conversation_id)
 
     def without(current: StoredConversation) -> StoredConversation:
         _find(current, item_id)  # 404 for an unknown item
         return msgspec.structs.replace(current, items=[i for i in current.items if item_id_of(i) != item_id])
 
-    changed = await _store(store, conversation_id).change(scope, conversation_id, without)
+    changed = await _store(store, conversation_id).change(home, conversation_id, without)
     if changed is None:
         raise _missing(conversation_id)
     return _json(_conversation(changed))

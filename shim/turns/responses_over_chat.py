@@ -64,6 +64,7 @@ class Turn:
     previous: StoredResponse | None = None
     stored: StoredResponse | None = field(default=None)
     conversation: str | None = None  # the conversation this turn's items are appended to
+    conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
 
 
 async def prepare(
@@ -128,6 +129,7 @@ async def prepare(
         store,
         history.previous,
         conversation=conversation,
+        conversation_scope=history.conversation_scope,
     )
 
 
@@ -153,7 +155,13 @@ async def remember(
     if turn.conversation is not None:  # input and output as one block (conversation_items.py)
         output = stored.history[len(turn.items) :]
         await turn_finished(
-            ctx.conversations, turn.scope, turn.conversation, turn.new_input, output, resource.status, ctx.ids
+            ctx.conversations,
+            turn.conversation_scope or turn.scope,
+            turn.conversation,
+            turn.new_input,
+            output,
+            resource.status,
+            ctx.ids,
         )
 
 

@@ -56,6 +56,7 @@ class PassthroughTurn:
     history: list[r.ItemParam]
     store: bool  # remember the answer (stateless upstream, client did not say store: false)
     conversation: str | None = None  # named in the answer; its items appended when it ends
+    conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
 
     @property
     def reads_answer(self) -> bool:
@@ -92,7 +93,14 @@ async def prepare(
     store = body.store is not False and ctx.store is not None
     conversation = history.conversation.id if history.conversation is not None else None
     return PassthroughTurn(
-        resolved, scope, _encoder.encode(data), history.new_input, history.items, store, conversation
+        resolved,
+        scope,
+        _encoder.encode(data),
+        history.new_input,
+        history.items,
+        store,
+        conversation,
+        history.conversation_scope,
     )
 
 
@@ -108,7 +116,13 @@ async def remember(ctx: TurnContext, turn: PassthroughTurn, resource: r.Response
         await ctx.store.save(turn.scope, stored)
     if turn.conversation is not None:  # input and output as one block (conversation_items.py)
         await turn_finished(
-            ctx.conversations, turn.scope, turn.conversation, turn.new_input, output, resource.status, ctx.ids
+            ctx.conversations,
+            turn.conversation_scope or turn.scope,
+            turn.conversation,
+            turn.new_input,
+            output,
+            resource.status,
+            ctx.ids,
         )
 
 
