@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Protocol
 
 import msgspec
 
@@ -18,7 +19,7 @@ from shim.ids import IdFactory
 from shim.store.conversations import ConversationStore, StoredConversation
 from shim.wire import responses as r
 
-__all__ = ["MAX_ITEMS_PER_CALL", "append_items", "item_id", "turn_finished", "with_ids"]
+__all__ = ["MAX_ITEMS_PER_CALL", "ConversationTurn", "append_items", "item_id", "turn_finished", "with_ids"]
 
 MAX_ITEMS_PER_CALL = 20  # OpenAI's bound on `items` in one create / add call
 APPENDED = frozenset({"completed", "incomplete"})  # a failed turn leaves its conversation alone
@@ -89,18 +90,27 @@ async def append_items(
     return None if changed is None else (changed, added)
 
 
+class ConversationTurn(Protocol):
+    """What a Responses turn knows of its conversation (both turn kinds in ``turns/``)."""
+
+    scope: str
+    conversation: str | None
+    conversation_scope: str | None  # where it lives: an older secret's scope after a rotation
+    new_input: list[r.ItemParam]
+
+
 async def turn_finished(
     store: ConversationStore | None,
-    scope: str,
-    conversation_id: str,
-    new_input: list[r.ItemParam],
+    turn: ConversationTurn,
     output: list[r.ItemParam],
     status: str,
     ids: IdFactory,
 ) -> None:
     """After a turn on a conversation: its input and output items, appended together, when the
     turn completed or stopped incomplete. A conversation deleted during the turn stays deleted."""
-    if store is None or status not in APPENDED:
+    conversation_id = turn.conversation
+    if store is None or conversation_id is None or status not in APPENDED:
         return
-    if await append_items(store, scope, conversation_id, [*new_input, *output], ids) is None:
+    scope = turn.conversation_scope or turn.scope
+    if await append_items(store, scope, conversation_id, [*turn.new_input, *output], ids) is None:
         log.info("conversation %s was deleted during a turn; its items were not kept", conversation_id)

@@ -154,15 +154,7 @@ async def remember(
         await ctx.store.save(turn.scope, stored)
     if turn.conversation is not None:  # input and output as one block (conversation_items.py)
         output = stored.history[len(turn.items) :]
-        await turn_finished(
-            ctx.conversations,
-            turn.conversation_scope or turn.scope,
-            turn.conversation,
-            turn.new_input,
-            output,
-            resource.status,
-            ctx.ids,
-        )
+        await turn_finished(ctx.conversations, turn, output, resource.status, ctx.ids)
 
 
 async def complete(

@@ -115,15 +115,7 @@ async def remember(ctx: TurnContext, turn: PassthroughTurn, resource: r.Response
         )
         await ctx.store.save(turn.scope, stored)
     if turn.conversation is not None:  # input and output as one block (conversation_items.py)
-        await turn_finished(
-            ctx.conversations,
-            turn.conversation_scope or turn.scope,
-            turn.conversation,
-            turn.new_input,
-            output,
-            resource.status,
-            ctx.ids,
-        )
+        await turn_finished(ctx.conversations, turn, output, resource.status, ctx.ids)
 
 
 async def complete(ctx: TurnContext, turn: PassthroughTurn) -> bytes:
