@@ -13,7 +13,8 @@ from litestar.params import Parameter
 from shim.errors import ModelNotFound, ShimError
 from shim.http.openapi import Model, ModelList, documented
 from shim.http.state import app_state
-from shim.upstream.routing import bearer
+from shim.settings import Route
+from shim.upstream.routing import Router, bearer
 
 __all__ = ["healthz", "list_models", "retrieve_model"]
 
@@ -30,10 +31,8 @@ async def _models(request: Request[Any, Any, Any]) -> dict[str, dict[str, Any]]:
     client_key = bearer(request.headers.get("authorization"))
     seen: dict[str, dict[str, Any]] = {}
     for route, resolved in router.listing(client_key):  # which key may go where: routing.py
-        if resolved is None:
-            for name in router.configured_models(route):
-                if router.route_of(name) is route:
-                    seen.setdefault(name, {"id": name, "object": "model", "created": 0, "owned_by": "shim"})
+        if resolved is None:  # not asked: its names from configuration alone
+            _configured(router, route, seen)
             continue
         try:
             data = msgspec.json.decode(await ctx.upstream.get_json(resolved, "/models"))
@@ -45,13 +44,17 @@ async def _models(request: Request[Any, Any, Any]) -> dict[str, dict[str, Any]]:
                 model_id = model["id"] + (f":{route.provider}" if route.provider else "")
                 if router.route_of(model_id) is route:
                     seen.setdefault(model_id, {**model, "id": model_id, "object": "model"})
-        if (
-            route.provider is None
-            and not any(c in route.match for c in "*?[")
-            and router.route_of(route.match) is route
-        ):
-            seen.setdefault(route.match, {"id": route.match, "object": "model", "owned_by": "shim"})
+        if route.provider is None:  # its literal match, whatever the upstream calls the model
+            _configured(router, route, seen)
     return seen
+
+
+def _configured(router: Router, route: Route, seen: dict[str, dict[str, Any]]) -> None:
+    """The names a route serves by its configuration (``Router.configured_models``) that route
+    back to it."""
+    for name in router.configured_models(route):
+        if router.route_of(name) is route:
+            seen.setdefault(name, {"id": name, "object": "model", "created": 0, "owned_by": "shim"})
 
 
 @get(
