@@ -6,6 +6,7 @@ and renders errors in the OpenAI envelope. Handlers live beside it: ``responses.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -14,6 +15,7 @@ from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
+from shim import tracing
 from shim.conversation.keyring import previous_secrets, server_secret
 from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.errors import InvalidRequest, ShimError
@@ -125,11 +127,17 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         recorder=build_recorder(settings, ctx.secret),  # None unless --record DIR or /inspector
     )
 
+    traced = tracing.start(server.tracing)  # OTEL_EXPORTER_OTLP_ENDPOINT set: spans (docs/tracing.md)
+
     async def shutdown() -> None:
         await state.background.aclose()
         await client.aclose()
         if ctx.store is not None:
             await ctx.store.backend.aclose()
+        if traced is not None:
+            if tracing.active() is traced:
+                tracing.use(None)
+            await asyncio.to_thread(traced.shutdown)  # the last spans exported (a blocking flush)
 
     app = Litestar(
         route_handlers=[
