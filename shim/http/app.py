@@ -26,6 +26,7 @@ from shim.http.inspector import install as install_recording
 from shim.http.models import healthz, list_models, retrieve_model
 from shim.http.observability import install as install_observability
 from shim.http.openapi import add_wire_schemas, openapi_config
+from shim.http.ratelimit import RateLimiter
 from shim.http.responses import compact_response, create_response
 from shim.http.retrieval import retrieval_handlers
 from shim.http.state import STATE_KEY, AppState, app_state
@@ -34,6 +35,7 @@ from shim.ids import RandomIds, system_clock
 from shim.settings import Settings
 from shim.store.backends import open_backend
 from shim.store.conversations import ConversationStore
+from shim.store.rate_counters import counters_for
 from shim.store.repository import ResponseStore
 from shim.telemetry import Metrics
 from shim.turns.background import BackgroundRunner
@@ -125,6 +127,11 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         background=BackgroundRunner(ctx, lease=server.background_lease),
         metrics=Metrics(),
         recorder=build_recorder(settings, ctx.secret),  # None unless --record DIR or /inspector
+        limiter=RateLimiter(
+            server.rate_limits, counters_for(store.backend if store is not None else None), ctx.scope
+        )
+        if server.rate_limits.enabled
+        else None,
     )
 
     traced = tracing.start(server.tracing)  # OTEL_EXPORTER_OTLP_ENDPOINT set: spans (docs/tracing.md)

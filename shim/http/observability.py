@@ -35,6 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shim import tracing
 from shim.http.auth import ClientAuth
 from shim.http.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
+from shim.http.ratelimit import RateLimit
 from shim.http.state import AppState, app_state
 from shim.telemetry import Metrics, RequestRecord, current_metrics, current_record, note_store
 
@@ -280,11 +281,14 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 def install(app: Litestar, state: AppState) -> None:
-    """Wrap ``app`` with the key gate, the body guard and observation; register ``/metrics``
-    and ``/readyz``."""
+    """Wrap ``app`` with the key gate, the body guard, the rate limits and observation; register
+    ``/metrics`` and ``/readyz``."""
     metrics = state.metrics
     server = state.settings.server
-    guarded = BodyGuard(cast(ASGIApp, app.asgi_handler), server.limits, server.max_body_bytes)
+    handler = cast(ASGIApp, app.asgi_handler)
+    if state.limiter is not None:  # per-key rate limits, on the whole body (http/ratelimit.py)
+        handler = RateLimit(handler, state.limiter)
+    guarded = BodyGuard(handler, server.limits, server.max_body_bytes)
     gated = ClientAuth(guarded, state.turns.router)  # keys first: no body read for a 401
     app.asgi_handler = cast(Any, Observe(gated, metrics))
     app.register(metrics_endpoint)
