@@ -51,8 +51,8 @@ class _Sampling(msgspec.Struct):
     temperature: float | None = None
     top_p: float | None = None
     stream: bool | None = None
-    messages: msgspec.Raw | None = None
-    input: msgspec.Raw | None = None
+    messages: msgspec.Raw = msgspec.Raw(b"")  # empty: absent (Raw cannot be in a union)
+    input: msgspec.Raw = msgspec.Raw(b"")
     instructions: str | None = None
 
 
@@ -157,9 +157,9 @@ class Tracing:
             if value is not None:
                 attributes[name] = value
         if self.capture_content:
-            messages = sampling.messages or sampling.input
-            if messages is not None:
-                attributes["gen_ai.input.messages"] = bytes(messages).decode()
+            messages = bytes(sampling.messages) or bytes(sampling.input)
+            if messages:
+                attributes["gen_ai.input.messages"] = messages.decode()
             if sampling.instructions:
                 attributes["gen_ai.system_instructions"] = sampling.instructions
         return self.tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes)
