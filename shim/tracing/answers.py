@@ -149,20 +149,25 @@ class AnswerReader:
         except msgspec.DecodeError:
             pass
 
+    def _wanted(self, data: bytes) -> bool:
+        """Whether ``data`` (a block of lines, or one) may hold something to read: a substring
+        test, so most events of a stream are never decoded here."""
+        if self.kind == "responses":
+            return any(marker in data for marker in _TERMINAL)
+        return (
+            self.content
+            or self.answer.model is None
+            or b'"usage":{' in data  # not `"usage":null`, which some servers put in every chunk
+            or b'"usage": {' in data
+            or data.count(b'"finish_reason"')
+            > data.count(b'"finish_reason":null') + data.count(b'"finish_reason": null')
+        )
+
     def _lines(self, block: bytes) -> None:
-        if self.kind == "chat":
-            wanted = (
-                self.content
-                or self.answer.model is None
-                or b'"usage"' in block
-                or block.count(b'"finish_reason"') > block.count(b'"finish_reason":null')
-            )
-        else:
-            wanted = any(marker in block for marker in _TERMINAL)
-        if not wanted:
+        if not self._wanted(block):
             return
         for line in block.split(b"\n"):
-            if not line.startswith(_DATA):
+            if not line.startswith(_DATA) or not self._wanted(line):
                 continue
             data = line[len(_DATA) :].strip()
             if not data or data == b"[DONE]":
