@@ -263,3 +263,19 @@ def test_websocket_turns_are_limited(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     refused = frames[2][-1]
     assert refused["status"] == 429
     assert (refused["error"]["type"], refused["error"]["code"]) == ("requests", "rate_limit_exceeded")
+
+
+async def test_a_background_turn_keeps_its_estimate(limited: Callable[..., LiveShim]) -> None:
+    shim = limited(tokens_per_minute=600)
+    body = {"model": "ok", "input": "hi", "background": True}
+    estimate = estimate_tokens(json.dumps(body).encode())
+    queued = await shim.client.post("/v1/responses", json=body, headers=_auth(KEYS[0]))
+    assert queued.status_code == 200 and queued.json()["status"] == "queued"
+    after = await shim.client.post(
+        "/v1/responses", json={"model": "ok", "input": "hi"}, headers=_auth(KEYS[0])
+    )
+    second = estimate_tokens(json.dumps({"model": "ok", "input": "hi"}).encode())
+    # the background turn runs after its request ended: its estimate stands, never refunded
+    assert int(after.headers["x-ratelimit-remaining-tokens"]) in range(
+        600 - estimate - second, 603 - estimate - second
+    )
