@@ -214,10 +214,20 @@ def check_rate_limit_keys(server: ServerSettings) -> None:
 
 def tracing_wanted() -> bool:
     """Traces are exported when OTEL_EXPORTER_OTLP_ENDPOINT (or its _TRACES_ form) is set, unless
-    OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none say otherwise."""
+    OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none say otherwise. An exporter or protocol the
+    shim does not have (it exports OTLP over HTTP with protobuf) is a ValueError naming it."""
     env = os.environ
-    if _flag(env.get("OTEL_SDK_DISABLED")) or env.get("OTEL_TRACES_EXPORTER", "").strip() == "none":
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip()
+    if _flag(env.get("OTEL_SDK_DISABLED")) or exporter == "none":
         return False
+    if exporter not in ("", "otlp"):
+        raise ValueError(
+            f"OTEL_TRACES_EXPORTER={exporter!r}: the shim exports traces with otlp only (or none)"
+        )
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = env.get(name, "").strip()
+        if protocol and protocol != "http/protobuf":
+            raise ValueError(f"{name}={protocol!r}: the shim exports OTLP over http/protobuf only")
     return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 
@@ -401,6 +411,7 @@ def load_settings(
         merged["inspector"] = inspector
     server = _validated(merged)
     check_rate_limit_keys(server)
+    tracing_wanted()  # an OTEL_* value the shim cannot honour stops the start here, named
     if server.secret:
         where = "SHIM_SECRET" if env.get("SHIM_SECRET") else f"{config}: [server] secret (or SHIM_SECRET)"
         check_secret(server.secret.encode(), where)

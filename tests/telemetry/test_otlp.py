@@ -6,6 +6,7 @@ there are no traces."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from shim import tracing
+from shim.settings import load_settings, tracing_wanted
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.live_shim import LiveShim
 
@@ -128,6 +130,7 @@ WITHOUT_OTEL = textwrap.dedent(
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     import httpx
     from shim import tracing
+from shim.settings import load_settings, tracing_wanted
     from shim.http.app import create_app
     from shim.settings import Route, ServerSettings, Settings
 
@@ -176,3 +179,52 @@ def test_without_the_extra(block: bool, endpoint: str | None) -> None:
     assert lines[2:] == ["active None", "loaded []"]
     warned = "traces are off. Install it with: pip install 'shim[otel]'" in done.stderr
     assert warned is (endpoint is not None)
+
+
+@pytest.mark.parametrize(
+    ("variables", "wanted"),
+    [
+        pytest.param({}, False, id="nothing-set"),
+        pytest.param({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, True, id="endpoint"),
+        pytest.param(
+            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, True, id="traces-endpoint"
+        ),
+        pytest.param(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"},
+            False,
+            id="disabled",
+        ),
+        pytest.param(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}, False, id="none"
+        ),
+        pytest.param(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+            True,
+            id="http-protobuf",
+        ),
+        pytest.param(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+            "OTEL_EXPORTER_OTLP_PROTOCOL='grpc': the shim exports OTLP over http/protobuf only",
+            id="grpc-refused",
+        ),
+        pytest.param(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "zipkin"},
+            "OTEL_TRACES_EXPORTER='zipkin': the shim exports traces with otlp only (or none)",
+            id="zipkin-refused",
+        ),
+    ],
+)
+def test_which_variables_turn_traces_on(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], wanted: bool | str
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    if isinstance(wanted, str):
+        with pytest.raises(ValueError, match=re.escape(wanted)):
+            load_settings()
+        return
+    load_settings()  # accepted at start
+    assert tracing_wanted() is wanted
