@@ -213,6 +213,8 @@ class Tracing:
         }
         if call_id:
             attributes["gen_ai.tool.call.id"] = call_id
+        if tool_type == "mcp":
+            attributes["mcp.method.name"] = "tools/call"  # the MCP semantic conventions' method
         if server:
             attributes["mcp.server.name"] = server
         if self.capture_content and arguments is not None:

@@ -252,6 +252,7 @@ def test_hosted_tool_call_helper(spans: InMemorySpanExporter, capture: bool) -> 
         "gen_ai.tool.type": "extension",
         "gen_ai.tool.call.id": "mcp_1",
         "shim.tool.kind": "mcp",
+        "mcp.method.name": "tools/call",
         "mcp.server.name": "weather",
     }
     if capture:
