@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -72,13 +72,21 @@ def start(settings: TracingSettings) -> Tracing | None:
 # --------------------------------------------------------------------------- upstream calls
 
 
-def upstream_call(route: Route, model: str, path: str, body: bytes) -> UpstreamCall | None:
+def upstream_call(
+    route: Route,
+    model: str,
+    path: str,
+    body: bytes,
+    key: str | None = None,
+    redact: Callable[[str, str | None], str] | None = None,
+) -> UpstreamCall | None:
     """An observation of one upstream call, or ``None`` when neither traces nor a token limit
-    want it (the upstream client then does nothing more)."""
+    want it (the upstream client then does nothing more). ``redact(text, key)`` cuts the upstream
+    ``key`` out of captured text (an upstream may echo it)."""
     tracing, record = _active, current_record().get()
     if tracing is None and (record is None or not record.usage_wanted):
         return None
-    return UpstreamCall(tracing, record, route, model, path, body)
+    return UpstreamCall(tracing, record, route, model, path, body, key, redact)
 
 
 class UpstreamCall:
@@ -93,13 +101,23 @@ class UpstreamCall:
         model: str,
         path: str,
         body: bytes,
+        key: str | None = None,
+        redact: Callable[[str, str | None], str] | None = None,
     ) -> None:
         self.tracing = tracing
+        self.key = key
+        self.redact = redact  # before the span starts: its captured input is scrubbed too
         self.record = record
         self.kind: Literal["chat", "responses"] = "responses" if path.endswith("/responses") else "chat"
         self.content = tracing is not None and tracing.capture_content
-        self.span = tracing.upstream_span(route, model, self.kind, body) if tracing is not None else None
+        self.span = (
+            tracing.upstream_span(route, model, self.kind, body, self.scrub) if tracing is not None else None
+        )
         self.ended = False
+
+    def scrub(self, text: str) -> str:
+        """Captured text without the upstream key (an upstream may echo it)."""
+        return self.redact(text, self.key) if self.redact is not None and self.key else text
 
     def __enter__(self) -> UpstreamCall:
         return self
@@ -131,6 +149,8 @@ class UpstreamCall:
                 used = (answer.input_tokens or 0) + (answer.output_tokens or 0)
                 record.used_tokens = (record.used_tokens or 0) + used
         if self.tracing is not None and self.span is not None:
+            if answer is not None and answer.output_text:
+                answer.output_text = self.scrub(answer.output_text)
             self.tracing.end_upstream(self.span, answer, error)
 
 

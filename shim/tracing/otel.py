@@ -17,7 +17,7 @@ and results) are recorded only with content capture on (``[server.tracing] captu
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -129,7 +129,9 @@ class Tracing:
 
     # ----------------------------------------------------------------- upstream calls
 
-    def upstream_span(self, route: Route, model: str, kind: str, body: bytes) -> Span:
+    def upstream_span(
+        self, route: Route, model: str, kind: str, body: bytes, scrub: Callable[[str], str]
+    ) -> Span:
         provider = route.provider or route.dialect
         host = upstream_host(route.upstream)  # scheme://host:port, never a path or user info
         address, _, port = host.partition("://")[2].partition(":")
@@ -159,9 +161,9 @@ class Tracing:
         if self.capture_content:
             messages = bytes(sampling.messages) or bytes(sampling.input)
             if messages:
-                attributes["gen_ai.input.messages"] = messages.decode()
+                attributes["gen_ai.input.messages"] = scrub(messages.decode())
             if sampling.instructions:
-                attributes["gen_ai.system_instructions"] = sampling.instructions
+                attributes["gen_ai.system_instructions"] = scrub(sampling.instructions)
         return self.tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes)
 
     def end_upstream(self, span: Span, answer: Answer | None, error: BaseException | None) -> None:

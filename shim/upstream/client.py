@@ -236,7 +236,9 @@ class UpstreamClient:
         A whole answer (``stream=False``) is read before returning; a streaming one is returned
         open, its body bounded by the total time limit and the size limit. Observed (a span, the
         answer's token usage) only when traces or a token limit want it (``shim.tracing``)."""
-        call = upstream_call(resolved.route, resolved.upstream_model, path, body)
+        call = upstream_call(
+            resolved.route, resolved.upstream_model, path, body, resolved.upstream_key, redact
+        )
         if call is None:
             return await self._post(resolved, path, body, stream=stream)
         with call:

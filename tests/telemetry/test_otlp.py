@@ -130,7 +130,6 @@ WITHOUT_OTEL = textwrap.dedent(
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     import httpx
     from shim import tracing
-from shim.settings import load_settings, tracing_wanted
     from shim.http.app import create_app
     from shim.settings import Route, ServerSettings, Settings
 

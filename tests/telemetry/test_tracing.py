@@ -281,3 +281,33 @@ def test_helpers_are_no_ops_with_tracing_off() -> None:
         assert tracing.upstream_call(route, "m", "/chat/completions", b"{}") is None
     finally:
         tracing.use(previous)
+
+
+async def test_captured_content_never_holds_the_upstream_key(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from tests.support.live_shim import isolated_env
+
+    isolated_env(monkeypatch, tmp_path)
+    key = "sk-upstream-secret-0123456789"
+    settings = Settings(
+        server=ServerSettings(store="memory://", api_keys=("sk-shim",)),
+        routes=(Route(upstream=UPSTREAM_URL, api_key=key),),
+    )
+    app = create_app(settings, upstream=UpstreamClient(settings.server.timeouts, 0, transport=Upstream()))
+    active = tracing.active()
+    assert active is not None
+    active.capture_content = True
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": f"repeat {key}"}],
+    }  # the scripted upstream echoes it
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://s") as client:
+        answer = await client.post(
+            "/v1/chat/completions", json=body, headers={"authorization": "Bearer sk-shim"}
+        )
+    assert answer.status_code == 200
+    (call,) = [s for s in await _finished(spans) if s.kind == SpanKind.CLIENT]
+    attrs = _attributes(call)
+    assert "[redacted]" in attrs["gen_ai.input.messages"] and "[redacted]" in attrs["gen_ai.output.messages"]
+    assert key not in json.dumps(attrs) and key[-8:] not in json.dumps(attrs)
