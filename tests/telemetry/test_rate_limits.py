@@ -279,3 +279,28 @@ async def test_a_background_turn_keeps_its_estimate(limited: Callable[..., LiveS
     assert int(after.headers["x-ratelimit-remaining-tokens"]) in range(
         600 - estimate - second, 603 - estimate - second
     )
+
+
+@pytest.fixture
+async def counters_down(fault: FaultUpstream) -> AsyncIterator[LiveShim]:
+    """A shim whose store (so its counters) is a Redis where nothing listens. Made before the test
+    runs: a Litestar app configures logging when made, which would drop the log capture."""
+    from tests.support.fault_upstream import refused_url
+
+    dead = refused_url().removesuffix("/v1").replace("http://", "redis://") + "/0"
+    shim = LiveShim(fault.url, store=dead, api_keys=KEYS, rate_limits=RateLimits(requests_per_minute=1))
+    yield shim
+    await shim.aclose()
+
+
+async def test_counters_down_let_turns_pass_uncounted(
+    counters_down: LiveShim, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {"model": "ok", "messages": [{"role": "user", "content": "hi"}]}  # needs no store
+    answers = [
+        await counters_down.client.post("/v1/chat/completions", json=body, headers=_auth(KEYS[0]))
+        for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert all("x-ratelimit-limit-requests" not in a.headers for a in answers)
+    assert any("rate limits not counted" in r.getMessage() for r in caplog.records)
