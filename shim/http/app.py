@@ -116,6 +116,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         timing=Timing(keepalive=server.timeouts.keepalive, idle=server.timeouts.idle),
         memory=ReasoningMemory(store.backend) if store is not None else None,
         conversations=ConversationStore(store.backend, store.ttl) if store is not None else None,
+        truncation_retries=server.truncation_retries,
     )
     state = AppState(
         settings=settings,

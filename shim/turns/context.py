@@ -39,6 +39,7 @@ class TurnContext:
     memory: ReasoningMemory | None = None  # Chat over Responses: reasoning of earlier turns
     previous_secrets: tuple[bytes, ...] = ()  # rotation: still open and look up, never write
     conversations: ConversationStore | None = None  # `conversation` and /v1/conversations
+    truncation_retries: int = 3  # truncation "auto": resends after a context-length error
     sealer: Sealer = field(init=False)
     compaction: CompactionConfig = field(init=False)
 

@@ -137,8 +137,9 @@ ACCEPTED: dict[str, tuple[Any, Check]] = {
     "stream_options": ({"include_obfuscation": False}, _streamed),
 }
 # Each needs another part of the request or of the store: rows in test_conversations.py
-# (`conversation`), tests/server/test_retrieval.py and the chains (`previous_response_id`).
-ELSEWHERE = {"conversation", "previous_response_id"}
+# (`conversation`), tests/server/test_retrieval.py and the chains (`previous_response_id`),
+# tests/server/test_context_limits.py (`context_management`; `truncation: "auto"` too).
+ELSEWHERE = {"conversation", "previous_response_id", "context_management"}
 
 REPORTED: dict[str, Any] = {
     "max_tool_calls": 2,
@@ -148,7 +149,6 @@ REPORTED: dict[str, Any] = {
 
 REFUSED: dict[str, Any] = {
     "prompt": {"id": "pmpt_1", "variables": {"city": "Paris"}},
-    "context_management": [{"type": "compaction", "compact_threshold": 1000}],
     "access_programs": {"programs": ["x"]},
     "background_options": {"completion_window": "2h"},
     "image": {"detail": "high"},
@@ -220,7 +220,6 @@ async def test_refused_field_is_a_400_naming_it(field: str, client: httpx.AsyncC
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"truncation": "auto"}, "truncation"),
         ({"include": ["reasoning.encrypted_content", "no.such.thing"]}, "include[1]"),
         (
             {"stream": True, "stream_options": {"include_obfuscation": True}},
