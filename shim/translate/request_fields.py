@@ -55,7 +55,7 @@ FIELDS: dict[str, Handling] = {
     "user": "translated",
     "seed": "translated",  # outside both schemas, sent by real clients
     "stop": "translated",
-    "prompt": "refused",  # prompt templates: not built yet (issue 16)
+    "prompt": "honoured",  # operator templates expanded into instructions + input (conversation/prompts.py)
     "context_management": "honoured",  # compaction past compact_threshold (turns/context_limits.py)
     "access_programs": "refused",
     "background_options": "refused",
@@ -79,10 +79,7 @@ INCLUDABLE = frozenset(
     }
 )
 
-_WHY = {
-    "prompt": "Prompt templates (`prompt`) are not supported by this server yet; send `instructions` "
-    "and `input` instead.",
-}
+_WHY: dict[str, str] = {}  # a refusal with more to say than the default message
 
 
 def _refuse(name: str, message: str | None = None) -> UnsupportedParameter:

@@ -19,6 +19,7 @@ import msgspec
 from shim.conversation.conversation_items import turn_finished
 from shim.conversation.history import continue_from
 from shim.conversation.policies import apply_route_policies
+from shim.conversation.prompts import expand_prompt
 from shim.conversation.sealed_items import SealedItems, wants_sealed_reasoning
 from shim.core.deltas import ErrorDelta
 from shim.core.diagnostics import Diagnostics
@@ -87,6 +88,7 @@ async def prepare(
             code="unsupported_route",
         )
     diags = ctx.diagnostics()
+    body = expand_prompt(body, ctx.prompts)  # `prompt` → instructions + input (conversation/prompts.py)
     check_request_fields(body, diags, unknown)  # refused before any store read (translate/request_fields.py)
     scope = ctx.scope(client_key)
     scopes = ctx.scopes(client_key)  # scope first: what this turn writes goes under it
@@ -129,6 +131,8 @@ async def prepare(
     conversation = history.conversation.id if history.conversation is not None else None
     if conversation is not None:
         template.conversation = r.ConversationRef(id=conversation)
+    if body.prompt is not None:
+        template.prompt = body.prompt
     return Turn(
         body,
         resolved,
