@@ -39,6 +39,26 @@ CASES = {
         [(0, 5)],
     ),
     "no user message: nothing to drop": ([assistant(), call(1), output(1)], []),
+    "an agent loop: its older rounds, after every older turn": (
+        [
+            user(),
+            assistant(),
+            user(),
+            call(1),
+            output(1),
+            call(2),
+            call(3),
+            output(3),
+            output(2),
+            call(4),
+            output(4),
+        ],
+        [(0, 2), (3, 5), (5, 9)],
+    ),
+    "a round never parts a call from its output": (
+        [user(), call(1), output(2), call(2), output(1), call(3), output(3)],
+        [(1, 5)],
+    ),
 }
 
 
@@ -63,6 +83,15 @@ def test_shrink_is_bounded() -> None:
     assert truncation.shrink() is not None
     assert truncation.shrink() is not None
     assert truncation.shrink() is None  # retries spent
+
+
+def test_an_agent_loop_keeps_its_question_and_latest_round() -> None:
+    long = "word " * 300
+    items: list[r.ItemParam] = [system(), user("do it")]
+    for n in range(6):
+        items += [call(n), r.FunctionCallOutputItemParam(call_id=f"c{n}", output=long)]
+    truncation = Truncation(items, window=estimate_tokens(items[:2] + items[-4:]) + 1)
+    assert truncation.fit() == [*items[:2], *items[-4:]]
 
 
 def test_shrink_stops_at_the_last_turn() -> None:

@@ -8,8 +8,9 @@ message. Fitting drops the oldest whole turns and nothing else:
   the operator's and the client's standing orders, not conversation;
 - a call is never parted from its output: a turn boundary that falls between a ``call_id``'s
   first and last item is no boundary;
-- the last turn (the request being answered) is never dropped; if it alone does not fit, the
-  upstream's ``context_length_exceeded`` stands.
+- the last turn's user message and its latest round of calls are never dropped; older rounds of
+  the last turn (an agent loop is one long turn) go after every older turn. If what is left
+  does not fit, the upstream's ``context_length_exceeded`` stands.
 
 ``Truncation`` holds one turn's state. ``fit`` trims before anything is sent, by an estimate
 against the route's ``context_window``; ``shrink`` answers an upstream overflow by dropping at
@@ -80,7 +81,32 @@ def turn_spans(items: Sequence[r.ItemParam]) -> list[tuple[int, int]]:
     boundaries = [b for b in starts if not any(first < b <= last for first, last in spans_of_calls.values())]
     if boundaries and boundaries[0] != 0 and any(not _pinned(i) for i in items[: boundaries[0]]):
         boundaries.insert(0, 0)
-    return list(itertools.pairwise(boundaries))
+    spans = list(itertools.pairwise(boundaries))
+    # An agent loop is one long turn (one user message, then rounds of calls and outputs): after
+    # every older turn, its older rounds go too, oldest first; the user message and the latest
+    # round stay. A round starts where an item that is no output follows an output.
+    last = boundaries[-1] if boundaries else 0
+    rounds = [last + 1] + [
+        n
+        for n in range(last + 2, len(items))
+        if _is_output(items[n - 1])
+        and not _is_output(items[n])
+        and not any(first < n <= end for first, end in spans_of_calls.values())
+    ]
+    return spans + list(itertools.pairwise(rounds))
+
+
+_OUTPUTS = (
+    r.FunctionCallOutputItemParam,
+    r.CustomToolCallOutputItemParam,
+    r.ApplyPatchCallOutputItemParam,
+    r.ShellCallOutputItemParam,
+    r.LocalShellCallOutputItemParam,
+)
+
+
+def _is_output(item: r.ItemParam) -> bool:
+    return isinstance(item, _OUTPUTS)
 
 
 @dataclass

@@ -9,6 +9,7 @@ turn completes; ``context_management`` compacts a long chain first.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tomllib
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from litestar.testing import TestClient
 
 from shim.settings import Route
 from tests.server.harness import UPSTREAM_URL, ASGIApp, Receive, Scope, Send, Shim, build_shim
@@ -247,3 +249,36 @@ async def test_bad_context_management_is_a_400_naming_it(
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["param"] == param
     assert seen == []
+
+
+async def test_auto_in_a_background_turn(connect: Callable[[Shim], httpx.AsyncClient]) -> None:
+    seen: list[dict[str, Any]] = []
+    shim = _shim("llamacpp-server", seen)
+    queued = await _ask(shim, connect, truncation="auto", background=True)
+    assert queued.status_code == 200 and queued.json()["status"] == "queued", queued.text
+    client = connect(shim)
+    for _ in range(200):
+        final = (await client.get(f"/v1/responses/{queued.json()['id']}")).json()
+        if final["status"] not in ("queued", "in_progress"):
+            break
+        await asyncio.sleep(0.02)
+    assert final["status"] == "completed", final
+    assert len(seen) >= 2 and len(json.dumps(seen[-1]["messages"])) <= LIMIT
+
+
+def test_auto_and_disabled_over_websocket() -> None:
+    seen: list[dict[str, Any]] = []
+    shim = _shim("llamacpp-server", seen)
+    with TestClient(app=shim.app) as http, http.websocket_connect("/v1/responses") as ws:
+        frames = []
+        for truncation in ("disabled", "auto"):
+            body = {"type": "response.create", "model": "m", "input": _history(12), "truncation": truncation}
+            ws.send_text(json.dumps(body))
+            frame = json.loads(ws.receive_text())
+            while frame["type"] not in ("error", "response.completed", "response.failed"):
+                frame = json.loads(ws.receive_text())
+            frames.append(frame)
+    refused, answered = frames
+    assert refused["type"] == "error" and refused["status"] == 400
+    assert refused["error"]["code"] == "context_length_exceeded"
+    assert answered["type"] == "response.completed"
