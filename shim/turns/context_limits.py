@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from shim.wire import responses as r
 __all__ = ["Fitting", "compact_past_threshold", "compaction_threshold", "fitted_request", "send_fitted"]
 
 Build = Callable[[list[r.ItemParam]], c.ChatCompletionRequest]
+log = logging.getLogger("shim.context")
 
 
 @dataclass
@@ -97,6 +99,7 @@ async def compact_past_threshold(
         model=body.model, input=window[:last_user], instructions=body.instructions
     )
     result, _ = await compaction.compact(ctx, request, resolved, client_key)
+    log.info("context_management: %d items compacted past compact_threshold %d", last_user, threshold)
     return [*output_to_input(result.output), *window[last_user:]]
 
 
@@ -122,6 +125,7 @@ def fitted_request(
     truncation = Truncation(opened, window=resolved.route.context_window, overhead=overhead, retries=retries)
     fitted = truncation.fit()
     if truncation.dropped_turns:
+        log.info("truncation: %d oldest turns left out to fit the context window", truncation.dropped_turns)
         request = rebuild(fitted)
     return request, Fitting(truncation, rebuild)
 
@@ -146,4 +150,10 @@ async def send_fitted(
             smaller = fitting.truncation.shrink() if fitting is not None else None
             if fitting is None or smaller is None:
                 raise
+            log.info(
+                "truncation: the upstream refused the input as too long; sending again without "
+                "the %d oldest turns (attempt %d)",
+                fitting.truncation.dropped_turns,
+                fitting.truncation.attempts,
+            )
             request = fitting.rebuild(smaller)
