@@ -282,3 +282,16 @@ def test_auto_and_disabled_over_websocket() -> None:
     assert refused["type"] == "error" and refused["status"] == 400
     assert refused["error"]["code"] == "context_length_exceeded"
     assert answered["type"] == "response.completed"
+
+
+@pytest.mark.parametrize("dialect", sorted(VENDORS))
+async def test_chat_clients_get_the_same_error(
+    dialect: str, connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    """A Chat client passed through to the same upstream sees the same one error."""
+    seen: list[dict[str, Any]] = []
+    client = connect(_shim(dialect, seen))
+    messages = [{"role": "user", "content": "word " * 2000}]
+    answer = await client.post("/v1/chat/completions", json={"model": "m", "messages": messages})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "context_length_exceeded"
