@@ -304,3 +304,13 @@ async def test_counters_down_let_turns_pass_uncounted(
     assert [a.status_code for a in answers] == [200, 200]
     assert all("x-ratelimit-limit-requests" not in a.headers for a in answers)
     assert any("rate limits not counted" in r.getMessage() for r in caplog.records)
+
+
+async def test_compaction_is_a_turn(limited: Callable[..., LiveShim]) -> None:
+    shim = limited(requests_per_minute=1)
+    body = {"model": "ok", "input": [{"role": "user", "content": "hi"}]}
+    answers = [
+        await shim.client.post("/v1/responses/compact", json=body, headers=_auth(KEYS[0])) for _ in range(2)
+    ]
+    assert answers[0].status_code == 200, answers[0].text
+    assert answers[1].status_code == 429 and answers[1].json()["error"]["type"] == "requests"
