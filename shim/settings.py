@@ -54,11 +54,13 @@ __all__ = [
     "MIN_SECRET_BYTES",
     "WORKER_SETTINGS",
     "Environment",
+    "McpServer",
     "RecordSettings",
     "Route",
     "ServerSettings",
     "Settings",
     "Timeouts",
+    "WebSearchProvider",
     "check_secret",
     "environment",
     "header_value_problem",
@@ -170,11 +172,38 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     record: RecordSettings = RecordSettings()
     inspector: bool = False  # GET /inspector: recent exchanges (a shim key when api_keys is set)
     inspector_exchanges: int = 100  # how many recent exchanges it keeps in memory
+    # -- hosted tools (issue 15, docs/hosted.md): MCP servers and web search run by the shim --
+    # Globs on a client's whole ``server_url`` (SHIM_MCP_ALLOW=a,b); empty: only [[mcp_servers]].
+    mcp_allow: tuple[str, ...] = ()
+    mcp_connect_timeout: _Wait = 10.0  # seconds to connect to an MCP server and open a session
+    mcp_call_timeout: _Wait = 60.0  # seconds one tools/list or tools/call may take
+    mcp_max_output_bytes: _Positive = 1024 * 1024  # a larger tool output is an error the model sees
+    hosted_max_rounds: _Positive = 8  # upstream rounds in one response (then the model must answer)
+
+
+class McpServer(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[[mcp_servers]]``: a server the operator registered; clients name it by ``server_label``
+    alone and never see its ``headers`` (docs/hosted.md)."""
+
+    label: str
+    url: str
+    headers: dict[str, str] = {}
+    description: str | None = None
+
+
+class WebSearchProvider(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[web_search]``: the MCP tool that runs a ``web_search`` tool (a SearXNG or Brave MCP server)."""
+
+    server: str  # the label of an [[mcp_servers]] entry
+    tool: str = "search"
+    query_argument: str = "query"
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     routes: tuple[Route, ...] = ()
+    mcp_servers: tuple[McpServer, ...] = ()  # hosted tools (docs/hosted.md)
+    web_search: WebSearchProvider | None = None
 
 
 def check_secret(secret: bytes, where: str) -> None:
@@ -322,7 +351,9 @@ def load_settings(
     _check_header_values(
         routes, len(settings.routes), config, "api_key" if api_key else "SHIM_UPSTREAM_API_KEY"
     )
-    return Settings(server=server, routes=routes)
+    return Settings(
+        server=server, routes=routes, mcp_servers=settings.mcp_servers, web_search=settings.web_search
+    )
 
 
 def header_value_problem(value: str) -> str | None:

@@ -25,9 +25,10 @@ FORBIDDEN: dict[str, set[str]] = {
     "fixtures": {"cli", "http"},
     "turns": {"cli", "http", "fixtures"},
     "conversation": {"cli", "http", "fixtures", "turns", "upstream"},
-    "upstream": {"cli", "http", "fixtures", "turns", "conversation", "store"},
+    "upstream": {"cli", "http", "fixtures", "turns", "conversation", "store", "hosted"},
+    "hosted": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "store", "translate"},
     "store": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "translate"},
-    "translate": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "store"},
+    "translate": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "store", "hosted"},
     "dialects": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "store", "translate"},
     "wire": {
         "cli",
