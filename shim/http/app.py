@@ -18,6 +18,7 @@ from shim.conversation.keyring import previous_secrets, server_secret
 from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.errors import InvalidRequest, ShimError
 from shim.fixtures.recorder import build_recorder
+from shim.hosted.servers import HostedConfig
 from shim.http.chat import create_chat_completion
 from shim.http.conversations import conversation_handlers
 from shim.http.inspector import install as install_recording
@@ -116,6 +117,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         timing=Timing(keepalive=server.timeouts.keepalive, idle=server.timeouts.idle),
         memory=ReasoningMemory(store.backend) if store is not None else None,
         conversations=ConversationStore(store.backend, store.ttl) if store is not None else None,
+        hosted=HostedConfig.from_settings(settings),
     )
     state = AppState(
         settings=settings,

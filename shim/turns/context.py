@@ -13,6 +13,7 @@ from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.conversation.sealed_items import SealedItems
 from shim.conversation.sealing import Sealer
 from shim.core.diagnostics import Diagnostics, Policy
+from shim.hosted.servers import HostedConfig
 from shim.ids import Clock, IdFactory
 from shim.limits import Limits
 from shim.store.conversations import ConversationStore
@@ -39,6 +40,7 @@ class TurnContext:
     memory: ReasoningMemory | None = None  # Chat over Responses: reasoning of earlier turns
     previous_secrets: tuple[bytes, ...] = ()  # rotation: still open and look up, never write
     conversations: ConversationStore | None = None  # `conversation` and /v1/conversations
+    hosted: HostedConfig = field(default_factory=HostedConfig)  # MCP servers, web search (docs/hosted.md)
     sealer: Sealer = field(init=False)
     compaction: CompactionConfig = field(init=False)
 

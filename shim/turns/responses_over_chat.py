@@ -31,6 +31,7 @@ from shim.translate.echo import response_template
 from shim.translate.history import output_to_input
 from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
 from shim.translate.request_fields import check_request_fields
+from shim.turns import hosted_loop
 from shim.turns.context import TurnContext
 from shim.turns.pump import pump
 from shim.upstream.redaction import EventRedactor, redact
@@ -65,6 +66,7 @@ class Turn:
     stored: StoredResponse | None = field(default=None)
     conversation: str | None = None  # the conversation this turn's items are appended to
     conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
+    hosted: hosted_loop.HostedTurn | None = None  # hosted tools: several rounds (turns/hosted_loop.py)
 
 
 async def prepare(
@@ -85,7 +87,11 @@ async def prepare(
             code="unsupported_route",
         )
     diags = ctx.diagnostics()
-    check_request_fields(body, diags, unknown)  # refused before any store read (translate/request_fields.py)
+    hosted = hosted_loop.requested(ctx, body)  # a server not allowed: 400 before any connection
+    checked = body if hosted is None else hosted_loop.checked_body(body, hosted)
+    check_request_fields(
+        checked, diags, unknown
+    )  # refused before any store read (translate/request_fields.py)
     scope = ctx.scope(client_key)
     scopes = ctx.scopes(client_key)  # scope first: what this turn writes goes under it
     history = await continue_from(
@@ -102,9 +108,13 @@ async def prepare(
     streaming = bool(body.stream) if stream is None else stream
     if body.background and resolved.dialect.request.stream_to_cancel:
         streaming = True  # a cancel closes the connection, which stops only a streamed generation
+    opened = ctx.sealed(*scopes).open_items(items, len(history.items))  # sealed reasoning/compaction
+    chat_body = body
+    if hosted is not None:  # tools listed (or reused), approved calls run, offered as functions
+        chat_body, opened = await hosted_loop.start(ctx, hosted, body, opened, history.new_input)
     chat_request = to_chat_request(
-        body,
-        ctx.sealed(*scopes).open_items(items, len(history.items)),  # sealed reasoning/compaction opened
+        chat_body,
+        opened,
         model=resolved.upstream_model,
         dialect=resolved.dialect,
         diags=diags,
@@ -117,6 +127,15 @@ async def prepare(
     conversation = history.conversation.id if history.conversation is not None else None
     if conversation is not None:
         template.conversation = r.ConversationRef(id=conversation)
+    if hosted is not None:
+        hosted.round_template = response_template(
+            chat_body,
+            response_id=template.id,
+            created_at=template.created_at,
+            model=template.model,
+            store=store,
+        )
+        hosted_loop.echo(template, hosted)
     return Turn(
         body,
         resolved,
@@ -130,6 +149,7 @@ async def prepare(
         history.previous,
         conversation=conversation,
         conversation_scope=history.conversation_scope,
+        hosted=hosted,
     )
 
 
@@ -162,6 +182,8 @@ async def complete(
 ) -> r.ResponseResource:
     """The whole answer. A store failure after the upstream answered is a 503
     ``store_unavailable``: an id the client gets is always one it can continue from."""
+    if turn.hosted is not None:
+        return await hosted_loop.complete(ctx, turn, local)
     if turn.chat_request.stream:
         return await _collected(ctx, turn, local)
     response = await ctx.upstream.send(
@@ -286,6 +308,8 @@ def event_batches(
     """Client events grouped by the upstream chunk they came from (none empty), so a writer can
     send them in one message: per-message costs (ASGI send chain, a socket write) were over a
     third of a streamed answer's CPU (bench/README.md). ``None`` marks a keep-alive moment."""
+    if turn.hosted is not None:
+        return hosted_loop.event_batches(ctx, turn, response, local)
     translation = EventsTranslation(ctx, turn)
 
     async def finished() -> None:

@@ -3,8 +3,8 @@
 serves over ``streamable-http`` (default, at ``/mcp``) or ``sse`` (at ``/sse``).
 
 Its tools compute their answers, so seeing an answer proves the server ran:
-``magic_word("San Francisco")`` is ``"magic-san-francisco-42"``. ``has_header`` says whether a
-header arrived without ever echoing its value (the header-isolation test looks for the value
+``magic_word("San Francisco")`` is ``"magic-san-francisco-42"``. ``header_names`` says which
+headers arrived without ever echoing their values (the header-isolation test looks for the value
 everywhere else).
 """
 
@@ -65,11 +65,11 @@ async def slow(seconds: float) -> str:
 
 
 @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
-def has_header(name: str, ctx: Context) -> str:  # type: ignore[type-arg]
-    """Whether the HTTP request carried the header `name` (its value is never shown)."""
+def header_names(ctx: Context) -> str:  # type: ignore[type-arg]
+    """The names of the request's ``x-*`` headers (their values are never shown)."""
     request = ctx.request_context.request
     headers = getattr(request, "headers", None) or {}
-    return "present" if name.lower() in {k.lower() for k in headers} else "absent"
+    return ",".join(sorted(k.lower() for k in headers if k.lower().startswith("x-")))
 
 
 @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
