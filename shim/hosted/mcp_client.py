@@ -56,6 +56,17 @@ class _Refused(Exception):
     """Streamable HTTP refused at ``initialize``: try SSE."""
 
 
+def _has(exc: BaseException | None, kind: type[BaseException], depth: int = 0) -> bool:
+    """``kind`` anywhere in ``exc``: itself, inside its exception groups, or in its causes."""
+    if exc is None or depth > 8:
+        return False
+    if isinstance(exc, kind):
+        return True
+    if isinstance(exc, BaseExceptionGroup) and any(_has(e, kind, depth + 1) for e in exc.exceptions):
+        return True
+    return _has(exc.__cause__ or exc.__context__, kind, depth + 1)
+
+
 def _first_http_status(exc: BaseException) -> int | None:
     """The status of an ``httpx.HTTPStatusError`` anywhere in ``exc`` (the SDK raises them
     inside task groups, so they arrive wrapped in exception groups)."""
@@ -73,7 +84,8 @@ def _first_http_status(exc: BaseException) -> int | None:
 def _client(server: McpServer, guard: Guard, config: HostedConfig) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         headers=dict(server.headers),
-        timeout=httpx.Timeout(config.call_timeout, connect=config.connect_timeout),
+        # Reads may wait a little longer than a call: the call's own timeout speaks first.
+        timeout=httpx.Timeout(config.call_timeout + 5, connect=config.connect_timeout),
         follow_redirects=False,  # the SDK follows within the origin itself, through the guard
         event_hooks={"request": [guard]},
     )
@@ -142,6 +154,8 @@ async def _run(server: McpServer, config: HostedConfig, op: Callable[[ClientSess
     except Exception as exc:
         if guard.refused is not None:
             raise McpServerNotAllowed(f"MCP server {server.label!r}: {guard.refused}") from None
+        if _has(exc, TimeoutError) or _has(exc, httpx.TimeoutException):
+            raise McpFailure(f"MCP server {server.label!r} timed out.", kind="http_error", code=504) from None
         status = _first_http_status(exc)
         if status is not None:
             raise McpFailure(

@@ -14,6 +14,7 @@ tool, or ``max_tool_calls`` / ``hosted_max_rounds`` is reached (then ``tool_choi
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
@@ -348,8 +349,16 @@ async def event_batches(
             if limit is not None and hosted.calls >= limit:
                 over = True
             else:
-                output, error = await _run(ctx, hosted, call.label, call.name, call.arguments)
                 hosted.calls += 1
+                running = asyncio.ensure_future(_run(ctx, hosted, call.label, call.name, call.arguments))
+                try:
+                    while not running.done():
+                        await asyncio.wait({running}, timeout=ctx.timing.keepalive)
+                        if not running.done():
+                            yield None  # a keep-alive moment while the tool works
+                    output, error = running.result()
+                finally:
+                    running.cancel()  # the client went away (or we did): the call stops
             sources = tuple(_URL.findall(output or "")) if call.kind == "web_search" else ()
             items.append(
                 r.FunctionCallOutputItemParam(

@@ -48,7 +48,9 @@ async def test_openai_sdk_stream_validates(mcp: McpServers) -> None:
 def test_websocket_turn(mcp: McpServers) -> None:
     shim = build()
     with TestClient(app=shim.app) as client, client.websocket_connect("/v1/responses") as ws:
-        ws.send_text(json.dumps({"type": "response.create", "model": "m", "input": "hi", "tools": [mcp_tool(mcp.v1)]}))
+        ws.send_text(
+            json.dumps({"type": "response.create", "model": "m", "input": "hi", "tools": [mcp_tool(mcp.v1)]})
+        )
         events = []
         while not events or events[-1]["type"] not in ("response.completed", "response.failed"):
             events.append(json.loads(ws.receive_text(timeout=30)))
@@ -71,9 +73,13 @@ async def test_background(mcp: McpServers, connect: Callable[[Shim], httpx.Async
     assert [i["type"] for i in got["output"]] == ["mcp_list_tools", "mcp_call", "message"]
 
 
-async def test_web_search_through_the_provider(mcp: McpServers, connect: Callable[[Shim], httpx.AsyncClient]) -> None:
+async def test_web_search_through_the_provider(
+    mcp: McpServers, connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
     shim = build(
-        allow=(), servers=(McpServer(label="searx", url=mcp.v2),), web_search=WebSearchProvider(server="searx")
+        allow=(),
+        servers=(McpServer(label="searx", url=mcp.v2),),
+        web_search=WebSearchProvider(server="searx"),
     )
     # The scripted model repeats the last tool output in its answer, URLs included.
     res = await connect(shim).post(
@@ -81,8 +87,12 @@ async def test_web_search_through_the_provider(mcp: McpServers, connect: Callabl
     )
     events = parse_sse(res.text)
     types = [e["type"] for e in events]
-    for name in ("response.web_search_call.in_progress", "response.web_search_call.searching",
-                 "response.web_search_call.completed", "response.output_text.annotation.added"):
+    for name in (
+        "response.web_search_call.in_progress",
+        "response.web_search_call.searching",
+        "response.web_search_call.completed",
+        "response.output_text.annotation.added",
+    ):
         assert name in types
     final = events[-1]["response"]
     search, message = final["output"]
@@ -97,7 +107,11 @@ async def test_web_search_through_the_provider(mcp: McpServers, connect: Callabl
         EVENTS.validate_python(event)
 
 
-async def test_web_search_without_provider_stays_a_diagnostic(connect: Callable[[Shim], httpx.AsyncClient]) -> None:
-    res = await connect(build()).post("/v1/responses", json={"model": "m", "input": "q", "tools": [{"type": "web_search"}]})
+async def test_web_search_without_provider_stays_a_diagnostic(
+    connect: Callable[[Shim], httpx.AsyncClient],
+) -> None:
+    res = await connect(build()).post(
+        "/v1/responses", json={"model": "m", "input": "q", "tools": [{"type": "web_search"}]}
+    )
     assert res.status_code == 200
     assert "unsupported_tool" in res.headers.get("x-shim-diagnostics", "")

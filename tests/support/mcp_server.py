@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import Any, Literal
 
 try:  # mcp 2.x
     from mcp.server.mcpserver import Context
@@ -58,10 +58,10 @@ def big_output(size: int) -> str:
 
 
 @server.tool()
-async def slow(seconds: float) -> str:
-    """Sleeps, then answers."""
-    await asyncio.sleep(seconds)
-    return "slept"
+async def slow(pace: Literal["slow", "quick"]) -> str:
+    """Sleeps (30 s when slow, 0.1 s when quick), then answers."""
+    await asyncio.sleep(30 if pace == "slow" else 0.1)
+    return f"slept ({pace})"
 
 
 @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
