@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 
+from shim.conversation.policies import apply_route_policies
 from shim.core.diagnostics import Diagnostics
 from shim.errors import HostedToolError, InvalidRequest, McpServerNotAllowed, ShimError, UpstreamError
 from shim.hosted.mcp_client import McpFailure, call_tool, list_tools
@@ -52,7 +53,11 @@ if TYPE_CHECKING:
 
 __all__ = ["HostedTurn", "checked_body", "complete", "event_batches", "requested", "start"]
 
-_LIMIT = {"type": "mcp_protocol_error", "code": -32000, "message": "max_tool_calls reached: not run."}
+_LIMIT = {
+    "type": "mcp_protocol_error",
+    "code": -32000,
+    "message": "Not run: this response's tool-call limit was reached.",
+}
 _URL = re.compile(r"https?://[^\s<>()\"']+[^\s<>()\"'.,;:!?]")
 
 
@@ -342,11 +347,14 @@ async def event_batches(
         rounds += 1
         items += output_to_input(inner.driver.response.output)
         over = False
+        # A model asked to answer (tool_choice "none") that calls anyway is not obeyed: the calls
+        # are not run and the response ends (else a model ignoring "none" would loop forever).
+        answer_now = chat_request.tool_choice == "none"
         for call in merger.pending:
             yield merger.call_started(call)
             output: str | None = None
             error: dict[str, Any] | None = _LIMIT
-            if limit is not None and hosted.calls >= limit:
+            if answer_now or (limit is not None and hosted.calls >= limit):
                 over = True
             else:
                 hosted.calls += 1
@@ -371,6 +379,7 @@ async def event_batches(
             return
         spent = (limit is not None and hosted.calls >= limit) or rounds >= ctx.hosted.max_rounds
         body = msgspec.structs.replace(hosted.round_body, tool_choice="none" if spent else "auto")
+        body = apply_route_policies(body, turn.resolved.route, items)  # max_tool_rounds, stop
         chat_request = to_chat_request(
             body,
             items,

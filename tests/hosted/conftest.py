@@ -35,6 +35,7 @@ def build(
     servers: tuple[McpServer, ...] = (),
     web_search: WebSearchProvider | None = None,
     store: str = "memory://",
+    target: Any = None,
     **server: Any,
 ) -> Shim:
     settings = Settings(
@@ -43,7 +44,7 @@ def build(
         mcp_servers=servers,
         web_search=web_search,
     )
-    upstream = Upstream()
+    upstream = Upstream() if target is None else Upstream(target)
     client = UpstreamClient(settings.server.timeouts, settings.server.retries, transport=upstream)
     return Shim(create_app(settings, upstream=client), upstream, client, settings)
 

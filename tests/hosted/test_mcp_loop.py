@@ -265,3 +265,36 @@ async def test_registered_server_by_label(
     ).json()
     assert "x-op" in out["output"][1]["output"]
     assert "op-secret" not in json.dumps(out)
+
+
+async def stubborn(scope: Any, receive: Any, send: Any) -> None:
+    """The scripted model, but it never reads a tool's output and ignores tool_choice "none": it
+    calls a tool in every round."""
+    from tests.support import scripted_chat
+    from tests.support.scripted_asgi import read_body
+
+    body = json.loads(await read_body(receive))
+    body["tool_choice"] = "auto"
+    body["messages"] = [m for m in body["messages"] if m["role"] != "tool"]
+    data = json.dumps(body).encode()
+
+    async def again() -> dict[str, Any]:
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    await scripted_chat.app(scope, again, send)
+
+
+async def test_a_model_that_never_stops_calling(
+    mcp: McpServers, connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    shim = build(target=stubborn, hosted_max_rounds=2)
+    out = (
+        await connect(shim).post(
+            "/v1/responses", json={"model": "m", "input": "hi", "tools": [mcp_tool(mcp.v1)]}
+        )
+    ).json()
+    assert out["status"] == "completed"
+    calls = [i for i in out["output"] if i["type"] == "mcp_call"]
+    assert [c["status"] for c in calls] == ["completed", "completed", "failed"]  # the third was not run
+    assert "limit" in calls[-1]["error"]["message"]
+    assert [b.get("tool_choice") for b in shim.upstream.bodies] == [None, "auto", "none"]
