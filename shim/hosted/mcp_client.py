@@ -52,10 +52,6 @@ class ToolResult:
     error: dict[str, Any] | None = None  # the tool failed: what the model is told
 
 
-class _Refused(Exception):
-    """Streamable HTTP refused at ``initialize``: try SSE."""
-
-
 def _has(exc: BaseException | None, kind: type[BaseException], depth: int = 0) -> bool:
     """``kind`` anywhere in ``exc``: itself, inside its exception groups, or in its causes."""
     if exc is None or depth > 8:
@@ -92,20 +88,20 @@ def _client(server: McpServer, guard: Guard, config: HostedConfig) -> httpx.Asyn
 
 
 async def _over_streamable(
-    server: McpServer, guard: Guard, config: HostedConfig, op: Callable[[ClientSession], Awaitable[T]]
+    server: McpServer,
+    guard: Guard,
+    config: HostedConfig,
+    op: Callable[[ClientSession], Awaitable[T]],
+    opened: list[bool],
 ) -> T:
     async with (
         _client(server, guard, config) as http,
         streamable_http_client(server.url, http_client=http) as (read, write, _),
         ClientSession(read, write) as session,
     ):
-        try:
-            async with asyncio.timeout(config.connect_timeout):
-                await session.initialize()
-        except (McpError, httpx.HTTPStatusError) as exc:  # no streamable HTTP here: try SSE
-            if guard.refused is None:
-                raise _Refused() from exc
-            raise
+        async with asyncio.timeout(config.connect_timeout):
+            await session.initialize()
+        opened.append(True)
         async with asyncio.timeout(config.call_timeout):
             return await op(session)
 
@@ -140,10 +136,15 @@ async def _run(server: McpServer, config: HostedConfig, op: Callable[[ClientSess
     try:
         if httpx.URL(server.url).path.rstrip("/").endswith("/sse"):
             return await _over_sse(server, guard, config, op)
+        opened: list[bool] = []
         try:
-            return await _over_streamable(server, guard, config, op)
-        except* _Refused:
-            pass
+            return await _over_streamable(server, guard, config, op, opened)
+        except Exception as exc:
+            # Refused before a session opened (405, 404, an error answer): an SSE-only server.
+            status = _first_http_status(exc)
+            refused = _has(exc, McpError) or (status is not None and 400 <= status < 500)
+            if opened or guard.refused is not None or not refused:
+                raise
         return await _over_sse(server, guard, config, op)
     except McpFailure:
         raise

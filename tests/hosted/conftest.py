@@ -36,11 +36,12 @@ def build(
     web_search: WebSearchProvider | None = None,
     store: str = "memory://",
     target: Any = None,
+    routes_override: tuple[Route, ...] | None = None,
     **server: Any,
 ) -> Shim:
     settings = Settings(
         server=ServerSettings(store=store, mcp_allow=allow, mcp_connect_timeout=5, **server),
-        routes=(Route(upstream=UPSTREAM_URL),),
+        routes=routes_override or (Route(upstream=UPSTREAM_URL),),
         mcp_servers=servers,
         web_search=web_search,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -226,8 +227,12 @@ async def test_previous_response_continues_and_reuses_the_list(
 
 
 async def test_header_isolation(
-    mcp: McpServers, connect: Callable[[Shim], httpx.AsyncClient], tmp_path: Any
+    mcp: McpServers,
+    connect: Callable[[Shim], httpx.AsyncClient],
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # every log line the turn writes, httpx's and the SDK's too
     secret = "sekrit-header-value-4242"
     shim = build(store=f"diskcache:///{tmp_path}/store")
     client = connect(shim)
@@ -241,7 +246,13 @@ async def test_header_isolation(
     assert "x-api-key" in call["output"]  # the server got it
     got = await client.get(f"/v1/responses/{final['id']}")
     metrics = await client.get("/metrics")
-    seen = [res.text, got.text, metrics.text, *(r.content.decode() for r in shim.upstream.requests)]
+    seen = [
+        res.text,
+        got.text,
+        metrics.text,
+        caplog.text,
+        *(r.content.decode() for r in shim.upstream.requests),
+    ]
     assert all(secret not in text for text in seen)
     for path in tmp_path.rglob("*"):
         if path.is_file():
@@ -298,3 +309,20 @@ async def test_a_model_that_never_stops_calling(
     assert [c["status"] for c in calls] == ["completed", "completed", "failed"]  # the third was not run
     assert "limit" in calls[-1]["error"]["message"]
     assert [b.get("tool_choice") for b in shim.upstream.bodies] == [None, "auto", "none"]
+
+
+async def test_a_responses_route_passes_mcp_tools_through(
+    connect: Callable[[Shim], httpx.AsyncClient],
+) -> None:
+    """On a route of kind ``responses`` the upstream hosts MCP itself: the tool goes there as sent
+    and the shim connects nowhere (its allow list is for its own connections)."""
+    from shim.settings import Route
+    from tests.server.harness import UPSTREAM_URL
+    from tests.support.scripted_responses import ScriptedResponses
+
+    upstream = ScriptedResponses()
+    shim = build(allow=(), target=upstream, routes_override=(Route(upstream=UPSTREAM_URL, kind="responses"),))
+    tool = mcp_tool("https://mcp.example.com/mcp", headers={"X-Key": "for-the-upstream"})
+    res = await connect(shim).post("/v1/responses", json={"model": "m", "input": "hi", "tools": [tool]})
+    assert res.status_code == 200, res.text
+    assert upstream.requests[-1]["tools"] == [tool]

@@ -1,6 +1,6 @@
 """A real MCP server for the hosted-tool tests, runnable under either SDK line: ``mcp`` 1.x
 (``FastMCP``) or 2.x (``MCPServer``). ``python tests/support/mcp_server.py PORT [TRANSPORT]``
-serves over ``streamable-http`` (default, at ``/mcp``) or ``sse`` (at ``/sse``).
+serves over ``streamable-http`` (default, at ``/mcp``) or ``sse`` (1.x only, at ``/events``).
 
 Its tools compute their answers, so seeing an answer proves the server ran:
 ``magic_word("San Francisco")`` is ``"magic-san-francisco-42"``. ``header_names`` says which
@@ -30,7 +30,8 @@ from mcp.types import ToolAnnotations
 PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 8765
 TRANSPORT = sys.argv[2] if len(sys.argv) > 2 else "streamable-http"
 
-server: Any = Server("demo") if SDK == 2 else Server("demo", host="127.0.0.1", port=PORT)
+# SSE at /events (not /sse): the client must find it by falling back from streamable HTTP.
+server: Any = Server("demo") if SDK == 2 else Server("demo", host="127.0.0.1", port=PORT, sse_path="/events")
 
 
 @server.tool(annotations=ToolAnnotations(readOnlyHint=True))

@@ -29,7 +29,7 @@ MCP2_HINT = "`bash scripts/install_mcp_servers.sh` (called by scripts/test.sh) m
 class McpServers:
     v1: str  # streamable HTTP, mcp 1.x
     v2: str  # streamable HTTP, mcp 2.x
-    sse: str  # SSE, mcp 1.x
+    sse: str  # SSE, mcp 1.x, at /events: reached by the fallback from streamable HTTP
 
 
 def _wait(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
@@ -61,7 +61,7 @@ def running_mcp_servers(logs: Path) -> Iterator[McpServers]:
             proc = spawn([python, str(SCRIPT), str(port), transport], log)
             procs.append(proc)
             _wait(port, proc, log)
-            urls.append(f"http://127.0.0.1:{port}/{'sse' if transport == 'sse' else 'mcp'}")
+            urls.append(f"http://127.0.0.1:{port}/{'events' if transport == 'sse' else 'mcp'}")
         yield McpServers(*urls)
     finally:
         for proc in procs:
