@@ -67,9 +67,16 @@ def _query(arguments: str) -> str:
 
 class RoundMerger:
     def __init__(
-        self, template: r.ResponseResource, *, ids: IdFactory, clock: Clock, classify: Classify
+        self,
+        template: r.ResponseResource,
+        *,
+        ids: IdFactory,
+        clock: Clock,
+        classify: Classify,
+        sources: bool = False,
     ) -> None:
         self.template = template
+        self._with_sources = sources  # include: ["web_search_call.action.sources"]
         self._ids, self._clock, self._classify = ids, clock, classify
         self._seq = 0
         self.output: list[r.ItemField] = []
@@ -359,7 +366,7 @@ class RoundMerger:
         if call.kind == "web_search":
             item = self.output[index]
             assert isinstance(item, r.WebSearchCall)
-            found = [r.WebSearchSource(url=u) for u in sources]
+            found = [r.WebSearchSource(url=u) for u in sources] if self._with_sources else []
             action = msgspec.structs.replace(item.action, sources=found) if found else item.action
             done = msgspec.structs.replace(item, action=action, status="failed" if error else "completed")
             self.sources += [u for u in sources if u not in self.sources]

@@ -300,7 +300,13 @@ async def event_batches(
 
     hosted = turn.hosted
     assert hosted is not None and hosted.round_body is not None and hosted.round_template is not None
-    merger = RoundMerger(turn.template, ids=ctx.ids, clock=ctx.clock, classify=hosted.classify)
+    merger = RoundMerger(
+        turn.template,
+        ids=ctx.ids,
+        clock=ctx.clock,
+        classify=hosted.classify,
+        sources="web_search_call.action.sources" in (turn.body.include or ()),
+    )
     redactor = EventRedactor(turn.resolved.upstream_key)
     first = merger.start()
     for listed in hosted.listed:
@@ -380,15 +386,15 @@ async def event_batches(
         spent = (limit is not None and hosted.calls >= limit) or rounds >= ctx.hosted.max_rounds
         body = msgspec.structs.replace(hosted.round_body, tool_choice="none" if spent else "auto")
         body = apply_route_policies(body, turn.resolved.route, items)  # max_tool_rounds, stop
-        chat_request = to_chat_request(
-            body,
-            items,
-            model=turn.resolved.upstream_model,
-            dialect=turn.resolved.dialect,
-            diags=Diagnostics("ignore"),
-            stream=bool(turn.chat_request.stream),
-        )
         try:
+            chat_request = to_chat_request(
+                body,
+                items,
+                model=turn.resolved.upstream_model,
+                dialect=turn.resolved.dialect,
+                diags=Diagnostics("ignore"),  # the first round reported what there was to report
+                stream=bool(turn.chat_request.stream),
+            )
             response = await ctx.upstream.send(
                 turn.resolved, "/chat/completions", c.encode_chat_request(chat_request), stream=True
             )

@@ -83,7 +83,14 @@ async def test_web_search_through_the_provider(
     )
     # The scripted model repeats the last tool output in its answer, URLs included.
     res = await connect(shim).post(
-        "/v1/responses", json={"model": "m", "input": "q", "stream": True, "tools": [{"type": "web_search"}]}
+        "/v1/responses",
+        json={
+            "model": "m",
+            "input": "q",
+            "stream": True,
+            "tools": [{"type": "web_search"}],
+            "include": ["web_search_call.action.sources"],
+        },
     )
     events = parse_sse(res.text)
     types = [e["type"] for e in events]
