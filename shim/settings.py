@@ -14,6 +14,7 @@ The config file (TOML) holds the server section and any number of routes; a lone
     store_ttl = 2592000            # seconds a stored response lives; 0 = forever (SHIM_STORE_TTL)
     store_max_bytes = 4294967296   # diskcache size bound, LRU eviction (SHIM_STORE_MAX_BYTES)
     inspector = false              # the /inspector page (SHIM_INSPECTOR, --inspector); docs/fixtures.md
+    mcp_allow = ["https://mcp.example.com/*"]  # hosted MCP: client server_urls allowed (SHIM_MCP_ALLOW)
 
     [server.record]                # traffic as fixture cases (SHIM_RECORD_<KEY>, --record DIR)
     dir = "recorded"               # off while empty
@@ -33,6 +34,15 @@ The config file (TOML) holds the server section and any number of routes; a lone
     temperature = 0.0              # for requests that set none (llama-cpp-python's own default is 0.8)
     stop = ["\n\n"]                # stop sequences for requests that set none (base models)
     max_tool_rounds = 4            # then tool_choice "none": the model must answer (loop guard)
+
+    [[mcp_servers]]                # hosted MCP servers clients name by label (docs/hosted.md)
+    label = "docs"
+    url = "https://mcp.internal/mcp"
+    headers = { Authorization = "Bearer …" }  # never shown to clients
+
+    [web_search]                   # web_search runs this MCP tool
+    server = "docs"
+    tool = "search"
 """
 
 from __future__ import annotations

@@ -137,3 +137,87 @@ async def test_a_redirecting_server_is_refused(
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_keepalive_while_a_tool_works(
+    mcp: McpServers, connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    from shim.settings import Timeouts
+    from tests.server.harness import parse_sse
+
+    shim = build(mcp_call_timeout=1.0, timeouts=Timeouts(keepalive=0.1))
+    tool = mcp_tool(mcp.v1, allowed_tools=["slow"])  # 30 s, cut by the 1 s call timeout
+    res = await connect(shim).post(
+        "/v1/responses", json={"model": "m", "input": "hi", "stream": True, "tools": [tool]}
+    )
+    _, blocks = parse_sse(res.text)
+    assert ": keep-alive" in blocks
+    assert res.text.rstrip().endswith("data: [DONE]")
+
+
+async def toolless(scope: Any, receive: Any, send: Any) -> None:
+    """A Chat upstream that cannot call tools: it never sees them (and answers in text)."""
+    from tests.support import scripted_chat
+    from tests.support.scripted_asgi import read_body
+
+    body = json.loads(await read_body(receive))
+    body.pop("tools", None)
+    body.pop("tool_choice", None)
+    data = json.dumps(body).encode()
+
+    async def again() -> dict[str, Any]:
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    await scripted_chat.app(scope, again, send)
+
+
+async def test_an_upstream_that_cannot_call_tools(
+    mcp: McpServers, connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    """The tools are listed and offered; the model answers without calling: one round."""
+    shim = build(target=toolless)
+    out = (
+        await connect(shim).post(
+            "/v1/responses", json={"model": "m", "input": "hi", "tools": [mcp_tool(mcp.v1)]}
+        )
+    ).json()
+    assert out["status"] == "completed"
+    assert [i["type"] for i in out["output"]] == ["mcp_list_tools", "message"]
+    assert len(shim.upstream.bodies) == 1
+
+
+async def test_a_conversation_keeps_the_tool_list(
+    mcp: McpServers, connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    shim = build()
+    client = connect(shim)
+    conversation = (await client.post("/v1/conversations", json={})).json()["id"]
+    tool = mcp_tool(mcp.v2)
+    body = {"model": "m", "input": "hi", "conversation": conversation, "tools": [tool]}
+    first = (await client.post("/v1/responses", json=body)).json()
+    second = (await client.post("/v1/responses", json={**body, "input": "again"})).json()
+    assert [i["type"] for i in first["output"]] == ["mcp_list_tools", "mcp_call", "message"]
+    assert [i["type"] for i in second["output"]] == ["mcp_call", "message"]
+    items = (await client.get(f"/v1/conversations/{conversation}/items", params={"order": "asc"})).json()[
+        "data"
+    ]
+    assert [i["type"] for i in items].count("mcp_call") == 2
+
+
+async def test_input_items_list_hosted_items_as_sent(
+    mcp: McpServers, connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    shim = build()
+    client = connect(shim)
+    tool = mcp_tool(mcp.v1, allowed_tools=["delete_file"], require_approval="always")
+    first = (await client.post("/v1/responses", json={"model": "m", "input": "x", "tools": [tool]})).json()
+    approve = {
+        "type": "mcp_approval_response",
+        "approval_request_id": first["output"][1]["id"],
+        "approve": True,
+    }
+    body = {"model": "m", "previous_response_id": first["id"], "input": [approve], "tools": [tool]}
+    second = (await client.post("/v1/responses", json=body)).json()
+    listed = (await client.get(f"/v1/responses/{second['id']}/input_items")).json()["data"]
+    assert [i["type"] for i in listed] == ["mcp_approval_response"]
+    assert listed[0]["approval_request_id"] == approve["approval_request_id"]
