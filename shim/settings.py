@@ -71,6 +71,7 @@ __all__ = [
     "Settings",
     "Timeouts",
     "WebSearchProvider",
+    "check_hosted",
     "check_secret",
     "environment",
     "header_value_problem",
@@ -214,6 +215,20 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     routes: tuple[Route, ...] = ()
     mcp_servers: tuple[McpServer, ...] = ()  # hosted tools (docs/hosted.md)
     web_search: WebSearchProvider | None = None
+
+
+def check_hosted(settings: Settings) -> None:
+    """``[[mcp_servers]]`` and ``[web_search]`` make sense together, or a ValueError naming the key."""
+    labels = [s.label for s in settings.mcp_servers]
+    if len(set(labels)) != len(labels):
+        raise ValueError("[[mcp_servers]]: each label must be unique")
+    for server in settings.mcp_servers:
+        if not server.url.startswith(("http://", "https://")):
+            raise ValueError(f"[[mcp_servers]] {server.label!r}: url must be http:// or https://")
+    if settings.web_search is not None and settings.web_search.server not in labels:
+        raise ValueError(
+            f"[web_search] server = {settings.web_search.server!r} names no [[mcp_servers]] label"
+        )
 
 
 def check_secret(secret: bytes, where: str) -> None:
@@ -361,9 +376,11 @@ def load_settings(
     _check_header_values(
         routes, len(settings.routes), config, "api_key" if api_key else "SHIM_UPSTREAM_API_KEY"
     )
-    return Settings(
+    merged_settings = Settings(
         server=server, routes=routes, mcp_servers=settings.mcp_servers, web_search=settings.web_search
     )
+    check_hosted(merged_settings)
+    return merged_settings
 
 
 def header_value_problem(value: str) -> str | None:

@@ -24,7 +24,7 @@ import httpx
 
 from shim.errors import InvalidRequest, McpServerNotAllowed
 from shim.settings import McpServer as RegisteredServer
-from shim.settings import Settings, WebSearchProvider
+from shim.settings import Settings, WebSearchProvider, check_hosted
 
 __all__ = ["Guard", "HostedConfig", "McpServer", "allowed_url", "resolve_server"]
 
@@ -56,17 +56,9 @@ class HostedConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HostedConfig:
+        check_hosted(settings)  # load_settings did; settings built in code have not
         server = settings.server
         registered = {s.label: s for s in settings.mcp_servers}
-        if len(registered) != len(settings.mcp_servers):
-            raise ValueError("[[mcp_servers]]: each label must be unique")
-        for s in settings.mcp_servers:
-            if urlsplit(s.url).scheme not in _SCHEMES:
-                raise ValueError(f"[[mcp_servers]] {s.label!r}: url must be http:// or https://")
-        if settings.web_search is not None and settings.web_search.server not in registered:
-            raise ValueError(
-                f"[web_search] server = {settings.web_search.server!r} names no [[mcp_servers]] label"
-            )
         return cls(
             allow=server.mcp_allow,
             servers=registered,
