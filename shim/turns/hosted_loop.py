@@ -30,6 +30,7 @@ from shim.core.diagnostics import Diagnostics
 from shim.errors import HostedToolError, InvalidRequest, McpServerNotAllowed, ShimError, UpstreamError
 from shim.hosted.mcp_client import McpFailure, call_tool, list_tools
 from shim.hosted.servers import McpServer, resolve_server
+from shim.settings import Route
 from shim.store.repository import StoredResponse
 from shim.translate.chat_request import to_chat_request
 from shim.translate.history import output_to_input
@@ -186,6 +187,7 @@ async def start(
     body: r.CreateResponseBody,
     items: list[r.ItemParam],
     new_input: list[r.ItemParam],
+    route: Route,
 ) -> tuple[r.CreateResponseBody, list[r.ItemParam]]:
     """List (or reuse) tools, run approved calls; the body and items of the first round."""
     for tool in hosted.tools:
@@ -243,13 +245,15 @@ async def start(
     labels = {t.label for t in hosted.tools if t.kind == "mcp"}
     web = any(t.kind == WEB_SEARCH for t in hosted.tools)
     namespaces = [msgspec.to_builtins(t.namespace()) for t in hosted.tools]
-    hosted.round_body = msgspec.structs.replace(
-        body,
-        tools=[*hosted.rest, *namespaces],
-        tool_choice=_choice(body.tool_choice, hosted),
-        max_tool_calls=None,
+    # A forced tool_choice is met once a call ran in this response (an approved one, here).
+    choice = (
+        _choice(body.tool_choice, hosted) if not hosted.approved or body.tool_choice == "none" else "auto"
     )
     hosted.model_items = model_history([*items, *listed], labels, web)
+    round_body = msgspec.structs.replace(
+        body, tools=[*hosted.rest, *namespaces], tool_choice=choice, max_tool_calls=None
+    )
+    hosted.round_body = apply_route_policies(round_body, route, hosted.model_items)  # calls just run count
     return hosted.round_body, hosted.model_items
 
 

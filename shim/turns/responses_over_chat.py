@@ -111,7 +111,9 @@ async def prepare(
     opened = ctx.sealed(*scopes).open_items(items, len(history.items))  # sealed reasoning/compaction
     chat_body = body
     if hosted is not None:  # tools listed (or reused), approved calls run, offered as functions
-        chat_body, opened = await hosted_loop.start(ctx, hosted, body, opened, history.new_input)
+        chat_body, opened = await hosted_loop.start(
+            ctx, hosted, body, opened, history.new_input, resolved.route
+        )
     chat_request = to_chat_request(
         chat_body,
         opened,

@@ -99,3 +99,25 @@ async def test_hosted_mcp_tool_agent_over_llama(llama: str, mcp: McpServers) -> 
     tell("agent", [items, result.final_output])
     assert "mcp_list_tools_item" in items and "tool_call_item" in items
     assert isinstance(result.final_output, str)
+
+
+async def test_hosted_mcp_tool_agent_with_approval_over_llama(llama: str, mcp: McpServers) -> None:
+    asked: list[str] = []
+
+    def on_approval(request: Any) -> Any:
+        asked.append(request.data.name)
+        return {"approve": True}
+
+    async with openai_sdk(over_llama(llama)) as client:
+        tool = mcp_tool(mcp.v1, allowed_tools=["delete_file"], require_approval="always")
+        agent = Agent(
+            name="a",
+            model=OpenAIResponsesModel(model=MODEL_ALIAS, openai_client=client),
+            model_settings=ModelSettings(tool_choice="delete_file"),
+            tools=[HostedMCPTool(tool_config=tool, on_approval_request=on_approval)],  # type: ignore[arg-type]
+        )
+        result = await Runner.run(agent, "Delete notes.txt", max_turns=4)
+    items = [item.type for item in result.new_items]
+    tell("agent with approval", [items, asked, result.final_output])
+    assert asked and asked[0] == "delete_file"  # the forced call asked for approval first
+    assert "mcp_approval_request_item" in items and "mcp_approval_response_item" in items

@@ -326,3 +326,38 @@ async def test_a_responses_route_passes_mcp_tools_through(
     res = await connect(shim).post("/v1/responses", json={"model": "m", "input": "hi", "tools": [tool]})
     assert res.status_code == 200, res.text
     assert upstream.requests[-1]["tools"] == [tool]
+
+
+async def test_a_forced_choice_is_met_by_an_approved_call(
+    mcp: McpServers, connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    """The approved call ran in this response: the round after it is not forced again (agents
+    repeat a forced tool_choice on every turn; it looped until their max_turns)."""
+    shim = build()
+    client = connect(shim)
+    tool = mcp_tool(mcp.v1, allowed_tools=["delete_file"], require_approval="always")
+    choice = {"type": "mcp", "server_label": "demo", "name": "delete_file"}
+    first = (
+        await client.post(
+            "/v1/responses", json={"model": "m", "input": "x", "tools": [tool], "tool_choice": choice}
+        )
+    ).json()
+    approve = {
+        "type": "mcp_approval_response",
+        "approval_request_id": first["output"][1]["id"],
+        "approve": True,
+    }
+    body = {
+        "model": "m",
+        "previous_response_id": first["id"],
+        "input": [approve],
+        "tools": [tool],
+        "tool_choice": choice,
+    }
+    second = (await client.post("/v1/responses", json=body)).json()
+    assert [i["type"] for i in second["output"]] == ["mcp_call", "message"]
+    assert shim.upstream.bodies[0]["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "demo__delete_file"},
+    }
+    assert shim.upstream.bodies[1]["tool_choice"] == "auto"
