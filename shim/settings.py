@@ -14,6 +14,7 @@ The config file (TOML) holds the server section and any number of routes; a lone
     store_ttl = 2592000            # seconds a stored response lives; 0 = forever (SHIM_STORE_TTL)
     store_max_bytes = 4294967296   # diskcache size bound, LRU eviction (SHIM_STORE_MAX_BYTES)
     inspector = false              # the /inspector page (SHIM_INSPECTOR, --inspector); docs/fixtures.md
+    mcp_allow = ["https://mcp.example.com/*"]  # hosted MCP: client server_urls allowed (SHIM_MCP_ALLOW)
 
     [server.tracing]               # OpenTelemetry traces, on with OTEL_EXPORTER_OTLP_ENDPOINT (docs/tracing.md)
     capture_content = false        # prompts and completions in spans (SHIM_TRACE_CAPTURE_CONTENT)
@@ -43,6 +44,15 @@ The config file (TOML) holds the server section and any number of routes; a lone
     temperature = 0.0              # for requests that set none (llama-cpp-python's own default is 0.8)
     stop = ["\n\n"]                # stop sequences for requests that set none (base models)
     max_tool_rounds = 4            # then tool_choice "none": the model must answer (loop guard)
+
+    [[mcp_servers]]                # hosted MCP servers clients name by label (docs/hosted.md)
+    label = "docs"
+    url = "https://mcp.internal/mcp"
+    headers = { Authorization = "Bearer …" }  # never shown to clients
+
+    [web_search]                   # web_search runs this MCP tool
+    server = "docs"
+    tool = "search"
 """
 
 from __future__ import annotations
@@ -65,6 +75,7 @@ __all__ = [
     "WORKER_SETTINGS",
     "Environment",
     "KeyRateLimit",
+    "McpServer",
     "RateLimits",
     "RecordSettings",
     "Route",
@@ -72,7 +83,9 @@ __all__ = [
     "Settings",
     "Timeouts",
     "TracingSettings",
+    "WebSearchProvider",
     "capture_content_wanted",
+    "check_hosted",
     "check_rate_limit_keys",
     "check_secret",
     "environment",
@@ -285,11 +298,52 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     # --- traces and per-key rate limits (issue 20; the telemetry block above) ---
     tracing: TracingSettings = TracingSettings()
     rate_limits: RateLimits = RateLimits()
+    # -- hosted tools (issue 15, docs/hosted.md): MCP servers and web search run by the shim --
+    # Globs on a client's whole ``server_url`` (SHIM_MCP_ALLOW=a,b); empty: only [[mcp_servers]].
+    mcp_allow: tuple[str, ...] = ()
+    mcp_connect_timeout: _Wait = 10.0  # seconds to connect to an MCP server and open a session
+    mcp_call_timeout: _Wait = 60.0  # seconds one tools/list or tools/call may take
+    mcp_max_output_bytes: _Positive = 1024 * 1024  # a larger tool output is an error the model sees
+    hosted_max_rounds: _Positive = 8  # upstream rounds in one response (then the model must answer)
+
+
+class McpServer(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[[mcp_servers]]``: a server the operator registered; clients name it by ``server_label``
+    alone and never see its ``headers`` (docs/hosted.md)."""
+
+    label: str
+    url: str
+    headers: dict[str, str] = {}
+    description: str | None = None
+
+
+class WebSearchProvider(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[web_search]``: the MCP tool that runs a ``web_search`` tool (a SearXNG or Brave MCP server)."""
+
+    server: str  # the label of an [[mcp_servers]] entry
+    tool: str = "search"
+    query_argument: str = "query"
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     routes: tuple[Route, ...] = ()
+    mcp_servers: tuple[McpServer, ...] = ()  # hosted tools (docs/hosted.md)
+    web_search: WebSearchProvider | None = None
+
+
+def check_hosted(settings: Settings) -> None:
+    """``[[mcp_servers]]`` and ``[web_search]`` make sense together, or a ValueError naming the key."""
+    labels = [s.label for s in settings.mcp_servers]
+    if len(set(labels)) != len(labels):
+        raise ValueError("[[mcp_servers]]: each label must be unique")
+    for server in settings.mcp_servers:
+        if not server.url.startswith(("http://", "https://")):
+            raise ValueError(f"[[mcp_servers]] {server.label!r}: url must be http:// or https://")
+    if settings.web_search is not None and settings.web_search.server not in labels:
+        raise ValueError(
+            f"[web_search] server = {settings.web_search.server!r} names no [[mcp_servers]] label"
+        )
 
 
 def check_secret(secret: bytes, where: str) -> None:
@@ -450,7 +504,11 @@ def load_settings(
     _check_header_values(
         routes, len(settings.routes), config, "api_key" if api_key else "SHIM_UPSTREAM_API_KEY"
     )
-    return Settings(server=server, routes=routes)
+    merged_settings = Settings(
+        server=server, routes=routes, mcp_servers=settings.mcp_servers, web_search=settings.web_search
+    )
+    check_hosted(merged_settings)
+    return merged_settings
 
 
 def header_value_problem(value: str) -> str | None:

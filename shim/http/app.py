@@ -21,6 +21,7 @@ from shim.conversation.prompts import load_prompts
 from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.errors import InvalidRequest, ShimError
 from shim.fixtures.recorder import build_recorder
+from shim.hosted.servers import HostedConfig
 from shim.http.chat import create_chat_completion
 from shim.http.conversations import conversation_handlers
 from shim.http.inspector import install as install_recording
@@ -123,6 +124,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         conversations=ConversationStore(store.backend, store.ttl) if store is not None else None,
         truncation_retries=server.truncation_retries,
         prompts=load_prompts(server.prompts_dir),  # checked at start-up: a bad file stops it here
+        hosted=HostedConfig.from_settings(settings),
     )
     state = AppState(
         settings=settings,

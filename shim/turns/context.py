@@ -14,6 +14,7 @@ from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.conversation.sealed_items import SealedItems
 from shim.conversation.sealing import Sealer
 from shim.core.diagnostics import Diagnostics, Policy
+from shim.hosted.servers import HostedConfig
 from shim.ids import Clock, IdFactory
 from shim.limits import Limits
 from shim.store.conversations import ConversationStore
@@ -42,6 +43,7 @@ class TurnContext:
     conversations: ConversationStore | None = None  # `conversation` and /v1/conversations
     truncation_retries: int = 3  # truncation "auto": resends after a context-length error
     prompts: PromptLibrary = field(default_factory=PromptLibrary)  # `prompt` templates
+    hosted: HostedConfig = field(default_factory=HostedConfig)  # MCP servers, web search (docs/hosted.md)
     sealer: Sealer = field(init=False)
     compaction: CompactionConfig = field(init=False)
 

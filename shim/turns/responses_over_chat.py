@@ -32,6 +32,7 @@ from shim.translate.echo import response_template
 from shim.translate.history import output_to_input
 from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
 from shim.translate.request_fields import check_request_fields
+from shim.turns import hosted_loop
 from shim.turns.context import TurnContext
 from shim.turns.context_limits import Fitting, compact_past_threshold, fitted_request, send_fitted
 from shim.turns.pump import pump
@@ -68,6 +69,7 @@ class Turn:
     conversation: str | None = None  # the conversation this turn's items are appended to
     conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
     fitting: Fitting | None = None  # truncation "auto" (turns/context_limits.py)
+    hosted: hosted_loop.HostedTurn | None = None  # hosted tools: several rounds (turns/hosted_loop.py)
 
 
 async def prepare(
@@ -89,7 +91,11 @@ async def prepare(
         )
     diags = ctx.diagnostics()
     body = expand_prompt(body, ctx.prompts)  # `prompt` → instructions + input (conversation/prompts.py)
-    check_request_fields(body, diags, unknown)  # refused before any store read (translate/request_fields.py)
+    hosted = hosted_loop.requested(ctx, body)  # a server not allowed: 400 before any connection
+    checked = body if hosted is None else hosted_loop.checked_body(body, hosted)
+    check_request_fields(
+        checked, diags, unknown
+    )  # refused before any store read (translate/request_fields.py)
     scope = ctx.scope(client_key)
     scopes = ctx.scopes(client_key)  # scope first: what this turn writes goes under it
     history = await continue_from(
@@ -110,10 +116,15 @@ async def prepare(
     streaming = bool(body.stream) if stream is None else stream
     if body.background and resolved.dialect.request.stream_to_cancel:
         streaming = True  # a cancel closes the connection, which stops only a streamed generation
+    chat_body = body
+    if hosted is not None:  # tools listed (or reused), approved calls run, offered as functions
+        chat_body, opened = await hosted_loop.start(
+            ctx, hosted, body, opened, history.new_input, resolved.route
+        )
 
     def build(window: list[r.ItemParam], diags: Diagnostics = diags) -> c.ChatCompletionRequest:
         return to_chat_request(
-            body,
+            chat_body,
             window,
             model=resolved.upstream_model,
             dialect=resolved.dialect,
@@ -122,7 +133,7 @@ async def prepare(
         )
 
     chat_request, fitting = fitted_request(
-        body, resolved, opened, build, ctx.truncation_retries, lambda w: build(w, ctx.diagnostics())
+        chat_body, resolved, opened, build, ctx.truncation_retries, lambda w: build(w, ctx.diagnostics())
     )
     store = body.store is not False and ctx.store is not None  # --store none: nothing kept
     template = response_template(
@@ -133,6 +144,15 @@ async def prepare(
         template.conversation = r.ConversationRef(id=conversation)
     if body.prompt is not None:
         template.prompt = body.prompt
+    if hosted is not None:
+        hosted.round_template = response_template(
+            chat_body,
+            response_id=template.id,
+            created_at=template.created_at,
+            model=template.model,
+            store=store,
+        )
+        hosted_loop.echo(template, hosted)
     return Turn(
         body,
         resolved,
@@ -147,6 +167,7 @@ async def prepare(
         conversation=conversation,
         conversation_scope=history.conversation_scope,
         fitting=fitting,
+        hosted=hosted,
     )
 
 
@@ -179,6 +200,8 @@ async def complete(
 ) -> r.ResponseResource:
     """The whole answer. A store failure after the upstream answered is a 503
     ``store_unavailable``: an id the client gets is always one it can continue from."""
+    if turn.hosted is not None:
+        return await hosted_loop.complete(ctx, turn, local)
     if turn.chat_request.stream:
         return await _collected(ctx, turn, local)
     response, turn.chat_request = await send_fitted(
@@ -304,6 +327,8 @@ def event_batches(
     """Client events grouped by the upstream chunk they came from (none empty), so a writer can
     send them in one message: per-message costs (ASGI send chain, a socket write) were over a
     third of a streamed answer's CPU (bench/README.md). ``None`` marks a keep-alive moment."""
+    if turn.hosted is not None:
+        return hosted_loop.event_batches(ctx, turn, response, local)
     translation = EventsTranslation(ctx, turn)
 
     async def finished() -> None:
