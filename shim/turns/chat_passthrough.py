@@ -27,7 +27,7 @@ from shim.translate.chat_reader import ChatStreamReader, read_completion
 from shim.translate.chat_writer import ChatStreamWriter, ReasoningMode, error_chunk_bytes
 from shim.turns.context import TurnContext
 from shim.turns.pump import pump
-from shim.upstream.redaction import ByteRedactor
+from shim.upstream.redaction import ByteRedactor, redact_bytes
 from shim.upstream.routing import Resolved
 from shim.wire import chat as c
 
@@ -64,6 +64,7 @@ async def complete(
     mode: ReasoningMode | None,
     diags: Diagnostics,
 ) -> bytes:
+    """The whole answer, with an echoed upstream key cut out as the streamed path does."""
     response = await ctx.upstream.send(
         resolved, "/chat/completions", upstream_body(raw, req, resolved, diags), stream=False
     )
@@ -72,7 +73,7 @@ async def complete(
             _json_check.decode(response.content)
         except msgspec.DecodeError as exc:
             raise UpstreamInvalidResponse(f"The upstream's answer is not JSON: {exc}") from None
-        return response.content
+        return redact_bytes(response.content, resolved.upstream_key)
     try:
         completion = c.decode_completion(response.content)
     except msgspec.DecodeError as exc:
@@ -86,7 +87,7 @@ async def complete(
         raise UpstreamError(writer.error.message, code=writer.error.code or "upstream_error")
     out = writer.completion
     out.system_fingerprint = completion.system_fingerprint
-    return c.encode_completion(out)
+    return redact_bytes(c.encode_completion(out), resolved.upstream_key)
 
 
 async def open_stream(

@@ -19,6 +19,7 @@ import msgspec
 from shim.conversation.conversation_items import turn_finished
 from shim.conversation.history import continue_from
 from shim.conversation.policies import apply_route_policies
+from shim.conversation.prompts import expand_prompt
 from shim.conversation.sealed_items import SealedItems, wants_sealed_reasoning
 from shim.core.deltas import ErrorDelta
 from shim.core.diagnostics import Diagnostics
@@ -31,7 +32,9 @@ from shim.translate.echo import response_template
 from shim.translate.history import output_to_input
 from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
 from shim.translate.request_fields import check_request_fields
+from shim.turns import hosted_loop
 from shim.turns.context import TurnContext
+from shim.turns.context_limits import Fitting, compact_past_threshold, fitted_request, send_fitted
 from shim.turns.pump import pump
 from shim.upstream.redaction import EventRedactor, redact
 from shim.upstream.routing import Resolved
@@ -65,6 +68,8 @@ class Turn:
     stored: StoredResponse | None = field(default=None)
     conversation: str | None = None  # the conversation this turn's items are appended to
     conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
+    fitting: Fitting | None = None  # truncation "auto" (turns/context_limits.py)
+    hosted: hosted_loop.HostedTurn | None = None  # hosted tools: several rounds (turns/hosted_loop.py)
 
 
 async def prepare(
@@ -85,7 +90,12 @@ async def prepare(
             code="unsupported_route",
         )
     diags = ctx.diagnostics()
-    check_request_fields(body, diags, unknown)  # refused before any store read (translate/request_fields.py)
+    body = expand_prompt(body, ctx.prompts)  # `prompt` → instructions + input (conversation/prompts.py)
+    hosted = hosted_loop.requested(ctx, body)  # a server not allowed: 400 before any connection
+    checked = body if hosted is None else hosted_loop.checked_body(body, hosted)
+    check_request_fields(
+        checked, diags, unknown
+    )  # refused before any store read (translate/request_fields.py)
     scope = ctx.scope(client_key)
     scopes = ctx.scopes(client_key)  # scope first: what this turn writes goes under it
     history = await continue_from(
@@ -98,17 +108,32 @@ async def prepare(
         conversations=ctx.conversations,
     )
     items = history.window
+    opened = ctx.sealed(*scopes).open_items(items, len(history.items))  # sealed reasoning/compaction
+    compacted = await compact_past_threshold(ctx, body, resolved, client_key, items, opened)
+    if compacted is not None:  # context_management: the turn goes on from (and stores) the summary
+        items, opened = compacted, ctx.sealed(*scopes).open_items(compacted)
     body = apply_route_policies(body, resolved.route, items)
     streaming = bool(body.stream) if stream is None else stream
     if body.background and resolved.dialect.request.stream_to_cancel:
         streaming = True  # a cancel closes the connection, which stops only a streamed generation
-    chat_request = to_chat_request(
-        body,
-        ctx.sealed(*scopes).open_items(items, len(history.items)),  # sealed reasoning/compaction opened
-        model=resolved.upstream_model,
-        dialect=resolved.dialect,
-        diags=diags,
-        stream=streaming,
+    chat_body = body
+    if hosted is not None:  # tools listed (or reused), approved calls run, offered as functions
+        chat_body, opened = await hosted_loop.start(
+            ctx, hosted, body, opened, history.new_input, resolved.route
+        )
+
+    def build(window: list[r.ItemParam], diags: Diagnostics = diags) -> c.ChatCompletionRequest:
+        return to_chat_request(
+            chat_body,
+            window,
+            model=resolved.upstream_model,
+            dialect=resolved.dialect,
+            diags=diags,
+            stream=streaming,
+        )
+
+    chat_request, fitting = fitted_request(
+        chat_body, resolved, opened, build, ctx.truncation_retries, lambda w: build(w, ctx.diagnostics())
     )
     store = body.store is not False and ctx.store is not None  # --store none: nothing kept
     template = response_template(
@@ -117,6 +142,17 @@ async def prepare(
     conversation = history.conversation.id if history.conversation is not None else None
     if conversation is not None:
         template.conversation = r.ConversationRef(id=conversation)
+    if body.prompt is not None:
+        template.prompt = body.prompt
+    if hosted is not None:
+        hosted.round_template = response_template(
+            chat_body,
+            response_id=template.id,
+            created_at=template.created_at,
+            model=template.model,
+            store=store,
+        )
+        hosted_loop.echo(template, hosted)
     return Turn(
         body,
         resolved,
@@ -130,6 +166,8 @@ async def prepare(
         history.previous,
         conversation=conversation,
         conversation_scope=history.conversation_scope,
+        fitting=fitting,
+        hosted=hosted,
     )
 
 
@@ -162,10 +200,12 @@ async def complete(
 ) -> r.ResponseResource:
     """The whole answer. A store failure after the upstream answered is a 503
     ``store_unavailable``: an id the client gets is always one it can continue from."""
+    if turn.hosted is not None:
+        return await hosted_loop.complete(ctx, turn, local)
     if turn.chat_request.stream:
         return await _collected(ctx, turn, local)
-    response = await ctx.upstream.send(
-        turn.resolved, "/chat/completions", c.encode_chat_request(turn.chat_request), stream=False
+    response, turn.chat_request = await send_fitted(
+        ctx, turn.resolved, turn.fitting, turn.chat_request, stream=False
     )
     try:
         resource, _ = chat_completion_to_response(
@@ -200,9 +240,10 @@ async def _collected(
 
 
 async def open_stream(ctx: TurnContext, turn: Turn) -> httpx.Response:
-    return await ctx.upstream.send(
-        turn.resolved, "/chat/completions", c.encode_chat_request(turn.chat_request), stream=True
+    response, turn.chat_request = await send_fitted(
+        ctx, turn.resolved, turn.fitting, turn.chat_request, stream=True
     )
+    return response
 
 
 def fail_after_finish(tail: list[r.StreamingEvent], error: ShimError) -> list[r.StreamingEvent]:
@@ -286,6 +327,8 @@ def event_batches(
     """Client events grouped by the upstream chunk they came from (none empty), so a writer can
     send them in one message: per-message costs (ASGI send chain, a socket write) were over a
     third of a streamed answer's CPU (bench/README.md). ``None`` marks a keep-alive moment."""
+    if turn.hosted is not None:
+        return hosted_loop.event_batches(ctx, turn, response, local)
     translation = EventsTranslation(ctx, turn)
 
     async def finished() -> None:
