@@ -33,11 +33,22 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
 
 
-@pytest.mark.parametrize("package", sorted(LAZY))
-def test_the_app_starts_without(package: str, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SHIM_DATA_DIR": str(tmp_path)}
+def _loaded_at_start(tmp_path: Path, **variables: str) -> set[str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SHIM_")}
+    env.update(PYTHONPATH=str(ROOT), SHIM_DATA_DIR=str(tmp_path), **variables)
     out = subprocess.run(
         [sys.executable, "-c", _PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     ).stdout
-    loaded = set(json.loads(out.splitlines()[-1]))
+    return set(json.loads(out.splitlines()[-1]))
+
+
+@pytest.mark.parametrize("package", sorted(LAZY))
+def test_the_app_starts_without(package: str, tmp_path: Path) -> None:
+    loaded = _loaded_at_start(tmp_path)
     assert package not in loaded, f"{package} is imported at start-up; it is only needed for {LAZY[package]}"
+
+
+def test_with_hosted_tools_configured_the_mcp_sdk_loads_at_start(tmp_path: Path) -> None:
+    """An operator who allows hosted MCP servers pays the import at start-up, not a client on
+    its first hosted-tool request."""
+    assert "mcp" in _loaded_at_start(tmp_path, SHIM_MCP_ALLOW="https://mcp.example.com/*")

@@ -7,6 +7,7 @@ and renders errors in the OpenAI envelope. Handlers live beside it: ``responses.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from typing import Any
 
@@ -126,6 +127,10 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         prompts=load_prompts(server.prompts_dir),  # checked at start-up: a bad file stops it here
         hosted=HostedConfig.from_settings(settings),
     )
+    if ctx.hosted.allow or ctx.hosted.servers or ctx.hosted.web_search is not None:
+        # Hosted tools configured: the MCP SDK (~20 MiB, ~0.3 s) loads with the app, not on the
+        # first request that uses one; without them it never loads (tests/test_lazy_imports.py).
+        importlib.import_module("shim.hosted.mcp_client")
     state = AppState(
         settings=settings,
         turns=ctx,
