@@ -33,6 +33,17 @@ The config file (TOML) holds the server section and any number of routes; a lone
     temperature = 0.0              # for requests that set none (llama-cpp-python's own default is 0.8)
     stop = ["\n\n"]                # stop sequences for requests that set none (base models)
     max_tool_rounds = 4            # then tool_choice "none": the model must answer (loop guard)
+    failover_resend = false        # fallbacks may get a request the previous upstream received
+
+    [[routes.fallbacks]]           # tried in order when the one before fails (docs/upstreams.md)
+    upstream = "https://openrouter.ai/api/v1"
+    dialect = "openrouter"         # unset: the route's dialect and model (never its key or headers)
+    model = "openai/gpt-4o-mini"
+    api_key_env = "OPENROUTER_API_KEY"
+
+    [server.breaker]               # per-upstream circuit breaker (SHIM_BREAKER_<KEY>)
+    failures = 5                   # consecutive failures that open it
+    cooldown = 30.0                # seconds open before one trial request (half-open)
 """
 
 from __future__ import annotations
@@ -53,7 +64,9 @@ __all__ = [
     "AUTO_DIALECT",
     "MIN_SECRET_BYTES",
     "WORKER_SETTINGS",
+    "BreakerSettings",
     "Environment",
+    "Fallback",
     "RecordSettings",
     "Route",
     "ServerSettings",
@@ -84,6 +97,63 @@ _Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 MIN_SECRET_BYTES = 32
 
 
+# --------------------------------------------------------------------------- fallback upstreams and
+# circuit breaker (issue 20, docs/upstreams.md "Fallback upstreams"). A route's own upstream comes
+# first, then its ``fallbacks`` in order; each fallback is a whole upstream (URL, dialect, model,
+# key, headers): its unset dialect and model are the route's, its key and headers never are. All
+# of a route's upstreams speak its ``kind``: the turn module is chosen by kind before anything is
+# sent, so a Chat upstream cannot stand in for a Responses one. A ``stateful`` route keeps its
+# state at one upstream and has no fallbacks.
+
+
+class Fallback(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    upstream: str
+    kind: Literal["chat", "responses"] | None = None  # must be the route's; here to say so
+    dialect: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    headers: dict[str, str] | None = None
+
+    def as_route(self, route: Route) -> Route:
+        """This upstream as a whole route. Keys and headers are never the route's: a credential
+        meant for one host must not reach another."""
+        return msgspec.structs.replace(
+            route,
+            upstream=self.upstream.rstrip("/"),
+            dialect=self.dialect or route.dialect,
+            model=self.model if self.model is not None else route.model,
+            api_key=self.api_key,
+            api_key_env=self.api_key_env,
+            headers=self.headers or {},
+            fallbacks=(),
+        )
+
+
+class BreakerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One breaker per upstream URL, per process (``shim/upstream/breaker.py``)."""
+
+    failures: _Positive = 5  # consecutive failures that open it
+    cooldown: _Wait = 30.0  # seconds open before one trial request goes through (half-open)
+
+
+def _check_fallbacks(route: Route) -> None:
+    if not route.fallbacks:
+        return
+    where = f"route {route.match!r}"
+    if route.stateful:
+        raise ValueError(
+            f"{where}: a stateful route keeps previous_response_id at one upstream; it cannot have "
+            "fallbacks (another upstream would not know the ids)"
+        )
+    for n, fallback in enumerate(route.fallbacks):
+        if fallback.kind is not None and fallback.kind != route.kind:
+            raise ValueError(
+                f"{where}: fallbacks[{n}] has kind {fallback.kind!r} but the route is {route.kind!r}; "
+                "all of a route's upstreams must speak the same kind"
+            )
+
+
 class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     upstream: str
     match: str = "*"
@@ -112,6 +182,16 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     # Loop guard: after this many rounds of tool calls since the last user message the upstream
     # gets tool_choice "none" and must answer (shim/translate/tool_rounds.py).
     max_tool_rounds: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # Fallback upstreams (issue 20): see the block "fallback upstreams and circuit breaker" below.
+    fallbacks: tuple[Fallback, ...] = ()
+    failover_resend: bool = False
+
+    def __post_init__(self) -> None:
+        _check_fallbacks(self)
+
+    def candidates(self) -> tuple[Route, ...]:
+        """The route's upstreams in order, each as a whole route (the first is this route)."""
+        return (self, *(fallback.as_route(self) for fallback in self.fallbacks))
 
     def own_key(self) -> str | None:
         if self.api_key:
@@ -168,6 +248,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()  # docs/operations.md lists every limit
     record: RecordSettings = RecordSettings()
+    breaker: BreakerSettings = BreakerSettings()  # per-upstream circuit breaker (issue 20)
     inspector: bool = False  # GET /inspector: recent exchanges (a shim key when api_keys is set)
     inspector_exchanges: int = 100  # how many recent exchanges it keeps in memory
 
@@ -203,7 +284,12 @@ def _env_list(name: str) -> tuple[str, ...] | None:
 # Environment names for the [server] section: SHIM_<FIELD> for its scalars (SHIM_RETRIES,
 # SHIM_MAX_BODY_BYTES…), SHIM_TIMEOUT_<FIELD> for [server.timeouts], SHIM_LIMIT_<FIELD> for
 # [server.limits]; so a container configures everything through its environment.
-_NESTED_PREFIXES = {"timeouts": "SHIM_TIMEOUT_", "limits": "SHIM_LIMIT_", "record": "SHIM_RECORD_"}
+_NESTED_PREFIXES = {
+    "timeouts": "SHIM_TIMEOUT_",
+    "limits": "SHIM_LIMIT_",
+    "record": "SHIM_RECORD_",
+    "breaker": "SHIM_BREAKER_",
+}
 
 
 def _env_values(struct: msgspec.Struct, prefix: str) -> dict[str, str | list[str]]:
@@ -352,6 +438,18 @@ def _check_header_values(
             )
         for header, text in route.headers.items():
             values += [(f"{where}headers.{header}", text), (f"{where}headers (the name {header!r})", header)]
+        for n, fallback in enumerate(route.fallbacks):  # fallback upstreams (issue 20)
+            at = f"{where}fallbacks[{n}]."
+            values += [(f"{at}api_key", fallback.api_key)]
+            if fallback.api_key_env:
+                values.append(
+                    (
+                        f"{fallback.api_key_env} (named by {at}api_key_env)",
+                        os.environ.get(fallback.api_key_env),
+                    )
+                )
+            for header, text in (fallback.headers or {}).items():
+                values += [(f"{at}headers.{header}", text), (f"{at}headers (the name {header!r})", header)]
         for name, value in values:
             if value is not None and (problem := header_value_problem(value)) is not None:
                 raise ValueError(f"{name} {problem}")

@@ -72,7 +72,7 @@ async def create_chat_completion(request: Request[Any, Any, Any]) -> Response[An
         normalize = mode if (header or resolved.route.normalize_chat) else None
         diags = ctx.diagnostics()
         if req.stream:
-            upstream = await chat_passthrough.open_stream(ctx, raw, req, resolved, diags)
+            upstream, resolved = await chat_passthrough.open_stream(ctx, raw, req, resolved, diags)
             batches = chat_passthrough.chunks(ctx, upstream, req, resolved, normalize)
             return Stream(
                 write_bytes(batches),

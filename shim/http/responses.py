@@ -84,16 +84,17 @@ async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
     if resolved.route.kind == "responses":  # the upstream speaks Open Responses
         return await _pass_through(ctx, raw, body, resolved, client_key)
     turn = await responses_over_chat.prepare(ctx, body, resolved, client_key, unknown=unknown)
-    headers = diagnostics_headers(turn.diags)
     if body.background:  # answered `queued` at once; the turn runs as a task (turns/background.py)
         queued = await state.background.start(turn)
-        return json_response(_encoder.encode(queued), headers)
+        return json_response(_encoder.encode(queued), diagnostics_headers(turn.diags))
+    # Diagnostics once the upstream answered: a fallback's translation may have added some.
     if body.stream:
         upstream = await responses_over_chat.open_stream(ctx, turn)
         batches = responses_over_chat.event_batches(ctx, turn, upstream)
-        return Stream(_sse(batches), media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
+        headers = {**SSE_HEADERS, **diagnostics_headers(turn.diags)}
+        return Stream(_sse(batches), media_type="text/event-stream", headers=headers)
     resource = await responses_over_chat.complete(ctx, turn)
-    return json_response(_encoder.encode(resource), headers)
+    return json_response(_encoder.encode(resource), diagnostics_headers(turn.diags))
 
 
 async def _pass_through(

@@ -41,6 +41,7 @@ from shim.translate.responses_request import encode_create_response_body, to_res
 from shim.translate.stop_sequences import stop_list
 from shim.turns.context import TurnContext
 from shim.turns.pump import pump
+from shim.upstream import failover
 from shim.upstream.redaction import ByteRedactor
 from shim.upstream.routing import Resolved
 from shim.wire import chat as c
@@ -211,14 +212,29 @@ def _continue(
 
 async def _send(ctx: TurnContext, turn: ChatTurn, *, stream: bool) -> httpx.Response:
     try:
-        return await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=stream)
+        return await _post(ctx, turn, stream=stream)
     except UpstreamStatusError as exc:
         if turn.full_body is None or exc.http_status not in (400, 404):
             raise
         log.info("chat: upstream refused previous_response_id (%s); sending the whole history", exc.message)
         turn.body, turn.full_body = turn.full_body, None
         turn.headers.pop("x-shim-upstream-bytes-saved", None)
-        return await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=stream)
+        return await _post(ctx, turn, stream=stream)
+
+
+async def _post(ctx: TurnContext, turn: ChatTurn, *, stream: bool) -> httpx.Response:
+    """The route's first upstream that answers (``upstream/failover.py``), under its model name.
+    ``n`` choices each fail over on their own; the last upstream that answered is the turn's."""
+    first = turn.resolved
+
+    def request(target: Resolved) -> bytes:
+        same = target.upstream_model == first.upstream_model
+        return turn.body if same else failover.with_model(turn.body, target.upstream_model)
+
+    response, answered = await failover.send(ctx.upstream, first, "/responses", request, stream=stream)
+    if answered is not first:
+        turn.resolved = answered
+    return response
 
 
 def _driver(turn: ChatTurn, choice: int) -> ChatChoiceDriver:

@@ -23,6 +23,7 @@ from shim.translate.compaction import compact_resource, summarise_body, summary_
 from shim.translate.echo import response_template
 from shim.translate.pipeline import chat_completion_to_response
 from shim.turns.context import TurnContext
+from shim.upstream import failover
 from shim.upstream.routing import Resolved
 from shim.wire import chat as c
 from shim.wire import responses as r
@@ -49,17 +50,15 @@ async def compact(
     create, prompt = summarise_body(msgspec.structs.replace(body, max_output_tokens=limited), config)
     create = apply_route_policies(create, resolved.route, window)
     diags = ctx.diagnostics()
-    chat_request = to_chat_request(
-        create,
-        [*sealed.open_items(window, len(history.items)), prompt],
-        model=resolved.upstream_model,
-        dialect=resolved.dialect,
-        diags=diags,
-        stream=False,
-    )
-    answer = await ctx.upstream.send(
-        resolved, "/chat/completions", c.encode_chat_request(chat_request), stream=False
-    )
+    items = [*sealed.open_items(window, len(history.items)), prompt]
+
+    def request(target: Resolved) -> bytes:  # per upstream of the route (upstream/failover.py)
+        chat_request = to_chat_request(
+            create, items, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=False
+        )
+        return c.encode_chat_request(chat_request)
+
+    answer, resolved = await failover.send(ctx.upstream, resolved, "/chat/completions", request, stream=False)
     template = response_template(
         create, response_id=ctx.ids("resp"), created_at=ctx.clock(), model=body.model or "", store=False
     )
@@ -86,7 +85,11 @@ async def compact(
 
 async def pass_through(ctx: TurnContext, raw: bytes, resolved: Resolved) -> bytes:
     """A Responses upstream compacts by itself: the body goes as sent (model renamed by the route)."""
-    data = msgspec.json.decode(raw)
-    data["model"] = resolved.upstream_model
-    answer = await ctx.upstream.send(resolved, "/responses/compact", _encoder.encode(data), stream=False)
+    answer, _ = await failover.send(
+        ctx.upstream,
+        resolved,
+        "/responses/compact",
+        lambda target: failover.with_model(raw, target.upstream_model),
+        stream=False,
+    )
     return answer.content

@@ -10,7 +10,7 @@ well-formed failure (docs/store.md).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -33,6 +33,7 @@ from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_re
 from shim.translate.request_fields import check_request_fields
 from shim.turns.context import TurnContext
 from shim.turns.pump import pump
+from shim.upstream import failover
 from shim.upstream.redaction import EventRedactor, redact
 from shim.upstream.routing import Resolved
 from shim.wire import chat as c
@@ -65,6 +66,8 @@ class Turn:
     stored: StoredResponse | None = field(default=None)
     conversation: str | None = None  # the conversation this turn's items are appended to
     conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
+    # The request for another upstream of the route (its dialect and model): failover.py.
+    translate: Callable[[Resolved], c.ChatCompletionRequest] | None = None
 
 
 async def prepare(
@@ -102,14 +105,17 @@ async def prepare(
     streaming = bool(body.stream) if stream is None else stream
     if body.background and resolved.dialect.request.stream_to_cancel:
         streaming = True  # a cancel closes the connection, which stops only a streamed generation
-    chat_request = to_chat_request(
-        body,
-        ctx.sealed(*scopes).open_items(items, len(history.items)),  # sealed reasoning/compaction opened
-        model=resolved.upstream_model,
-        dialect=resolved.dialect,
-        diags=diags,
-        stream=streaming,
-    )
+    opened = ctx.sealed(*scopes).open_items(items, len(history.items))  # sealed reasoning/compaction
+
+    def translate(target: Resolved) -> c.ChatCompletionRequest:
+        known = len(diags.items)  # a fallback's translation reports only what is new
+        request = to_chat_request(
+            body, opened, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=streaming
+        )
+        diags.items[known:] = [d for d in diags.items[known:] if d not in diags.items[:known]]
+        return request
+
+    chat_request = translate(resolved)
     store = body.store is not False and ctx.store is not None  # --store none: nothing kept
     template = response_template(
         body, response_id=ctx.ids("resp"), created_at=ctx.clock(), model=body.model or "", store=store
@@ -130,7 +136,22 @@ async def prepare(
         history.previous,
         conversation=conversation,
         conversation_scope=history.conversation_scope,
+        translate=translate if resolved.fallbacks else None,
     )
+
+
+async def _send(ctx: TurnContext, turn: Turn, *, stream: bool) -> httpx.Response:
+    """The route's first upstream that answers; the turn then reads it with that one's dialect."""
+
+    def request(target: Resolved) -> bytes:
+        if target is not turn.resolved and turn.translate is not None:
+            turn.chat_request = turn.translate(target)
+        return c.encode_chat_request(turn.chat_request)
+
+    response, turn.resolved = await failover.send(
+        ctx.upstream, turn.resolved, "/chat/completions", request, stream=stream
+    )
+    return response
 
 
 async def remember(
@@ -164,9 +185,7 @@ async def complete(
     ``store_unavailable``: an id the client gets is always one it can continue from."""
     if turn.chat_request.stream:
         return await _collected(ctx, turn, local)
-    response = await ctx.upstream.send(
-        turn.resolved, "/chat/completions", c.encode_chat_request(turn.chat_request), stream=False
-    )
+    response = await _send(ctx, turn, stream=False)
     try:
         resource, _ = chat_completion_to_response(
             turn.template,
@@ -200,9 +219,7 @@ async def _collected(
 
 
 async def open_stream(ctx: TurnContext, turn: Turn) -> httpx.Response:
-    return await ctx.upstream.send(
-        turn.resolved, "/chat/completions", c.encode_chat_request(turn.chat_request), stream=True
-    )
+    return await _send(ctx, turn, stream=True)
 
 
 def fail_after_finish(tail: list[r.StreamingEvent], error: ShimError) -> list[r.StreamingEvent]:

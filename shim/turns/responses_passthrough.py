@@ -35,6 +35,7 @@ from shim.translate.responses_request import encode_create_response_body
 from shim.turns.context import TurnContext
 from shim.turns.pump import pump
 from shim.turns.responses_over_chat import fail_after_finish
+from shim.upstream import failover
 from shim.upstream.redaction import ByteRedactor
 from shim.upstream.routing import Resolved
 from shim.wire import responses as r
@@ -119,7 +120,7 @@ async def remember(ctx: TurnContext, turn: PassthroughTurn, resource: r.Response
 
 
 async def complete(ctx: TurnContext, turn: PassthroughTurn) -> bytes:
-    response = await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=False)
+    response = await _send(ctx, turn, stream=False)
     content = response.content
     if turn.reads_answer:
         try:
@@ -135,7 +136,19 @@ async def complete(ctx: TurnContext, turn: PassthroughTurn) -> bytes:
 
 
 async def open_stream(ctx: TurnContext, turn: PassthroughTurn) -> httpx.Response:
-    return await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=True)
+    return await _send(ctx, turn, stream=True)
+
+
+async def _send(ctx: TurnContext, turn: PassthroughTurn, *, stream: bool) -> httpx.Response:
+    """The route's first upstream that answers (``upstream/failover.py``), under its model name."""
+    first = turn.resolved
+
+    def request(target: Resolved) -> bytes:
+        same = target.upstream_model == first.upstream_model
+        return turn.body if same else failover.with_model(turn.body, target.upstream_model)
+
+    response, turn.resolved = await failover.send(ctx.upstream, first, "/responses", request, stream=stream)
+    return response
 
 
 def chunks(

@@ -36,6 +36,8 @@ class Resolved(msgspec.Struct, frozen=True):
     dialect: Dialect
     upstream_model: str
     upstream_key: str | None
+    # The route's other upstreams, in order, resolved alike (shim/upstream/failover.py).
+    fallbacks: tuple[Resolved, ...] = ()
 
 
 def bearer(authorization: str | None) -> str | None:
@@ -56,8 +58,17 @@ class Router:
     def __init__(self, routes: tuple[Route, ...], api_keys: tuple[str, ...] = ()) -> None:
         self.routes = routes
         self.api_keys = api_keys
+        # Each route's fallback upstreams as whole routes, made once (by identity: routes hold dicts).
+        self._fallbacks = {id(route): route.candidates()[1:] for route in routes if route.fallbacks}
         for route in routes:  # fail at start-up, not on the first request
-            get_dialect(route.dialect)
+            for candidate in route.candidates():
+                get_dialect(candidate.dialect)
+                if not api_keys and candidate.has_own_key != route.has_own_key:
+                    raise ValueError(
+                        f"route {route.match!r}: the fallback {candidate.upstream} and the route's own "
+                        "upstream differ in whose key they send (one has its own key, the other the "
+                        "client's); without api_keys give every upstream of the route its own key, or none"
+                    )
 
     def resolve(self, model: str | None, client_key: str | None) -> Resolved:
         if not model:
@@ -65,7 +76,14 @@ class Router:
                 "The request needs a `model`.", param="model", code="missing_required_parameter"
             )
         route, upstream_model = self._match(model)
-        return self.for_route(route, client_key, route.model or upstream_model)
+        resolved = self.for_route(route, client_key, route.model or upstream_model)
+        if route.fallbacks:
+            fallbacks = tuple(
+                self.for_route(candidate, client_key, candidate.model or upstream_model)
+                for candidate in self._fallbacks.get(id(route)) or route.candidates()[1:]
+            )
+            resolved = msgspec.structs.replace(resolved, fallbacks=fallbacks)
+        return resolved
 
     def for_route(self, route: Route, client_key: str | None, upstream_model: str = "") -> Resolved:
         """``route`` with its dialect and credentials: with shim keys configured the client must
