@@ -10,7 +10,7 @@ streams are all seen) and registers the two endpoints:
   keys or full upstream URLs.
 - ``/metrics``: the app's own registry (``shim.telemetry.Metrics``).
 - ``/readyz``: 200 when the store answers a ping within 2 s and at least one upstream is
-  configured, else 503 with the failing checks.
+  configured, else 503 with the failing checks; ``upstreams`` shows each one's breaker state.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from shim.http.auth import ClientAuth
 from shim.http.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
 from shim.http.state import AppState, app_state
 from shim.telemetry import Metrics, RequestRecord, current_metrics, current_record, note_store
+from shim.upstream.health import BreakerCollector, upstream_states
 
 __all__ = ["TurnOutcome", "configure_logging", "install", "instrument_backend", "observe_turn"]
 
@@ -242,7 +243,11 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
         except Exception as exc:  # any failure means not ready; the kind is enough to act on
             checks["store"] = f"unreachable: {exc.__class__.__name__}"
     ready = all(v in ("ok", "disabled") for v in checks.values())
-    body = json.dumps({"status": "ready" if ready else "not_ready", "checks": checks}).encode()
+    # Each upstream's breaker, for reading only: an open one does not make this replica unready
+    # (every replica shares its upstreams; a balancer would drop them all at once).
+    upstreams = upstream_states(ctx.router, ctx.upstream.breakers, time.monotonic())
+    status = "ready" if ready else "not_ready"
+    body = json.dumps({"status": status, "checks": checks, "upstreams": upstreams}).encode()
     return Response(content=body, status_code=200 if ready else 503, media_type="application/json")
 
 
@@ -256,6 +261,7 @@ def install(app: Litestar, state: AppState) -> None:
     app.asgi_handler = cast(Any, Observe(gated, metrics))
     app.register(metrics_endpoint)
     app.register(readyz)
+    metrics.registry.register(BreakerCollector(state.turns.router, state.turns.upstream.breakers))
     store = state.turns.store
     if store is not None:
         instrument_backend(store.backend, metrics)
