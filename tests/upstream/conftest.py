@@ -18,8 +18,8 @@ __all__ = ["chat_fallback", "fault", "isolated", "responses_fallback", "start_sc
 
 
 def start_scripted(script: str, log: Path, port: int | None = None) -> Served:
-    """``python tests/support/SCRIPT PORT`` from the checkout, once it answers HTTP at all (the
-    Responses one has no ``/v1/models``)."""
+    """``python tests/support/SCRIPT PORT`` from the checkout, once it accepts connections (the
+    scripts share no health path)."""
     port = port or free_port()
     proc = spawn([sys.executable, str(ROOT / "tests" / "support" / script), str(port)], log, cwd=ROOT)
     deadline = time.monotonic() + 30
@@ -27,9 +27,9 @@ def start_scripted(script: str, log: Path, port: int | None = None) -> Served:
         if proc.poll() is not None:
             pytest.fail(f"{script} exited with {proc.returncode}:\n{tail(log)}")
         try:
-            httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1)
+            httpx.get(f"http://127.0.0.1:{port}/_stats", timeout=1)
             return Served(f"http://127.0.0.1:{port}/v1", proc, log)
-        except httpx.TransportError:
+        except httpx.ConnectError:
             if time.monotonic() > deadline:
                 stop(proc)
                 pytest.fail(f"{script} did not start:\n{tail(log)}")
