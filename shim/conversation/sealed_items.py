@@ -31,8 +31,9 @@ T = TypeVar("T")
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
 
-class _Reasoning(msgspec.Struct, frozen=True):
+class _Reasoning(msgspec.Struct, frozen=True, omit_defaults=True):
     text: str
+    family: str | None = None  # the dialect family that made it (shim/upstream/families.py)
 
 
 class _Summary(msgspec.Struct, frozen=True):
@@ -67,22 +68,24 @@ class SealedItems:
 
     # out -----------------------------------------------------------------------
 
-    def seal_reasoning(self, items: list[r.ItemField]) -> None:
+    def seal_reasoning(self, items: list[r.ItemField], family: str | None = None) -> None:
+        """``family``: the dialect family of the upstream that made it, sealed with the text so
+        that a failover never replays it to another family (shim/upstream/families.py)."""
         for item in items:
             if isinstance(item, r.ReasoningBody) and item.encrypted_content is UNSET:
-                payload = _encode(_Reasoning(text=_reasoning_text(item)))
+                payload = _encode(_Reasoning(text=_reasoning_text(item), family=family))
                 item.encrypted_content = self.sealer.seal("reasoning", self.scope, payload)
 
-    def seal_event(self, event: r.StreamingEvent) -> None:
+    def seal_event(self, event: r.StreamingEvent, family: str | None = None) -> None:
         if isinstance(event, r.ResponseOutputItemDoneStreamingEvent):
-            self.seal_reasoning([event.item])
+            self.seal_reasoning([event.item], family)
         elif isinstance(
             event,
             r.ResponseCompletedStreamingEvent
             | r.ResponseIncompleteStreamingEvent
             | r.ResponseFailedStreamingEvent,
         ):
-            self.seal_reasoning(event.response.output)
+            self.seal_reasoning(event.response.output, family)
 
     def seal_summary(self, summary: str) -> str:
         return self.sealer.seal("compaction", self.scope, _encode(_Summary(summary=summary)))
@@ -92,13 +95,21 @@ class SealedItems:
     def open_items(self, items: list[r.ItemParam], first_input: int = 0) -> list[r.ItemParam]:
         """Items with sealed content opened. ``items[first_input:]`` are the request's ``input``
         (for error params); earlier ones came from the stored history."""
+        return self.open_with_origins(items, first_input)[0]
+
+    def open_with_origins(
+        self, items: list[r.ItemParam], first_input: int = 0
+    ) -> tuple[list[r.ItemParam], list[str | None]]:
+        """``open_items``, and per item the family sealed with its reasoning (else ``None``)."""
+        origins: list[str | None] = [None] * len(items)
         if not any(isinstance(i, r.ReasoningItemParam | r.CompactionSummaryItemParam) for i in items):
-            return items
+            return items, origins
         out: list[r.ItemParam] = []
         for n, item in enumerate(items):
             where = f"input[{n - first_input}]" if n >= first_input else "previous_response_id"
             if isinstance(item, r.ReasoningItemParam) and item.encrypted_content:
-                text = self._open("reasoning", item.encrypted_content, where, _reasoning).text
+                opened = self._open("reasoning", item.encrypted_content, where, _reasoning)
+                text, origins[n] = opened.text, opened.family
                 out.append(
                     r.ReasoningItemParam(
                         id=item.id,
@@ -112,7 +123,7 @@ class SealedItems:
                 out.append(summary_message(summary, self.compaction, item.id))
             else:
                 out.append(item)
-        return out
+        return out, origins
 
     def _open(self, purpose: Purpose, blob: str, where: str, decoder: msgspec.json.Decoder[T]) -> T:
         try:

@@ -34,6 +34,7 @@ from shim.translate.request_fields import check_request_fields
 from shim.turns.context import TurnContext
 from shim.turns.pump import pump
 from shim.upstream import failover
+from shim.upstream.families import family, mixed_families, origins_of, replayable
 from shim.upstream.redaction import EventRedactor, redact
 from shim.upstream.routing import Resolved
 from shim.wire import chat as c
@@ -68,6 +69,7 @@ class Turn:
     conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
     # The request for another upstream of the route (its dialect and model): failover.py.
     translate: Callable[[Resolved], c.ChatCompletionRequest] | None = None
+    origins: dict[str, str] = field(default_factory=dict)  # reasoning id → family (families.py)
 
 
 async def prepare(
@@ -105,14 +107,19 @@ async def prepare(
     streaming = bool(body.stream) if stream is None else stream
     if body.background and resolved.dialect.request.stream_to_cancel:
         streaming = True  # a cancel closes the connection, which stops only a streamed generation
-    opened = ctx.sealed(*scopes).open_items(items, len(history.items))  # sealed reasoning/compaction
+    first_input = len(history.items)
+    opened, sealed_by = ctx.sealed(*scopes).open_with_origins(items, first_input)  # sealed reasoning
+    known = history.previous.reasoning_origins if history.previous is not None else {}
+    made_by = [_origin(item, sealed, known) for item, sealed in zip(items, sealed_by, strict=True)]
+    mixed = mixed_families(resolved)
 
     def translate(target: Resolved) -> c.ChatCompletionRequest:
-        known = len(diags.items)  # a fallback's translation reports only what is new
+        reported = len(diags.items)  # a fallback's translation reports only what is new
+        sent = replayable(opened, made_by, family(target.dialect), diags, first_input) if mixed else opened
         request = to_chat_request(
-            body, opened, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=streaming
+            body, sent, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=streaming
         )
-        diags.items[known:] = [d for d in diags.items[known:] if d not in diags.items[:known]]
+        diags.items[reported:] = [d for d in diags.items[reported:] if d not in diags.items[:reported]]
         return request
 
     chat_request = translate(resolved)
@@ -137,7 +144,25 @@ async def prepare(
         conversation=conversation,
         conversation_scope=history.conversation_scope,
         translate=translate if resolved.fallbacks else None,
+        origins=_origins(known, items, made_by),
     )
+
+
+def _origin(item: r.ItemParam, sealed: str | None, known: dict[str, str]) -> str | None:
+    """Which family made a reasoning item: sealed with it, or recorded with the stored chain."""
+    if not isinstance(item, r.ReasoningItemParam):
+        return None
+    return sealed or (known.get(item.id) if item.id else None)
+
+
+def _origins(known: dict[str, str], items: list[r.ItemParam], made_by: list[str | None]) -> dict[str, str]:
+    """The chain's record of reasoning origins, with what the request's sealed items told."""
+    found = {
+        item.id: origin
+        for item, origin in zip(items, made_by, strict=True)
+        if origin and isinstance(item, r.ReasoningItemParam) and item.id
+    }
+    return {**known, **found} if found else known
 
 
 async def _send(ctx: TurnContext, turn: Turn, *, stream: bool) -> httpx.Response:
@@ -165,6 +190,7 @@ async def remember(
         input_items=turn.new_input,
         history=[*turn.items, *output_to_input(resource.output)],
         scope=turn.scope,
+        reasoning_origins={**turn.origins, **origins_of(resource.output, family(turn.resolved.dialect))},
     )
     turn.stored = stored
     usage = resource.usage
@@ -196,7 +222,7 @@ async def complete(
             include_logprobs=wants_logprobs(turn.body),
         )
         if wants_sealed_reasoning(turn.body.include):
-            ctx.sealed(turn.scope).seal_reasoning(resource.output)
+            ctx.sealed(turn.scope).seal_reasoning(resource.output, family(turn.resolved.dialect))
     except msgspec.DecodeError as exc:  # ValidationError included: a 200 that is no completion
         raise UpstreamInvalidResponse(f"The upstream's answer is not a Chat completion: {exc}") from None
     await remember(ctx, turn, resource, local)
@@ -262,6 +288,7 @@ class EventsTranslation:
         self.sealed: SealedItems | None = (
             ctx.sealed(turn.scope) if wants_sealed_reasoning(turn.body.include) else None
         )
+        self.family = family(turn.resolved.dialect)  # the upstream that answers (after any failover)
         self.streamed = bool(turn.chat_request.stream)
         self.whole = bytearray()  # the body of an unstreamed answer
         self.stopped = False
@@ -290,7 +317,7 @@ class EventsTranslation:
     def _sealed(self, events: list[r.StreamingEvent]) -> list[r.StreamingEvent]:
         if self.sealed is not None:
             for event in events:
-                self.sealed.seal_event(event)
+                self.sealed.seal_event(event, self.family)
         return events
 
 
