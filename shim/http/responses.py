@@ -102,10 +102,12 @@ async def _pass_through(
 ) -> Response[Any]:
     turn = await responses_passthrough.prepare(ctx, raw, body, resolved, client_key)
     if not body.stream:
-        return json_response(await responses_passthrough.complete(ctx, turn))
+        content = await responses_passthrough.complete(ctx, turn)
+        return json_response(content, diagnostics_headers(turn.diags))
     upstream = await responses_passthrough.open_stream(ctx, turn)
     batches = responses_passthrough.chunks(ctx, turn, upstream)
-    return Stream(write_bytes(batches), media_type="text/event-stream", headers=SSE_HEADERS)
+    headers = {**SSE_HEADERS, **diagnostics_headers(turn.diags)}  # reasoning a failover dropped
+    return Stream(write_bytes(batches), media_type="text/event-stream", headers=headers)
 
 
 @post(

@@ -112,10 +112,15 @@ async def prepare(
     known = history.previous.reasoning_origins if history.previous is not None else {}
     made_by = [_origin(item, sealed, known) for item, sealed in zip(items, sealed_by, strict=True)]
     mixed = mixed_families(resolved)
+    own_family = family(resolved.dialect)  # what reasoning of unknown origin counts as
 
     def translate(target: Resolved) -> c.ChatCompletionRequest:
         reported = len(diags.items)  # a fallback's translation reports only what is new
-        sent = replayable(opened, made_by, family(target.dialect), diags, first_input) if mixed else opened
+        sent = (
+            replayable(opened, made_by, family(target.dialect), own_family, diags, first_input)
+            if mixed
+            else opened
+        )
         request = to_chat_request(
             body, sent, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=streaming
         )

@@ -15,8 +15,9 @@ with an ``unsupported_item`` diagnostic (never a refusal: the client did nothing
 - **Origin**: where a reasoning item came from is recorded when the shim makes it: in the stored
   response (``StoredResponse.reasoning_origins``, item id → family, carried along the chain) and
   inside sealed reasoning blobs (``encrypted_content`` for stateless clients). Reasoning whose
-  origin is unknown (made before this was recorded, written by the client, read from a
-  conversation's items) counts as no family's on such a route.
+  origin is unknown (made before this was recorded, sent by the client in plain or as a vendor's
+  own blob, read from a conversation's items) counts as made by the route's own (first)
+  upstream: that is where a route's answers come from unless it is failing.
 - A route whose upstreams are all one family (every single-upstream route) replays as before.
 """
 
@@ -64,23 +65,26 @@ def replayable(
     items: list[r.ItemParam],
     origins: Sequence[str | None],
     target: str,
+    unknown: str,
     diags: Diagnostics,
     first_input: int = 0,
 ) -> list[r.ItemParam]:
-    """``items`` without the reasoning whose origin (``origins[n]``) is not ``target``'s family;
-    each one dropped is reported (``items[first_input:]`` are the request's own input)."""
+    """``items`` without the reasoning whose origin (``origins[n]``; ``unknown`` when ``None``)
+    is not ``target``, the family of the upstream about to be asked; each one dropped is
+    reported (``items[first_input:]`` are the request's own input). The same list when nothing
+    is dropped."""
     if not any(isinstance(item, r.ReasoningItemParam) for item in items):
         return items
     kept: list[r.ItemParam] = []
     for n, item in enumerate(items):
-        origin = origins[n] if n < len(origins) else None
+        origin = (origins[n] if n < len(origins) else None) or unknown
         if isinstance(item, r.ReasoningItemParam) and origin != target:
             where = f"input[{n - first_input}]" if n >= first_input else "previous_response_id"
-            made = f"the {origin} family" if origin else "an unknown upstream"
-            _report(diags, f"Reasoning made by {made} is not replayed to a {target} upstream.", where)
+            message = f"Reasoning made by the {origin} family is not replayed to a {target} upstream."
+            _report(diags, message, where)
             continue
         kept.append(item)
-    return kept
+    return kept if len(kept) < len(items) else items
 
 
 def _report(diags: Diagnostics, message: str, param: str) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from shim.settings import Fallback, Route
 from tests.server.harness import build_shim
+from tests.support.scripted_responses import ScriptedResponses
 
 
 class _Once(httpx.AsyncByteStream):
@@ -73,7 +74,7 @@ def _shim(pair: Pair, fallback_dialect: str) -> Any:
     return build_shim(target=httpx.MockTransport(pair.handle), routes=(route,))
 
 
-async def _turn(shim: Any, pair: Pair, a_down: bool, **body: Any) -> httpx.Response:
+async def _turn(shim: Any, pair: Pair | ResponsesPair, a_down: bool, **body: Any) -> httpx.Response:
     pair.a_down = a_down
     async with httpx.AsyncClient(transport=httpx.ASGITransport(shim.app), base_url="http://shim") as client:
         response = await client.post("/v1/responses", json={"model": "m", **body})
@@ -148,3 +149,53 @@ async def test_error_policy_does_not_refuse_a_failover() -> None:
     one = await _turn(shim, pair, False, input="one")
     two = await _turn(shim, pair, True, input="two", previous_response_id=one.json()["id"])
     assert two.headers["x-shim-diagnostics"] == "unsupported_item:previous_response_id"
+
+
+class ResponsesPair(httpx.AsyncBaseTransport):
+    """Two scripted Responses upstreams, ``a`` and ``b``, each answering with a reasoning item
+    carrying its own opaque ``encrypted_content`` (``enc:1``… from a, ``enc:101``… from b)."""
+
+    def __init__(self) -> None:
+        self.a_down = False
+        self.apps = {"a": ScriptedResponses(reasoning=["think"]), "b": ScriptedResponses(reasoning=["think"])}
+        self.apps["b"].turn = 100  # vendors' item ids never collide
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        self.sent.append((host, json.loads(await request.aread())))
+        if host == "a" and self.a_down:
+            return _json(503, {"error": {"message": "a is down"}})
+        return await httpx.ASGITransport(self.apps[host]).handle_async_request(request)
+
+    def blobs_sent(self, host: str) -> list[str]:
+        body = [b for h, b in self.sent if h == host][-1]
+        return [i["encrypted_content"] for i in body["input"] if i.get("type") == "reasoning"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+async def test_vendor_reasoning_blobs_go_back_only_to_their_family(stream: bool) -> None:
+    """A stateless Responses upstream's route: the shim expands the chain and must not hand one
+    vendor's encrypted reasoning to another (a 400 that would poison the thread)."""
+    pair = ResponsesPair()
+    route = Route(
+        upstream="http://a/v1",
+        kind="responses",
+        fallbacks=(Fallback(upstream="http://b/v1", dialect="ollama"),),
+    )
+    shim = build_shim(target=pair, routes=(route,))
+
+    async def turn(a_down: bool, **body: Any) -> str:
+        pair.a_down = a_down
+        response = await _turn(shim, pair, a_down, stream=stream, **body)
+        if not stream:
+            return str(response.json()["id"])
+        created = next(line for line in response.text.splitlines() if '"response.created"' in line)
+        return str(json.loads(created.removeprefix("data: "))["response"]["id"])
+
+    one = await turn(False, input="one")
+    two = await turn(True, input="two", previous_response_id=one)
+    assert pair.blobs_sent("a") == ["enc:1"]
+    assert pair.blobs_sent("b") == [], "a's blob is not b's to open"
+    await turn(False, input="three", previous_response_id=two)
+    assert pair.blobs_sent("a") == ["enc:1"], "nor b's blob a's"
