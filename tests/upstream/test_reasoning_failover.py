@@ -199,3 +199,35 @@ async def test_vendor_reasoning_blobs_go_back_only_to_their_family(stream: bool)
     assert pair.blobs_sent("b") == [], "a's blob is not b's to open"
     await turn(False, input="three", previous_response_id=two)
     assert pair.blobs_sent("a") == ["enc:1"], "nor b's blob a's"
+
+
+async def test_remembered_reasoning_of_chat_clients_goes_back_only_to_its_family() -> None:
+    """A Chat client over a Responses route: the shim remembers each answer's reasoning and puts
+    it back when the message returns (``reasoning_memory``), only to the family that made it."""
+    pair = ResponsesPair()
+    route = Route(
+        upstream="http://a/v1",
+        kind="responses",
+        fallbacks=(Fallback(upstream="http://b/v1", dialect="ollama"),),
+    )
+    shim = build_shim(target=pair, routes=(route,))
+    messages: list[dict[str, Any]] = []
+
+    async def say(text: str, a_down: bool) -> httpx.Response:
+        pair.a_down = a_down
+        messages.append({"role": "user", "content": text})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(shim.app), base_url="http://shim"
+        ) as client:
+            response = await client.post("/v1/chat/completions", json={"model": "m", "messages": messages})
+        assert response.status_code == 200, response.text
+        messages.append({"role": "assistant", "content": response.json()["choices"][0]["message"]["content"]})
+        return response
+
+    await say("one", False)
+    two = await say("two", True)
+    assert pair.blobs_sent("a") == ["enc:1"]
+    assert pair.blobs_sent("b") == []
+    assert two.headers["x-shim-diagnostics"] == "unsupported_item:messages[1]"
+    await say("three", False)
+    assert pair.blobs_sent("a") == ["enc:1"], "b's reasoning stays away from a"
