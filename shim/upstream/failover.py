@@ -71,7 +71,7 @@ def classify(error: ShimError) -> Verdict:
     if isinstance(error, UpstreamMisconfigured):  # our key or header for it; nothing was sent
         return Verdict("always", "none", "misconfigured")
     if not error.sent:
-        return Verdict("always", "failure", error.code or "connect")
+        return Verdict("always", "failure", (error.code or "upstream_unreachable").removeprefix("upstream_"))
     status = error.upstream_status
     if status is not None:
         return Verdict("always" if status in _REFUSED else "if_resend", "failure", f"status_{status}")

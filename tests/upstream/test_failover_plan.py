@@ -73,7 +73,7 @@ def test_in_order_until_one_answers() -> None:
     assert plan.next(1) == 1
     plan.succeeded(1, 1)
     assert breakers["http://a"].state == "open" and breakers["http://b"].state == "closed"
-    assert breakers.failovers == {("http://a", "upstream_unreachable"): 1}
+    assert breakers.failovers == {("http://a", "unreachable"): 1}
 
 
 def test_open_upstreams_are_skipped() -> None:
