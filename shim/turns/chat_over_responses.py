@@ -210,17 +210,16 @@ def _bodies(
     """The body for another upstream of the route: its model, and its family's reasoning."""
 
     def body_for(target: Resolved) -> bytes:
-        reported = len(diags.items)
-        body = to_responses_request(
-            req,
-            model=target.upstream_model,
-            diags=diags,
-            stream=bool(req.stream),
-            store=False,  # a stateful route has no fallbacks
-            recalled=_replayable(recalled, route, target, diags),
-        )
+        with failover.reports_once(diags):
+            body = to_responses_request(
+                req,
+                model=target.upstream_model,
+                diags=diags,
+                stream=bool(req.stream),
+                store=False,  # a stateful route has no fallbacks
+                recalled=_replayable(recalled, route, target, diags),
+            )
         body.include = include
-        diags.items[reported:] = [d for d in diags.items[reported:] if d not in diags.items[:reported]]
         return encode_create_response_body(body)
 
     return body_for

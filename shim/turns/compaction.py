@@ -53,9 +53,10 @@ async def compact(
     items = [*sealed.open_items(window, len(history.items)), prompt]
 
     def request(target: Resolved) -> bytes:  # per upstream of the route (upstream/failover.py)
-        chat_request = to_chat_request(
-            create, items, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=False
-        )
+        with failover.reports_once(diags):
+            chat_request = to_chat_request(
+                create, items, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=False
+            )
         return c.encode_chat_request(chat_request)
 
     answer, resolved = await failover.send(ctx.upstream, resolved, "/chat/completions", request, stream=False)

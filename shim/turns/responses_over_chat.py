@@ -115,17 +115,15 @@ async def prepare(
     own_family = family(resolved.dialect)  # what reasoning of unknown origin counts as
 
     def translate(target: Resolved) -> c.ChatCompletionRequest:
-        reported = len(diags.items)  # a fallback's translation reports only what is new
-        sent = (
-            replayable(opened, made_by, family(target.dialect), own_family, diags, first_input)
-            if mixed
-            else opened
-        )
-        request = to_chat_request(
-            body, sent, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=streaming
-        )
-        diags.items[reported:] = [d for d in diags.items[reported:] if d not in diags.items[:reported]]
-        return request
+        with failover.reports_once(diags):
+            sent = (
+                replayable(opened, made_by, family(target.dialect), own_family, diags, first_input)
+                if mixed
+                else opened
+            )
+            return to_chat_request(
+                body, sent, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=streaming
+            )
 
     chat_request = translate(resolved)
     store = body.store is not False and ctx.store is not None  # --store none: nothing kept

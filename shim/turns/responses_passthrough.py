@@ -132,11 +132,8 @@ def _bodies(
     own = family(turn.resolved.dialect)
 
     def body_for(target: Resolved) -> bytes:
-        reported = len(turn.diags.items)
-        items = replayable(window, made_by, family(target.dialect), own, turn.diags, first_input)
-        turn.diags.items[reported:] = [
-            d for d in turn.diags.items[reported:] if d not in turn.diags.items[:reported]
-        ]
+        with failover.reports_once(turn.diags):
+            items = replayable(window, made_by, family(target.dialect), own, turn.diags, first_input)
         if items is window and target.upstream_model == data["model"]:
             return turn.body
         changed = {"model": target.upstream_model} | (

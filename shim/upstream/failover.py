@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 import httpx
 import msgspec
 
+from shim.core.diagnostics import Diagnostics
 from shim.errors import (
     RateLimited,
     ShimError,
@@ -45,7 +47,7 @@ from shim.upstream.breaker import Breakers
 from shim.upstream.client import UpstreamClient
 from shim.upstream.routing import Resolved
 
-__all__ = ["Plan", "Verdict", "classify", "send", "with_model"]
+__all__ = ["Plan", "Verdict", "classify", "reports_once", "send", "with_model"]
 
 log = logging.getLogger("shim")
 
@@ -141,6 +143,17 @@ class Plan:
 
     def abandoned(self, index: int) -> None:
         self.breakers[self.urls[index]].abandon()
+
+
+@contextmanager
+def reports_once(diags: Diagnostics) -> Iterator[None]:
+    """Around building a body for one more upstream: keep only the reports the earlier bodies
+    did not make already (the same request translated again says the same things)."""
+    mark = len(diags.items)
+    try:
+        yield
+    finally:
+        diags.items[mark:] = [d for d in diags.items[mark:] if d not in diags.items[:mark]]
 
 
 def with_model(body: bytes, model: str) -> bytes:
