@@ -30,8 +30,6 @@ from shim.wire import responses as r
 
 __all__ = ["compact", "pass_through"]
 
-_encoder = msgspec.json.Encoder()
-
 
 async def compact(
     ctx: TurnContext, body: r.CompactResponseMethodPublicBody, resolved: Resolved, client_key: str | None
