@@ -72,6 +72,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "Timeouts",
+    "check_fallback_keys",
     "check_secret",
     "environment",
     "header_value_problem",
@@ -137,6 +138,19 @@ class BreakerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     cooldown: _Wait = 30.0  # seconds open before one trial request goes through (half-open)
 
 
+def check_fallback_keys(routes: tuple[Route, ...], api_keys: tuple[str, ...]) -> None:
+    """Without shim keys a route either forwards the client's key or sends its own (and then
+    refuses clients): every upstream of one route must do the same."""
+    for route in routes if not api_keys else ():
+        for candidate in route.candidates()[1:]:
+            if candidate.has_own_key != route.has_own_key:
+                raise ValueError(
+                    f"route {route.match!r}: the fallback {candidate.upstream} and the route's own "
+                    "upstream differ in whose key they send (one has its own key, the other the "
+                    "client's); without api_keys give every upstream of the route its own key, or none"
+                )
+
+
 def _check_fallbacks(route: Route) -> None:
     if not route.fallbacks:
         return
@@ -147,6 +161,10 @@ def _check_fallbacks(route: Route) -> None:
             "fallbacks (another upstream would not know the ids)"
         )
     for n, fallback in enumerate(route.fallbacks):
+        if fallback.dialect == AUTO_DIALECT:
+            raise ValueError(
+                f"{where}: fallbacks[{n}] must name its dialect (only the catch-all --upstream is probed)"
+            )
         if fallback.kind is not None and fallback.kind != route.kind:
             raise ValueError(
                 f"{where}: fallbacks[{n}] has kind {fallback.kind!r} but the route is {route.kind!r}; "
@@ -408,6 +426,7 @@ def load_settings(
     _check_header_values(
         routes, len(settings.routes), config, "api_key" if api_key else "SHIM_UPSTREAM_API_KEY"
     )
+    check_fallback_keys(routes, server.api_keys)
     return Settings(server=server, routes=routes)
 
 

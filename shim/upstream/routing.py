@@ -21,7 +21,7 @@ import msgspec
 from shim.dialects.model import Dialect
 from shim.dialects.registry import get_dialect
 from shim.errors import AuthenticationError, InvalidRequest, ModelNotFound
-from shim.settings import Route
+from shim.settings import Route, check_fallback_keys
 
 __all__ = ["Resolved", "Router", "bearer"]
 
@@ -60,15 +60,10 @@ class Router:
         self.api_keys = api_keys
         # Each route's fallback upstreams as whole routes, made once (by identity: routes hold dicts).
         self._fallbacks = {id(route): route.candidates()[1:] for route in routes if route.fallbacks}
+        check_fallback_keys(routes, api_keys)  # (load_settings checked; settings made in code too)
         for route in routes:  # fail at start-up, not on the first request
             for candidate in route.candidates():
                 get_dialect(candidate.dialect)
-                if not api_keys and candidate.has_own_key != route.has_own_key:
-                    raise ValueError(
-                        f"route {route.match!r}: the fallback {candidate.upstream} and the route's own "
-                        "upstream differ in whose key they send (one has its own key, the other the "
-                        "client's); without api_keys give every upstream of the route its own key, or none"
-                    )
 
     def resolve(self, model: str | None, client_key: str | None) -> Resolved:
         if not model:

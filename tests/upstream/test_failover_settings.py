@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shim.settings import Fallback, Route, load_settings
+from shim.cli.startup import StartupError, check_settings
+from shim.settings import Fallback, Route, Settings, load_settings
 from shim.upstream.routing import Router
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "upstreams.md"
@@ -43,7 +44,8 @@ def test_the_documented_example_loads(tmp_path: Path, monkeypatch: pytest.Monkey
         ("https://openrouter.ai/api/v1", "openrouter", "openai/gpt-4o", "sk-router"),
         ("http://127.0.0.1:8000/v1", "vllm", "Qwen/Qwen3-8B", None),
     ]
-    Router(settings.routes, ("sk-shim",))  # dialects known; keys consistent with shim keys set
+    assert settings.server.api_keys == ("sk-shim-1",)
+    Router(settings.routes, settings.server.api_keys)  # every dialect known
 
 
 @pytest.mark.parametrize(
@@ -79,8 +81,16 @@ def test_a_bad_breaker_value_names_its_variable(
         ),
         ('[[routes.fallbacks]]\nupstream = "http://b/v1"\nmystery = 1', "unknown field `mystery`"),
         ('[[routes.fallbacks]]\napi_key = "k"', "missing required field `upstream`"),
+        (
+            '[[routes.fallbacks]]\nupstream = "http://b/v1"\ndialect = "auto"',
+            "fallbacks\\[0\\] must name its dialect",
+        ),
+        (
+            '[[routes.fallbacks]]\nupstream = "http://b/v1"\napi_key = "k"',
+            "differ in whose key they send",
+        ),
     ],
-    ids=["stateful", "kind", "unknown-key", "no-url"],
+    ids=["stateful", "kind", "unknown-key", "no-url", "auto-dialect", "keys-differ"],
 )
 def test_a_bad_fallback_is_refused_at_start(tmp_path: Path, route: str, reason: str) -> None:
     config = tmp_path / "shim.toml"
@@ -135,3 +145,9 @@ def test_every_upstream_of_a_route_agrees_on_whose_key_it_sends(
     else:
         with pytest.raises(ValueError, match="differ in whose key they send"):
             Router((route,), api_keys)
+
+
+def test_shim_serve_names_a_fallback_with_an_unknown_dialect() -> None:
+    route = Route(upstream="http://a/v1", fallbacks=(Fallback(upstream="http://b/v1", dialect="nonesuch"),))
+    with pytest.raises(StartupError, match=r"unknown dialect 'nonesuch' \(fallback 1\)"):
+        check_settings(Settings(routes=(route,)))
