@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 from shim.cli.startup import StartupError, check_settings
-from shim.settings import Fallback, Route, Settings, load_settings
+from shim.settings import (
+    WORKER_SETTINGS,
+    BreakerSettings,
+    Fallback,
+    Route,
+    ServerSettings,
+    Settings,
+    load_settings,
+    settings_for_worker,
+    worker_settings,
+)
 from shim.upstream.routing import Router
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "upstreams.md"
@@ -151,3 +161,18 @@ def test_shim_serve_names_a_fallback_with_an_unknown_dialect() -> None:
     route = Route(upstream="http://a/v1", fallbacks=(Fallback(upstream="http://b/v1", dialect="nonesuch"),))
     with pytest.raises(StartupError, match=r"unknown dialect 'nonesuch' \(fallback 1\)"):
         check_settings(Settings(routes=(route,)))
+
+
+def test_worker_processes_get_the_same_fallbacks_and_breaker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--workers N`` hands each worker the settings as JSON: fallbacks and breaker survive."""
+    route = Route(
+        upstream="http://a/v1",
+        failover_resend=True,
+        fallbacks=(Fallback(upstream="http://b/v1", dialect="vllm", model="m-b", headers={"x-a": "1"}),),
+    )
+    settings = Settings(
+        server=ServerSettings(breaker=BreakerSettings(failures=2, cooldown=4.0)), routes=(route,)
+    )
+    monkeypatch.setenv(WORKER_SETTINGS, "")  # restored (removed) after the test
+    settings_for_worker(settings)
+    assert worker_settings() == settings
