@@ -115,15 +115,18 @@ async def prepare(
     own_family = family(resolved.dialect)  # what reasoning of unknown origin counts as
 
     def translate(target: Resolved) -> c.ChatCompletionRequest:
+        sent = (
+            replayable(opened, made_by, family(target.dialect), own_family, diags, first_input)
+            if mixed
+            else opened
+        )
+        return to_chat_request(
+            body, sent, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=streaming
+        )
+
+    def translate_again(target: Resolved) -> c.ChatCompletionRequest:  # for a fallback
         with failover.reports_once(diags):
-            sent = (
-                replayable(opened, made_by, family(target.dialect), own_family, diags, first_input)
-                if mixed
-                else opened
-            )
-            return to_chat_request(
-                body, sent, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=streaming
-            )
+            return translate(target)
 
     chat_request = translate(resolved)
     store = body.store is not False and ctx.store is not None  # --store none: nothing kept
@@ -146,7 +149,7 @@ async def prepare(
         history.previous,
         conversation=conversation,
         conversation_scope=history.conversation_scope,
-        translate=translate if resolved.fallbacks else None,
+        translate=translate_again if resolved.fallbacks else None,
         origins=_origins(known, items, made_by),
     )
 

@@ -43,7 +43,7 @@ from shim.errors import (
     UpstreamMisconfigured,
     UpstreamStatusError,
 )
-from shim.upstream.breaker import Breakers
+from shim.upstream.breaker import Breaker, Breakers
 from shim.upstream.client import UpstreamClient
 from shim.upstream.routing import Resolved
 
@@ -124,13 +124,7 @@ class Plan:
     def failed(self, index: int, error: ShimError, now: float) -> bool:
         """Report a failed try; True when the request may go on to the next upstream."""
         verdict = classify(error)
-        breaker = self.breakers[self.urls[index]]
-        if verdict.breaker == "failure":
-            breaker.failure(now)
-        elif verdict.breaker == "success":
-            breaker.success(now)
-        else:
-            breaker.abandon()
+        _report(self.breakers[self.urls[index]], verdict, now)
         go_on = verdict.move_on == "always" or (verdict.move_on == "if_resend" and self.resend)
         if go_on:
             self.breakers.note_failover(self.urls[index], verdict.reason)
@@ -156,6 +150,15 @@ def reports_once(diags: Diagnostics) -> Iterator[None]:
         diags.items[mark:] = [d for d in diags.items[mark:] if d not in diags.items[:mark]]
 
 
+def _report(breaker: Breaker, verdict: Verdict, now: float) -> None:
+    if verdict.breaker == "failure":
+        breaker.failure(now)
+    elif verdict.breaker == "success":
+        breaker.success(now)
+    else:
+        breaker.abandon()
+
+
 def with_model(body: bytes, model: str) -> bytes:
     """A JSON request body naming ``model`` (a fallback may serve the route under another name)."""
     data = _json.decode(body)
@@ -174,6 +177,8 @@ async def send(
 ) -> tuple[httpx.Response, Resolved]:
     """POST to the route's first upstream that answers (status < 400); the open answer and that
     upstream. Raises the last upstream's error when none does (or one may not be left)."""
+    if not resolved.fallbacks:  # one upstream: always tried (as when every upstream is open)
+        return await _only(client, resolved, path, body, stream=stream, clock=clock), resolved
     candidates = (resolved, *resolved.fallbacks)
     plan = Plan(
         [c.route.upstream for c in candidates], client.breakers, resend=resolved.route.failover_resend
@@ -198,3 +203,28 @@ async def send(
         return response, candidate
     assert error is not None, "a plan tries at least one upstream"
     raise error
+
+
+async def _only(
+    client: UpstreamClient,
+    resolved: Resolved,
+    path: str,
+    body: Callable[[Resolved], bytes],
+    *,
+    stream: bool,
+    clock: Callable[[], float],
+) -> httpx.Response:
+    """``send`` for a route with one upstream: what a one-entry ``Plan`` does, minus the plan
+    (this is every request's path on such a route)."""
+    breaker = client.breakers[resolved.route.upstream]
+    breaker.allow(clock())  # the trial when half-open; tried either way
+    try:
+        response = await client.send(resolved, path, body(resolved), stream=stream)
+    except ShimError as exc:
+        _report(breaker, classify(exc), clock())
+        raise
+    except BaseException:
+        breaker.abandon()
+        raise
+    breaker.success(clock())
+    return response

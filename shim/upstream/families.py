@@ -48,6 +48,8 @@ def family(dialect: Dialect) -> str:
 
 def mixed_families(resolved: Resolved) -> bool:
     """Do the route's upstreams span more than one family?"""
+    if not resolved.fallbacks:
+        return False
     first = family(resolved.dialect)
     return any(family(fallback.dialect) != first for fallback in resolved.fallbacks)
 
