@@ -26,6 +26,13 @@ def _user(content: Any) -> dict[str, Any]:
     return {"model": "m", "messages": [{"role": "user", "content": content}]}
 
 
+def _system_user(system: str, user: str) -> dict[str, Any]:
+    return {
+        "model": "m",
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+    }
+
+
 CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], str]] = {
     "openai: left as sent": (
         "openai",
@@ -65,14 +72,32 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], str]] = {
     ),
     "functions format: tools without a choice get auto": (
         "llamacpp-python-functions",
-        {**_user("hi"), "tools": TOOLS},
-        {**_user("hi"), "tools": TOOLS, "tool_choice": "auto"},
+        {**_system_user("be brief", "hi"), "tools": TOOLS},
+        {**_system_user("be brief", "hi"), "tools": TOOLS, "tool_choice": "auto"},
         "",
     ),
     "a choice the client made is kept": (
         "llamacpp-python-functions",
-        {**_user("hi"), "tools": TOOLS, "tool_choice": "none"},
-        {**_user("hi"), "tools": TOOLS, "tool_choice": "none"},
+        {**_system_user("be brief", "hi"), "tools": TOOLS, "tool_choice": "none"},
+        {**_system_user("be brief", "hi"), "tools": TOOLS, "tool_choice": "none"},
+        "",
+    ),
+    "functions format: tools and no system message get an empty one (the tools are printed there)": (
+        "llamacpp-python-functions",
+        {**_user("hi"), "tools": TOOLS, "tool_choice": "auto"},
+        {**_system_user("", "hi"), "tools": TOOLS, "tool_choice": "auto"},
+        "",
+    ),
+    "functions format: no tools, no system message added": (
+        "llamacpp-python-functions",
+        _user("hi"),
+        _user("hi"),
+        "",
+    ),
+    "a format that prints tools itself gets no system message": (
+        "llamacpp-python",
+        {**_user("hi"), "tools": TOOLS},
+        {**_user("hi"), "tools": TOOLS},
         "",
     ),
     "llama: a call turn without content gets empty content; unknown fields stay": (

@@ -75,6 +75,12 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             named no choice (the Open Responses default). OpenAI defaults to "auto" itself;
             llama-cpp-python's ``chatml-function-calling`` treats a missing choice as "none"
             and leaves the tools out of the prompt.
+        tools_in_system_message: The upstream's template prints the tool list only inside a
+            system message: llama-cpp-python's ``chatml-function-calling`` renders the functions
+            and the instructions for calling them as part of each system message, so a request
+            without one offers the model a call it has never been told about (Gemma 3 270M then
+            always picks an empty message). When true and tools are offered, a request with no
+            system message gets an empty one first.
         named_tool_choice: How a choice of one named function is sent: ``"object"``
             (``{"type": "function", "function": {"name": ...}}``, OpenAI) or ``"required"``:
             ``tool_choice: "required"`` with only that function offered, which obliges the
@@ -134,6 +140,7 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     stream_usage: bool = True
     stream_auto_tool_choice: bool = True
     explicit_tool_choice: bool = False
+    tools_in_system_message: bool = False
     stream_to_cancel: bool = False
     named_tool_choice: Literal["object", "required"] = "object"
     reasoning_effort: Literal["reasoning_effort", "reasoning_object", "drop"] = "reasoning_effort"

@@ -12,6 +12,7 @@ says differs:
 - ``input_modalities``: user parts of a modality the upstream cannot take are reported and left out;
 - ``max_tokens_field = "max_tokens"``: ``max_completion_tokens`` is sent as ``max_tokens``;
 - ``explicit_tool_choice``: tools without a ``tool_choice`` get ``"auto"`` (the Chat default);
+- ``tools_in_system_message``: tools with no system message get an empty one first;
 - ``tool_calls_content = "empty"``: an assistant turn with calls and no content gets ``""``;
 - ``drop_params``: reported and removed; ``extra_body``: added where the client set nothing.
 
@@ -104,6 +105,7 @@ def needs_adapting(rules: RequestRules) -> bool:
         or set(_MODALITY.values()) - set(rules.input_modalities) != set()
         or rules.max_tokens_field != "max_completion_tokens"
         or rules.explicit_tool_choice
+        or rules.tools_in_system_message
         or rules.tool_calls_content != "omit"
         or bool(rules.drop_params)
         or bool(rules.extra_body)
@@ -122,6 +124,13 @@ def adapt_chat_body(data: dict[str, Any], rules: RequestRules, diags: Diagnostic
         data["max_tokens"] = data.pop("max_completion_tokens")
     if rules.explicit_tool_choice and data.get("tools") and data.get("tool_choice") is None:
         data["tool_choice"] = "auto"
+    if (
+        rules.tools_in_system_message
+        and data.get("tools")
+        and isinstance(messages, list)
+        and not any(isinstance(m, dict) and m.get("role") == "system" for m in messages)
+    ):
+        messages.insert(0, {"role": "system", "content": ""})  # the format prints tools only there
     for name in rules.drop_params:
         if data.get(name) is not None:
             del data[name]

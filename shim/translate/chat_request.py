@@ -378,6 +378,12 @@ def to_chat_request(
     tool_choice, tools = _named_as_required(tool_choice, tools, rules)
     if tool_choice is None and tools and rules.explicit_tool_choice:
         tool_choice = "auto"  # the Open Responses default, said out loud
+    if (
+        tools
+        and rules.tools_in_system_message
+        and not any(isinstance(m, c.ChatCompletionSystemMessageParam) for m in builder.out)
+    ):
+        builder.out.insert(0, c.ChatCompletionSystemMessageParam(content=""))  # where tools are printed
     response_format, format_extra = _response_format(body.text, rules, diags)
 
     req = c.ChatCompletionRequest(model=model, messages=builder.out)
