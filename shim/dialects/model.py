@@ -122,7 +122,8 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
         stream_to_cancel: The upstream stops generating when the client closes the connection
             only for a streamed request (llama-cpp-python finishes an unstreamed one, however
             long). A background turn then goes upstream streamed (and is collected), so that a
-            cancel, which closes the connection, stops the generation.
+            cancel, which closes the connection, stops the generation; so does a JSON turn on
+            a route with ``cancel_json`` (a client hanging up then stops it).
         drop_params: Request fields this upstream rejects; the writer removes them and
             reports a ``dropped_param`` diagnostic (Mistral's strict schema rejects ``store``,
             ``user``, ``seed``…).

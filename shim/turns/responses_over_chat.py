@@ -100,8 +100,10 @@ async def prepare(
     items = history.window
     body = apply_route_policies(body, resolved.route, items)
     streaming = bool(body.stream) if stream is None else stream
-    if body.background and resolved.dialect.request.stream_to_cancel:
-        streaming = True  # a cancel closes the connection, which stops only a streamed generation
+    if resolved.dialect.request.stream_to_cancel and (body.background or resolved.route.cancel_json):
+        # A cancel or a client hanging up closes the connection, which stops only a streamed
+        # generation: such turns go streamed, collected by ``complete`` (Route.cancel_json).
+        streaming = True
     chat_request = to_chat_request(
         body,
         ctx.sealed(*scopes).open_items(items, len(history.items)),  # sealed reasoning/compaction opened

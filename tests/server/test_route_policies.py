@@ -230,3 +230,33 @@ async def test_unstreamed_answer_that_is_no_completion_fails_the_stream(
     events = _stream_events(resp.text)
     assert [e["type"] for e in events][-2:] == ["error", "response.failed"]
     assert events[-1]["response"]["error"]["code"] == "upstream_invalid_response"
+
+
+CANCEL_JSON_CASES = [
+    # (dialect, route cancel_json, request extras, upstream request streamed)
+    pytest.param("llamacpp-python", True, {}, True, id="stream-to-cancel-dialect"),
+    pytest.param("llamacpp-python", False, {}, None, id="off-keeps-usage"),
+    pytest.param("openai", True, {}, None, id="upstream-stops-unstreamed-work-itself"),
+    # a dialect that cannot stream tools + auto still gets them unstreamed
+    pytest.param(FUNCTIONS_DIALECT, True, {"tools": [TOOL]}, None, id="functions-tool-choice-auto"),
+    pytest.param(FUNCTIONS_DIALECT, True, {}, True, id="functions-text"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "cancel_json", "extra", "streamed"), CANCEL_JSON_CASES)
+async def test_cancel_json_sends_json_turns_streamed(
+    make_shim: Callable[..., Shim],
+    connect: Callable[[Shim], httpx.AsyncClient],
+    dialect: str,
+    cancel_json: bool,
+    extra: dict[str, Any],
+    streamed: bool | None,
+) -> None:
+    """``Route.cancel_json``: a JSON turn goes upstream streamed (collected into the same JSON
+    answer) where the dialect stops only streamed work, so that a client hanging up stops it."""
+    shim = make_shim(routes=(Route(upstream=UPSTREAM_URL, dialect=dialect, cancel_json=cancel_json),))
+    resp = await connect(shim).post("/v1/responses", json={"model": "m", "input": "Hello", **extra})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "completed", resp.json()
+    (upstream,) = shim.upstream.bodies
+    assert upstream.get("stream") is streamed
