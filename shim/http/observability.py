@@ -28,11 +28,12 @@ from typing import Any, cast
 
 import msgspec
 from litestar import Litestar, Request, Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from shim.http.auth import ClientAuth
 from shim.http.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
 from shim.http.state import AppState, app_state
+from shim.http.worker_metrics import exposition
 from shim.telemetry import Metrics, RequestRecord, current_metrics, current_record, note_store
 
 __all__ = ["TurnOutcome", "configure_logging", "install", "instrument_backend", "observe_turn"]
@@ -225,7 +226,7 @@ def instrument_backend(backend: Any, metrics: Metrics) -> None:
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=False)
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     metrics = app_state(request.app).metrics
-    return Response(content=generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(content=exposition(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @get("/readyz", summary="Readiness", tags=["operations"], include_in_schema=False)
