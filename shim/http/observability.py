@@ -8,7 +8,8 @@ streams are all seen) and registers the two endpoints:
 - the ``shim.access`` logger gets one JSON object per request: route template, method, status,
   latency, upstream host, tokens, retries, upstream error kind, request id. Never headers, bodies,
   keys or full upstream URLs.
-- ``/metrics``: the app's own registry (``shim.telemetry.Metrics``).
+- ``/metrics``: the app's own registry (``shim.telemetry.Metrics``); every worker's under
+  ``--workers`` (``shim.http.worker_metrics``).
 - ``/readyz``: 200 when the store answers a ping within 2 s and at least one upstream is
   configured, else 503 with the failing checks.
 """
