@@ -94,6 +94,16 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], str]] = {
         _user("hi"),
         "",
     ),
+    "functions format: required with one function names it (a 500 as it is)": (
+        "llamacpp-python-functions",
+        {**_system_user("", "hi"), "tools": TOOLS, "tool_choice": "required"},
+        {
+            **_system_user("", "hi"),
+            "tools": TOOLS,
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+        },
+        "",
+    ),
     "a format that prints tools itself gets no system message": (
         "llamacpp-python",
         {**_user("hi"), "tools": TOOLS},
@@ -123,3 +133,11 @@ def test_strict_policy_refuses_what_would_be_lost() -> None:
     with pytest.raises(UnsupportedParameter) as caught:
         adapt_chat_body(_user([IMAGE]), get_dialect("llamacpp-python").request, Diagnostics("error"))
     assert caught.value.param == "messages[0].content[0]"
+
+
+def test_required_among_several_tools_is_refused_where_the_upstream_cannot_say_it() -> None:
+    two = [*TOOLS, {"type": "function", "function": {"name": "g", "parameters": {"type": "object"}}}]
+    body = {**_user("hi"), "tools": two, "tool_choice": "required"}
+    with pytest.raises(UnsupportedParameter) as caught:
+        adapt_chat_body(body, get_dialect("llamacpp-python-functions").request, Diagnostics("warn"))
+    assert caught.value.param == "tool_choice"

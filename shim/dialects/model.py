@@ -87,6 +87,12 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             model to call exactly it. llama-server reads ``tool_choice`` as a string and
             replaces any other type by ``"auto"`` with only a log warning, so the object form
             silently lets the model answer in text.
+        required_tool_choice: How ``tool_choice: "required"`` is sent: ``"required"`` (OpenAI)
+            or ``"named"``: with exactly one function offered, as the object naming it (the same
+            demand); with several, refused (400 ``unsupported_parameter``). llama-cpp-python's
+            ``chatml-function-calling`` answers HTTP 500 to "required" (an assertion accepts
+            only "auto"), while a named function is generated under that function's JSON-schema
+            grammar, so a forced call really comes back as a call.
         reasoning_effort: How the Open Responses ``reasoning.effort`` is sent:
             ``"reasoning_effort"`` (top-level string, OpenAI), ``"reasoning_object"``
             (``{"reasoning": {"effort": ...}}``, OpenRouter) or ``"drop"`` (with a
@@ -144,6 +150,7 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     tools_in_system_message: bool = False
     stream_to_cancel: bool = False
     named_tool_choice: Literal["object", "required"] = "object"
+    required_tool_choice: Literal["required", "named"] = "required"
     reasoning_effort: Literal["reasoning_effort", "reasoning_object", "drop"] = "reasoning_effort"
     reasoning_replay: Literal["field", "think_tags", "drop"] = "drop"
     reasoning_replay_field: _NonEmpty = "reasoning_content"
