@@ -3,6 +3,7 @@
     ShimError                       500 server_error
     ├── InvalidRequest              400 invalid_request_error
     │   ├── UnsupportedParameter    400 invalid_request_error / unsupported_parameter
+    │   ├── ContextLengthExceeded   400 invalid_request_error / context_length_exceeded (any vendor's wording)
     │   └── InvalidEncryptedContent 400 invalid_request_error / invalid_encrypted_content
     ├── AuthenticationError         401 authentication_error
     ├── NotFound                    404 invalid_request_error / not_found
@@ -33,6 +34,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthenticationError",
+    "ContextLengthExceeded",
     "InvalidEncryptedContent",
     "InvalidRequest",
     "ModelNotFound",
@@ -87,6 +89,14 @@ class InvalidRequest(ShimError):
 
 class UnsupportedParameter(InvalidRequest):
     default_code = "unsupported_parameter"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    """The input does not fit the model's context window: the upstream said so in its own words
+    (``ErrorRules`` in ``mappings/``), or the shim could not trim it to fit
+    (``conversation/truncation.py``)."""
+
+    default_code = "context_length_exceeded"
 
 
 class InvalidEncryptedContent(InvalidRequest):

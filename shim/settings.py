@@ -113,6 +113,11 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     # Loop guard: after this many rounds of tool calls since the last user message the upstream
     # gets tool_choice "none" and must answer (shim/translate/tool_rounds.py).
     max_tool_rounds: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # --- context limits (issue 16): the model's context window in tokens, prompt and output
+    # together; with `truncation: "auto"` the shim drops the oldest turns to fit it before
+    # sending (a rough estimate: shim/conversation/truncation.py). Unset: only the upstream's
+    # own context-length error makes it trim.
+    context_window: _Positive | None = None
     # --- first hour (issue 17): a JSON turn whose client hangs up stops the upstream ---
     # Over a dialect that stops only a streamed generation (stream_to_cancel: llama-cpp-python),
     # send JSON turns upstream streamed and collect them, so that a client hanging up stops the
@@ -177,6 +182,13 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     record: RecordSettings = RecordSettings()
     inspector: bool = False  # GET /inspector: recent exchanges (a shim key when api_keys is set)
     inspector_exchanges: int = 100  # how many recent exchanges it keeps in memory
+    # --- context limits and prompt templates (issue 16) ---
+    # `truncation: "auto"`: how many times a turn the upstream refused as too long is sent again
+    # with older turns dropped (SHIM_TRUNCATION_RETRIES).
+    truncation_retries: _Count = 3
+    # `prompt: {id, version, variables}`: a directory of TOML prompt templates (SHIM_PROMPTS_DIR;
+    # docs/prompts.md). Empty: no templates, and a request naming one is a 404.
+    prompts_dir: str = ""
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

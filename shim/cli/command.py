@@ -121,6 +121,7 @@ def _start_embedded(settings: Settings, profile_name: str) -> tuple[Settings, Em
         temperature=profile.temperature,
         stop=profile.stop,
         max_tool_rounds=profile.max_tool_rounds,
+        context_window=profile.n_ctx,  # truncation "auto" trims to it (its overflowing streams are empty)
         cancel_json=profile.cancel_json,
     )
     other = next(name for name in EMBEDDED_PROFILES if name != profile_name)

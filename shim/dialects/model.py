@@ -26,6 +26,7 @@ import msgspec
 __all__ = [
     "AuthRules",
     "Dialect",
+    "ErrorRules",
     "Modality",
     "RequestRules",
     "ResponseRules",
@@ -208,6 +209,44 @@ class ResponseRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     close_truncated_arguments: bool = False
 
 
+class ErrorRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """How we *read* this upstream's error answers: which of them mean "the input is too long".
+
+    Every vendor words a context-length overflow its own way; the shim turns each into one
+    400 ``context_length_exceeded`` in OpenAI's envelope (``shim/upstream/errors.py``), which
+    ``truncation: "auto"`` answers by dropping the oldest turns and asking again
+    (``shim/conversation/truncation.py``). An error is one when its HTTP status is listed and
+    its code, type or message matches (the message as a case-insensitive substring). Arrays
+    replace the parent's, so a child lists what it inherits as well.
+
+    Attributes:
+        context_length_statuses: HTTP statuses such an error comes with: 400 almost everywhere;
+            Ollama's runner fails a prompt it cannot truncate with 500.
+        context_length_codes: ``error.code`` values (numbers compared as text): OpenAI and
+            llama-cpp-python send ``context_length_exceeded``.
+        context_length_types: ``error.type`` values: llama-server sends
+            ``exceed_context_size_error`` (with ``code: 400``).
+        context_length_messages: Message fragments, lower case: OpenAI, vLLM and
+            llama-cpp-python say "maximum context length", llama-server "exceeds the available
+            context size", Ollama "exceeds the context length".
+    """
+
+    context_length_statuses: tuple[int, ...] = (400,)
+    context_length_codes: tuple[_NonEmpty, ...] = ("context_length_exceeded",)
+    context_length_types: tuple[_NonEmpty, ...] = ()
+    context_length_messages: tuple[_NonEmpty, ...] = ("maximum context length",)
+
+    def is_context_length(self, status: int, code: str | None, type_: str | None, message: str) -> bool:
+        if status not in self.context_length_statuses:
+            return False
+        if code is not None and code in self.context_length_codes:
+            return True
+        if type_ is not None and type_ in self.context_length_types:
+            return True
+        lowered = message.lower()
+        return any(fragment in lowered for fragment in self.context_length_messages)
+
+
 class AuthRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """How the upstream credential and fixed query parameters are sent.
 
@@ -231,6 +270,7 @@ class Dialect(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
         extends: The parent dialect named in the file, or ``None`` for the base (``openai``).
         request: How requests are written.
         response: How answers are read.
+        errors: Which error answers mean a context-length overflow.
         auth: How credentials and fixed query parameters are sent.
     """
 
@@ -239,4 +279,5 @@ class Dialect(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     extends: str | None = None
     request: RequestRules = RequestRules()
     response: ResponseRules = ResponseRules()
+    errors: ErrorRules = ErrorRules()
     auth: AuthRules = AuthRules()

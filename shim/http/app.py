@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
 from shim.conversation.keyring import previous_secrets, server_secret
+from shim.conversation.prompts import load_prompts
 from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.errors import InvalidRequest, ShimError
 from shim.fixtures.recorder import build_recorder
@@ -116,6 +117,8 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         timing=Timing(keepalive=server.timeouts.keepalive, idle=server.timeouts.idle),
         memory=ReasoningMemory(store.backend) if store is not None else None,
         conversations=ConversationStore(store.backend, store.ttl) if store is not None else None,
+        truncation_retries=server.truncation_retries,
+        prompts=load_prompts(server.prompts_dir),  # checked at start-up: a bad file stops it here
     )
     state = AppState(
         settings=settings,

@@ -19,6 +19,7 @@ import msgspec
 from shim.conversation.conversation_items import turn_finished
 from shim.conversation.history import continue_from
 from shim.conversation.policies import apply_route_policies
+from shim.conversation.prompts import expand_prompt
 from shim.conversation.sealed_items import SealedItems, wants_sealed_reasoning
 from shim.core.deltas import ErrorDelta
 from shim.core.diagnostics import Diagnostics
@@ -32,6 +33,7 @@ from shim.translate.history import output_to_input
 from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
 from shim.translate.request_fields import check_request_fields
 from shim.turns.context import TurnContext
+from shim.turns.context_limits import Fitting, compact_past_threshold, fitted_request, send_fitted
 from shim.turns.pump import pump
 from shim.upstream.redaction import EventRedactor, redact
 from shim.upstream.routing import Resolved
@@ -65,6 +67,7 @@ class Turn:
     stored: StoredResponse | None = field(default=None)
     conversation: str | None = None  # the conversation this turn's items are appended to
     conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
+    fitting: Fitting | None = None  # truncation "auto" (turns/context_limits.py)
 
 
 async def prepare(
@@ -85,6 +88,7 @@ async def prepare(
             code="unsupported_route",
         )
     diags = ctx.diagnostics()
+    body = expand_prompt(body, ctx.prompts)  # `prompt` → instructions + input (conversation/prompts.py)
     check_request_fields(body, diags, unknown)  # refused before any store read (translate/request_fields.py)
     scope = ctx.scope(client_key)
     scopes = ctx.scopes(client_key)  # scope first: what this turn writes goes under it
@@ -98,19 +102,29 @@ async def prepare(
         conversations=ctx.conversations,
     )
     items = history.window
+    opened = ctx.sealed(*scopes).open_items(items, len(history.items))  # sealed reasoning/compaction
+    compacted = await compact_past_threshold(ctx, body, resolved, client_key, items, opened)
+    if compacted is not None:  # context_management: the turn goes on from (and stores) the summary
+        items, opened = compacted, ctx.sealed(*scopes).open_items(compacted)
     body = apply_route_policies(body, resolved.route, items)
     streaming = bool(body.stream) if stream is None else stream
     if resolved.dialect.request.stream_to_cancel and (body.background or resolved.route.cancel_json):
         # A cancel or a client hanging up closes the connection, which stops only a streamed
         # generation: such turns go streamed, collected by ``complete`` (Route.cancel_json).
         streaming = True
-    chat_request = to_chat_request(
-        body,
-        ctx.sealed(*scopes).open_items(items, len(history.items)),  # sealed reasoning/compaction opened
-        model=resolved.upstream_model,
-        dialect=resolved.dialect,
-        diags=diags,
-        stream=streaming,
+
+    def build(window: list[r.ItemParam], diags: Diagnostics = diags) -> c.ChatCompletionRequest:
+        return to_chat_request(
+            body,
+            window,
+            model=resolved.upstream_model,
+            dialect=resolved.dialect,
+            diags=diags,
+            stream=streaming,
+        )
+
+    chat_request, fitting = fitted_request(
+        body, resolved, opened, build, ctx.truncation_retries, lambda w: build(w, ctx.diagnostics())
     )
     store = body.store is not False and ctx.store is not None  # --store none: nothing kept
     template = response_template(
@@ -119,6 +133,8 @@ async def prepare(
     conversation = history.conversation.id if history.conversation is not None else None
     if conversation is not None:
         template.conversation = r.ConversationRef(id=conversation)
+    if body.prompt is not None:
+        template.prompt = body.prompt
     return Turn(
         body,
         resolved,
@@ -132,6 +148,7 @@ async def prepare(
         history.previous,
         conversation=conversation,
         conversation_scope=history.conversation_scope,
+        fitting=fitting,
     )
 
 
@@ -166,8 +183,8 @@ async def complete(
     ``store_unavailable``: an id the client gets is always one it can continue from."""
     if turn.chat_request.stream:
         return await _collected(ctx, turn, local)
-    response = await ctx.upstream.send(
-        turn.resolved, "/chat/completions", c.encode_chat_request(turn.chat_request), stream=False
+    response, turn.chat_request = await send_fitted(
+        ctx, turn.resolved, turn.fitting, turn.chat_request, stream=False
     )
     try:
         resource, _ = chat_completion_to_response(
@@ -197,14 +214,30 @@ async def _collected(
     assert turn.stored is not None, "the stream's end remembers the turn"
     resource = turn.stored.resource
     if resource.status == "failed" and resource.error is not None:
+        if _said_nothing(resource) and not turn.body.background:
+            # llama-cpp-python refuses a stream it cannot serve (a context overflow) with an
+            # empty 200; unstreamed, the same request says why (400 context_length_exceeded,
+            # which truncation "auto" can act on). Nothing was generated, so nothing is redone.
+            turn.chat_request = msgspec.structs.replace(turn.chat_request, stream=None, stream_options=None)
+            return await complete(ctx, turn, local)
         raise UpstreamError(resource.error.message, code=resource.error.code)
     return resource
 
 
-async def open_stream(ctx: TurnContext, turn: Turn) -> httpx.Response:
-    return await ctx.upstream.send(
-        turn.resolved, "/chat/completions", c.encode_chat_request(turn.chat_request), stream=True
+def _said_nothing(resource: r.ResponseResource) -> bool:
+    """The upstream's stream ended before its first event."""
+    return (
+        resource.error is not None
+        and resource.error.code == "upstream_stream_truncated"
+        and not resource.output
     )
+
+
+async def open_stream(ctx: TurnContext, turn: Turn) -> httpx.Response:
+    response, turn.chat_request = await send_fitted(
+        ctx, turn.resolved, turn.fitting, turn.chat_request, stream=True
+    )
+    return response
 
 
 def fail_after_finish(tail: list[r.StreamingEvent], error: ShimError) -> list[r.StreamingEvent]:

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 
 from shim.errors import (
+    ContextLengthExceeded,
     ShimError,
     UpstreamInvalidResponse,
     UpstreamMisconfigured,
@@ -281,9 +282,9 @@ class UpstreamClient:
                 data = await self._error_body(response, deadline)
                 retry_after = response.headers.get("retry-after")
                 note_upstream_error(f"status_{response.status_code}")
-                error = upstream_error(response.status_code, data, retry_after)
+                error = upstream_error(response.status_code, data, retry_after, resolved.dialect.errors)
                 error.message = redact(error.message, resolved.upstream_key)
-                if response.status_code in _RETRY_STATUS:
+                if response.status_code in _RETRY_STATUS and not isinstance(error, ContextLengthExceeded):
                     delay = _retry_after(retry_after) or 0.0
             if delay is None or attempt >= self.retries or delay > self.retry_max_wait:
                 raise error

@@ -813,6 +813,7 @@ class ResponseResource(_Base, kw_only=True):
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     conversation: ConversationRef | UnsetType = UNSET
+    prompt: Any | UnsetType = UNSET  # OpenAI's, outside the spec: echoed when a template was used
 
 
 class CompactResource(_Base):
