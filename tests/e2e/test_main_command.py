@@ -95,7 +95,7 @@ ONCE_FAILING = {"compact-response", "websocket-compact-new-chain", "tool-calling
 
 
 def test_compliance_over_the_main_command(main_command: Served) -> None:
-    """Measured: 17 of 17 at load averages 2-3 and 6.5 (28 s); 12 of 17 at 6 when five
+    """Measured: 17 of 17 at load averages 2-3, 5 and 6.5 (28-30 s); 12 of 17 at 6 when five
     WebSocket turns hit the suite's 30 s."""
     suite = os.environ.get(SUITE_ENV, "")
     if not suite or not (Path(suite) / "bin" / "compliance-test.ts").is_file() or not shutil.which("node"):
