@@ -15,6 +15,16 @@ The config file (TOML) holds the server section and any number of routes; a lone
     store_max_bytes = 4294967296   # diskcache size bound, LRU eviction (SHIM_STORE_MAX_BYTES)
     inspector = false              # the /inspector page (SHIM_INSPECTOR, --inspector); docs/fixtures.md
 
+    [server.tracing]               # OpenTelemetry traces, on with OTEL_EXPORTER_OTLP_ENDPOINT (docs/tracing.md)
+    capture_content = false        # prompts and completions in spans (SHIM_TRACE_CAPTURE_CONTENT)
+
+    [server.rate_limits]           # per shim key, per minute; 0 = none (SHIM_RATE_<KEY>; docs/rate-limits.md)
+    requests_per_minute = 600
+    tokens_per_minute = 200000
+    [[server.rate_limits.keys]]    # one key's own limits
+    key = "sk-shim-1"
+    requests_per_minute = 60
+
     [server.record]                # traffic as fixture cases (SHIM_RECORD_<KEY>, --record DIR)
     dir = "recorded"               # off while empty
     sample = 1.0                   # share of exchanges recorded
@@ -55,17 +65,24 @@ __all__ = [
     "MIN_SECRET_BYTES",
     "WORKER_SETTINGS",
     "Environment",
+    "KeyRateLimit",
+    "RateLimits",
     "RecordSettings",
     "Route",
     "ServerSettings",
     "Settings",
     "Timeouts",
+    "TracingSettings",
+    "capture_content_wanted",
+    "check_rate_limit_keys",
     "check_secret",
     "environment",
     "header_value_problem",
     "load_settings",
+    "otel_service_named",
     "secret_values",
     "settings_for_worker",
+    "tracing_wanted",
     "worker_settings",
 ]
 
@@ -158,6 +175,89 @@ class RecordSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     statuses: tuple[str, ...] = ()
 
 
+# --------------------------------------------------------------------------- telemetry (issue 20):
+# traces and per-key rate limits. Tracing is switched on by OpenTelemetry's own variables, read
+# here (``tracing_wanted``); the SDK reads the rest of OTEL_* itself (docs/tracing.md).
+
+
+class TracingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[server.tracing]`` (SHIM_TRACE_<FIELD>)."""
+
+    # Prompts, completions and hosted tools' arguments and results in spans. Off: spans carry
+    # names, models, counts and ids only. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true
+    # (the GenAI instrumentations' own switch) turns it on too.
+    capture_content: bool = False
+
+
+class KeyRateLimit(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One shim key's own limits (``[[server.rate_limits.keys]]``); unset: the table's defaults."""
+
+    key: str  # one of ``api_keys``
+    requests_per_minute: _Count | None = None
+    tokens_per_minute: _Count | None = None
+
+
+class RateLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[server.rate_limits]`` (SHIM_RATE_REQUESTS_PER_MINUTE, SHIM_RATE_TOKENS_PER_MINUTE): per
+    shim key (per client credential without ``api_keys``); 0 = no limit (docs/rate-limits.md)."""
+
+    requests_per_minute: _Count = 0
+    tokens_per_minute: _Count = 0
+    keys: tuple[KeyRateLimit, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(
+            self.requests_per_minute
+            or self.tokens_per_minute
+            or any(k.requests_per_minute or k.tokens_per_minute for k in self.keys)
+        )
+
+
+def check_rate_limit_keys(server: ServerSettings) -> None:
+    """A limit for a key that is not a shim key can never apply: a typo, refused at start."""
+    for index, entry in enumerate(server.rate_limits.keys):
+        if entry.key not in server.api_keys:
+            raise ValueError(
+                f"[server.rate_limits] keys[{index}].key is not one of the shim's api_keys "
+                "(a limit for a key that cannot log in never applies)"
+            )
+
+
+def tracing_wanted() -> bool:
+    """Traces are exported when OTEL_EXPORTER_OTLP_ENDPOINT (or its _TRACES_ form) is set, unless
+    OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none say otherwise. An exporter or protocol the
+    shim does not have (it exports OTLP over HTTP with protobuf) is a ValueError naming it."""
+    env = os.environ
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip()
+    if _flag(env.get("OTEL_SDK_DISABLED")) or exporter == "none":
+        return False
+    if exporter not in ("", "otlp"):
+        raise ValueError(
+            f"OTEL_TRACES_EXPORTER={exporter!r}: the shim exports traces with otlp only (or none)"
+        )
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = env.get(name, "").strip()
+        if protocol and protocol != "http/protobuf":
+            raise ValueError(f"{name}={protocol!r}: the shim exports OTLP over http/protobuf only")
+    return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+def otel_service_named() -> bool:
+    """OTEL_SERVICE_NAME or a ``service.name`` in OTEL_RESOURCE_ATTRIBUTES: else the shim names itself."""
+    env = os.environ
+    return bool(env.get("OTEL_SERVICE_NAME")) or "service.name=" in env.get("OTEL_RESOURCE_ATTRIBUTES", "")
+
+
+def capture_content_wanted(settings: TracingSettings) -> bool:
+    return settings.capture_content or _flag(
+        os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+    )
+
+
+# --------------------------------------------------------------------------- end of telemetry
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: _Port = 8080
@@ -189,6 +289,9 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     # `prompt: {id, version, variables}`: a directory of TOML prompt templates (SHIM_PROMPTS_DIR;
     # docs/prompts.md). Empty: no templates, and a request naming one is a 404.
     prompts_dir: str = ""
+    # --- traces and per-key rate limits (issue 20; the telemetry block above) ---
+    tracing: TracingSettings = TracingSettings()
+    rate_limits: RateLimits = RateLimits()
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -222,11 +325,22 @@ def _env_list(name: str) -> tuple[str, ...] | None:
 # Environment names for the [server] section: SHIM_<FIELD> for its scalars (SHIM_RETRIES,
 # SHIM_MAX_BODY_BYTES…), SHIM_TIMEOUT_<FIELD> for [server.timeouts], SHIM_LIMIT_<FIELD> for
 # [server.limits]; so a container configures everything through its environment.
-_NESTED_PREFIXES = {"timeouts": "SHIM_TIMEOUT_", "limits": "SHIM_LIMIT_", "record": "SHIM_RECORD_"}
+_NESTED_PREFIXES = {
+    "timeouts": "SHIM_TIMEOUT_",
+    "limits": "SHIM_LIMIT_",
+    "record": "SHIM_RECORD_",
+    "tracing": "SHIM_TRACE_",
+    "rate_limits": "SHIM_RATE_",
+}
+
+
+_FILE_ONLY = ("api_keys", "keys")  # SHIM_API_KEYS is read apart; per-key limits live in the file
 
 
 def _env_values(struct: msgspec.Struct, prefix: str) -> dict[str, str | list[str]]:
-    names = (name for name in struct.__struct_fields__ if name not in _NESTED_PREFIXES and name != "api_keys")
+    names = (
+        name for name in struct.__struct_fields__ if name not in _NESTED_PREFIXES and name not in _FILE_ONLY
+    )
     found = {name: os.environ[prefix + name.upper()] for name in names if prefix + name.upper() in os.environ}
     # A list setting (SHIM_RECORD_MODELS=a,b) is written comma-separated.
     return {
@@ -316,6 +430,8 @@ def load_settings(
     if inspector is not None:
         merged["inspector"] = inspector
     server = _validated(merged)
+    check_rate_limit_keys(server)
+    tracing_wanted()  # an OTEL_* value the shim cannot honour stops the start here, named
     if server.secret:
         where = "SHIM_SECRET" if env.get("SHIM_SECRET") else f"{config}: [server] secret (or SHIM_SECRET)"
         check_secret(server.secret.encode(), where)

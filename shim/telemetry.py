@@ -71,6 +71,12 @@ class RequestRecord:
     output_tokens: int | None = None
     retries: int = 0
     upstream_error: str | None = None
+    trace_id: str | None = None  # the request's trace, when traces are on (shim.tracing)
+    # Token accounting (shim/http/ratelimit.py): whether the upstream answers must be read for
+    # their usage, how many answers came, and the tokens they reported (None: none did).
+    usage_wanted: bool = False
+    answered: int = 0
+    used_tokens: int | None = None
 
 
 _record: ContextVar[RequestRecord | None] = ContextVar("shim_request_record", default=None)

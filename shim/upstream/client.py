@@ -37,6 +37,7 @@ from shim.errors import (
 )
 from shim.settings import Timeouts, header_value_problem
 from shim.telemetry import note_retry, note_upstream, note_upstream_error
+from shim.tracing import upstream_call
 from shim.upstream.errors import STREAM_FAILURES, as_upstream_error, upstream_error
 from shim.upstream.redaction import redact
 from shim.upstream.routing import Resolved
@@ -234,7 +235,17 @@ class UpstreamClient:
         """POST and return the open response (status < 400), or raise a ``ShimError``.
 
         A whole answer (``stream=False``) is read before returning; a streaming one is returned
-        open, its body bounded by the total time limit and the size limit."""
+        open, its body bounded by the total time limit and the size limit. Observed (a span, the
+        answer's token usage) only when traces or a token limit want it (``shim.tracing``)."""
+        call = upstream_call(
+            resolved.route, resolved.upstream_model, path, body, resolved.upstream_key, redact
+        )
+        if call is None:
+            return await self._post(resolved, path, body, stream=stream)
+        with call:
+            return call.answered(await self._post(resolved, path, body, stream=stream), stream)
+
+    async def _post(self, resolved: Resolved, path: str, body: bytes, *, stream: bool) -> httpx.Response:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeouts.total
         note_upstream(resolved.route.upstream)
