@@ -44,6 +44,7 @@ The config file (TOML) holds the server section and any number of routes; a lone
     temperature = 0.0              # for requests that set none (llama-cpp-python's own default is 0.8)
     stop = ["\n\n"]                # stop sequences for requests that set none (base models)
     max_tool_rounds = 4            # then tool_choice "none": the model must answer (loop guard)
+    cancel_json = false            # stream_to_cancel dialects: JSON turns go streamed (hang-up stops the model)
 
     [[mcp_servers]]                # hosted MCP servers clients name by label (docs/hosted.md)
     label = "docs"
@@ -147,6 +148,12 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     # sending (a rough estimate: shim/conversation/truncation.py). Unset: only the upstream's
     # own context-length error makes it trim.
     context_window: _Positive | None = None
+    # --- first hour (issue 17): a JSON turn whose client hangs up stops the upstream ---
+    # Over a dialect that stops only a streamed generation (stream_to_cancel: llama-cpp-python),
+    # send JSON turns upstream streamed and collect them, so that a client hanging up stops the
+    # model. The cost there: the upstream sends no usage in a stream, so those answers say
+    # usage null. The embedded model's route sets it; off by default.
+    cancel_json: bool = False
 
     def own_key(self) -> str | None:
         if self.api_key:

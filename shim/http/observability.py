@@ -10,7 +10,8 @@ streams are all seen) and registers the two endpoints:
   keys or full upstream URLs.
 - traces (``shim.tracing``, when on): a span per request continuing an incoming ``traceparent``,
   its trace id in the access line (``trace_id``) beside the request id; a span per store operation.
-- ``/metrics``: the app's own registry (``shim.telemetry.Metrics``).
+- ``/metrics``: the app's own registry (``shim.telemetry.Metrics``); every worker's under
+  ``--workers`` (``shim.http.worker_metrics``).
 - ``/readyz``: 200 when the store answers a ping within 2 s and at least one upstream is
   configured, else 503 with the failing checks.
 """
@@ -30,13 +31,14 @@ from typing import Any, cast
 
 import msgspec
 from litestar import Litestar, Request, Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from shim import tracing
 from shim.http.auth import ClientAuth
 from shim.http.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
 from shim.http.ratelimit import RateLimit
 from shim.http.state import AppState, app_state
+from shim.http.worker_metrics import exposition
 from shim.telemetry import Metrics, RequestRecord, current_metrics, current_record, note_store
 
 __all__ = ["TurnOutcome", "configure_logging", "install", "instrument_backend", "observe_turn"]
@@ -259,7 +261,7 @@ def instrument_backend(backend: Any, metrics: Metrics) -> None:
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=False)
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     metrics = app_state(request.app).metrics
-    return Response(content=generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(content=exposition(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @get("/readyz", summary="Readiness", tags=["operations"], include_in_schema=False)

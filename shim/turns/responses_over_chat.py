@@ -114,8 +114,10 @@ async def prepare(
         items, opened = compacted, ctx.sealed(*scopes).open_items(compacted)
     body = apply_route_policies(body, resolved.route, items)
     streaming = bool(body.stream) if stream is None else stream
-    if body.background and resolved.dialect.request.stream_to_cancel:
-        streaming = True  # a cancel closes the connection, which stops only a streamed generation
+    if resolved.dialect.request.stream_to_cancel and (body.background or resolved.route.cancel_json):
+        # A cancel or a client hanging up closes the connection, which stops only a streamed
+        # generation: such turns go streamed, collected by ``complete`` (Route.cancel_json).
+        streaming = True
     chat_body = body
     if hosted is not None:  # tools listed (or reused), approved calls run, offered as functions
         chat_body, opened = await hosted_loop.start(
@@ -235,8 +237,23 @@ async def _collected(
     assert turn.stored is not None, "the stream's end remembers the turn"
     resource = turn.stored.resource
     if resource.status == "failed" and resource.error is not None:
+        if _said_nothing(resource) and not turn.body.background:
+            # llama-cpp-python refuses a stream it cannot serve (a context overflow) with an
+            # empty 200; unstreamed, the same request says why (400 context_length_exceeded,
+            # which truncation "auto" can act on). Nothing was generated, so nothing is redone.
+            turn.chat_request = msgspec.structs.replace(turn.chat_request, stream=None, stream_options=None)
+            return await complete(ctx, turn, local)
         raise UpstreamError(resource.error.message, code=resource.error.code)
     return resource
+
+
+def _said_nothing(resource: r.ResponseResource) -> bool:
+    """The upstream's stream ended before its first event."""
+    return (
+        resource.error is not None
+        and resource.error.code == "upstream_stream_truncated"
+        and not resource.output
+    )
 
 
 async def open_stream(ctx: TurnContext, turn: Turn) -> httpx.Response:
