@@ -29,4 +29,5 @@ echo "== redis-server (store tests)" && bash scripts/install_redis.sh
 echo "== haproxy (load-balanced replicas test)" && bash scripts/install_haproxy.sh
 echo "== node clients (Codex CLI, AI SDK)" && bash scripts/install_clients.sh
 echo "== chromium (the /inspector browser test)" && bash scripts/install_browser.sh
+echo "== MCP server on the mcp 2.x SDK (hosted-tool tests)" && bash scripts/install_mcp_servers.sh
 echo "== pytest" && exec python -m pytest "$@"

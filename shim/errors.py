@@ -3,13 +3,17 @@
     ShimError                       500 server_error
     ├── InvalidRequest              400 invalid_request_error
     │   ├── UnsupportedParameter    400 invalid_request_error / unsupported_parameter
-    │   └── InvalidEncryptedContent 400 invalid_request_error / invalid_encrypted_content
+    │   ├── ContextLengthExceeded   400 invalid_request_error / context_length_exceeded (any vendor's wording)
+    │   ├── InvalidEncryptedContent 400 invalid_request_error / invalid_encrypted_content
+    │   └── McpServerNotAllowed     400 invalid_request_error / mcp_server_not_allowed
     ├── AuthenticationError         401 authentication_error
     ├── NotFound                    404 invalid_request_error / not_found
     │   ├── ModelNotFound           404 invalid_request_error / model_not_found
     │   └── PreviousResponseNotFound 404 invalid_request_error / previous_response_not_found
     ├── PayloadTooLarge             413 invalid_request_error / request_too_large
     ├── RateLimited                 429 rate_limit_error (upstream 429, passed on)
+    ├── HostedToolError             424 external_connector_error / mcp_server_unreachable (an MCP
+    │                               server or the web search provider did not answer its tool list)
     └── UpstreamError               502 upstream_error
         ├── UpstreamStatusError     upstream 4xx passed on with its status and message
         ├── UpstreamTimeout         504 upstream_timeout (first byte, idle or total time)
@@ -33,8 +37,11 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthenticationError",
+    "ContextLengthExceeded",
+    "HostedToolError",
     "InvalidEncryptedContent",
     "InvalidRequest",
+    "McpServerNotAllowed",
     "ModelNotFound",
     "NotFound",
     "PayloadTooLarge",
@@ -89,8 +96,23 @@ class UnsupportedParameter(InvalidRequest):
     default_code = "unsupported_parameter"
 
 
+class ContextLengthExceeded(InvalidRequest):
+    """The input does not fit the model's context window: the upstream said so in its own words
+    (``ErrorRules`` in ``mappings/``), or the shim could not trim it to fit
+    (``conversation/truncation.py``)."""
+
+    default_code = "context_length_exceeded"
+
+
 class InvalidEncryptedContent(InvalidRequest):
     default_code = "invalid_encrypted_content"
+
+
+class McpServerNotAllowed(InvalidRequest):
+    """A client's MCP ``server_url`` outside the operator's ``mcp_allow`` list: refused before
+    any connection (shim/hosted/servers.py)."""
+
+    default_code = "mcp_server_not_allowed"
 
 
 class AuthenticationError(ShimError):
@@ -123,6 +145,14 @@ class RateLimited(ShimError):
     status = 429
     type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+
+class HostedToolError(ShimError):
+    """A hosted tool's server could not be used at all (OpenAI answers these 424 too)."""
+
+    status = 424
+    type = "external_connector_error"
+    default_code = "mcp_server_unreachable"
 
 
 class UpstreamError(ShimError):

@@ -14,6 +14,17 @@ The config file (TOML) holds the server section and any number of routes; a lone
     store_ttl = 2592000            # seconds a stored response lives; 0 = forever (SHIM_STORE_TTL)
     store_max_bytes = 4294967296   # diskcache size bound, LRU eviction (SHIM_STORE_MAX_BYTES)
     inspector = false              # the /inspector page (SHIM_INSPECTOR, --inspector); docs/fixtures.md
+    mcp_allow = ["https://mcp.example.com/*"]  # hosted MCP: client server_urls allowed (SHIM_MCP_ALLOW)
+
+    [server.tracing]               # OpenTelemetry traces, on with OTEL_EXPORTER_OTLP_ENDPOINT (docs/tracing.md)
+    capture_content = false        # prompts and completions in spans (SHIM_TRACE_CAPTURE_CONTENT)
+
+    [server.rate_limits]           # per shim key, per minute; 0 = none (SHIM_RATE_<KEY>; docs/rate-limits.md)
+    requests_per_minute = 600
+    tokens_per_minute = 200000
+    [[server.rate_limits.keys]]    # one key's own limits
+    key = "sk-shim-1"
+    requests_per_minute = 60
 
     [server.record]                # traffic as fixture cases (SHIM_RECORD_<KEY>, --record DIR)
     dir = "recorded"               # off while empty
@@ -44,6 +55,16 @@ The config file (TOML) holds the server section and any number of routes; a lone
     [server.breaker]               # per-upstream circuit breaker (SHIM_BREAKER_<KEY>)
     failures = 5                   # consecutive failures that open it
     cooldown = 30.0                # seconds open before one trial request (half-open)
+    cancel_json = false            # stream_to_cancel dialects: JSON turns go streamed (hang-up stops the model)
+
+    [[mcp_servers]]                # hosted MCP servers clients name by label (docs/hosted.md)
+    label = "docs"
+    url = "https://mcp.internal/mcp"
+    headers = { Authorization = "Bearer …" }  # never shown to clients
+
+    [web_search]                   # web_search runs this MCP tool
+    server = "docs"
+    tool = "search"
 """
 
 from __future__ import annotations
@@ -67,18 +88,28 @@ __all__ = [
     "BreakerSettings",
     "Environment",
     "Fallback",
+    "KeyRateLimit",
+    "McpServer",
+    "RateLimits",
     "RecordSettings",
     "Route",
     "ServerSettings",
     "Settings",
     "Timeouts",
+    "TracingSettings",
+    "WebSearchProvider",
+    "capture_content_wanted",
     "check_fallback_keys",
+    "check_hosted",
+    "check_rate_limit_keys",
     "check_secret",
     "environment",
     "header_value_problem",
     "load_settings",
+    "otel_service_named",
     "secret_values",
     "settings_for_worker",
+    "tracing_wanted",
     "worker_settings",
 ]
 
@@ -200,6 +231,17 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     # Loop guard: after this many rounds of tool calls since the last user message the upstream
     # gets tool_choice "none" and must answer (shim/translate/tool_rounds.py).
     max_tool_rounds: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # --- context limits (issue 16): the model's context window in tokens, prompt and output
+    # together; with `truncation: "auto"` the shim drops the oldest turns to fit it before
+    # sending (a rough estimate: shim/conversation/truncation.py). Unset: only the upstream's
+    # own context-length error makes it trim.
+    context_window: _Positive | None = None
+    # --- first hour (issue 17): a JSON turn whose client hangs up stops the upstream ---
+    # Over a dialect that stops only a streamed generation (stream_to_cancel: llama-cpp-python),
+    # send JSON turns upstream streamed and collect them, so that a client hanging up stops the
+    # model. The cost there: the upstream sends no usage in a stream, so those answers say
+    # usage null. The embedded model's route sets it; off by default.
+    cancel_json: bool = False
     # Fallback upstreams (issue 20): see the block "fallback upstreams and circuit breaker" below.
     fallbacks: tuple[Fallback, ...] = ()
     failover_resend: bool = False
@@ -244,6 +286,89 @@ class RecordSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     statuses: tuple[str, ...] = ()
 
 
+# --------------------------------------------------------------------------- telemetry (issue 20):
+# traces and per-key rate limits. Tracing is switched on by OpenTelemetry's own variables, read
+# here (``tracing_wanted``); the SDK reads the rest of OTEL_* itself (docs/tracing.md).
+
+
+class TracingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[server.tracing]`` (SHIM_TRACE_<FIELD>)."""
+
+    # Prompts, completions and hosted tools' arguments and results in spans. Off: spans carry
+    # names, models, counts and ids only. OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true
+    # (the GenAI instrumentations' own switch) turns it on too.
+    capture_content: bool = False
+
+
+class KeyRateLimit(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One shim key's own limits (``[[server.rate_limits.keys]]``); unset: the table's defaults."""
+
+    key: str  # one of ``api_keys``
+    requests_per_minute: _Count | None = None
+    tokens_per_minute: _Count | None = None
+
+
+class RateLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[server.rate_limits]`` (SHIM_RATE_REQUESTS_PER_MINUTE, SHIM_RATE_TOKENS_PER_MINUTE): per
+    shim key (per client credential without ``api_keys``); 0 = no limit (docs/rate-limits.md)."""
+
+    requests_per_minute: _Count = 0
+    tokens_per_minute: _Count = 0
+    keys: tuple[KeyRateLimit, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(
+            self.requests_per_minute
+            or self.tokens_per_minute
+            or any(k.requests_per_minute or k.tokens_per_minute for k in self.keys)
+        )
+
+
+def check_rate_limit_keys(server: ServerSettings) -> None:
+    """A limit for a key that is not a shim key can never apply: a typo, refused at start."""
+    for index, entry in enumerate(server.rate_limits.keys):
+        if entry.key not in server.api_keys:
+            raise ValueError(
+                f"[server.rate_limits] keys[{index}].key is not one of the shim's api_keys "
+                "(a limit for a key that cannot log in never applies)"
+            )
+
+
+def tracing_wanted() -> bool:
+    """Traces are exported when OTEL_EXPORTER_OTLP_ENDPOINT (or its _TRACES_ form) is set, unless
+    OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none say otherwise. An exporter or protocol the
+    shim does not have (it exports OTLP over HTTP with protobuf) is a ValueError naming it."""
+    env = os.environ
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip()
+    if _flag(env.get("OTEL_SDK_DISABLED")) or exporter == "none":
+        return False
+    if exporter not in ("", "otlp"):
+        raise ValueError(
+            f"OTEL_TRACES_EXPORTER={exporter!r}: the shim exports traces with otlp only (or none)"
+        )
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = env.get(name, "").strip()
+        if protocol and protocol != "http/protobuf":
+            raise ValueError(f"{name}={protocol!r}: the shim exports OTLP over http/protobuf only")
+    return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+def otel_service_named() -> bool:
+    """OTEL_SERVICE_NAME or a ``service.name`` in OTEL_RESOURCE_ATTRIBUTES: else the shim names itself."""
+    env = os.environ
+    return bool(env.get("OTEL_SERVICE_NAME")) or "service.name=" in env.get("OTEL_RESOURCE_ATTRIBUTES", "")
+
+
+def capture_content_wanted(settings: TracingSettings) -> bool:
+    return settings.capture_content or _flag(
+        os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+    )
+
+
+# --------------------------------------------------------------------------- end of telemetry
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: _Port = 8080
@@ -269,11 +394,62 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     breaker: BreakerSettings = BreakerSettings()  # per-upstream circuit breaker (issue 20)
     inspector: bool = False  # GET /inspector: recent exchanges (a shim key when api_keys is set)
     inspector_exchanges: int = 100  # how many recent exchanges it keeps in memory
+    # --- context limits and prompt templates (issue 16) ---
+    # `truncation: "auto"`: how many times a turn the upstream refused as too long is sent again
+    # with older turns dropped (SHIM_TRUNCATION_RETRIES).
+    truncation_retries: _Count = 3
+    # `prompt: {id, version, variables}`: a directory of TOML prompt templates (SHIM_PROMPTS_DIR;
+    # docs/prompts.md). Empty: no templates, and a request naming one is a 404.
+    prompts_dir: str = ""
+    # --- traces and per-key rate limits (issue 20; the telemetry block above) ---
+    tracing: TracingSettings = TracingSettings()
+    rate_limits: RateLimits = RateLimits()
+    # -- hosted tools (issue 15, docs/hosted.md): MCP servers and web search run by the shim --
+    # Globs on a client's whole ``server_url`` (SHIM_MCP_ALLOW=a,b); empty: only [[mcp_servers]].
+    mcp_allow: tuple[str, ...] = ()
+    mcp_connect_timeout: _Wait = 10.0  # seconds to connect to an MCP server and open a session
+    mcp_call_timeout: _Wait = 60.0  # seconds one tools/list or tools/call may take
+    mcp_max_output_bytes: _Positive = 1024 * 1024  # a larger tool output is an error the model sees
+    hosted_max_rounds: _Positive = 8  # upstream rounds in one response (then the model must answer)
+
+
+class McpServer(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[[mcp_servers]]``: a server the operator registered; clients name it by ``server_label``
+    alone and never see its ``headers`` (docs/hosted.md)."""
+
+    label: str
+    url: str
+    headers: dict[str, str] = {}
+    description: str | None = None
+
+
+class WebSearchProvider(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[web_search]``: the MCP tool that runs a ``web_search`` tool (a SearXNG or Brave MCP server)."""
+
+    server: str  # the label of an [[mcp_servers]] entry
+    tool: str = "search"
+    query_argument: str = "query"
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     routes: tuple[Route, ...] = ()
+    mcp_servers: tuple[McpServer, ...] = ()  # hosted tools (docs/hosted.md)
+    web_search: WebSearchProvider | None = None
+
+
+def check_hosted(settings: Settings) -> None:
+    """``[[mcp_servers]]`` and ``[web_search]`` make sense together, or a ValueError naming the key."""
+    labels = [s.label for s in settings.mcp_servers]
+    if len(set(labels)) != len(labels):
+        raise ValueError("[[mcp_servers]]: each label must be unique")
+    for server in settings.mcp_servers:
+        if not server.url.startswith(("http://", "https://")):
+            raise ValueError(f"[[mcp_servers]] {server.label!r}: url must be http:// or https://")
+    if settings.web_search is not None and settings.web_search.server not in labels:
+        raise ValueError(
+            f"[web_search] server = {settings.web_search.server!r} names no [[mcp_servers]] label"
+        )
 
 
 def check_secret(secret: bytes, where: str) -> None:
@@ -306,12 +482,19 @@ _NESTED_PREFIXES = {
     "timeouts": "SHIM_TIMEOUT_",
     "limits": "SHIM_LIMIT_",
     "record": "SHIM_RECORD_",
+    "tracing": "SHIM_TRACE_",
+    "rate_limits": "SHIM_RATE_",
     "breaker": "SHIM_BREAKER_",
 }
 
 
+_FILE_ONLY = ("api_keys", "keys")  # SHIM_API_KEYS is read apart; per-key limits live in the file
+
+
 def _env_values(struct: msgspec.Struct, prefix: str) -> dict[str, str | list[str]]:
-    names = (name for name in struct.__struct_fields__ if name not in _NESTED_PREFIXES and name != "api_keys")
+    names = (
+        name for name in struct.__struct_fields__ if name not in _NESTED_PREFIXES and name not in _FILE_ONLY
+    )
     found = {name: os.environ[prefix + name.upper()] for name in names if prefix + name.upper() in os.environ}
     # A list setting (SHIM_RECORD_MODELS=a,b) is written comma-separated.
     return {
@@ -401,6 +584,8 @@ def load_settings(
     if inspector is not None:
         merged["inspector"] = inspector
     server = _validated(merged)
+    check_rate_limit_keys(server)
+    tracing_wanted()  # an OTEL_* value the shim cannot honour stops the start here, named
     if server.secret:
         where = "SHIM_SECRET" if env.get("SHIM_SECRET") else f"{config}: [server] secret (or SHIM_SECRET)"
         check_secret(server.secret.encode(), where)
@@ -427,7 +612,11 @@ def load_settings(
         routes, len(settings.routes), config, "api_key" if api_key else "SHIM_UPSTREAM_API_KEY"
     )
     check_fallback_keys(routes, server.api_keys)
-    return Settings(server=server, routes=routes)
+    merged_settings = Settings(
+        server=server, routes=routes, mcp_servers=settings.mcp_servers, web_search=settings.web_search
+    )
+    check_hosted(merged_settings)
+    return merged_settings
 
 
 def header_value_problem(value: str) -> str | None:

@@ -53,7 +53,10 @@ class Metrics:
             "shim_upstream_errors", "Upstream failures by kind", ("kind",), registry=r
         )
         self.retries = Counter("shim_upstream_retries", "Upstream requests retried", registry=r)
-        self.open_streams = Gauge("shim_open_streams", "SSE answers being streamed now", registry=r)
+        # livesum: under --workers the scrape sums the live workers' values (http/worker_metrics.py)
+        self.open_streams = Gauge(
+            "shim_open_streams", "SSE answers being streamed now", registry=r, multiprocess_mode="livesum"
+        )
         self.store_ops = Counter(
             "shim_store_operations", "Store operations by kind and outcome", ("op", "outcome"), registry=r
         )
@@ -68,6 +71,12 @@ class RequestRecord:
     output_tokens: int | None = None
     retries: int = 0
     upstream_error: str | None = None
+    trace_id: str | None = None  # the request's trace, when traces are on (shim.tracing)
+    # Token accounting (shim/http/ratelimit.py): whether the upstream answers must be read for
+    # their usage, how many answers came, and the tokens they reported (None: none did).
+    usage_wanted: bool = False
+    answered: int = 0
+    used_tokens: int | None = None
 
 
 _record: ContextVar[RequestRecord | None] = ContextVar("shim_request_record", default=None)

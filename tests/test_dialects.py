@@ -31,6 +31,8 @@ SHIPPED = sorted(p.stem for p in MAPPINGS.glob("*.toml"))
 EXPECTED: dict[str, dict[str, Any]] = {
     "openai": {
         "extends": None,
+        "errors.context_length_codes": ("context_length_exceeded",),
+        "errors.context_length_statuses": (400,),
         "request.developer_role": "developer",
         "request.system_content": "array",
         "request.max_tokens_field": "max_completion_tokens",
@@ -44,6 +46,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "auth.query": {},
     },
     "vllm": {
+        "errors.context_length_messages": ("maximum context length", "is too long and exceeds limit"),
         "extends": "openai",
         "request.developer_role": "system",
         "request.max_tokens_field": "max_completion_tokens",
@@ -55,6 +58,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "response.think_tags": False,
     },
     "llamacpp": {
+        "errors.context_length_types": ("exceed_context_size_error",),
         "request.developer_role": "system",
         "request.system_content": "string",
         "request.assistant_content": "string",
@@ -82,6 +86,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "request.explicit_tool_choice": True,
     },
     "llamacpp-server": {
+        "errors.context_length_types": ("exceed_context_size_error",),
         "extends": "openai",
         "request.developer_role": "developer",  # inherited: llama-server maps it to system
         "request.system_content": "array",  # inherited
@@ -90,6 +95,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "request.named_tool_choice": "required",
     },
     "ollama": {
+        "errors.context_length_statuses": (400, 500),
         "request.developer_role": "system",
         "request.max_tokens_field": "max_tokens",
         "request.input_modalities": ("text", "image"),

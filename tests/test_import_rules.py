@@ -3,7 +3,8 @@
 Imports only go down: ``cli → http → turns → {conversation, upstream, store, translate} → {wire,
 core, dialects}``, with ``fixtures`` (recording, replaying and checking exchanges) between
 ``http`` and ``turns``, with the shared primitives (``settings``, ``errors``, ``ids``, ``sse``,
-``limits``, ``telemetry``) usable by all. Only ``http/`` imports Litestar. ``translate/``,
+``limits``, ``telemetry``) usable by all, and ``tracing`` (the OpenTelemetry seam) usable by all
+above it. Only ``http/`` imports Litestar. ``translate/``,
 ``wire/``, ``core/`` and ``dialects/`` do no IO: no network, processes, clock, randomness or
 environment; the one exception is reading the mappings shipped inside the package
 (``importlib.resources``) when a dialect or prompt is first loaded. Imports inside functions
@@ -25,9 +26,22 @@ FORBIDDEN: dict[str, set[str]] = {
     "fixtures": {"cli", "http"},
     "turns": {"cli", "http", "fixtures"},
     "conversation": {"cli", "http", "fixtures", "turns", "upstream"},
-    "upstream": {"cli", "http", "fixtures", "turns", "conversation", "store"},
+    "upstream": {"cli", "http", "fixtures", "turns", "conversation", "store", "hosted"},
+    "hosted": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "store", "translate"},
     "store": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "translate"},
-    "translate": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "store"},
+    # the tracing seam sits beside telemetry: below everything that reports through it
+    "tracing": {
+        "cli",
+        "http",
+        "fixtures",
+        "turns",
+        "conversation",
+        "upstream",
+        "store",
+        "translate",
+        "hosted",
+    },
+    "translate": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "store", "hosted"},
     "dialects": {"cli", "http", "fixtures", "turns", "conversation", "upstream", "store", "translate"},
     "wire": {
         "cli",

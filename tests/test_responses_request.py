@@ -563,7 +563,9 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str]]]] = 
         },
         [],
     ),
-    ("client_store_not_forwarded", {"store": True}, {}, []),
+    # `store: true` asks for a stored chat completion, which the shim does not keep: reported
+    ("client_store_true_reported", {"store": True}, {}, [("dropped_param", "store")]),
+    ("client_store_false", {"store": False}, {}, []),
     ("n_and_stop_emulated_by_server", {"n": 2, "stop": ["\n"]}, {}, []),
     # --- no Responses equivalent: reported -------------------------------------------------------
     ("logit_bias", {"logit_bias": {"50256": -100}}, {}, [("dropped_param", "logit_bias")]),

@@ -13,6 +13,7 @@ import os
 import socket
 from urllib.parse import urlsplit
 
+from shim.conversation.prompts import PromptError, load_prompts
 from shim.dialects.registry import default_registry
 from shim.settings import AUTO_DIALECT, Route, Settings
 from shim.store.backends import check_store_url
@@ -73,6 +74,10 @@ def check_settings(settings: Settings) -> list[str]:
         check_store_url(settings.server.store)
     except ValueError as exc:
         raise StartupError(f"--store / SHIM_STORE: {exc}") from None
+    try:
+        load_prompts(settings.server.prompts_dir)
+    except PromptError as exc:
+        raise StartupError(f"prompts_dir / SHIM_PROMPTS_DIR: {exc}") from None
     return warnings
 
 

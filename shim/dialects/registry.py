@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from shim.dialects.model import AuthRules, Dialect, RequestRules, ResponseRules
+from shim.dialects.model import AuthRules, Dialect, ErrorRules, RequestRules, ResponseRules
 
 __all__ = [
     "DialectError",
@@ -46,7 +46,7 @@ _CHECKOUT_MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 _PACKAGED_NAME = "_mappings"
 
 _TABLES: Mapping[str, type[msgspec.Struct]] = MappingProxyType(
-    {"request": RequestRules, "response": ResponseRules, "auth": AuthRules}
+    {"request": RequestRules, "response": ResponseRules, "errors": ErrorRules, "auth": AuthRules}
 )
 _SCALARS = frozenset({"description", "extends"})
 
@@ -75,6 +75,7 @@ class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     extends: str | None = None
     request: RequestRules = RequestRules()
     response: ResponseRules = ResponseRules()
+    errors: ErrorRules = ErrorRules()
     auth: AuthRules = AuthRules()
 
 

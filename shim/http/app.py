@@ -6,6 +6,7 @@ and renders errors in the OpenAI envelope. Handlers live beside it: ``responses.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -14,16 +15,20 @@ from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
+from shim import tracing
 from shim.conversation.keyring import previous_secrets, server_secret
+from shim.conversation.prompts import load_prompts
 from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.errors import InvalidRequest, ShimError
 from shim.fixtures.recorder import build_recorder
+from shim.hosted.servers import HostedConfig
 from shim.http.chat import create_chat_completion
 from shim.http.conversations import conversation_handlers
 from shim.http.inspector import install as install_recording
 from shim.http.models import healthz, list_models, retrieve_model
 from shim.http.observability import install as install_observability
 from shim.http.openapi import add_wire_schemas, openapi_config
+from shim.http.ratelimit import RateLimiter
 from shim.http.responses import compact_response, create_response
 from shim.http.retrieval import retrieval_handlers
 from shim.http.state import STATE_KEY, AppState, app_state
@@ -32,6 +37,7 @@ from shim.ids import RandomIds, system_clock
 from shim.settings import Settings
 from shim.store.backends import open_backend
 from shim.store.conversations import ConversationStore
+from shim.store.rate_counters import counters_for
 from shim.store.repository import ResponseStore
 from shim.telemetry import Metrics
 from shim.turns.background import BackgroundRunner
@@ -117,6 +123,9 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         timing=Timing(keepalive=server.timeouts.keepalive, idle=server.timeouts.idle),
         memory=ReasoningMemory(store.backend) if store is not None else None,
         conversations=ConversationStore(store.backend, store.ttl) if store is not None else None,
+        truncation_retries=server.truncation_retries,
+        prompts=load_prompts(server.prompts_dir),  # checked at start-up: a bad file stops it here
+        hosted=HostedConfig.from_settings(settings),
     )
     state = AppState(
         settings=settings,
@@ -124,13 +133,24 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         background=BackgroundRunner(ctx, lease=server.background_lease),
         metrics=Metrics(),
         recorder=build_recorder(settings, ctx.secret),  # None unless --record DIR or /inspector
+        limiter=RateLimiter(
+            server.rate_limits, counters_for(store.backend if store is not None else None), ctx.scope
+        )
+        if server.rate_limits.enabled
+        else None,
     )
+
+    traced = tracing.start(server.tracing)  # OTEL_EXPORTER_OTLP_ENDPOINT set: spans (docs/tracing.md)
 
     async def shutdown() -> None:
         await state.background.aclose()
         await client.aclose()
         if ctx.store is not None:
             await ctx.store.backend.aclose()
+        if traced is not None:
+            if tracing.active() is traced:
+                tracing.use(None)
+            await asyncio.to_thread(traced.shutdown)  # the last spans exported (a blocking flush)
 
     app = Litestar(
         route_handlers=[

@@ -185,7 +185,11 @@ def _include(include: list[str] | None) -> frozenset[str]:
 def _shown(item: r.ItemParam, include: frozenset[str]) -> dict[str, Any]:
     """An item as OpenAI lists it: messages with a status and a list of content parts; sealed
     reasoning and logprobs only when ``include`` asks for them."""
-    data: dict[str, Any] = {k: v for k, v in msgspec.to_builtins(item).items() if v is not None}
+    data: dict[str, Any] = {
+        k: v
+        for k, v in (item.item if isinstance(item, r.HostedItemParam) else msgspec.to_builtins(item)).items()
+        if v is not None
+    }
     if data["type"] == "message":
         if isinstance(data.get("content"), str):
             part = "output_text" if data["role"] == "assistant" else "input_text"

@@ -8,7 +8,10 @@ streams are all seen) and registers the two endpoints:
 - the ``shim.access`` logger gets one JSON object per request: route template, method, status,
   latency, upstream host, tokens, retries, upstream error kind, request id. Never headers, bodies,
   keys or full upstream URLs.
-- ``/metrics``: the app's own registry (``shim.telemetry.Metrics``).
+- traces (``shim.tracing``, when on): a span per request continuing an incoming ``traceparent``,
+  its trace id in the access line (``trace_id``) beside the request id; a span per store operation.
+- ``/metrics``: the app's own registry (``shim.telemetry.Metrics``); every worker's under
+  ``--workers`` (``shim.http.worker_metrics``).
 - ``/readyz``: 200 when the store answers a ping within 2 s and at least one upstream is
   configured, else 503 with the failing checks; ``upstreams`` shows each one's breaker state.
 """
@@ -28,11 +31,14 @@ from typing import Any, cast
 
 import msgspec
 from litestar import Litestar, Request, Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from shim import tracing
 from shim.http.auth import ClientAuth
 from shim.http.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
+from shim.http.ratelimit import RateLimit
 from shim.http.state import AppState, app_state
+from shim.http.worker_metrics import exposition
 from shim.telemetry import Metrics, RequestRecord, current_metrics, current_record, note_store
 from shim.upstream.health import BreakerCollector, upstream_states
 
@@ -103,6 +109,14 @@ class Observe:
         record_token = current_record().set(record)
         metrics_token = current_metrics().set(self.metrics)
         started = time.perf_counter()
+        traced = tracing.active()
+        span = None
+        if traced is not None:
+            method = str(scope.get("method", ""))
+            span = traced.request(
+                method, str(scope.get("path", "")), scope.get("headers", ()), record.request_id
+            )
+            record.trace_id = span.trace_id
         state: dict[str, Any] = {"status": 500, "stream": False, "finished": False, "bytes": 0}
         header = (b"x-request-id", record.request_id.encode())
 
@@ -126,14 +140,26 @@ class Observe:
         finally:
             if state["stream"]:
                 self.metrics.open_streams.dec()
-            self._record(scope, record, state, time.perf_counter() - started)
+            status = self._record(scope, record, state, time.perf_counter() - started)
+            if span is not None:
+                span.end(_method_label(str(scope.get("method", ""))), _route(scope), status)
             current_record().reset(record_token)
             current_metrics().reset(metrics_token)
 
-    def _record(self, scope: Scope, record: RequestRecord, state: dict[str, Any], latency: float) -> None:
-        route = str(scope.get("path_template") or "unmatched")
+    def _record(self, scope: Scope, record: RequestRecord, state: dict[str, Any], latency: float) -> int:
         status = int(state["status"]) if state["finished"] else 499  # 499: the client went away
-        _account(self.metrics, str(scope.get("method", "")), route, status, record, state, latency)
+        _account(self.metrics, str(scope.get("method", "")), _route(scope), status, record, state, latency)
+        return status
+
+
+def _route(scope: Scope) -> str:
+    return str(scope.get("path_template") or "unmatched")
+
+
+def _method_label(method: str) -> str:
+    # A client picks the method: any other than the standard ones shares one label, so odd
+    # methods cannot grow the metrics without bound.
+    return method if method in _METHODS else "OTHER"
 
 
 def _account(
@@ -146,9 +172,7 @@ def _account(
     latency: float,
 ) -> None:
     """One request (or WebSocket turn): its ``shim_requests_total`` series, latency and log line."""
-    # A client picks the method: any other than the standard ones shares one label, so odd
-    # methods cannot grow the metrics without bound.
-    label = method if method in _METHODS else "OTHER"
+    label = _method_label(method)
     metrics.requests.labels(label, route, str(status)).inc()
     metrics.latency.labels(label, route).observe(latency)
     if access_log.isEnabledFor(logging.INFO):
@@ -168,6 +192,8 @@ def _account(
             "retries": record.retries,
             "upstream_error": record.upstream_error,
         }
+        if record.trace_id is not None:
+            line["trace_id"] = record.trace_id
         _write_access_line(line)
 
 
@@ -179,12 +205,17 @@ class TurnOutcome:
 
 
 @contextlib.asynccontextmanager
-async def observe_turn(metrics: Metrics, route: str) -> AsyncIterator[TurnOutcome]:
-    """One WebSocket turn as one request: the access-log line and metric series an HTTP request
-    gets (method ``WEBSOCKET``; status 499 when the client went away mid-turn)."""
+async def observe_turn(metrics: Metrics, route: str, headers: Any = ()) -> AsyncIterator[TurnOutcome]:
+    """One WebSocket turn as one request: the access-log line, metric series and span an HTTP
+    request gets (method ``WEBSOCKET``; status 499 when the client went away mid-turn).
+    ``headers``: the handshake's (raw ASGI pairs), whose ``traceparent`` every turn continues."""
     record = RequestRecord(request_id=_request_id({}))
     record_token = current_record().set(record)
     metrics_token = current_metrics().set(metrics)
+    traced = tracing.active()
+    span = traced.request("WEBSOCKET", route, headers, record.request_id) if traced is not None else None
+    if span is not None:
+        record.trace_id = span.trace_id
     outcome = TurnOutcome()
     started = time.perf_counter()
     finished = False
@@ -195,17 +226,22 @@ async def observe_turn(metrics: Metrics, route: str) -> AsyncIterator[TurnOutcom
         state = {"stream": True, "bytes": outcome.bytes_out}
         status = outcome.status if finished else 499
         _account(metrics, "WEBSOCKET", route, status, record, state, time.perf_counter() - started)
+        if span is not None:
+            span.end("WEBSOCKET", route, status)
         current_record().reset(record_token)
         current_metrics().reset(metrics_token)
 
 
 def instrument_backend(backend: Any, metrics: Metrics) -> None:
-    """Count every store operation by name and outcome (``ok``/``error``) in place."""
+    """Count every store operation by name and outcome (``ok``/``error``) in place; a span per
+    operation inside a traced request (``shim.tracing.store_span``)."""
+    system = type(backend).__name__.removesuffix("Backend").lower()  # redis, diskcache, memory
 
     def wrap(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def counted(*args: Any, **kwargs: Any) -> Any:
             try:
-                result = await method(*args, **kwargs)
+                with tracing.store_span(name, system):
+                    result = await method(*args, **kwargs)
             except Exception:
                 note_store(metrics, name, "error")
                 raise
@@ -226,7 +262,7 @@ def instrument_backend(backend: Any, metrics: Metrics) -> None:
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=False)
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     metrics = app_state(request.app).metrics
-    return Response(content=generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(content=exposition(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @get("/readyz", summary="Readiness", tags=["operations"], include_in_schema=False)
@@ -252,11 +288,14 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 def install(app: Litestar, state: AppState) -> None:
-    """Wrap ``app`` with the key gate, the body guard and observation; register ``/metrics``
-    and ``/readyz``."""
+    """Wrap ``app`` with the key gate, the body guard, the rate limits and observation; register
+    ``/metrics`` and ``/readyz``."""
     metrics = state.metrics
     server = state.settings.server
-    guarded = BodyGuard(cast(ASGIApp, app.asgi_handler), server.limits, server.max_body_bytes)
+    handler = cast(ASGIApp, app.asgi_handler)
+    if state.limiter is not None:  # per-key rate limits, on the whole body (http/ratelimit.py)
+        handler = RateLimit(handler, state.limiter)
+    guarded = BodyGuard(handler, server.limits, server.max_body_bytes)
     gated = ClientAuth(guarded, state.turns.router)  # keys first: no body read for a 401
     app.asgi_handler = cast(Any, Observe(gated, metrics))
     app.register(metrics_endpoint)

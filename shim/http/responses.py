@@ -16,6 +16,7 @@ from litestar import Request, Response, post
 from litestar.response import Stream
 
 from shim.core.diagnostics import Diagnostics
+from shim.http.disconnect import client_left, unless_client_leaves
 from shim.http.openapi import documented
 from shim.http.state import app_state
 from shim.sse import DONE, KEEPALIVE, encode_tagged
@@ -93,7 +94,9 @@ async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
         batches = responses_over_chat.event_batches(ctx, turn, upstream)
         headers = {**SSE_HEADERS, **diagnostics_headers(turn.diags)}
         return Stream(_sse(batches), media_type="text/event-stream", headers=headers)
-    resource = await responses_over_chat.complete(ctx, turn)
+    resource = await unless_client_leaves(request, responses_over_chat.complete(ctx, turn))
+    if resource is None:
+        return client_left()
     return json_response(_encoder.encode(resource), diagnostics_headers(turn.diags))
 
 

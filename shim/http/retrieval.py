@@ -98,7 +98,13 @@ def listed_items(stored: StoredResponse) -> list[dict[str, Any]]:
     and a list of content parts."""
     out: list[dict[str, Any]] = []
     for n, item in enumerate(stored.input_items):
-        data: dict[str, Any] = {k: v for k, v in msgspec.to_builtins(item).items() if v is not None}
+        data: dict[str, Any] = {
+            k: v
+            for k, v in (
+                item.item if isinstance(item, r.HostedItemParam) else msgspec.to_builtins(item)
+            ).items()
+            if v is not None
+        }
         if not data.get("id"):
             digest = hashlib.sha256(f"{stored.resource.id}:{n}".encode()).hexdigest()[:48]
             data["id"] = f"{_ID_PREFIX.get(data['type'], 'item')}_{digest}"

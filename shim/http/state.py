@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Litestar
 
 from shim.fixtures.recorder import Recorder
+from shim.http.ratelimit import RateLimiter
 from shim.settings import Settings
 from shim.telemetry import Metrics
 from shim.turns.background import BackgroundRunner
@@ -26,6 +27,7 @@ class AppState:
     background: BackgroundRunner
     metrics: Metrics
     recorder: Recorder | None = None  # shim serve --record, /inspector (http/inspector.py)
+    limiter: RateLimiter | None = None  # [server.rate_limits] (http/ratelimit.py)
 
 
 def app_state(app: Litestar | Any) -> AppState:

@@ -16,18 +16,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Coroutine, Iterator, MutableMapping
 from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from shim.errors import InvalidRequest, PayloadTooLarge, ShimError
+from shim.errors import InvalidRequest, PayloadTooLarge, RateLimited, ShimError
 from shim.http.observability import observe_turn
+from shim.http.ratelimit import RateLimiter
 from shim.http.state import app_state
 from shim.limits import Limits, check_json_bytes
 from shim.store.repository import StoredResponse
+from shim.telemetry import current_record
 from shim.turns import responses_over_chat
 from shim.turns.context import TurnContext
 from shim.upstream.routing import bearer
@@ -172,6 +174,31 @@ async def _turn(
     return 200
 
 
+async def _limited(
+    limiter: RateLimiter | None,
+    socket: WebSocket[Any, Any, Any],
+    client_key: str | None,
+    message: str | bytes,
+    turn: Coroutine[Any, Any, int],
+) -> int:
+    """``turn`` under the key's rate limits (http/ratelimit.py): refused with a 429 error frame
+    (the turn never runs), else charged and settled when it ends."""
+    if limiter is None:
+        return await turn
+    raw = message.encode() if isinstance(message, str) else message
+    try:
+        admission = await limiter.admit(client_key, raw)
+    except RateLimited as exc:
+        turn.close()
+        await socket.send_data(_error_frame(exc).decode(), mode="text")
+        return exc.http_status
+    try:
+        return await turn
+    finally:
+        if admission is not None:
+            await asyncio.shield(limiter.settle(admission, current_record().get()))
+
+
 @websocket("/v1/responses")
 async def responses_websocket(socket: WebSocket[Any, Any, Any]) -> None:
     state = app_state(socket.app)
@@ -200,7 +227,13 @@ async def responses_websocket(socket: WebSocket[Any, Any, Any]) -> None:
             # JSON may come in a text or a binary frame.
             text, data = event.get("text"), event.get("bytes")
             message = text if isinstance(text, str) else data if isinstance(data, bytes) else b""
-            async with observe_turn(state.metrics, "/v1/responses") as outcome:
-                outcome.status = await _turn(socket, ctx, message, client_key, local, max_bytes)
+            async with observe_turn(state.metrics, "/v1/responses", socket.scope["headers"]) as outcome:
+                outcome.status = await _limited(
+                    state.limiter,
+                    socket,
+                    client_key,
+                    message,
+                    _turn(socket, ctx, message, client_key, local, max_bytes),
+                )
     except WebSocketDisconnect:
         return

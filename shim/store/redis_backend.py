@@ -55,6 +55,11 @@ class RedisBackend:
         self._cas = self._redis.register_script(_CAS)
         self._append = self._redis.register_script(_APPEND)
 
+    @property
+    def client(self) -> Any:
+        """The Redis client, for what keeps its own keys beside the store's (rate counters)."""
+        return self._redis
+
     def _k(self, key: str) -> str:
         return self.prefix + key
 

@@ -6,6 +6,7 @@ items, so the next turn's upstream request is rebuilt from one store read.
 
 from __future__ import annotations
 
+import msgspec
 from msgspec import UNSET
 
 from shim.wire import responses as r
@@ -100,4 +101,6 @@ def output_to_input(items: list[r.ItemField]) -> list[r.ItemParam]:
             )
         elif isinstance(item, r.CompactionBody):
             out.append(r.CompactionSummaryItemParam(encrypted_content=item.encrypted_content, id=item.id))
+        elif isinstance(item, r.HostedCall):  # kept whole, as the client would send it back
+            out.append(r.HostedItemParam(item=msgspec.to_builtins(item)))
     return out

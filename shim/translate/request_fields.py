@@ -51,12 +51,12 @@ FIELDS: dict[str, Handling] = {
     "prompt_cache_key": "translated",
     "prompt_cache_retention": "reported",  # a caching hint no Chat upstream takes
     "prompt_cache_options": "reported",
-    "truncation": "honoured",  # "disabled"; "auto" is refused until it is built
+    "truncation": "honoured",  # "auto": oldest turns dropped to fit (turns/context_limits.py)
     "user": "translated",
     "seed": "translated",  # outside both schemas, sent by real clients
     "stop": "translated",
-    "prompt": "refused",  # prompt templates: not built yet (issue 16)
-    "context_management": "refused",  # compaction by threshold: not built yet (issue 16)
+    "prompt": "honoured",  # operator templates expanded into instructions + input (conversation/prompts.py)
+    "context_management": "honoured",  # compaction past compact_threshold (turns/context_limits.py)
     "access_programs": "refused",
     "background_options": "refused",
     "image": "refused",
@@ -79,12 +79,7 @@ INCLUDABLE = frozenset(
     }
 )
 
-_WHY = {
-    "prompt": "Prompt templates (`prompt`) are not supported by this server yet; send `instructions` "
-    "and `input` instead.",
-    "context_management": "`context_management` (compaction by threshold) is not supported by this "
-    "server yet; compact with `POST /v1/responses/compact`.",
-}
+_WHY: dict[str, str] = {}  # a refusal with more to say than the default message
 
 
 def _refuse(name: str, message: str | None = None) -> UnsupportedParameter:
@@ -101,11 +96,6 @@ def check_request_fields(
     for name, handling in FIELDS.items():
         if handling == "refused" and getattr(body, name) is not None:
             raise _refuse(name)
-    if body.truncation == "auto":
-        raise _refuse(
-            "truncation",
-            '`truncation: "auto"` is not supported by this server yet; use "disabled" (the default).',
-        )
     for n, value in enumerate(body.include or ()):
         if value not in INCLUDABLE:
             raise UnsupportedParameter(f"`include` value {value!r} is not supported.", param=f"include[{n}]")

@@ -33,6 +33,7 @@ from msgspec import UNSET
 
 from shim.core.diagnostics import Diagnostics
 from shim.errors import InvalidRequest
+from shim.translate.chat_request_fields import check_chat_fields
 from shim.translate.parameters import copy_same_name
 from shim.translate.reverse_tools import NativeKind, custom_tool, native_call, native_output
 from shim.wire import chat as c
@@ -415,6 +416,7 @@ def to_responses_request(
     """The whole Chat request as an Open Responses request for ``model`` (the upstream's name)."""
     if not req.messages:
         raise InvalidRequest("`messages` must not be empty.", param="messages", code="missing_input")
+    check_chat_fields(req, diags)  # the table of every Chat field (translate/chat_request_fields.py)
     _report_unsupported(req, diags)
     tools = _tools(req, diags)
     declared = {t.function.name for t in req.tools or () if isinstance(t, c.ChatCompletionFunctionToolParam)}

@@ -150,7 +150,8 @@ async def prepare(
             split_think(m) if isinstance(m, c.ChatCompletionAssistantMessageParam) else m
             for m in req.messages
         ]
-    stateful = route.stateful and route.continue_upstream
+    # `store: false` is honoured: the upstream keeps nothing of this turn (no continuation from it)
+    stateful = route.stateful and route.continue_upstream and req.store is not False
     body = to_responses_request(
         req,
         model=resolved.upstream_model,

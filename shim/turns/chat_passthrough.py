@@ -28,7 +28,7 @@ from shim.translate.chat_writer import ChatStreamWriter, ReasoningMode, error_ch
 from shim.turns.context import TurnContext
 from shim.turns.pump import pump
 from shim.upstream import failover
-from shim.upstream.redaction import ByteRedactor
+from shim.upstream.redaction import ByteRedactor, redact_bytes
 from shim.upstream.routing import Resolved
 from shim.wire import chat as c
 
@@ -65,6 +65,7 @@ async def complete(
     mode: ReasoningMode | None,
     diags: Diagnostics,
 ) -> bytes:
+    """The whole answer, with an echoed upstream key cut out as the streamed path does."""
     response, resolved = await failover.send(
         ctx.upstream,
         resolved,
@@ -77,7 +78,7 @@ async def complete(
             _json_check.decode(response.content)
         except msgspec.DecodeError as exc:
             raise UpstreamInvalidResponse(f"The upstream's answer is not JSON: {exc}") from None
-        return response.content
+        return redact_bytes(response.content, resolved.upstream_key)
     try:
         completion = c.decode_completion(response.content)
     except msgspec.DecodeError as exc:
@@ -91,7 +92,7 @@ async def complete(
         raise UpstreamError(writer.error.message, code=writer.error.code or "upstream_error")
     out = writer.completion
     out.system_fingerprint = completion.system_fingerprint
-    return c.encode_completion(out)
+    return redact_bytes(c.encode_completion(out), resolved.upstream_key)
 
 
 async def open_stream(

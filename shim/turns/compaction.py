@@ -6,7 +6,9 @@ compaction items are the upstream's own). Over Chat, the window is the history t
 sealed items in it are opened first, so compacting an already compacted window works. The
 upstream model writes the summary in one non-streaming call; the answer is a
 ``response.compaction`` resource whose ``compaction`` item carries the summary sealed for the
-caller. The item is accepted back as input by ``POST /v1/responses`` and WebSocket turns
+caller. A model that writes nothing gets the prompt file's fallback, a marked extract of the
+window (reported as ``emulated:summary``), or with diagnostics policy ``error`` a 502. The item
+is accepted back as input by ``POST /v1/responses`` and WebSocket turns
 (``SealedItems.open_items``), which replay it upstream as one summary message.
 """
 
@@ -19,7 +21,13 @@ from shim.conversation.policies import apply_route_policies
 from shim.core.diagnostics import Diagnostics
 from shim.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
 from shim.translate.chat_request import to_chat_request
-from shim.translate.compaction import compact_resource, summarise_body, summary_text
+from shim.translate.compaction import (
+    CompactionConfig,
+    compact_resource,
+    fallback_summary,
+    summarise_body,
+    summary_text,
+)
 from shim.translate.echo import response_template
 from shim.translate.pipeline import chat_completion_to_response
 from shim.turns.context import TurnContext
@@ -48,12 +56,17 @@ async def compact(
     create, prompt = summarise_body(msgspec.structs.replace(body, max_output_tokens=limited), config)
     create = apply_route_policies(create, resolved.route, window)
     diags = ctx.diagnostics()
-    items = [*sealed.open_items(window, len(history.items)), prompt]
+    opened = sealed.open_items(window, len(history.items))
 
     def request(target: Resolved) -> bytes:  # per upstream of the route (upstream/failover.py)
         with failover.reports_once(diags):
             chat_request = to_chat_request(
-                create, items, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=False
+                create,
+                [*opened, prompt],
+                model=target.upstream_model,
+                dialect=target.dialect,
+                diags=diags,
+                stream=False,
             )
         return c.encode_chat_request(chat_request)
 
@@ -67,9 +80,7 @@ async def compact(
         )
     except msgspec.DecodeError as exc:
         raise UpstreamInvalidResponse(f"The upstream's answer is not a Chat completion: {exc}") from None
-    summary = summary_text(resource)
-    if not summary:
-        raise UpstreamError("The upstream model wrote no summary.", code="upstream_empty_summary")
+    summary = summary_text(resource) or _fallback(opened, config, diags)
     result = compact_resource(
         response_id=template.id,
         created_at=template.created_at,
@@ -80,6 +91,20 @@ async def compact(
         ids=ctx.ids,
     )
     return result, diags
+
+
+def _fallback(opened: list[r.ItemParam], config: CompactionConfig, diags: Diagnostics) -> str:
+    """The shim's own summary when the model wrote none (see ``fallback_summary``)."""
+    summary = fallback_summary(opened, config) if diags.policy != "error" else None
+    if summary is None:
+        raise UpstreamError("The upstream model wrote no summary.", code="upstream_empty_summary")
+    diags.report(
+        "emulated",
+        "The upstream model wrote no summary: the compaction holds an extract of the conversation "
+        "made by the shim.",
+        param="summary",
+    )
+    return summary
 
 
 async def pass_through(ctx: TurnContext, raw: bytes, resolved: Resolved) -> bytes:

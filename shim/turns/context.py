@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shim.conversation.prompts import PromptLibrary
 from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.conversation.sealed_items import SealedItems
 from shim.conversation.sealing import Sealer
 from shim.core.diagnostics import Diagnostics, Policy
+from shim.hosted.servers import HostedConfig
 from shim.ids import Clock, IdFactory
 from shim.limits import Limits
 from shim.store.conversations import ConversationStore
@@ -39,6 +41,9 @@ class TurnContext:
     memory: ReasoningMemory | None = None  # Chat over Responses: reasoning of earlier turns
     previous_secrets: tuple[bytes, ...] = ()  # rotation: still open and look up, never write
     conversations: ConversationStore | None = None  # `conversation` and /v1/conversations
+    truncation_retries: int = 3  # truncation "auto": resends after a context-length error
+    prompts: PromptLibrary = field(default_factory=PromptLibrary)  # `prompt` templates
+    hosted: HostedConfig = field(default_factory=HostedConfig)  # MCP servers, web search (docs/hosted.md)
     sealer: Sealer = field(init=False)
     compaction: CompactionConfig = field(init=False)
 

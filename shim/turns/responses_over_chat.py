@@ -19,6 +19,7 @@ import msgspec
 from shim.conversation.conversation_items import turn_finished
 from shim.conversation.history import continue_from
 from shim.conversation.policies import apply_route_policies
+from shim.conversation.prompts import expand_prompt
 from shim.conversation.sealed_items import SealedItems, wants_sealed_reasoning
 from shim.core.deltas import ErrorDelta
 from shim.core.diagnostics import Diagnostics
@@ -31,7 +32,9 @@ from shim.translate.echo import response_template
 from shim.translate.history import output_to_input
 from shim.translate.pipeline import ChatToResponsesStream, chat_completion_to_response, wants_logprobs
 from shim.translate.request_fields import check_request_fields
+from shim.turns import hosted_loop
 from shim.turns.context import TurnContext
+from shim.turns.context_limits import Fitting, compact_past_threshold, fitted_request, send_fitted
 from shim.turns.pump import pump
 from shim.upstream import failover
 from shim.upstream.families import family, mixed_families, origins_of, replayable
@@ -67,7 +70,10 @@ class Turn:
     stored: StoredResponse | None = field(default=None)
     conversation: str | None = None  # the conversation this turn's items are appended to
     conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
-    # The request for another upstream of the route (its dialect and model): failover.py.
+    fitting: Fitting | None = None  # truncation "auto" (turns/context_limits.py)
+    hosted: hosted_loop.HostedTurn | None = None  # hosted tools: several rounds (turns/hosted_loop.py)
+    # The request for another upstream of the route (its dialect, model and family's reasoning),
+    # of the window being sent: upstream/failover.py. ``None`` on a one-upstream route.
     translate: Callable[[Resolved], c.ChatCompletionRequest] | None = None
     origins: dict[str, str] = field(default_factory=dict)  # reasoning id → family (families.py)
 
@@ -90,7 +96,12 @@ async def prepare(
             code="unsupported_route",
         )
     diags = ctx.diagnostics()
-    check_request_fields(body, diags, unknown)  # refused before any store read (translate/request_fields.py)
+    body = expand_prompt(body, ctx.prompts)  # `prompt` → instructions + input (conversation/prompts.py)
+    hosted = hosted_loop.requested(ctx, body)  # a server not allowed: 400 before any connection
+    checked = body if hosted is None else hosted_loop.checked_body(body, hosted)
+    check_request_fields(
+        checked, diags, unknown
+    )  # refused before any store read (translate/request_fields.py)
     scope = ctx.scope(client_key)
     scopes = ctx.scopes(client_key)  # scope first: what this turn writes goes under it
     history = await continue_from(
@@ -103,32 +114,58 @@ async def prepare(
         conversations=ctx.conversations,
     )
     items = history.window
-    body = apply_route_policies(body, resolved.route, items)
-    streaming = bool(body.stream) if stream is None else stream
-    if body.background and resolved.dialect.request.stream_to_cancel:
-        streaming = True  # a cancel closes the connection, which stops only a streamed generation
     first_input = len(history.items)
     opened, sealed_by = ctx.sealed(*scopes).open_with_origins(items, first_input)  # sealed reasoning
+    compacted = await compact_past_threshold(ctx, body, resolved, client_key, items, opened)
+    if compacted is not None:  # context_management: the turn goes on from (and stores) the summary
+        items, opened = compacted, ctx.sealed(*scopes).open_items(compacted)
+        sealed_by = [None] * len(items)
+    # Which family made each reasoning item (upstream/families.py): a route whose upstreams
+    # span several families replays reasoning only to the family that made it.
     known = history.previous.reasoning_origins if history.previous is not None else {}
     made_by = [_origin(item, sealed, known) for item, sealed in zip(items, sealed_by, strict=True)]
+    origin_of = {id(item): made for item, made in zip(opened, made_by, strict=True) if made}
+    inputs = len(items) - first_input if compacted is None else 0  # the window's tail: never trimmed
     mixed = mixed_families(resolved)
     own_family = family(resolved.dialect)  # what reasoning of unknown origin counts as
-
-    def translate(target: Resolved) -> c.ChatCompletionRequest:
-        sent = (
-            replayable(opened, made_by, family(target.dialect), own_family, diags, first_input)
-            if mixed
-            else opened
+    body = apply_route_policies(body, resolved.route, items)
+    streaming = bool(body.stream) if stream is None else stream
+    if resolved.dialect.request.stream_to_cancel and (body.background or resolved.route.cancel_json):
+        # A cancel or a client hanging up closes the connection, which stops only a streamed
+        # generation: such turns go streamed, collected by ``complete`` (Route.cancel_json).
+        streaming = True
+    chat_body = body
+    if hosted is not None:  # tools listed (or reused), approved calls run, offered as functions
+        chat_body, opened = await hosted_loop.start(
+            ctx, hosted, body, opened, history.new_input, resolved.route
         )
+
+    def build_for(target: Resolved, window: list[r.ItemParam], diags: Diagnostics) -> c.ChatCompletionRequest:
+        if mixed:
+            origins = [origin_of.get(id(item)) for item in window]
+            wanted = family(target.dialect)
+            window = replayable(window, origins, wanted, own_family, diags, len(window) - inputs)
         return to_chat_request(
-            body, sent, model=target.upstream_model, dialect=target.dialect, diags=diags, stream=streaming
+            chat_body,
+            window,
+            model=target.upstream_model,
+            dialect=target.dialect,
+            diags=diags,
+            stream=streaming,
         )
 
-    def translate_again(target: Resolved) -> c.ChatCompletionRequest:  # for a fallback
-        with failover.reports_once(diags):
-            return translate(target)
+    def build(window: list[r.ItemParam], diags: Diagnostics = diags) -> c.ChatCompletionRequest:
+        return build_for(resolved, window, diags)
 
-    chat_request = translate(resolved)
+    chat_request, fitting = fitted_request(
+        chat_body, resolved, opened, build, ctx.truncation_retries, lambda w: build(w, ctx.diagnostics())
+    )
+
+    def translate(target: Resolved) -> c.ChatCompletionRequest:  # for a fallback (failover.py)
+        window = fitting.truncation.current() if fitting is not None else opened
+        with failover.reports_once(diags):
+            return build_for(target, window, diags)
+
     store = body.store is not False and ctx.store is not None  # --store none: nothing kept
     template = response_template(
         body, response_id=ctx.ids("resp"), created_at=ctx.clock(), model=body.model or "", store=store
@@ -136,6 +173,17 @@ async def prepare(
     conversation = history.conversation.id if history.conversation is not None else None
     if conversation is not None:
         template.conversation = r.ConversationRef(id=conversation)
+    if body.prompt is not None:
+        template.prompt = body.prompt
+    if hosted is not None:
+        hosted.round_template = response_template(
+            chat_body,
+            response_id=template.id,
+            created_at=template.created_at,
+            model=template.model,
+            store=store,
+        )
+        hosted_loop.echo(template, hosted)
     return Turn(
         body,
         resolved,
@@ -149,7 +197,9 @@ async def prepare(
         history.previous,
         conversation=conversation,
         conversation_scope=history.conversation_scope,
-        translate=translate_again if resolved.fallbacks else None,
+        fitting=fitting,
+        hosted=hosted,
+        translate=translate if resolved.fallbacks else None,
         origins=_origins(known, items, made_by),
     )
 
@@ -169,20 +219,6 @@ def _origins(known: dict[str, str], items: list[r.ItemParam], made_by: list[str 
         if origin and isinstance(item, r.ReasoningItemParam) and item.id
     }
     return {**known, **found} if found else known
-
-
-async def _send(ctx: TurnContext, turn: Turn, *, stream: bool) -> httpx.Response:
-    """The route's first upstream that answers; the turn then reads it with that one's dialect."""
-
-    def request(target: Resolved) -> bytes:
-        if target is not turn.resolved and turn.translate is not None:
-            turn.chat_request = turn.translate(target)
-        return c.encode_chat_request(turn.chat_request)
-
-    response, turn.resolved = await failover.send(
-        ctx.upstream, turn.resolved, "/chat/completions", request, stream=stream
-    )
-    return response
 
 
 async def remember(
@@ -215,9 +251,13 @@ async def complete(
 ) -> r.ResponseResource:
     """The whole answer. A store failure after the upstream answered is a 503
     ``store_unavailable``: an id the client gets is always one it can continue from."""
+    if turn.hosted is not None:
+        return await hosted_loop.complete(ctx, turn, local)
     if turn.chat_request.stream:
         return await _collected(ctx, turn, local)
-    response = await _send(ctx, turn, stream=False)
+    response, turn.chat_request, turn.resolved = await send_fitted(
+        ctx, turn.resolved, turn.fitting, turn.chat_request, stream=False, translate=turn.translate
+    )
     try:
         resource, _ = chat_completion_to_response(
             turn.template,
@@ -246,12 +286,32 @@ async def _collected(
     assert turn.stored is not None, "the stream's end remembers the turn"
     resource = turn.stored.resource
     if resource.status == "failed" and resource.error is not None:
+        if _said_nothing(resource) and not turn.body.background:
+            # llama-cpp-python refuses a stream it cannot serve (a context overflow) with an
+            # empty 200; unstreamed, the same request says why (400 context_length_exceeded,
+            # which truncation "auto" can act on). Nothing was generated, so nothing is redone.
+            turn.chat_request = msgspec.structs.replace(turn.chat_request, stream=None, stream_options=None)
+            return await complete(ctx, turn, local)
         raise UpstreamError(resource.error.message, code=resource.error.code)
     return resource
 
 
+def _said_nothing(resource: r.ResponseResource) -> bool:
+    """The upstream's stream ended before its first event."""
+    return (
+        resource.error is not None
+        and resource.error.code == "upstream_stream_truncated"
+        and not resource.output
+    )
+
+
 async def open_stream(ctx: TurnContext, turn: Turn) -> httpx.Response:
-    return await _send(ctx, turn, stream=True)
+    """The route's first upstream that answers (upstream/failover.py); the turn reads it, and any
+    later round, with that one (``turn.resolved``)."""
+    response, turn.chat_request, turn.resolved = await send_fitted(
+        ctx, turn.resolved, turn.fitting, turn.chat_request, stream=True, translate=turn.translate
+    )
+    return response
 
 
 def fail_after_finish(tail: list[r.StreamingEvent], error: ShimError) -> list[r.StreamingEvent]:
@@ -336,6 +396,8 @@ def event_batches(
     """Client events grouped by the upstream chunk they came from (none empty), so a writer can
     send them in one message: per-message costs (ASGI send chain, a socket write) were over a
     third of a streamed answer's CPU (bench/README.md). ``None`` marks a keep-alive moment."""
+    if turn.hosted is not None:
+        return hosted_loop.event_batches(ctx, turn, response, local)
     translation = EventsTranslation(ctx, turn)
 
     async def finished() -> None:

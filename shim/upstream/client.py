@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 
 from shim.errors import (
+    ContextLengthExceeded,
     ShimError,
     UpstreamInvalidResponse,
     UpstreamMisconfigured,
@@ -36,6 +37,7 @@ from shim.errors import (
 )
 from shim.settings import BreakerSettings, Timeouts, header_value_problem
 from shim.telemetry import note_retry, note_upstream, note_upstream_error
+from shim.tracing import upstream_call
 from shim.upstream.breaker import Breakers
 from shim.upstream.errors import STREAM_FAILURES, as_upstream_error, upstream_error
 from shim.upstream.redaction import redact
@@ -240,8 +242,23 @@ class UpstreamClient:
         """POST and return the open response (status < 400), or raise a ``ShimError``.
 
         A whole answer (``stream=False``) is read before returning; a streaming one is returned
-        open, its body bounded by the total time limit and the size limit. ``retries``: this
-        request's (``shim.upstream.failover`` moves on to the next upstream instead)."""
+        open, its body bounded by the total time limit and the size limit. Observed (a span, the
+        answer's token usage) only when traces or a token limit want it (``shim.tracing``).
+        ``retries``: this request's (``shim.upstream.failover`` moves on to the next upstream
+        instead)."""
+        call = upstream_call(
+            resolved.route, resolved.upstream_model, path, body, resolved.upstream_key, redact
+        )
+        if call is None:
+            return await self._post(resolved, path, body, stream=stream, retries=retries)
+        with call:
+            return call.answered(
+                await self._post(resolved, path, body, stream=stream, retries=retries), stream
+            )
+
+    async def _post(
+        self, resolved: Resolved, path: str, body: bytes, *, stream: bool, retries: int | None
+    ) -> httpx.Response:
         retries = self.retries if retries is None else retries
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeouts.total
@@ -299,9 +316,9 @@ class UpstreamClient:
                 data = await self._error_body(response, deadline)
                 retry_after = response.headers.get("retry-after")
                 note_upstream_error(f"status_{response.status_code}")
-                error = upstream_error(response.status_code, data, retry_after)
+                error = upstream_error(response.status_code, data, retry_after, resolved.dialect.errors)
                 error.message = redact(error.message, resolved.upstream_key)
-                if response.status_code in _RETRY_STATUS:
+                if response.status_code in _RETRY_STATUS and not isinstance(error, ContextLengthExceeded):
                     delay = _retry_after(retry_after) or 0.0
             if delay is None or attempt >= retries or delay > self.retry_max_wait:
                 raise error

@@ -14,7 +14,9 @@ from __future__ import annotations
 import httpx
 import msgspec
 
+from shim.dialects.model import ErrorRules
 from shim.errors import (
+    ContextLengthExceeded,
     RateLimited,
     ShimError,
     UpstreamError,
@@ -33,7 +35,11 @@ __all__ = ["STREAM_FAILURES", "as_upstream_error", "upstream_error"]
 STREAM_FAILURES = (httpx.HTTPError, TimeoutError, msgspec.DecodeError, ShimError)
 
 
-def upstream_error(status: int, body: bytes, retry_after: str | None = None) -> ShimError:
+def upstream_error(
+    status: int, body: bytes, retry_after: str | None = None, rules: ErrorRules | None = None
+) -> ShimError:
+    """``rules``: the route dialect's error rules; a context-length overflow in the vendor's
+    words becomes one ``ContextLengthExceeded`` (400, whatever status the vendor used)."""
     try:
         parsed = decode_error(body)
     except Exception:  # an error body is never trusted to be well-formed
@@ -43,6 +49,11 @@ def upstream_error(status: int, body: bytes, retry_after: str | None = None) -> 
     code = parsed.code if parsed is not None else None
     param = parsed.param if parsed is not None else None
     headers = {"Retry-After": retry_after} if retry_after else None
+    type_ = parsed.type if parsed is not None else None
+    if rules is not None and rules.is_context_length(status, code, type_, message):
+        return ContextLengthExceeded(
+            f"The input is too long for the model's context window (upstream: {message})", param="input"
+        )
     if status == 429:
         return RateLimited(f"Upstream rate limit: {message}", code=code, headers=headers)
     if 400 <= status < 500:

@@ -12,7 +12,15 @@ from shim.wire import responses as r
 
 T = TypeVar("T")
 
-__all__ = ["ByteRedactor", "EventRedactor", "Redactor", "StreamRedactor", "redact", "redact_event"]
+__all__ = [
+    "ByteRedactor",
+    "EventRedactor",
+    "Redactor",
+    "StreamRedactor",
+    "redact",
+    "redact_bytes",
+    "redact_event",
+]
 
 MARK = "[redacted]"
 
@@ -24,6 +32,14 @@ def redact(text: str, secret: str | None) -> str:
         return text
     text = text.replace(secret, MARK)
     return text.replace(secret[-8:], MARK) if len(secret) >= 12 else text
+
+
+def redact_bytes(data: bytes, secret: str | None) -> bytes:
+    """A whole answer passed on as bytes (Chat pass-through), the key cut out as ``redact`` does."""
+    if not secret or len(secret) < 4:
+        return data
+    stream = StreamRedactor(secret)
+    return stream.feed(data) + stream.flush()
 
 
 def redact_event(event: r.StreamingEvent, secret: str | None) -> None:

@@ -55,6 +55,7 @@ __all__ = [
     "FunctionCallOutputItemParam",
     "FunctionTool",
     "FunctionToolParam",
+    "HostedCall",
     "HostedItemParam",
     "IncompleteDetails",
     "InputAudioContent",
@@ -75,6 +76,11 @@ __all__ = [
     "LocalShellCallOutputItemParam",
     "LocalShellTool",
     "LogProb",
+    "McpApprovalRequest",
+    "McpCall",
+    "McpListTools",
+    "McpTool",
+    "McpToolInfo",
     "Message",
     "MessageItemParam",
     "NamespaceTool",
@@ -98,6 +104,14 @@ __all__ = [
     "ResponseFunctionCallArgumentsDoneStreamingEvent",
     "ResponseInProgressStreamingEvent",
     "ResponseIncompleteStreamingEvent",
+    "ResponseMcpCallArgumentsDeltaStreamingEvent",
+    "ResponseMcpCallArgumentsDoneStreamingEvent",
+    "ResponseMcpCallCompletedStreamingEvent",
+    "ResponseMcpCallFailedStreamingEvent",
+    "ResponseMcpCallInProgressStreamingEvent",
+    "ResponseMcpListToolsCompletedStreamingEvent",
+    "ResponseMcpListToolsFailedStreamingEvent",
+    "ResponseMcpListToolsInProgressStreamingEvent",
     "ResponseOutputItemAddedStreamingEvent",
     "ResponseOutputItemDoneStreamingEvent",
     "ResponseOutputTextAnnotationAddedStreamingEvent",
@@ -113,6 +127,9 @@ __all__ = [
     "ResponseRefusalDeltaStreamingEvent",
     "ResponseRefusalDoneStreamingEvent",
     "ResponseResource",
+    "ResponseWebSearchCallCompletedStreamingEvent",
+    "ResponseWebSearchCallInProgressStreamingEvent",
+    "ResponseWebSearchCallSearchingStreamingEvent",
     "ShellAction",
     "ShellActionParam",
     "ShellCall",
@@ -140,6 +157,10 @@ __all__ = [
     "TopLogProb",
     "UrlCitationBody",
     "Usage",
+    "WebSearchAction",
+    "WebSearchCall",
+    "WebSearchSource",
+    "WebSearchTool",
 ]
 
 Status = Literal["in_progress", "completed", "incomplete"]
@@ -335,6 +356,64 @@ class LocalShellCall(_Base, tag="local_shell_call", tag_field="type"):
 # The calls a client executes, raised from a lowered Chat function call (shim.translate.tools).
 ClientCall = CustomToolCall | ApplyPatchCall | ShellCall | LocalShellCall
 
+# --------------------------------------------------------------------------- hosted tools' items
+# The items of tools the shim runs itself (shim/turns/hosted_loop.py), as openai-python types them
+# (``McpListTools``, ``McpCall``, ``McpApprovalRequest``, ``ResponseFunctionWebSearch``).
+
+
+class McpToolInfo(_Base):
+    name: str
+    input_schema: dict[str, Any]
+    description: str | None = None
+    annotations: dict[str, Any] | None = None
+
+
+class McpListTools(_Base, tag="mcp_list_tools", tag_field="type"):
+    id: str
+    server_label: str
+    tools: list[McpToolInfo]
+    error: str | None = None
+
+
+class McpCall(_Base, tag="mcp_call", tag_field="type"):
+    """``error``: openai-python's ``McpToolCallError`` (``mcp_tool_execution_error`` with the
+    tool's ``content``, ``mcp_protocol_error`` or ``http_error`` with ``code`` and ``message``)."""
+
+    id: str
+    server_label: str
+    name: str
+    arguments: str
+    status: Literal["in_progress", "completed", "incomplete", "calling", "failed"]
+    output: str | None = None
+    error: dict[str, Any] | None = None
+    approval_request_id: str | None = None
+
+
+class McpApprovalRequest(_Base, tag="mcp_approval_request", tag_field="type"):
+    id: str
+    server_label: str
+    name: str
+    arguments: str
+
+
+class WebSearchSource(_Base, tag="url", tag_field="type"):
+    url: str
+
+
+class WebSearchAction(_Base, tag="search", tag_field="type"):
+    query: str
+    sources: list[WebSearchSource] | UnsetType = UNSET
+
+
+class WebSearchCall(_Base, tag="web_search_call", tag_field="type"):
+    id: str
+    action: WebSearchAction
+    status: Literal["in_progress", "searching", "completed", "failed", "incomplete"]
+
+
+# The items of hosted tools (kept in a history as ``HostedItemParam``, see shim/translate/history.py).
+HostedCall = McpListTools | McpCall | McpApprovalRequest | WebSearchCall
+
 ItemField = (
     Message
     | FunctionCall
@@ -345,6 +424,10 @@ ItemField = (
     | ApplyPatchCall
     | ShellCall
     | LocalShellCall
+    | McpListTools
+    | McpCall
+    | McpApprovalRequest
+    | WebSearchCall
 )
 
 # --------------------------------------------------------------------------- input items
@@ -585,10 +668,36 @@ class LocalShellTool(_Base, tag="local_shell", tag_field="type"):
     pass
 
 
+class McpTool(_Base, tag="mcp", tag_field="type"):
+    """An echoed ``mcp`` tool. Its ``headers`` and ``authorization`` are never echoed: they go to
+    that server only (docs/hosted.md)."""
+
+    server_label: str
+    server_url: str | None = None
+    allowed_tools: list[str] | dict[str, Any] | None = None
+    require_approval: str | dict[str, Any] | None = None
+    server_description: str | None = None
+
+
+class WebSearchTool(_Base, tag="web_search", tag_field="type"):
+    """An echoed ``web_search`` tool the shim runs through the operator's provider."""
+
+    search_context_size: str | None = None
+
+
 # The tool types a client executes itself, lowered to Chat functions (shim.translate.tools).
 ClientToolParam = FunctionToolParam | CustomTool | NamespaceTool | ApplyPatchTool | ShellTool | LocalShellTool
 # The same, as echoed in a ResponseResource (function tools with every field present).
-ToolField = FunctionTool | CustomTool | NamespaceTool | ApplyPatchTool | ShellTool | LocalShellTool
+ToolField = (
+    FunctionTool
+    | CustomTool
+    | NamespaceTool
+    | ApplyPatchTool
+    | ShellTool
+    | LocalShellTool
+    | McpTool
+    | WebSearchTool
+)
 
 
 class SpecificFunctionParam(_Base, tag="function", tag_field="type"):
@@ -813,6 +922,7 @@ class ResponseResource(_Base, kw_only=True):
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     conversation: ConversationRef | UnsetType = UNSET
+    prompt: Any | UnsetType = UNSET  # OpenAI's, outside the spec: echoed when a template was used
 
 
 class CompactResource(_Base):
@@ -990,6 +1100,63 @@ class ResponseCustomToolCallInputDoneStreamingEvent(_Event, tag="response.custom
     input: str
 
 
+class ResponseMcpListToolsInProgressStreamingEvent(_Event, tag="response.mcp_list_tools.in_progress"):
+    item_id: str
+    output_index: int
+
+
+class ResponseMcpListToolsCompletedStreamingEvent(_Event, tag="response.mcp_list_tools.completed"):
+    item_id: str
+    output_index: int
+
+
+class ResponseMcpListToolsFailedStreamingEvent(_Event, tag="response.mcp_list_tools.failed"):
+    item_id: str
+    output_index: int
+
+
+class ResponseMcpCallArgumentsDeltaStreamingEvent(_Event, tag="response.mcp_call_arguments.delta"):
+    item_id: str
+    output_index: int
+    delta: str
+
+
+class ResponseMcpCallArgumentsDoneStreamingEvent(_Event, tag="response.mcp_call_arguments.done"):
+    item_id: str
+    output_index: int
+    arguments: str
+
+
+class ResponseMcpCallInProgressStreamingEvent(_Event, tag="response.mcp_call.in_progress"):
+    item_id: str
+    output_index: int
+
+
+class ResponseMcpCallCompletedStreamingEvent(_Event, tag="response.mcp_call.completed"):
+    item_id: str
+    output_index: int
+
+
+class ResponseMcpCallFailedStreamingEvent(_Event, tag="response.mcp_call.failed"):
+    item_id: str
+    output_index: int
+
+
+class ResponseWebSearchCallInProgressStreamingEvent(_Event, tag="response.web_search_call.in_progress"):
+    item_id: str
+    output_index: int
+
+
+class ResponseWebSearchCallSearchingStreamingEvent(_Event, tag="response.web_search_call.searching"):
+    item_id: str
+    output_index: int
+
+
+class ResponseWebSearchCallCompletedStreamingEvent(_Event, tag="response.web_search_call.completed"):
+    item_id: str
+    output_index: int
+
+
 class ErrorStreamingEvent(_Event, tag="error"):
     error: ErrorPayload
 
@@ -1020,5 +1187,16 @@ StreamingEvent = (
     | ResponseFunctionCallArgumentsDoneStreamingEvent
     | ResponseCustomToolCallInputDeltaStreamingEvent
     | ResponseCustomToolCallInputDoneStreamingEvent
+    | ResponseMcpListToolsInProgressStreamingEvent
+    | ResponseMcpListToolsCompletedStreamingEvent
+    | ResponseMcpListToolsFailedStreamingEvent
+    | ResponseMcpCallArgumentsDeltaStreamingEvent
+    | ResponseMcpCallArgumentsDoneStreamingEvent
+    | ResponseMcpCallInProgressStreamingEvent
+    | ResponseMcpCallCompletedStreamingEvent
+    | ResponseMcpCallFailedStreamingEvent
+    | ResponseWebSearchCallInProgressStreamingEvent
+    | ResponseWebSearchCallSearchingStreamingEvent
+    | ResponseWebSearchCallCompletedStreamingEvent
     | ErrorStreamingEvent
 )

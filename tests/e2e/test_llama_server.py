@@ -197,6 +197,8 @@ def test_context_overflow_is_a_400(client: httpx.Client) -> None:
     error = resp.json()["error"]
     assert error["type"] == "invalid_request_error"
     assert "exceeds the available context size" in error["message"]
+    # llama-server says `"code": 400`; the client gets OpenAI's code (mappings/llamacpp-server.toml)
+    assert (error["code"], error["param"]) == ("context_length_exceeded", "input")
 
 
 def test_context_overflow_streamed_is_a_400(client: httpx.Client) -> None:
@@ -204,6 +206,7 @@ def test_context_overflow_streamed_is_a_400(client: httpx.Client) -> None:
     resp = client.post("/responses", json=body(TOO_LONG, max_output_tokens=4, stream=True))
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["type"] == "invalid_request_error"
+    assert resp.json()["error"]["code"] == "context_length_exceeded"
 
 
 # --- structured output ------------------------------------------------------------------------------

@@ -105,6 +105,14 @@ async def test_no_key_leaks_anywhere(
             await call(
                 "POST", "/v1/chat/completions", json={**chat, "model": "status-500"}, headers=reasoning
             )
+            for stream in (False, True):  # a 200 answer that repeats the key: JSON and SSE
+                answered = await call(
+                    "POST",
+                    "/v1/chat/completions",
+                    json={**chat, "model": "echo-key-answer", "stream": stream},
+                    headers=reasoning,
+                )
+                assert answered.status_code == 200 and "[redacted]" in answered.text, answered.text
             await call(
                 "POST",
                 "/v1/chat/completions",

@@ -494,10 +494,29 @@ async def test_upstream_errors(
     assert len(shim.upstream.requests) == calls
 
 
+INVALID_400 = {
+    "error": {
+        "message": "Invalid value for 'top_k'.",
+        "type": "invalid_request_error",
+        "param": "top_k",
+        "code": "invalid_value",
+    }
+}
+
+
 async def test_upstream_client_error_keeps_status_and_param(make_shim: MakeShim, connect: Connect) -> None:
+    shim = make_shim(target=status_app(400, INVALID_400))
+    error = envelope(await connect(shim).post("/v1/responses", json={"model": "m", "input": "hi"}))
+    assert error == {**INVALID_400["error"], "type": "invalid_request_error"}
+    # a context-length error is the one exception: the shim's own `context_length_exceeded` on `input`
+    # (docs/context.md), whatever the vendor said
     shim = make_shim(target=status_app(400, OPENAI_400))
     error = envelope(await connect(shim).post("/v1/responses", json={"model": "m", "input": "hi"}))
-    assert error == {**OPENAI_400["error"], "type": "invalid_request_error"}
+    assert (error["code"], error["param"], error["type"]) == (
+        "context_length_exceeded",
+        "input",
+        "invalid_request_error",
+    )
 
 
 @pytest.mark.parametrize(

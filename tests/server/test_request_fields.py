@@ -137,8 +137,10 @@ ACCEPTED: dict[str, tuple[Any, Check]] = {
     "stream_options": ({"include_obfuscation": False}, _streamed),
 }
 # Each needs another part of the request or of the store: rows in test_conversations.py
-# (`conversation`), tests/server/test_retrieval.py and the chains (`previous_response_id`).
-ELSEWHERE = {"conversation", "previous_response_id"}
+# (`conversation`), tests/server/test_retrieval.py and the chains (`previous_response_id`),
+# tests/server/test_context_limits.py (`context_management`; `truncation: "auto"` too),
+# tests/server/test_prompts.py (`prompt`: it needs the operator's template directory).
+ELSEWHERE = {"conversation", "previous_response_id", "context_management", "prompt"}
 
 REPORTED: dict[str, Any] = {
     "max_tool_calls": 2,
@@ -147,8 +149,6 @@ REPORTED: dict[str, Any] = {
 }
 
 REFUSED: dict[str, Any] = {
-    "prompt": {"id": "pmpt_1", "variables": {"city": "Paris"}},
-    "context_management": [{"type": "compaction", "compact_threshold": 1000}],
     "access_programs": {"programs": ["x"]},
     "background_options": {"completion_window": "2h"},
     "image": {"detail": "high"},
@@ -220,7 +220,6 @@ async def test_refused_field_is_a_400_naming_it(field: str, client: httpx.AsyncC
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"truncation": "auto"}, "truncation"),
         ({"include": ["reasoning.encrypted_content", "no.such.thing"]}, "include[1]"),
         (
             {"stream": True, "stream_options": {"include_obfuscation": True}},
@@ -249,10 +248,10 @@ async def test_refused_values(
 )
 async def test_the_old_silent_drop_is_gone(body: dict[str, Any], client: httpx.AsyncClient) -> None:
     """Regression: `conversation` and `prompt` were decoded and dropped, answered with a 200 and
-    no history; now an unknown conversation is a 404 and a prompt a 400."""
+    no history; now an unknown conversation or prompt template is a 404 naming it."""
     answer = await _post(client, body)
     assert answer.status_code in (400, 404), answer.text
-    assert answer.json()["error"]["param"] == next(iter(body))
+    assert answer.json()["error"]["param"].split(".")[0] == next(iter(body))
 
 
 async def test_unknown_field_is_reported_by_name(

@@ -49,6 +49,7 @@ MODES = {
     "stall": "two SSE events, then silence until the client hangs up",
     "echo-key": "401 whose message repeats the Authorization header (as some vendors do)",
     "echo-key-stream": "an SSE error chunk that repeats the Authorization header",
+    "echo-key-answer": "a 200 answer (JSON or SSE) whose text repeats the Authorization header",
     "drop-after-body": "reads the whole request, then hangs up without answering",
     "reset-after-body": "reads the whole request, works 0.2 s, then resets the connection",
     "gzip": "a normal answer, gzip-encoded whatever the request accepts (SSE: one gzip stream)",
@@ -105,8 +106,8 @@ def stream_events(model: str) -> list[bytes]:
     return events
 
 
-def completion(model: str) -> bytes:
-    message = {"role": "assistant", "content": "".join(ANSWER)}
+def completion(model: str, text: str | None = None) -> bytes:
+    message = {"role": "assistant", "content": "".join(ANSWER) if text is None else text}
     data = {
         "id": "chatcmpl-fault",
         "object": "chat.completion",
@@ -345,6 +346,9 @@ class FaultUpstream:
                 await self._piece(writer, event)
             self._reset(writer)
             return False
+        elif mode == "echo-key-answer":
+            echoed = _chunk(model, {"content": f"your key is {req.headers.get('authorization', '')}"})
+            events = [events[0], echoed, *events[-3:]]
         elif mode == "echo-key-stream":
             error = {"error": {"message": f"bad key {req.headers.get('authorization', '')}"}}
             events = [events[0], b"data: " + json.dumps(error).encode() + b"\n\n"]
@@ -357,6 +361,8 @@ class FaultUpstream:
 
     async def _json_answer(self, req: _Request, mode: str, writer: asyncio.StreamWriter) -> bool:
         body = completion(req.model)
+        if mode == "echo-key-answer":
+            body = completion(req.model, f"your key is {req.headers.get('authorization', '')}")
         if mode == "reset":
             writer.write(self._head(200, "application/json", length=len(body)) + body[: len(body) // 2])
             await writer.drain()

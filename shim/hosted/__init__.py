@@ -1,0 +1,7 @@
+"""Tools the shim runs itself inside one response (hosted tools): IO, no HTTP framework.
+
+``servers.py`` says where a client's ``mcp`` tool may connect (the operator's allow list and
+registered servers) and ``mcp_client.py`` talks to one server with the official ``mcp`` SDK.
+The loop of several upstream rounds that uses them is ``shim/turns/hosted_loop.py``; what is
+sans-IO about it (the items, the events, the history the model reads) is in ``shim/translate/``.
+"""
