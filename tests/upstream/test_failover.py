@@ -228,3 +228,17 @@ async def test_breaker_opens_skips_and_closes_after_a_trial(fault: FaultUpstream
             assert await metric("shim_upstream_breaker_transitions_total", upstream=label, to=state) == 1.0
     finally:
         await shim.aclose()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+async def test_failover_under_truncation_auto(fault: FaultUpstream, chat_fallback: str, stream: bool) -> None:
+    """``truncation: "auto"`` sends through its own retry loop (turns/context_limits.py); a failing
+    upstream still hands the request to the next one there."""
+    shim = _shim(fault, "status-503", chat_fallback, context_window=4096)
+    try:
+        body = {"model": "m", "input": "hi", "truncation": "auto", "stream": stream}
+        response = await shim.client.post("/v1/responses", json=body)
+        assert SCRIPTED in _answer_text("responses-sse" if stream else "responses-json", response)
+        assert fault.requests["status-503"] == 1
+    finally:
+        await shim.aclose()
