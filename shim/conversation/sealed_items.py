@@ -37,11 +37,24 @@ class _Reasoning(msgspec.Struct, frozen=True):
 
 class _Summary(msgspec.Struct, frozen=True):
     summary: str
+    # A compaction made by ``context_management`` (turns/context_limits.py) also seals the turn's
+    # own items it did not summarise (its last user message and what followed), and is where the
+    # window starts: what stands before it in a history is what it summarised. ``None``: an item
+    # of ``POST /v1/responses/compact``, whose client replaced its history with the output.
+    tail: list[r.ItemParam] | None = None
 
 
+_KEPT = ("system", "developer")  # what a compaction that starts the window leaves before it
 _encode = msgspec.json.Encoder().encode
 _reasoning = msgspec.json.Decoder(_Reasoning)
 _summary = msgspec.json.Decoder(_Summary)
+
+
+def _instructs(item: r.ItemParam) -> bool:
+    """System and developer messages (and ``additional_tools``): kept before a window's start."""
+    return isinstance(item, r.AdditionalToolsItemParam) or (
+        isinstance(item, r.MessageItemParam) and item.role in _KEPT
+    )
 
 
 def wants_sealed_reasoning(include: list[str] | None) -> bool:
@@ -84,14 +97,20 @@ class SealedItems:
         ):
             self.seal_reasoning(event.response.output)
 
-    def seal_summary(self, summary: str) -> str:
-        return self.sealer.seal("compaction", self.scope, _encode(_Summary(summary=summary)))
+    def seal_summary(self, summary: str, tail: list[r.ItemParam] | None = None) -> str:
+        return self.sealer.seal("compaction", self.scope, _encode(_Summary(summary=summary, tail=tail)))
 
     # in ------------------------------------------------------------------------
 
     def open_items(self, items: list[r.ItemParam], first_input: int = 0) -> list[r.ItemParam]:
         """Items with sealed content opened. ``items[first_input:]`` are the request's ``input``
-        (for error params); earlier ones came from the stored history."""
+        (for error params); earlier ones came from the stored history.
+
+        A ``context_management`` compaction item starts the window: of what stands before it only
+        the system and developer messages stay (instructions, never summarised away), then the
+        summary and the items it sealed (the ones its turn kept verbatim), then what follows it.
+        The latest such item wins, so a client sending its whole history back (or a
+        conversation, or a ``previous_response_id`` chain) is not compacted again."""
         if not any(isinstance(i, r.ReasoningItemParam | r.CompactionSummaryItemParam) for i in items):
             return items
         out: list[r.ItemParam] = []
@@ -108,8 +127,11 @@ class SealedItems:
                     )
                 )
             elif isinstance(item, r.CompactionSummaryItemParam):
-                summary = self._open("compaction", item.encrypted_content, where, _summary).summary
-                out.append(summary_message(summary, self.compaction, item.id))
+                sealed = self._open("compaction", item.encrypted_content, where, _summary)
+                if sealed.tail is not None:
+                    out = [i for i in out if _instructs(i)]
+                out.append(summary_message(sealed.summary, self.compaction, item.id))
+                out.extend(sealed.tail or ())
             else:
                 out.append(item)
         return out

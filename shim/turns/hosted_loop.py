@@ -322,6 +322,8 @@ async def event_batches(
     )
     redactor = EventRedactor(turn.resolved.upstream_key)
     first = merger.start()
+    if turn.compaction is not None:  # context_management compacted first: its item leads
+        first += merger.finished_item(turn.compaction)
     for listed in hosted.listed:
         first += merger.listed(listed)
     for approved in hosted.approved:

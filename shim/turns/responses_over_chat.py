@@ -70,6 +70,7 @@ class Turn:
     conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
     fitting: Fitting | None = None  # truncation "auto" (turns/context_limits.py)
     hosted: hosted_loop.HostedTurn | None = None  # hosted tools: several rounds (turns/hosted_loop.py)
+    compaction: r.CompactionBody | None = None  # context_management's item: the first output item
 
 
 async def prepare(
@@ -109,9 +110,12 @@ async def prepare(
     )
     items = history.window
     opened = ctx.sealed(*scopes).open_items(items, len(history.items))  # sealed reasoning/compaction
-    compacted = await compact_past_threshold(ctx, body, resolved, client_key, items, opened)
-    if compacted is not None:  # context_management: the turn goes on from (and stores) the summary
-        items, opened = compacted, ctx.sealed(*scopes).open_items(compacted)
+    # context_management: the turn goes on from the summary; its compaction item is output, so
+    # what the turn stores (the whole window, then the output) starts from it next time
+    compaction: r.CompactionBody | None = None
+    compacted = await compact_past_threshold(ctx, body, resolved, client_key, opened)
+    if compacted is not None:
+        compaction, opened = compacted
     body = apply_route_policies(body, resolved.route, items)
     streaming = bool(body.stream) if stream is None else stream
     if resolved.dialect.request.stream_to_cancel and (body.background or resolved.route.cancel_json):
@@ -170,6 +174,7 @@ async def prepare(
         conversation_scope=history.conversation_scope,
         fitting=fitting,
         hosted=hosted,
+        compaction=compaction,
     )
 
 
@@ -220,6 +225,8 @@ async def complete(
         )
         if wants_sealed_reasoning(turn.body.include):
             ctx.sealed(turn.scope).seal_reasoning(resource.output)
+        if turn.compaction is not None:
+            resource.output.insert(0, turn.compaction)
     except msgspec.DecodeError as exc:  # ValidationError included: a 200 that is no completion
         raise UpstreamInvalidResponse(f"The upstream's answer is not a Chat completion: {exc}") from None
     await remember(ctx, turn, resource, local)
@@ -252,7 +259,7 @@ def _said_nothing(resource: r.ResponseResource) -> bool:
     return (
         resource.error is not None
         and resource.error.code == "upstream_stream_truncated"
-        and not resource.output
+        and all(isinstance(item, r.CompactionBody) for item in resource.output)
     )
 
 
@@ -303,12 +310,16 @@ class EventsTranslation:
         self.sealed: SealedItems | None = (
             ctx.sealed(turn.scope) if wants_sealed_reasoning(turn.body.include) else None
         )
+        self.compaction = turn.compaction
         self.streamed = bool(turn.chat_request.stream)
         self.whole = bytearray()  # the body of an unstreamed answer
         self.stopped = False
 
     def start(self) -> list[r.StreamingEvent]:
-        return self.driver.start()
+        events = self.driver.start()
+        if self.compaction is not None:  # before the answer, as OpenAI's compaction streams it
+            events += self.driver.writer.add_item(self.compaction)
+        return events
 
     def feed(self, data: bytes) -> list[r.StreamingEvent]:
         if not self.streamed:
