@@ -429,3 +429,21 @@ def test_the_websocket_turn_carries_the_compaction_item() -> None:
     assert [e["item"]["type"] for e in first] == ["compaction", "compaction", "message", "message"]
     assert [i["type"] for i in answers[-1][-1]["response"]["output"]] == ["message"]
     assert _summarising(seen) == 1
+
+
+async def test_a_client_may_drop_what_comes_before_the_compaction_item(
+    connect: Callable[[Shim], httpx.AsyncClient],
+) -> None:
+    """OpenAI's advice: keep the latest compaction item and what follows. The item carries the
+    turn's own question (it was not summarised), so nothing is lost."""
+    seen: list[dict[str, Any]] = []
+    client = connect(_shim("openai", seen))
+    body = {"model": "m", "input": _history(3), "store": False, "context_management": THRESHOLD}
+    first = (await client.post("/v1/responses", json=body)).json()
+    kept = [*first["output"], {"role": "user", "content": "Next."}]
+    answer = await client.post("/v1/responses", json={**body, "input": kept})
+    assert answer.status_code == 200, answer.text
+    texts = _texts(seen[-1])
+    assert texts[0].startswith("Summary of the earlier conversation")
+    assert texts[1:] == ["And the last question?", first["output"][1]["content"][0]["text"], "Next."]
+    assert _summarising(seen) == 1
