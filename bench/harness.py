@@ -7,9 +7,14 @@
 
 Comparators, started here in the same run: ``direct`` (the fake upstream itself: the limit),
 ``passthrough`` (Litestar + httpx relaying bytes: the floor of a Python proxy), ``shim-1w`` and
-``shim-2w`` (one and two uvicorn workers), and ``litellm`` on request. Servers are pinned to
-``--server-cpus``; the load generator and the fake upstream share ``--load-cpus``. (``direct``
-puts the upstream on the server cores; two shim workers get every core, see the report.)
+``shim-2w`` (one and two uvicorn workers), the baseline commit (``--baseline``, default deb5485:
+the shim of issue 18's measurement, checked out into a temporary folder with ``git archive`` and
+run one worker, back to back with this one in every scenario of the Open Responses direction),
+and ``litellm`` on request. Servers are pinned to ``--server-cpus``; the load generator and the
+fake upstream share ``--load-cpus``. (``direct`` puts the upstream on the server cores; two shim
+workers get every core, see the report.) The translator micro-benchmark (``bench/translate.py``,
+CPU time) runs on this checkout and the baseline too. Issue 18's targets are read off these as
+ratios (``bench.report``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +38,7 @@ from typing import Any
 
 from bench import report
 from bench.load import run_streams, run_wrk
-from bench.servers import Proc, Target, start_target, start_upstream
+from bench.servers import ROOT, Proc, Target, start_target, start_upstream
 
 RESPONSES_BODY = {"model": "fake", "input": "Say hello.", "max_output_tokens": 64, "store": False}
 CHAT_BODY = {"model": "fake", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 64}
@@ -99,12 +105,27 @@ class Harness:
         if args.slow_streams:
             self.plan = Plan(**{**self.plan.__dict__, "slow_streams": args.slow_streams})
         self.data_dir = Path(tempfile.mkdtemp(prefix="bench-data-"))
+        self.baseline: tuple[str, Path] | None = None
+        if args.baseline:
+            root = self.data_dir / f"baseline-{args.baseline}"
+            root.mkdir()
+            archive = subprocess.run(["git", "archive", args.baseline], cwd=ROOT, capture_output=True)
+            if archive.returncode != 0:  # a shallow clone, or not a git checkout
+                raise SystemExit(
+                    f"bench: cannot check out the baseline {args.baseline}: {archive.stderr.decode().strip()}"
+                    " (fetch it, or pass --baseline '')"
+                )
+            subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+            self.baseline = (args.baseline, root)
         self.results: dict[str, dict[str, Any]] = {}
         self.notes: list[str] = []
         self.profile: dict[str, Any] | None = None
 
     def targets(self, direction: Direction) -> list[Target]:
         out = [Target("direct", "direct"), Target("passthrough", "passthrough"), Target("shim-1w", "shim")]
+        if self.baseline is not None and direction is FORWARD:
+            rev, root = self.baseline
+            out.append(Target(rev, "shim", root=root))
         if not self.args.no_two_workers:
             out.append(Target("shim-2w", "shim", workers=2))
         if self.args.litellm and direction is FORWARD:
@@ -218,6 +239,31 @@ class Harness:
                     partial(run_streams, base + path, body, api, n, load, server, upstream, streams=1),
                 )
 
+    def translator(self) -> None:
+        """``bench/translate.py`` (CPU time, pinned to the server core) on this checkout and the
+        baseline's code; the script is this checkout's either way."""
+        roots = [("shim", ROOT)] + ([self.baseline] if self.baseline is not None else [])
+        runs = "7" if self.args.quick else "21"
+        for name, root in roots:
+            cmd = [
+                "taskset",
+                "-c",
+                self.args.server_cpus,
+                sys.executable,
+                str(ROOT / "bench" / "translate.py"),
+            ]
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            out = subprocess.run(
+                [*cmd, "--runs", runs], cwd=root, env=env, capture_output=True, text=True, check=True
+            ).stdout
+            rates = {
+                line.split()[0]: float(line.split(": ", 1)[1].split()[0].replace(",", ""))
+                for line in out.splitlines()
+                if "chunks per CPU second" in line
+            }
+            self.results.setdefault("translate", {})[name] = {"median": rates, "runs": [rates]}
+            print(f"  translate {name}: {rates}", flush=True)
+
     def reverse_available(self) -> bool:
         """Scenario 5 needs ``POST /v1/chat/completions`` in the shim; a 404 skips it."""
         target = Target("shim-1w", "shim")
@@ -252,6 +298,7 @@ class Harness:
             "python": platform.python_version(),
             "loadavg_before": os.getloadavg(),
             "commit": _git_commit(),
+            "baseline": self.baseline[0] if self.baseline else None,
         }
         print(
             f"bench: {env['mode']} run, {self.plan.runs} run(s) per figure, load average {env['loadavg_before']}"
@@ -265,6 +312,9 @@ class Harness:
         if "4" in scenarios:
             print(f"scenario 4: {self.plan.slow_streams} slow streams", flush=True)
             self.slow_scenario()
+        if "t" in scenarios:
+            print("translator micro-benchmark (CPU time)", flush=True)
+            self.translator()
         if "5" in scenarios:
             if self.reverse_available():
                 print("scenario 5: Chat Completions over a Responses upstream (1-3 again)", flush=True)
@@ -306,11 +356,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short durations and one run (development)")
     parser.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1)")
-    parser.add_argument("--scenarios", default="1,2,3,4,5", help="comma-separated subset of 1,2,3,4,5")
+    parser.add_argument(
+        "--scenarios", default="1,2,3,4,t,5", help="comma-separated subset of 1,2,3,4,t,5 (t: translator)"
+    )
+    parser.add_argument(
+        "--baseline",
+        default="deb5485",
+        help="commit measured back to back with this checkout (issue 18's ratios); '' for none",
+    )
     parser.add_argument("--litellm", action="store_true", help="also benchmark the LiteLLM proxy")
     parser.add_argument("--profile", action="store_true", help="py-spy profile of shim-1w under scenario 2")
     parser.add_argument(
-        "--targets", help="comma-separated subset of direct,passthrough,shim-1w,shim-2w,litellm"
+        "--targets",
+        help="comma-separated subset of direct,passthrough,shim-1w,shim-2w,litellm and the baseline",
     )
     parser.add_argument("--slow-streams", type=int, help="streams of scenario 4 (default 1000, quick 200)")
     parser.add_argument("--no-two-workers", action="store_true", help="skip the two-worker shim")

@@ -13,10 +13,10 @@ from typing import Any
 
 from bench.servers import Proc
 
-__all__ = ["profile_under", "summarise"]
+__all__ = ["layer_of", "layers", "profile_under", "py_spy", "summarise"]
 
 
-def _py_spy() -> str:
+def py_spy() -> str:
     exe = Path(sys.executable).with_name("py-spy")
     if exe.exists():
         return str(exe)
@@ -44,6 +44,76 @@ _BUCKETS = {
     "translation (shim/translate, shim/wire)": ("shim/translate/", "shim/wire/"),
     "metrics (prometheus_client)": ("prometheus_client/",),
 }
+
+
+# Where a request's CPU goes: each sample is charged to the layer of its innermost Python frame
+# (time inside a C extension counts for the Python code that called it: msgspec decoding for
+# translation, httptools parsing for uvicorn). First match wins, so the order matters.
+_LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("ASGI server (uvicorn, httptools)", ("uvicorn/", "httptools/", "granian/")),
+    ("framework (Litestar routing, request, response)", ("litestar/",)),
+    ("transport: aiohttp (+ yarl, multidict)", ("aiohttp/", "yarl/", "multidict/", "aiohappyeyeballs/")),
+    ("transport: httpx models + shim/upstream/transport.py", ("httpx/", "shim/upstream/transport.py")),
+    ("upstream client (shim/upstream: retries, limits, headers)", ("shim/upstream/",)),
+    (
+        "translation (shim/translate, wire, core, dialects, sse)",
+        (
+            "shim/translate/",
+            "shim/wire/",
+            "shim/core/",
+            "shim/dialects/",
+            "shim/sse.py",
+        ),
+    ),
+    ("store (shim/store)", ("shim/store/",)),
+    (
+        "access log + metrics (observability, telemetry, prometheus)",
+        (
+            "shim/http/observability.py",
+            "shim/telemetry.py",
+            "prometheus_client/",
+            "logging/",
+        ),
+    ),
+    ("turns + conversation (shim/turns, shim/conversation)", ("shim/turns/", "shim/conversation/")),
+    ("handlers, guards, auth (shim/http)", ("shim/http/", "shim/limits.py", "shim/ids.py")),
+    ("asyncio (tasks, timeouts, streams)", ("asyncio/",)),
+]
+_LOOP = "event loop + sockets (uvloop, C; no Python frame)"
+
+
+def layer_of(frame: str) -> str:
+    """The layer of one py-spy frame (``function (path:line)``)."""
+    if "asyncio/runners.py" in frame and frame.split(" (")[0] in ("run", "Runner.run"):
+        return _LOOP
+    for name, needles in _LAYERS:
+        if any(needle in frame for needle in needles):
+            return name
+    return "other"
+
+
+def layers(folded: str, cpu_ms_per_request: float | None = None) -> str:
+    """A table of on-CPU samples by layer; with the CPU time per request, microseconds each."""
+    counts: Counter[str] = Counter()
+    total = 0
+    for line in folded.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        counts[layer_of(_frame(frames[-1]))] += int(count)
+        total += int(count)
+    if not total:
+        return "py-spy recorded no samples."
+    head = "| layer | share % |" + (" µs per request |" if cpu_ms_per_request else "")
+    out = [head, "|---|---:|" + ("---:|" if cpu_ms_per_request else "")]
+    for name, n in counts.most_common():
+        share = n / total
+        cell = f" {share * cpu_ms_per_request * 1000:.0f} |" if cpu_ms_per_request else ""
+        out.append(f"| {name} | {100 * share:.1f} |{cell}")
+    return "\n".join(out)
 
 
 def summarise(folded: str, top: int = 20) -> str:
@@ -86,7 +156,7 @@ def profile_under(server: Proc, load: Callable[[], dict[str, Any]], seconds: flo
     """Record ``server`` with py-spy while ``load`` runs once; the load's figures are kept too."""
     out = Path(tempfile.mkstemp(prefix="bench-pyspy-", suffix=".folded")[1])
     cmd = [
-        _py_spy(),
+        py_spy(),
         "record",
         "--pid",
         str(server.pid),

@@ -134,6 +134,17 @@ def _slow(res: dict[str, Row]) -> list[str]:
     return _per_target(res, row)
 
 
+def _translate(res: dict[str, Row]) -> list[str]:
+    def row(name: str, m: Row) -> dict[str, str]:
+        return {
+            "code": name,
+            "forward (Chat SSE → Responses SSE)": _f(m.get("forward"), 0),
+            "reverse (Responses SSE → Chat SSE)": _f(m.get("reverse"), 0),
+        }
+
+    return _per_target(res, row)
+
+
 _SECTIONS = [
     (
         "s1",
@@ -149,10 +160,114 @@ _SECTIONS = [
         _streams,
     ),
     ("s4", "4. Concurrent slow streams (one chunk per 100 ms)", "≤ 64 KB per open stream, 0 errors", _slow),
+    (
+        "translate",
+        "Translator micro-benchmark: chunks per CPU second (bench/translate.py, median of 21)",
+        "≥ 400,000 both ways",
+        _translate,
+    ),
     ("s5.1", "5.1 Chat Completions over a Responses upstream: one client", "as 1", _latency),
     ("s5.2", "5.2 Chat Completions over a Responses upstream: 64 clients", "as 2", _throughput),
     ("s5.3", "5.3 Chat Completions over a Responses upstream: streams", "as 3", _streams),
 ]
+
+
+def _m(results: dict[str, dict[str, Row]], label: str, target: str | None) -> Row | None:
+    entry = results.get(label, {}).get(target) if target else None
+    return entry["median"] if entry else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _targets(env: dict[str, Any], results: dict[str, dict[str, Row]]) -> list[str]:
+    """Issue 18's targets as ratios of figures measured in this run (absolute-free where it can)."""
+    base = env.get("baseline")
+    shim, two = "shim-1w", "shim-2w"
+    rows: list[tuple[str, str, float | None, Callable[[float], bool], str]] = []
+
+    def add(
+        what: str, target: str, value: float | None, ok: Callable[[float], bool], fmt: str = "{:.2f}"
+    ) -> None:
+        rows.append((what, target, value, ok, fmt))
+
+    s2, b2 = _m(results, "s2", shim), _m(results, "s2", base)
+    add(
+        f"64 clients: req/s, shim ÷ {base}",
+        "≥ 1.3",
+        _ratio(s2 and s2["req_per_s"], b2 and b2["req_per_s"]),
+        lambda v: v >= 1.3,
+    )
+    add(
+        f"64 clients: CPU per request, {base} ÷ shim (the same, by CPU time)",
+        "≥ 1.3",
+        _ratio(b2 and b2["srv_cpu_ms_per_req"], s2 and s2["srv_cpu_ms_per_req"]),
+        lambda v: v >= 1.3,
+    )
+    p2 = _m(results, "s2", "passthrough")
+    add(
+        "64 clients: req/s, shim ÷ passthrough",
+        "≥ 0.9",
+        _ratio(s2 and s2["req_per_s"], p2 and p2["req_per_s"]),
+        lambda v: v >= 0.9,
+    )
+    s1, d1 = _m(results, "s1", shim), _m(results, "s1", "direct")
+    added = s1["p50_ms"] - d1["p50_ms"] if s1 and d1 else None
+    add("one client: added p50 over direct (ms)", "≤ 0.35", added, lambda v: v <= 0.35, "{:.3f}")
+    s3, b3 = _m(results, "s3", shim), _m(results, "s3", base)
+    add(
+        f"streams: streams/s, shim ÷ {base}",
+        "≥ 1.5",
+        _ratio(s3 and s3["streams_per_s"], b3 and b3["streams_per_s"]),
+        lambda v: v >= 1.5,
+    )
+    cpu3 = _ratio(
+        s3 and s3["server_cpu_s"] / max(s3["streams_ok"], 1),
+        b3 and b3["server_cpu_s"] / max(b3["streams_ok"], 1),
+    )
+    add(f"streams: CPU per stream, {base} ÷ shim", "≥ 1.5", 1 / cpu3 if cpu3 else None, lambda v: v >= 1.5)
+    add(
+        f"streams: first text delta p50, shim ÷ {base}",
+        "(≤ ⅓ of responses.js: not built here)",
+        _ratio(s3 and s3["first_delta_p50_ms"], b3 and b3["first_delta_p50_ms"]),
+        lambda v: True,
+    )
+    s4 = _m(results, "s4", shim)
+    add("idle RSS (MiB, before scenario 4)", "≤ 80", s4 and s4["idle_rss_mib"], lambda v: v <= 80, "{:.1f}")
+    n = s4["clients"] if s4 else 0
+    add(
+        f"peak RSS under {n:.0f} slow streams (MiB)",
+        "≤ 120 (at 1,000)",
+        s4 and s4["peak_rss_mib"],
+        lambda v: v <= 120,
+        "{:.1f}",
+    )
+    per = (s4["peak_rss_mib"] - s4["idle_rss_mib"]) * 1024 / n if s4 and n else None
+    add("KB per open stream", "≤ 8", per, lambda v: v <= 8, "{:.1f}")
+    w2 = _m(results, "s2", two)
+    add(
+        "two workers ÷ one worker, 64 clients req/s",
+        "≥ 1.8",
+        _ratio(w2 and w2["req_per_s"], s2 and s2["req_per_s"]),
+        lambda v: v >= 1.8,
+    )
+    tr = _m(results, "translate", "shim")
+    for way in ("forward", "reverse"):
+        add(
+            f"translator {way}: chunks per CPU second",
+            "≥ 400,000",
+            tr and tr.get(way),
+            lambda v: v >= 400_000,
+            "{:,.0f}",
+        )
+    out = []
+    for what, target, value, ok, fmt in rows:
+        met = "—" if value is None else ("met" if ok(value) else "missed")
+        if target.startswith("("):  # reported, no target this run can check
+            met = "reported"
+        out.append([what, target, "—" if value is None else fmt.format(value), met])
+    return _table(["target (issue 18)", "wanted", "measured", ""], out)
 
 
 def _capacity(results: dict[str, dict[str, Row]]) -> str:
@@ -191,6 +306,16 @@ def render(
     ]
     if env.get("litellm"):
         lines += [f"LiteLLM {env['litellm']}.", ""]
+    if env.get("baseline") or "translate" in results:
+        lines += [
+            "## Issue 18's targets",
+            "",
+            f"Ratios against {env.get('baseline')} (the shim of issue 18's measurement), run back to back "
+            "with this checkout in each scenario below; the absolute ones as measured.",
+            "",
+            *_targets(env, results),
+            "",
+        ]
     for label, title, target, table in _SECTIONS:
         if label in results:
             lines += [f"## {title}", "", f"Target: {target}.", "", *table(results[label]), ""]

@@ -85,11 +85,12 @@ def start(
     env: dict[str, str] | None = None,
     probe: tuple[str, bytes] | None = None,
     timeout: float = 30.0,
+    cwd: Path = ROOT,
 ) -> Proc:
     log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
     with log.open("wb") as out:
         popen = subprocess.Popen(
-            ["taskset", "-c", cpus, *cmd], cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=out
+            ["taskset", "-c", cpus, *cmd], cwd=cwd, env={**os.environ, **(env or {})}, stdout=out, stderr=out
         )
     proc = Proc(name, popen, port, log)
     try:
@@ -125,6 +126,7 @@ class Target:
     kind: str  # direct | passthrough | shim | litellm
     workers: int = 1
     extra: dict[str, str] = field(default_factory=dict)
+    root: Path | None = None  # another checkout of the shim (the baseline commit), else this one
 
 
 def start_target(
@@ -143,8 +145,11 @@ def start_target(
             "SHIM_DATA_DIR": str(data_dir),
             "SHIM_SECRET": "bench-secret-0123456789abcdef0123456789abcdef",
             "SHIM_LOG_LEVEL": "warning",
+            **target.extra,
         }
-        return start(target.name, cmd, port, cpus, env=env, probe=probe)
+        if target.root is not None:  # that checkout's code wins over the installed one
+            env["PYTHONPATH"] = str(target.root)
+        return start(target.name, cmd, port, cpus, env=env, probe=probe, cwd=target.root or ROOT)
     if target.kind == "litellm":
         from bench.litellm_proxy import litellm_command
 

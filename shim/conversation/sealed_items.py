@@ -38,11 +38,24 @@ class _Reasoning(msgspec.Struct, frozen=True, omit_defaults=True):
 
 class _Summary(msgspec.Struct, frozen=True):
     summary: str
+    # A compaction made by ``context_management`` (turns/context_limits.py) also seals the turn's
+    # own items it did not summarise (its last user message and what followed), and is where the
+    # window starts: what stands before it in a history is what it summarised. ``None``: an item
+    # of ``POST /v1/responses/compact``, whose client replaced its history with the output.
+    tail: list[r.ItemParam] | None = None
 
 
+_KEPT = ("system", "developer")  # what a compaction that starts the window leaves before it
 _encode = msgspec.json.Encoder().encode
 _reasoning = msgspec.json.Decoder(_Reasoning)
 _summary = msgspec.json.Decoder(_Summary)
+
+
+def _instructs(item: r.ItemParam) -> bool:
+    """System and developer messages (and ``additional_tools``): kept before a window's start."""
+    return isinstance(item, r.AdditionalToolsItemParam) or (
+        isinstance(item, r.MessageItemParam) and item.role in _KEPT
+    )
 
 
 def wants_sealed_reasoning(include: list[str] | None) -> bool:
@@ -87,29 +100,36 @@ class SealedItems:
         ):
             self.seal_reasoning(event.response.output, family)
 
-    def seal_summary(self, summary: str) -> str:
-        return self.sealer.seal("compaction", self.scope, _encode(_Summary(summary=summary)))
+    def seal_summary(self, summary: str, tail: list[r.ItemParam] | None = None) -> str:
+        return self.sealer.seal("compaction", self.scope, _encode(_Summary(summary=summary, tail=tail)))
 
     # in ------------------------------------------------------------------------
 
     def open_items(self, items: list[r.ItemParam], first_input: int = 0) -> list[r.ItemParam]:
         """Items with sealed content opened. ``items[first_input:]`` are the request's ``input``
-        (for error params); earlier ones came from the stored history."""
+        (for error params); earlier ones came from the stored history.
+
+        A ``context_management`` compaction item starts the window: of what stands before it only
+        the system and developer messages stay (instructions, never summarised away), then the
+        summary and the items it sealed (the ones its turn kept verbatim), then what follows it.
+        The latest such item wins, so a client sending its whole history back (or a
+        conversation, or a ``previous_response_id`` chain) is not compacted again."""
         return self.open_with_origins(items, first_input)[0]
 
     def open_with_origins(
         self, items: list[r.ItemParam], first_input: int = 0
     ) -> tuple[list[r.ItemParam], list[str | None]]:
-        """``open_items``, and per item the family sealed with its reasoning (else ``None``)."""
-        origins: list[str | None] = [None] * len(items)
+        """``open_items``, and beside each item it returns the dialect family sealed with its
+        reasoning, else ``None`` (shim/upstream/families.py)."""
         if not any(isinstance(i, r.ReasoningItemParam | r.CompactionSummaryItemParam) for i in items):
-            return items, origins
+            return items, [None] * len(items)
         out: list[r.ItemParam] = []
+        origins: list[str | None] = []
         for n, item in enumerate(items):
             where = f"input[{n - first_input}]" if n >= first_input else "previous_response_id"
             if isinstance(item, r.ReasoningItemParam) and item.encrypted_content:
                 opened = self._open("reasoning", item.encrypted_content, where, _reasoning)
-                text, origins[n] = opened.text, opened.family
+                text = opened.text
                 out.append(
                     r.ReasoningItemParam(
                         id=item.id,
@@ -118,11 +138,18 @@ class SealedItems:
                         status=item.status,
                     )
                 )
+                origins.append(opened.family)
             elif isinstance(item, r.CompactionSummaryItemParam):
-                summary = self._open("compaction", item.encrypted_content, where, _summary).summary
-                out.append(summary_message(summary, self.compaction, item.id))
+                sealed = self._open("compaction", item.encrypted_content, where, _summary)
+                if sealed.tail is not None:
+                    kept = [k for k, i in enumerate(out) if _instructs(i)]
+                    out, origins = [out[k] for k in kept], [origins[k] for k in kept]
+                out.append(summary_message(sealed.summary, self.compaction, item.id))
+                out.extend(sealed.tail or ())
+                origins.extend([None] * (1 + len(sealed.tail or ())))
             else:
                 out.append(item)
+                origins.append(None)
         return out, origins
 
     def _open(self, purpose: Purpose, blob: str, where: str, decoder: msgspec.json.Decoder[T]) -> T:

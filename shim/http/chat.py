@@ -12,7 +12,7 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.response import Stream
 
-from shim.errors import InvalidRequest
+from shim.errors import ContextLengthExceeded, InvalidRequest
 from shim.http.disconnect import client_left, unless_client_leaves
 from shim.http.responses import SSE_HEADERS, diagnostics_headers, json_response, write_bytes
 from shim.http.state import app_state
@@ -61,6 +61,14 @@ def decode_chat_body(raw: bytes) -> c.ChatCompletionRequest:
 
 @post("/v1/chat/completions", status_code=200, summary="Create a chat completion", tags=["chat"])
 async def create_chat_completion(request: Request[Any, Any, Any]) -> Response[Any]:
+    try:
+        return await _create(request)
+    except ContextLengthExceeded as exc:  # a Chat client sent `messages`, not `input`
+        exc.param = "messages"
+        raise
+
+
+async def _create(request: Request[Any, Any, Any]) -> Response[Any]:
     ctx = app_state(request.app).turns
     raw = await request.body()
     req = decode_chat_body(raw)

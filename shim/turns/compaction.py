@@ -40,8 +40,16 @@ __all__ = ["compact", "pass_through"]
 
 
 async def compact(
-    ctx: TurnContext, body: r.CompactResponseMethodPublicBody, resolved: Resolved, client_key: str | None
+    ctx: TurnContext,
+    body: r.CompactResponseMethodPublicBody,
+    resolved: Resolved,
+    client_key: str | None,
+    *,
+    tail: list[r.ItemParam] | None = None,
 ) -> tuple[r.CompactResource, Diagnostics]:
+    """``tail``: sealed into the compaction item with the summary (``context_management``: the
+    turn's own items, which then follow the summary wherever the item goes, see
+    ``SealedItems.open_items``)."""
     scopes = ctx.scopes(client_key)
     history = await continue_from(ctx.store, scopes, body.previous_response_id, body.input)
     window = history.window
@@ -85,7 +93,7 @@ async def compact(
         response_id=template.id,
         created_at=template.created_at,
         window=window,
-        sealed_summary=sealed.seal_summary(summary),
+        sealed_summary=sealed.seal_summary(summary, tail),
         usage=resource.usage,
         config=config,
         ids=ctx.ids,

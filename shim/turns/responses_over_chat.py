@@ -72,6 +72,7 @@ class Turn:
     conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
     fitting: Fitting | None = None  # truncation "auto" (turns/context_limits.py)
     hosted: hosted_loop.HostedTurn | None = None  # hosted tools: several rounds (turns/hosted_loop.py)
+    compaction: r.CompactionBody | None = None  # context_management's item: the first output item
     # The request for another upstream of the route (its dialect, model and family's reasoning),
     # of the window being sent: upstream/failover.py. ``None`` on a one-upstream route.
     translate: Callable[[Resolved], c.ChatCompletionRequest] | None = None
@@ -116,18 +117,21 @@ async def prepare(
     items = history.window
     first_input = len(history.items)
     opened, sealed_by = ctx.sealed(*scopes).open_with_origins(items, first_input)  # sealed reasoning
-    compacted = await compact_past_threshold(ctx, body, resolved, client_key, items, opened)
-    if compacted is not None:  # context_management: the turn goes on from (and stores) the summary
-        items, opened = compacted, ctx.sealed(*scopes).open_items(compacted)
-        sealed_by = [None] * len(items)
     # Which family made each reasoning item (upstream/families.py): a route whose upstreams
     # span several families replays reasoning only to the family that made it.
     known = history.previous.reasoning_origins if history.previous is not None else {}
-    made_by = [_origin(item, sealed, known) for item, sealed in zip(items, sealed_by, strict=True)]
+    made_by = [_origin(item, sealed, known) for item, sealed in zip(opened, sealed_by, strict=True)]
     origin_of = {id(item): made for item, made in zip(opened, made_by, strict=True) if made}
-    inputs = len(items) - first_input if compacted is None else 0  # the window's tail: never trimmed
+    origins = _origins(known, opened, made_by)
+    inputs = len(items) - first_input  # the window's tail: never trimmed nor compacted
     mixed = mixed_families(resolved)
     own_family = family(resolved.dialect)  # what reasoning of unknown origin counts as
+    # context_management: the turn goes on from the summary; its compaction item is output, so
+    # what the turn stores (the whole window, then the output) starts from it next time
+    compaction: r.CompactionBody | None = None
+    compacted = await compact_past_threshold(ctx, body, resolved, client_key, opened)
+    if compacted is not None:
+        compaction, opened = compacted
     body = apply_route_policies(body, resolved.route, items)
     streaming = bool(body.stream) if stream is None else stream
     if resolved.dialect.request.stream_to_cancel and (body.background or resolved.route.cancel_json):
@@ -142,9 +146,9 @@ async def prepare(
 
     def build_for(target: Resolved, window: list[r.ItemParam], diags: Diagnostics) -> c.ChatCompletionRequest:
         if mixed:
-            origins = [origin_of.get(id(item)) for item in window]
+            made = [origin_of.get(id(item)) for item in window]
             wanted = family(target.dialect)
-            window = replayable(window, origins, wanted, own_family, diags, len(window) - inputs)
+            window = replayable(window, made, wanted, own_family, diags, max(0, len(window) - inputs))
         return to_chat_request(
             chat_body,
             window,
@@ -199,8 +203,9 @@ async def prepare(
         conversation_scope=history.conversation_scope,
         fitting=fitting,
         hosted=hosted,
+        compaction=compaction,
         translate=translate if resolved.fallbacks else None,
-        origins=_origins(known, items, made_by),
+        origins=origins,
     )
 
 
@@ -269,6 +274,8 @@ async def complete(
         )
         if wants_sealed_reasoning(turn.body.include):
             ctx.sealed(turn.scope).seal_reasoning(resource.output, family(turn.resolved.dialect))
+        if turn.compaction is not None:
+            resource.output.insert(0, turn.compaction)
     except msgspec.DecodeError as exc:  # ValidationError included: a 200 that is no completion
         raise UpstreamInvalidResponse(f"The upstream's answer is not a Chat completion: {exc}") from None
     await remember(ctx, turn, resource, local)
@@ -301,7 +308,7 @@ def _said_nothing(resource: r.ResponseResource) -> bool:
     return (
         resource.error is not None
         and resource.error.code == "upstream_stream_truncated"
-        and not resource.output
+        and all(isinstance(item, r.CompactionBody) for item in resource.output)
     )
 
 
@@ -355,12 +362,16 @@ class EventsTranslation:
             ctx.sealed(turn.scope) if wants_sealed_reasoning(turn.body.include) else None
         )
         self.family = family(turn.resolved.dialect)  # the upstream that answers (after any failover)
+        self.compaction = turn.compaction
         self.streamed = bool(turn.chat_request.stream)
         self.whole = bytearray()  # the body of an unstreamed answer
         self.stopped = False
 
     def start(self) -> list[r.StreamingEvent]:
-        return self.driver.start()
+        events = self.driver.start()
+        if self.compaction is not None:  # before the answer, as OpenAI's compaction streams it
+            events += self.driver.writer.add_item(self.compaction)
+        return events
 
     def feed(self, data: bytes) -> list[r.StreamingEvent]:
         if not self.streamed:

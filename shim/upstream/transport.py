@@ -36,6 +36,8 @@ from typing import Any
 
 import aiohttp
 import httpx
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import ConnectionKey
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -126,9 +128,26 @@ def _as_httpx(exc: aiohttp.ClientError, sent: bool) -> httpx.TransportError:
 
 
 class _Connector(aiohttp.TCPConnector):
-    """aiohttp's pool, minus one hazard: bytes that arrive on an idle connection (a 408 before a
+    """aiohttp's pool, minus two hazards. Bytes that arrive on an idle connection (a 408 before a
     hang-up, the tail of a server's confused answer) stay buffered there, and aiohttp would read
-    them as the next request's answer. Such a connection is closed instead of reused."""
+    them as the next request's answer: such a connection is closed instead of reused. And
+    aiohttp keeps every connection a burst opened (375 were seen idle after a soak) until its
+    keep-alive expiry: past ``idle_cap`` idle ones, a connection whose answer ended is closed."""
+
+    def __init__(self, *, idle_cap: int | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.idle_cap = idle_cap
+
+    def _release(self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False) -> None:
+        # aiohttp's own hook (3.x): called as an answer ends, before the connection joins ``_conns``
+        cap = self.idle_cap
+        if cap is not None and not should_close and sum(map(len, self._conns.values())) >= cap:
+            # full, or holding connections the upstream closed (aiohttp drops those lazily)
+            should_close = self._live_idle() >= cap
+        super()._release(key, protocol, should_close=should_close)
+
+    def _live_idle(self) -> int:
+        return sum(proto.is_connected() for conns in self._conns.values() for proto, _ in conns)
 
     async def connect(
         self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
@@ -177,8 +196,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ``keepalive_expiry`` closes idle connections. The cap is a FIFO ``asyncio.Semaphore`` of ours,
     not aiohttp's ``limit``: aiohttp 3.14 loses a wake-up when a waiter is cancelled right after
     being handed a free connection (the next waiter then times out beside an idle connection),
-    the semaphore hands it on. Idle connections are at most the peak in flight, so
-    ``max_keepalive_connections`` is not needed."""
+    the semaphore hands it on. ``max_keepalive_connections`` caps the idle ones (``_Connector``)."""
 
     def __init__(self, limits: httpx.Limits | None = None) -> None:
         self.limits = limits or httpx.Limits()
@@ -194,6 +212,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         """Made on first use: aiohttp binds the session to the running loop."""
         limits = self.limits
         connector = _Connector(
+            idle_cap=limits.max_keepalive_connections,
             limit=0,  # capped by ``_slots``
             limit_per_host=0,
             keepalive_timeout=limits.keepalive_expiry if limits.keepalive_expiry is not None else 60.0,

@@ -86,20 +86,22 @@ def test_readme_sdk_example_ends_completed(main_command: Served) -> None:
 
 
 # The official compliance suite is a checkout of github.com/openresponses/openresponses, which
-# nothing in this repository may download or copy: the test runs only where SHIM_COMPLIANCE_SUITE
-# names one (CI has none, so it is not a CI component), else it skips and says so.
+# nothing in this repository may download or copy: the test is deselected by default (marker
+# ``compliance``) and run by `SHIM_COMPLIANCE_SUITE=DIR pytest -m compliance`; asked for without
+# a checkout, it fails and says why.
 SUITE_ENV = "SHIM_COMPLIANCE_SUITE"
 # What the embedded model lost before (issue 17): compaction (an empty summary was a 502) and
 # tool calling (the format showed the model no tools without a system message).
 ONCE_FAILING = {"compact-response", "websocket-compact-new-chain", "tool-calling"}
 
 
+@pytest.mark.compliance
 def test_compliance_over_the_main_command(main_command: Served) -> None:
     """Measured: 17 of 17 at load averages 2-3, 5 and 6.5 (28-30 s); 12 of 17 at 6 when five
     WebSocket turns hit the suite's 30 s."""
     suite = os.environ.get(SUITE_ENV, "")
     if not suite or not (Path(suite) / "bin" / "compliance-test.ts").is_file() or not shutil.which("node"):
-        pytest.skip(f"{SUITE_ENV} names no checkout of the compliance suite (or node is missing): not run")
+        pytest.fail(f"{SUITE_ENV} names no checkout of the compliance suite (or node is missing)")
     run = subprocess.run(
         ["bash", str(ROOT / "scripts" / "compliance.sh"), suite, main_command.base_url, "gemma3-270m"],
         capture_output=True,

@@ -151,3 +151,31 @@ async def test_finding_11_a_header_value_with_cr_lf_or_nul_is_never_sent(value: 
         await asyncio.sleep(0.05)
         await client.aclose()
     assert server.requests == [], "nothing reached the upstream"
+
+
+async def test_idle_connections_are_capped_by_max_keepalive_connections() -> None:
+    """After a burst, at most ``max_keepalive_connections`` connections stay open idle: the rest
+    are closed as their answers end (a soak once left 375 idle connections open, uncapped), and
+    the ones kept are reused."""
+    open_now = 0
+
+    async def keep_alive(conn: Conn) -> None:
+        nonlocal open_now
+        open_now += 1
+        try:
+            while await conn.request():
+                await conn.send(ok(b"alive"))
+        finally:
+            open_now -= 1
+
+    client = transport(max_keepalive_connections=3)
+    async with Server(keep_alive) as server:
+        bodies = await asyncio.gather(*(fetch(client, server.port) for _ in range(12)))
+        assert bodies == [b"alive"] * 12
+        assert server.connections == 12, "the burst ran on twelve connections at once"
+        await asyncio.sleep(0.1)  # the closes reach the server
+        assert open_now == 3
+        for _ in range(10):
+            assert await fetch(client, server.port) == b"alive"
+        assert server.connections == 12, "the idle connections kept were reused"
+        await client.aclose()
