@@ -199,10 +199,19 @@ class UpstreamClient:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    def _request(self, resolved: Resolved, method: str, path: str, body: bytes | None) -> httpx.Request:
+    def _request(
+        self,
+        resolved: Resolved,
+        method: str,
+        path: str,
+        body: bytes | None,
+        extra: dict[str, str] | None = None,
+    ) -> httpx.Request:
         route, auth = resolved.route, resolved.dialect.auth
         url = self._url(route.upstream + path, auth.query)
         headers = httpx.Headers(self._headers(resolved, url, body is not None))  # a copy
+        if extra:  # per request (trace context): never cached with the route's headers
+            headers.update(extra)
         if body is not None:
             headers["Content-Length"] = str(len(body))
         # ``stream=``: httpx adds no headers of its own (``_headers`` has them all, in the order
@@ -277,11 +286,19 @@ class UpstreamClient:
             return await self._post(resolved, path, body, stream=stream, retries=retries)
         with call:
             return call.answered(
-                await self._post(resolved, path, body, stream=stream, retries=retries), stream
+                await self._post(resolved, path, body, stream=stream, retries=retries, extra=call.headers),
+                stream,
             )
 
     async def _post(
-        self, resolved: Resolved, path: str, body: bytes, *, stream: bool, retries: int | None
+        self,
+        resolved: Resolved,
+        path: str,
+        body: bytes,
+        *,
+        stream: bool,
+        retries: int | None,
+        extra: dict[str, str] | None = None,
     ) -> httpx.Response:
         retries = self.retries if retries is None else retries
         loop = asyncio.get_running_loop()
@@ -289,7 +306,7 @@ class UpstreamClient:
         note_upstream(resolved.route.upstream)
         attempt = 0
         while True:
-            request = self._request(resolved, "POST", path, body)
+            request = self._request(resolved, "POST", path, body, extra)
             delay: float | None = None
             try:
                 async with asyncio.timeout_at(min(deadline, loop.time() + self.timeouts.first_byte)):
