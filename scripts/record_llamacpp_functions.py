@@ -54,6 +54,13 @@ RECORDINGS: dict[str, tuple[str, ...]] = {
     ),
     # No tool_choice: the dialect says "auto" (explicit_tool_choice).
     "tool_call_auto_no_choice": ("llamacpp-python-functions/tool_call_auto_no_choice",),
+    # The official compliance suite's tool-calling request (no system message, no tool_choice): the
+    # dialect adds the empty system message inside which the format prints the tools
+    # (tools_in_system_message), and the model calls get_weather.
+    "tool_call_no_system_message": ("llamacpp-python-functions/tool_call_no_system_message",),
+    # tool_choice "required" (an HTTP 500 as it is) goes as the object naming the one function
+    # (required_tool_choice = "named"): a call even for a greeting.
+    "tool_call_required": ("llamacpp-python-functions/tool_call_required",),
     # The model picks the message branch: content "" (the grammar allows only the turn's end).
     "message_auto": ("llamacpp-python-functions/message_auto",),
     # The model copies "ls -la" from the prompt and writes <|im_end|> inside the JSON string:

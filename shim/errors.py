@@ -159,6 +159,11 @@ class UpstreamError(ShimError):
     status = 502
     type = "server_error"
     default_code = "upstream_error"
+    # What failover needs to know (shim/upstream/failover.py), set where the error is made:
+    # ``sent`` False when the request provably never left (connect failure, connect or pool
+    # timeout); ``upstream_status`` the upstream's own 5xx status.
+    sent: bool = True
+    upstream_status: int | None = None
 
 
 class UpstreamStatusError(UpstreamError):

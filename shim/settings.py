@@ -44,6 +44,18 @@ The config file (TOML) holds the server section and any number of routes; a lone
     temperature = 0.0              # for requests that set none (llama-cpp-python's own default is 0.8)
     stop = ["\n\n"]                # stop sequences for requests that set none (base models)
     max_tool_rounds = 4            # then tool_choice "none": the model must answer (loop guard)
+    failover_resend = false        # fallbacks may get a request the previous upstream received
+
+    [[routes.fallbacks]]           # tried in order when the one before fails (docs/upstreams.md)
+    upstream = "https://openrouter.ai/api/v1"
+    dialect = "openrouter"         # unset: the route's dialect and model (never its key or headers)
+    model = "openai/gpt-4o-mini"
+    api_key_env = "OPENROUTER_API_KEY"
+
+    [server.breaker]               # per-upstream circuit breaker (SHIM_BREAKER_<KEY>)
+    failures = 5                   # consecutive failures that open it
+    cooldown = 30.0                # seconds open before one trial request (half-open)
+    cancel_json = false            # stream_to_cancel dialects: JSON turns go streamed (hang-up stops the model)
 
     [[mcp_servers]]                # hosted MCP servers clients name by label (docs/hosted.md)
     label = "docs"
@@ -73,7 +85,9 @@ __all__ = [
     "AUTO_DIALECT",
     "MIN_SECRET_BYTES",
     "WORKER_SETTINGS",
+    "BreakerSettings",
     "Environment",
+    "Fallback",
     "KeyRateLimit",
     "McpServer",
     "RateLimits",
@@ -85,6 +99,7 @@ __all__ = [
     "TracingSettings",
     "WebSearchProvider",
     "capture_content_wanted",
+    "check_fallback_keys",
     "check_hosted",
     "check_rate_limit_keys",
     "check_secret",
@@ -112,6 +127,80 @@ _Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 # The server secret keys the caller scopes and the sealing keys (shim/conversation/keyring.py):
 # 32 bytes is the strength of the keys derived from it.
 MIN_SECRET_BYTES = 32
+
+
+# --------------------------------------------------------------------------- fallback upstreams and
+# circuit breaker (issue 20, docs/upstreams.md "Fallback upstreams"). A route's own upstream comes
+# first, then its ``fallbacks`` in order; each fallback is a whole upstream (URL, dialect, model,
+# key, headers): its unset dialect and model are the route's, its key and headers never are. All
+# of a route's upstreams speak its ``kind``: the turn module is chosen by kind before anything is
+# sent, so a Chat upstream cannot stand in for a Responses one. A ``stateful`` route keeps its
+# state at one upstream and has no fallbacks.
+
+
+class Fallback(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    upstream: str
+    kind: Literal["chat", "responses"] | None = None  # must be the route's; here to say so
+    dialect: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    headers: dict[str, str] | None = None
+
+    def as_route(self, route: Route) -> Route:
+        """This upstream as a whole route. Keys and headers are never the route's: a credential
+        meant for one host must not reach another."""
+        return msgspec.structs.replace(
+            route,
+            upstream=self.upstream.rstrip("/"),
+            dialect=self.dialect or route.dialect,
+            model=self.model if self.model is not None else route.model,
+            api_key=self.api_key,
+            api_key_env=self.api_key_env,
+            headers=self.headers or {},
+            fallbacks=(),
+        )
+
+
+class BreakerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One breaker per upstream URL, per process (``shim/upstream/breaker.py``)."""
+
+    failures: _Positive = 5  # consecutive failures that open it
+    cooldown: _Wait = 30.0  # seconds open before one trial request goes through (half-open)
+
+
+def check_fallback_keys(routes: tuple[Route, ...], api_keys: tuple[str, ...]) -> None:
+    """Without shim keys a route either forwards the client's key or sends its own (and then
+    refuses clients): every upstream of one route must do the same."""
+    for route in routes if not api_keys else ():
+        for candidate in route.candidates()[1:]:
+            if candidate.has_own_key != route.has_own_key:
+                raise ValueError(
+                    f"route {route.match!r}: the fallback {candidate.upstream} and the route's own "
+                    "upstream differ in whose key they send (one has its own key, the other the "
+                    "client's); without api_keys give every upstream of the route its own key, or none"
+                )
+
+
+def _check_fallbacks(route: Route) -> None:
+    if not route.fallbacks:
+        return
+    where = f"route {route.match!r}"
+    if route.stateful:
+        raise ValueError(
+            f"{where}: a stateful route keeps previous_response_id at one upstream; it cannot have "
+            "fallbacks (another upstream would not know the ids)"
+        )
+    for n, fallback in enumerate(route.fallbacks):
+        if fallback.dialect == AUTO_DIALECT:
+            raise ValueError(
+                f"{where}: fallbacks[{n}] must name its dialect (only the catch-all --upstream is probed)"
+            )
+        if fallback.kind is not None and fallback.kind != route.kind:
+            raise ValueError(
+                f"{where}: fallbacks[{n}] has kind {fallback.kind!r} but the route is {route.kind!r}; "
+                "all of a route's upstreams must speak the same kind"
+            )
 
 
 class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -147,6 +236,22 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     # sending (a rough estimate: shim/conversation/truncation.py). Unset: only the upstream's
     # own context-length error makes it trim.
     context_window: _Positive | None = None
+    # --- first hour (issue 17): a JSON turn whose client hangs up stops the upstream ---
+    # Over a dialect that stops only a streamed generation (stream_to_cancel: llama-cpp-python),
+    # send JSON turns upstream streamed and collect them, so that a client hanging up stops the
+    # model. The cost there: the upstream sends no usage in a stream, so those answers say
+    # usage null. The embedded model's route sets it; off by default.
+    cancel_json: bool = False
+    # Fallback upstreams (issue 20): see the block "fallback upstreams and circuit breaker" below.
+    fallbacks: tuple[Fallback, ...] = ()
+    failover_resend: bool = False
+
+    def __post_init__(self) -> None:
+        _check_fallbacks(self)
+
+    def candidates(self) -> tuple[Route, ...]:
+        """The route's upstreams in order, each as a whole route (the first is this route)."""
+        return (self, *(fallback.as_route(self) for fallback in self.fallbacks))
 
     def own_key(self) -> str | None:
         if self.api_key:
@@ -286,6 +391,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     timeouts: Timeouts = Timeouts()
     limits: Limits = Limits()  # docs/operations.md lists every limit
     record: RecordSettings = RecordSettings()
+    breaker: BreakerSettings = BreakerSettings()  # per-upstream circuit breaker (issue 20)
     inspector: bool = False  # GET /inspector: recent exchanges (a shim key when api_keys is set)
     inspector_exchanges: int = 100  # how many recent exchanges it keeps in memory
     # --- context limits and prompt templates (issue 16) ---
@@ -378,6 +484,7 @@ _NESTED_PREFIXES = {
     "record": "SHIM_RECORD_",
     "tracing": "SHIM_TRACE_",
     "rate_limits": "SHIM_RATE_",
+    "breaker": "SHIM_BREAKER_",
 }
 
 
@@ -504,6 +611,7 @@ def load_settings(
     _check_header_values(
         routes, len(settings.routes), config, "api_key" if api_key else "SHIM_UPSTREAM_API_KEY"
     )
+    check_fallback_keys(routes, server.api_keys)
     merged_settings = Settings(
         server=server, routes=routes, mcp_servers=settings.mcp_servers, web_search=settings.web_search
     )
@@ -538,6 +646,18 @@ def _check_header_values(
             )
         for header, text in route.headers.items():
             values += [(f"{where}headers.{header}", text), (f"{where}headers (the name {header!r})", header)]
+        for n, fallback in enumerate(route.fallbacks):  # fallback upstreams (issue 20)
+            at = f"{where}fallbacks[{n}]."
+            values += [(f"{at}api_key", fallback.api_key)]
+            if fallback.api_key_env:
+                values.append(
+                    (
+                        f"{fallback.api_key_env} (named by {at}api_key_env)",
+                        os.environ.get(fallback.api_key_env),
+                    )
+                )
+            for header, text in (fallback.headers or {}).items():
+                values += [(f"{at}headers.{header}", text), (f"{at}headers (the name {header!r})", header)]
         for name, value in values:
             if value is not None and (problem := header_value_problem(value)) is not None:
                 raise ValueError(f"{name} {problem}")

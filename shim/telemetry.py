@@ -53,7 +53,10 @@ class Metrics:
             "shim_upstream_errors", "Upstream failures by kind", ("kind",), registry=r
         )
         self.retries = Counter("shim_upstream_retries", "Upstream requests retried", registry=r)
-        self.open_streams = Gauge("shim_open_streams", "SSE answers being streamed now", registry=r)
+        # livesum: under --workers the scrape sums the live workers' values (http/worker_metrics.py)
+        self.open_streams = Gauge(
+            "shim_open_streams", "SSE answers being streamed now", registry=r, multiprocess_mode="livesum"
+        )
         self.store_ops = Counter(
             "shim_store_operations", "Store operations by kind and outcome", ("op", "outcome"), registry=r
         )

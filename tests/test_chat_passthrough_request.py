@@ -26,6 +26,13 @@ def _user(content: Any) -> dict[str, Any]:
     return {"model": "m", "messages": [{"role": "user", "content": content}]}
 
 
+def _system_user(system: str, user: str) -> dict[str, Any]:
+    return {
+        "model": "m",
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+    }
+
+
 CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], str]] = {
     "openai: left as sent": (
         "openai",
@@ -65,14 +72,42 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], str]] = {
     ),
     "functions format: tools without a choice get auto": (
         "llamacpp-python-functions",
-        {**_user("hi"), "tools": TOOLS},
-        {**_user("hi"), "tools": TOOLS, "tool_choice": "auto"},
+        {**_system_user("be brief", "hi"), "tools": TOOLS},
+        {**_system_user("be brief", "hi"), "tools": TOOLS, "tool_choice": "auto"},
         "",
     ),
     "a choice the client made is kept": (
         "llamacpp-python-functions",
-        {**_user("hi"), "tools": TOOLS, "tool_choice": "none"},
-        {**_user("hi"), "tools": TOOLS, "tool_choice": "none"},
+        {**_system_user("be brief", "hi"), "tools": TOOLS, "tool_choice": "none"},
+        {**_system_user("be brief", "hi"), "tools": TOOLS, "tool_choice": "none"},
+        "",
+    ),
+    "functions format: tools and no system message get an empty one (the tools are printed there)": (
+        "llamacpp-python-functions",
+        {**_user("hi"), "tools": TOOLS, "tool_choice": "auto"},
+        {**_system_user("", "hi"), "tools": TOOLS, "tool_choice": "auto"},
+        "",
+    ),
+    "functions format: no tools, no system message added": (
+        "llamacpp-python-functions",
+        _user("hi"),
+        _user("hi"),
+        "",
+    ),
+    "functions format: required with one function names it (a 500 as it is)": (
+        "llamacpp-python-functions",
+        {**_system_user("", "hi"), "tools": TOOLS, "tool_choice": "required"},
+        {
+            **_system_user("", "hi"),
+            "tools": TOOLS,
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+        },
+        "",
+    ),
+    "a format that prints tools itself gets no system message": (
+        "llamacpp-python",
+        {**_user("hi"), "tools": TOOLS},
+        {**_user("hi"), "tools": TOOLS},
         "",
     ),
     "llama: a call turn without content gets empty content; unknown fields stay": (
@@ -98,3 +133,11 @@ def test_strict_policy_refuses_what_would_be_lost() -> None:
     with pytest.raises(UnsupportedParameter) as caught:
         adapt_chat_body(_user([IMAGE]), get_dialect("llamacpp-python").request, Diagnostics("error"))
     assert caught.value.param == "messages[0].content[0]"
+
+
+def test_required_among_several_tools_is_refused_where_the_upstream_cannot_say_it() -> None:
+    two = [*TOOLS, {"type": "function", "function": {"name": "g", "parameters": {"type": "object"}}}]
+    body = {**_user("hi"), "tools": two, "tool_choice": "required"}
+    with pytest.raises(UnsupportedParameter) as caught:
+        adapt_chat_body(body, get_dialect("llamacpp-python-functions").request, Diagnostics("warn"))
+    assert caught.value.param == "tool_choice"

@@ -427,7 +427,7 @@ STREAM_ROWS: list[tuple[str, bool, Any, bool, Any]] = [
     ("llamacpp-python-functions", True, ABSENT, False, "auto"),
     ("llamacpp-python-functions", True, ALLOWED_AUTO, False, "auto"),
     ("llamacpp-python-functions", True, "none", True, "none"),
-    ("llamacpp-python-functions", True, "required", True, "required"),
+    ("llamacpp-python-functions", True, "required", True, NAMED),  # required_tool_choice = "named"
     ("llamacpp-python-functions", True, {"type": "function", "name": "get_weather"}, True, NAMED),
     ("llamacpp-python-functions", False, ABSENT, True, None),
     ("llamacpp", True, "auto", True, "auto"),
@@ -461,3 +461,21 @@ def test_streaming_and_tool_choice_per_dialect(
 def test_unstreamed_client_never_streams(dialect: str) -> None:
     out, _ = translate({"input": "hi", "tools": [TOOL], "tool_choice": "none"}, dialect, stream=False)
     assert "stream" not in out and "stream_options" not in out
+
+
+def test_required_among_several_tools_is_refused_where_the_upstream_cannot_say_it() -> None:
+    """``required_tool_choice = "named"`` (chatml-function-calling answers "required" with HTTP
+    500): one function is named instead (fixture tool_call_required); several cannot be."""
+    other = {**TOOL, "name": "get_time"}
+    raw = {"model": "m", "input": "hi", "tools": [TOOL, other], "tool_choice": "required"}
+    body = decode_create_response_body(json.dumps(raw).encode())
+    with pytest.raises(UnsupportedParameter) as info:
+        to_chat_request(
+            body,
+            string_input(body.input),
+            model="m",
+            dialect=get_dialect("llamacpp-python-functions"),
+            diags=Diagnostics(),
+            stream=False,
+        )
+    assert info.value.param == "tool_choice"

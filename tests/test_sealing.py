@@ -273,6 +273,11 @@ def test_shipped_compaction_config_loads() -> None:
         ("bad_role", '[summarise]\nprompt = "x"\n[replay]\nrole = "tool"\n', "role"),
         ("zero_tokens", '[summarise]\nprompt = "x"\nmax_output_tokens = 0\n', "max_output_tokens"),
         ("not_toml", "[summarise\n", "compaction.toml"),
+        (
+            "fallback_too_small",
+            '[summarise]\nprompt = "x"\n[fallback]\nmax_chars = 200\nmax_message_chars = 190\n',
+            "no room",
+        ),
     ],
 )
 def test_bad_compaction_config_fails_at_load(tmp_path: Path, name: str, text: str, match: str) -> None:

@@ -122,6 +122,7 @@ def _start_embedded(settings: Settings, profile_name: str) -> tuple[Settings, Em
         stop=profile.stop,
         max_tool_rounds=profile.max_tool_rounds,
         context_window=profile.n_ctx,  # truncation "auto" trims to it (its overflowing streams are empty)
+        cancel_json=profile.cancel_json,
     )
     other = next(name for name in EMBEDDED_PROFILES if name != profile_name)
     notes = [
@@ -195,11 +196,6 @@ def _serve(args: argparse.Namespace) -> int:
         f"""-d '{{"model":"{model}","input":"Say hello.","max_output_tokens":32}}'""",
         file=sys.stderr,
     )
-    if workers > 1:
-        warnings.append(
-            f"with {workers} workers each keeps its own metrics and /metrics answers from one of them "
-            "at a time (docs/operations.md: scrape replicas with one worker each to count everything)"
-        )
     for warning in warnings:
         print(f"shim: warning: {warning}", file=sys.stderr)
     return _run(args, settings, workers, embedded)
@@ -212,6 +208,7 @@ def _run(
 
     from shim.http.app import create_app
     from shim.http.runtime_tuning import tune_for_serving
+    from shim.http.worker_metrics import prepare as prepare_shared_metrics
     from shim.settings import environment, settings_for_worker
 
     if embedded is not None:
@@ -223,6 +220,7 @@ def _run(
         # environment through the ``app_from_env`` factory.
         if workers > 1:
             settings_for_worker(settings)
+            prepare_shared_metrics()  # every worker's counts in every scrape
         uvicorn.run(
             "shim.cli.command:app_from_env" if workers > 1 else tune_for_serving(create_app(settings)),
             factory=workers > 1,

@@ -96,6 +96,7 @@ class EmbeddedProfile(NamedTuple):
     max_tool_rounds: int | None
     n_ctx: int
     first_byte_timeout: float  # at least this SHIM_TIMEOUT_FIRST_BYTE: the format answers only when done
+    cancel_json: bool = True  # JSON turns go streamed, so a client hanging up stops the model
 
 
 # The one place that says how the main command serves the embedded model (issue 17). Gemma 3
@@ -110,7 +111,10 @@ class EmbeddedProfile(NamedTuple):
 #   guard it calls again forever;
 # - n_ctx 16384 and a first-byte timeout of 900 s: a Codex turn's prompt (its tool schemas) is
 #   ~7,500 tokens, which one thread on 2 cores takes 1-2 minutes (more on a busy machine) to read,
-#   and this format answers only when done.
+#   and this format answers only when done;
+# - cancel_json (both profiles): a JSON request whose client hangs up stops the model (it goes
+#   upstream streamed: llama-cpp-python stops only a stream), at the cost of usage null in JSON
+#   answers (its streams carry none).
 EMBEDDED_PROFILES = {
     "functions": EmbeddedProfile(
         chat_format=FUNCTIONS_CHAT_FORMAT,

@@ -54,21 +54,22 @@ def check_settings(settings: Settings) -> list[str]:
     warnings: list[str] = []
     known = default_registry()
     routes = settings.routes
-    for index, route in enumerate(routes):
-        where = _where(route, index, len(routes))
-        if route.dialect != AUTO_DIALECT and route.dialect not in known:
-            raise StartupError(
-                f"unknown dialect {route.dialect!r}{where}: use one of {', '.join(sorted(known))}"
-                f" (or {AUTO_DIALECT} to ask the upstream)"
-            )
-        warning = check_upstream_url(route.upstream)
-        if warning:
-            warnings.append(warning + where)
-        if route.api_key_env and not os.environ.get(route.api_key_env):
-            warnings.append(
-                f"{route.api_key_env} is not set{where}: requests on this route will reach the upstream "
-                "without a key"
-            )
+    for index, first in enumerate(routes):
+        for number, route in enumerate(first.candidates()):  # its fallback upstreams too
+            where = _where(first, index, len(routes)) + (f" (fallback {number})" if number else "")
+            if route.dialect != AUTO_DIALECT and route.dialect not in known:
+                raise StartupError(
+                    f"unknown dialect {route.dialect!r}{where}: use one of {', '.join(sorted(known))}"
+                    f" (or {AUTO_DIALECT} to ask the upstream)"
+                )
+            warning = check_upstream_url(route.upstream)
+            if warning:
+                warnings.append(warning + where)
+            if route.api_key_env and not os.environ.get(route.api_key_env):
+                warnings.append(
+                    f"{route.api_key_env} is not set{where}: requests on this route will reach the upstream "
+                    "without a key"
+                )
     try:
         check_store_url(settings.server.store)
     except ValueError as exc:

@@ -16,6 +16,10 @@ responses first). The rule:
   must name a conversation of this caller, else 404 ``conversation_not_found``. Together with
   ``previous_response_id`` it is a 400: a turn continues from one place.
 - ``instructions`` are not inherited (the store keeps items only).
+- A ``compaction`` item made by ``context_management`` starts the window: what stands before the
+  latest one (system and developer messages aside) is what it summarised and is not sent
+  upstream again. The item's content is sealed, so the cut happens where it is opened
+  (``SealedItems.open_items``); the history itself stays whole (it is the client's record).
 """
 
 from __future__ import annotations

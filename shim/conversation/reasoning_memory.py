@@ -36,6 +36,7 @@ class TurnRecord(msgspec.Struct, kw_only=True):
     reasoning: list[r.ItemParam] = []
     upstream_id: str | None = None  # set when the upstream stored this turn (stateful routes)
     prefix: str = ""  # prefix_digests(messages)[k] of the request that produced the turn
+    family: str | None = None  # the dialect family that made the reasoning (upstream/families.py)
 
 
 _encoder = msgspec.msgpack.Encoder()

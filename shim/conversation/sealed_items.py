@@ -31,17 +31,31 @@ T = TypeVar("T")
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
 
-class _Reasoning(msgspec.Struct, frozen=True):
+class _Reasoning(msgspec.Struct, frozen=True, omit_defaults=True):
     text: str
+    family: str | None = None  # the dialect family that made it (shim/upstream/families.py)
 
 
 class _Summary(msgspec.Struct, frozen=True):
     summary: str
+    # A compaction made by ``context_management`` (turns/context_limits.py) also seals the turn's
+    # own items it did not summarise (its last user message and what followed), and is where the
+    # window starts: what stands before it in a history is what it summarised. ``None``: an item
+    # of ``POST /v1/responses/compact``, whose client replaced its history with the output.
+    tail: list[r.ItemParam] | None = None
 
 
+_KEPT = ("system", "developer")  # what a compaction that starts the window leaves before it
 _encode = msgspec.json.Encoder().encode
 _reasoning = msgspec.json.Decoder(_Reasoning)
 _summary = msgspec.json.Decoder(_Summary)
+
+
+def _instructs(item: r.ItemParam) -> bool:
+    """System and developer messages (and ``additional_tools``): kept before a window's start."""
+    return isinstance(item, r.AdditionalToolsItemParam) or (
+        isinstance(item, r.MessageItemParam) and item.role in _KEPT
+    )
 
 
 def wants_sealed_reasoning(include: list[str] | None) -> bool:
@@ -67,38 +81,55 @@ class SealedItems:
 
     # out -----------------------------------------------------------------------
 
-    def seal_reasoning(self, items: list[r.ItemField]) -> None:
+    def seal_reasoning(self, items: list[r.ItemField], family: str | None = None) -> None:
+        """``family``: the dialect family of the upstream that made it, sealed with the text so
+        that a failover never replays it to another family (shim/upstream/families.py)."""
         for item in items:
             if isinstance(item, r.ReasoningBody) and item.encrypted_content is UNSET:
-                payload = _encode(_Reasoning(text=_reasoning_text(item)))
+                payload = _encode(_Reasoning(text=_reasoning_text(item), family=family))
                 item.encrypted_content = self.sealer.seal("reasoning", self.scope, payload)
 
-    def seal_event(self, event: r.StreamingEvent) -> None:
+    def seal_event(self, event: r.StreamingEvent, family: str | None = None) -> None:
         if isinstance(event, r.ResponseOutputItemDoneStreamingEvent):
-            self.seal_reasoning([event.item])
+            self.seal_reasoning([event.item], family)
         elif isinstance(
             event,
             r.ResponseCompletedStreamingEvent
             | r.ResponseIncompleteStreamingEvent
             | r.ResponseFailedStreamingEvent,
         ):
-            self.seal_reasoning(event.response.output)
+            self.seal_reasoning(event.response.output, family)
 
-    def seal_summary(self, summary: str) -> str:
-        return self.sealer.seal("compaction", self.scope, _encode(_Summary(summary=summary)))
+    def seal_summary(self, summary: str, tail: list[r.ItemParam] | None = None) -> str:
+        return self.sealer.seal("compaction", self.scope, _encode(_Summary(summary=summary, tail=tail)))
 
     # in ------------------------------------------------------------------------
 
     def open_items(self, items: list[r.ItemParam], first_input: int = 0) -> list[r.ItemParam]:
         """Items with sealed content opened. ``items[first_input:]`` are the request's ``input``
-        (for error params); earlier ones came from the stored history."""
+        (for error params); earlier ones came from the stored history.
+
+        A ``context_management`` compaction item starts the window: of what stands before it only
+        the system and developer messages stay (instructions, never summarised away), then the
+        summary and the items it sealed (the ones its turn kept verbatim), then what follows it.
+        The latest such item wins, so a client sending its whole history back (or a
+        conversation, or a ``previous_response_id`` chain) is not compacted again."""
+        return self.open_with_origins(items, first_input)[0]
+
+    def open_with_origins(
+        self, items: list[r.ItemParam], first_input: int = 0
+    ) -> tuple[list[r.ItemParam], list[str | None]]:
+        """``open_items``, and beside each item it returns the dialect family sealed with its
+        reasoning, else ``None`` (shim/upstream/families.py)."""
         if not any(isinstance(i, r.ReasoningItemParam | r.CompactionSummaryItemParam) for i in items):
-            return items
+            return items, [None] * len(items)
         out: list[r.ItemParam] = []
+        origins: list[str | None] = []
         for n, item in enumerate(items):
             where = f"input[{n - first_input}]" if n >= first_input else "previous_response_id"
             if isinstance(item, r.ReasoningItemParam) and item.encrypted_content:
-                text = self._open("reasoning", item.encrypted_content, where, _reasoning).text
+                opened = self._open("reasoning", item.encrypted_content, where, _reasoning)
+                text = opened.text
                 out.append(
                     r.ReasoningItemParam(
                         id=item.id,
@@ -107,12 +138,19 @@ class SealedItems:
                         status=item.status,
                     )
                 )
+                origins.append(opened.family)
             elif isinstance(item, r.CompactionSummaryItemParam):
-                summary = self._open("compaction", item.encrypted_content, where, _summary).summary
-                out.append(summary_message(summary, self.compaction, item.id))
+                sealed = self._open("compaction", item.encrypted_content, where, _summary)
+                if sealed.tail is not None:
+                    kept = [k for k, i in enumerate(out) if _instructs(i)]
+                    out, origins = [out[k] for k in kept], [origins[k] for k in kept]
+                out.append(summary_message(sealed.summary, self.compaction, item.id))
+                out.extend(sealed.tail or ())
+                origins.extend([None] * (1 + len(sealed.tail or ())))
             else:
                 out.append(item)
-        return out
+                origins.append(None)
+        return out, origins
 
     def _open(self, purpose: Purpose, blob: str, where: str, decoder: msgspec.json.Decoder[T]) -> T:
         try:

@@ -23,6 +23,7 @@ DiagnosticKind = Literal[
     "rewritten_id",
     "lossy_value",
     "unsupported_item",
+    "emulated",
 ]
 
 

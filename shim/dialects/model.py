@@ -76,12 +76,24 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             named no choice (the Open Responses default). OpenAI defaults to "auto" itself;
             llama-cpp-python's ``chatml-function-calling`` treats a missing choice as "none"
             and leaves the tools out of the prompt.
+        tools_in_system_message: The upstream's template prints the tool list only inside a
+            system message: llama-cpp-python's ``chatml-function-calling`` renders the functions
+            and the instructions for calling them as part of each system message, so a request
+            without one offers the model a call it has never been told about (Gemma 3 270M then
+            always picks an empty message). When true and tools are offered, a request with no
+            system message gets an empty one first.
         named_tool_choice: How a choice of one named function is sent: ``"object"``
             (``{"type": "function", "function": {"name": ...}}``, OpenAI) or ``"required"``:
             ``tool_choice: "required"`` with only that function offered, which obliges the
             model to call exactly it. llama-server reads ``tool_choice`` as a string and
             replaces any other type by ``"auto"`` with only a log warning, so the object form
             silently lets the model answer in text.
+        required_tool_choice: How ``tool_choice: "required"`` is sent: ``"required"`` (OpenAI)
+            or ``"named"``: with exactly one function offered, as the object naming it (the same
+            demand); with several, refused (400 ``unsupported_parameter``). llama-cpp-python's
+            ``chatml-function-calling`` answers HTTP 500 to "required" (an assertion accepts
+            only "auto"), while a named function is generated under that function's JSON-schema
+            grammar, so a forced call really comes back as a call.
         reasoning_effort: How the Open Responses ``reasoning.effort`` is sent:
             ``"reasoning_effort"`` (top-level string, OpenAI), ``"reasoning_object"``
             (``{"reasoning": {"effort": ...}}``, OpenRouter) or ``"drop"`` (with a
@@ -117,7 +129,8 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
         stream_to_cancel: The upstream stops generating when the client closes the connection
             only for a streamed request (llama-cpp-python finishes an unstreamed one, however
             long). A background turn then goes upstream streamed (and is collected), so that a
-            cancel, which closes the connection, stops the generation.
+            cancel, which closes the connection, stops the generation; so does a JSON turn on
+            a route with ``cancel_json`` (a client hanging up then stops it).
         drop_params: Request fields this upstream rejects; the writer removes them and
             reports a ``dropped_param`` diagnostic (Mistral's strict schema rejects ``store``,
             ``user``, ``seed``…).
@@ -135,8 +148,10 @@ class RequestRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     stream_usage: bool = True
     stream_auto_tool_choice: bool = True
     explicit_tool_choice: bool = False
+    tools_in_system_message: bool = False
     stream_to_cancel: bool = False
     named_tool_choice: Literal["object", "required"] = "object"
+    required_tool_choice: Literal["required", "named"] = "required"
     reasoning_effort: Literal["reasoning_effort", "reasoning_object", "drop"] = "reasoning_effort"
     reasoning_replay: Literal["field", "think_tags", "drop"] = "drop"
     reasoning_replay_field: _NonEmpty = "reasoning_content"

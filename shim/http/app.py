@@ -102,6 +102,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         server.retries,
         max_response_bytes=server.max_upstream_response_bytes,
         retry_max_wait=server.retry_max_wait,
+        breaker=server.breaker,
     )
     store = (
         ResponseStore(

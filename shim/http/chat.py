@@ -12,7 +12,8 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.response import Stream
 
-from shim.errors import InvalidRequest
+from shim.errors import ContextLengthExceeded, InvalidRequest
+from shim.http.disconnect import client_left, unless_client_leaves
 from shim.http.responses import SSE_HEADERS, diagnostics_headers, json_response, write_bytes
 from shim.http.state import app_state
 from shim.translate.chat_writer import ReasoningMode
@@ -60,6 +61,14 @@ def decode_chat_body(raw: bytes) -> c.ChatCompletionRequest:
 
 @post("/v1/chat/completions", status_code=200, summary="Create a chat completion", tags=["chat"])
 async def create_chat_completion(request: Request[Any, Any, Any]) -> Response[Any]:
+    try:
+        return await _create(request)
+    except ContextLengthExceeded as exc:  # a Chat client sent `messages`, not `input`
+        exc.param = "messages"
+        raise
+
+
+async def _create(request: Request[Any, Any, Any]) -> Response[Any]:
     ctx = app_state(request.app).turns
     raw = await request.body()
     req = decode_chat_body(raw)
@@ -72,14 +81,20 @@ async def create_chat_completion(request: Request[Any, Any, Any]) -> Response[An
         normalize = mode if (header or resolved.route.normalize_chat) else None
         diags = ctx.diagnostics()
         if req.stream:
-            upstream = await chat_passthrough.open_stream(ctx, raw, req, resolved, diags)
+            upstream, resolved = await chat_passthrough.open_stream(ctx, raw, req, resolved, diags)
             batches = chat_passthrough.chunks(ctx, upstream, req, resolved, normalize)
             return Stream(
                 write_bytes(batches),
                 media_type="text/event-stream",
                 headers={**SSE_HEADERS, **diagnostics_headers(diags)},
             )
-        content = await chat_passthrough.complete(ctx, raw, req, resolved, normalize, diags)
+        # A client hanging up closes the upstream request (http/disconnect.py); llama-cpp-python
+        # finishes an unstreamed answer even then: a Chat client that may leave should stream.
+        content = await unless_client_leaves(
+            request, chat_passthrough.complete(ctx, raw, req, resolved, normalize, diags)
+        )
+        if content is None:
+            return client_left()
         return json_response(content, diagnostics_headers(diags))
     turn = await chat_over_responses.prepare(ctx, req, resolved, client_key, mode)
     # Headers once the upstream answered: a refused continuation drops x-shim-upstream-bytes-saved.
@@ -90,5 +105,7 @@ async def create_chat_completion(request: Request[Any, Any, Any]) -> Response[An
             media_type="text/event-stream",
             headers={**SSE_HEADERS, **diagnostics_headers(turn.diags, turn.headers)},
         )
-    completion = await chat_over_responses.complete(ctx, turn)
+    completion = await unless_client_leaves(request, chat_over_responses.complete(ctx, turn))
+    if completion is None:
+        return client_left()
     return json_response(c.encode_completion(completion), diagnostics_headers(turn.diags, turn.headers))

@@ -10,9 +10,10 @@ streams are all seen) and registers the two endpoints:
   keys or full upstream URLs.
 - traces (``shim.tracing``, when on): a span per request continuing an incoming ``traceparent``,
   its trace id in the access line (``trace_id``) beside the request id; a span per store operation.
-- ``/metrics``: the app's own registry (``shim.telemetry.Metrics``).
+- ``/metrics``: the app's own registry (``shim.telemetry.Metrics``); every worker's under
+  ``--workers`` (``shim.http.worker_metrics``).
 - ``/readyz``: 200 when the store answers a ping within 2 s and at least one upstream is
-  configured, else 503 with the failing checks.
+  configured, else 503 with the failing checks; ``upstreams`` shows each one's breaker state.
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ from typing import Any, cast
 
 import msgspec
 from litestar import Litestar, Request, Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from shim import tracing
 from shim.http.auth import ClientAuth
 from shim.http.guards import ASGIApp, BodyGuard, Message, Receive, Scope, Send
 from shim.http.ratelimit import RateLimit
 from shim.http.state import AppState, app_state
+from shim.http.worker_metrics import exposition
 from shim.telemetry import Metrics, RequestRecord, current_metrics, current_record, note_store
+from shim.upstream.health import BreakerCollector, upstream_states
 
 __all__ = ["TurnOutcome", "configure_logging", "install", "instrument_backend", "observe_turn"]
 
@@ -259,7 +262,7 @@ def instrument_backend(backend: Any, metrics: Metrics) -> None:
 @get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=False)
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     metrics = app_state(request.app).metrics
-    return Response(content=generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(content=exposition(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @get("/readyz", summary="Readiness", tags=["operations"], include_in_schema=False)
@@ -276,7 +279,11 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
         except Exception as exc:  # any failure means not ready; the kind is enough to act on
             checks["store"] = f"unreachable: {exc.__class__.__name__}"
     ready = all(v in ("ok", "disabled") for v in checks.values())
-    body = json.dumps({"status": "ready" if ready else "not_ready", "checks": checks}).encode()
+    # Each upstream's breaker, for reading only: an open one does not make this replica unready
+    # (every replica shares its upstreams; a balancer would drop them all at once).
+    upstreams = upstream_states(ctx.router, ctx.upstream.breakers, time.monotonic())
+    status = "ready" if ready else "not_ready"
+    body = json.dumps({"status": status, "checks": checks, "upstreams": upstreams}).encode()
     return Response(content=body, status_code=200 if ready else 503, media_type="application/json")
 
 
@@ -293,6 +300,7 @@ def install(app: Litestar, state: AppState) -> None:
     app.asgi_handler = cast(Any, Observe(gated, metrics))
     app.register(metrics_endpoint)
     app.register(readyz)
+    metrics.registry.register(BreakerCollector(state.turns.router, state.turns.upstream.breakers))
     store = state.turns.store
     if store is not None:
         instrument_backend(store.backend, metrics)

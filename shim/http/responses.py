@@ -16,6 +16,7 @@ from litestar import Request, Response, post
 from litestar.response import Stream
 
 from shim.core.diagnostics import Diagnostics
+from shim.http.disconnect import client_left, unless_client_leaves
 from shim.http.openapi import documented
 from shim.http.state import app_state
 from shim.sse import DONE, KEEPALIVE, encode_tagged
@@ -84,16 +85,19 @@ async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
     if resolved.route.kind == "responses":  # the upstream speaks Open Responses
         return await _pass_through(ctx, raw, body, resolved, client_key)
     turn = await responses_over_chat.prepare(ctx, body, resolved, client_key, unknown=unknown)
-    headers = diagnostics_headers(turn.diags)
     if body.background:  # answered `queued` at once; the turn runs as a task (turns/background.py)
         queued = await state.background.start(turn)
-        return json_response(_encoder.encode(queued), headers)
+        return json_response(_encoder.encode(queued), diagnostics_headers(turn.diags))
+    # Diagnostics once the upstream answered: a fallback's translation may have added some.
     if body.stream:
         upstream = await responses_over_chat.open_stream(ctx, turn)
         batches = responses_over_chat.event_batches(ctx, turn, upstream)
-        return Stream(_sse(batches), media_type="text/event-stream", headers={**SSE_HEADERS, **headers})
-    resource = await responses_over_chat.complete(ctx, turn)
-    return json_response(_encoder.encode(resource), headers)
+        headers = {**SSE_HEADERS, **diagnostics_headers(turn.diags)}
+        return Stream(_sse(batches), media_type="text/event-stream", headers=headers)
+    resource = await unless_client_leaves(request, responses_over_chat.complete(ctx, turn))
+    if resource is None:
+        return client_left()
+    return json_response(_encoder.encode(resource), diagnostics_headers(turn.diags))
 
 
 async def _pass_through(
@@ -101,10 +105,12 @@ async def _pass_through(
 ) -> Response[Any]:
     turn = await responses_passthrough.prepare(ctx, raw, body, resolved, client_key)
     if not body.stream:
-        return json_response(await responses_passthrough.complete(ctx, turn))
+        content = await responses_passthrough.complete(ctx, turn)
+        return json_response(content, diagnostics_headers(turn.diags))
     upstream = await responses_passthrough.open_stream(ctx, turn)
     batches = responses_passthrough.chunks(ctx, turn, upstream)
-    return Stream(write_bytes(batches), media_type="text/event-stream", headers=SSE_HEADERS)
+    headers = {**SSE_HEADERS, **diagnostics_headers(turn.diags)}  # reasoning a failover dropped
+    return Stream(write_bytes(batches), media_type="text/event-stream", headers=headers)
 
 
 @post(

@@ -34,6 +34,9 @@ class StoredResponse(msgspec.Struct, kw_only=True):
     input_items: list[r.ItemParam]
     history: list[r.ItemParam]
     scope: str = ""
+    # Reasoning item id → the dialect family that made it, for every reasoning item in
+    # ``history`` the shim saw made (shim/upstream/families.py: replay across a failover).
+    reasoning_origins: dict[str, str] = {}
 
 
 class Versioned(msgspec.Struct, frozen=True):

@@ -113,6 +113,8 @@ class UpstreamCall:
         self.span = (
             tracing.upstream_span(route, model, self.kind, body, self.scrub) if tracing is not None else None
         )
+        # The upstream call's span rides on to the upstream (a vLLM or a gateway that traces too).
+        self.headers = tracing.context_headers(self.span) if tracing is not None and self.span else None
         self.ended = False
 
     def scrub(self, text: str) -> str:

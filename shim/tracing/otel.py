@@ -129,6 +129,13 @@ class Tracing:
 
     # ----------------------------------------------------------------- upstream calls
 
+    def context_headers(self, span: Span) -> dict[str, str]:
+        """The headers that carry ``span`` on to the upstream (``traceparent``, ``tracestate``:
+        the propagators OTEL_PROPAGATORS names; ``none`` sends nothing)."""
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        return carrier
+
     def upstream_span(
         self, route: Route, model: str, kind: str, body: bytes, scrub: Callable[[str], str]
     ) -> Span:

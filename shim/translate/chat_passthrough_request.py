@@ -12,6 +12,9 @@ says differs:
 - ``input_modalities``: user parts of a modality the upstream cannot take are reported and left out;
 - ``max_tokens_field = "max_tokens"``: ``max_completion_tokens`` is sent as ``max_tokens``;
 - ``explicit_tool_choice``: tools without a ``tool_choice`` get ``"auto"`` (the Chat default);
+- ``tools_in_system_message``: tools with no system message get an empty one first;
+- ``required_tool_choice = "named"``: ``"required"`` with one function becomes the object naming
+  it; with several tools, a 400 (the upstream cannot say it);
 - ``tool_calls_content = "empty"``: an assistant turn with calls and no content gets ``""``;
 - ``drop_params``: reported and removed; ``extra_body``: added where the client set nothing.
 
@@ -24,6 +27,7 @@ from typing import Any
 
 from shim.core.diagnostics import Diagnostics
 from shim.dialects.model import RequestRules
+from shim.errors import UnsupportedParameter
 
 __all__ = ["adapt_chat_body", "needs_adapting"]
 
@@ -96,6 +100,19 @@ def _message(message: dict[str, Any], where: str, rules: RequestRules, diags: Di
         message["content"] = ""
 
 
+def _one_function(tools: Any) -> dict[str, Any]:
+    """``"required"`` as the named choice of the one function offered."""
+    if isinstance(tools, list) and len(tools) == 1 and isinstance(tools[0], dict):
+        function = tools[0].get("function")
+        if tools[0].get("type") == "function" and isinstance(function, dict) and function.get("name"):
+            return {"type": "function", "function": {"name": function["name"]}}
+    raise UnsupportedParameter(
+        'This upstream cannot make the model choose among several tools (tool_choice "required"); '
+        "offer one tool, or name the function to call.",
+        param="tool_choice",
+    )
+
+
 def needs_adapting(rules: RequestRules) -> bool:
     """Whether any rule here differs from OpenAI's (else the body goes up byte for byte)."""
     return (
@@ -104,6 +121,8 @@ def needs_adapting(rules: RequestRules) -> bool:
         or set(_MODALITY.values()) - set(rules.input_modalities) != set()
         or rules.max_tokens_field != "max_completion_tokens"
         or rules.explicit_tool_choice
+        or rules.tools_in_system_message
+        or rules.required_tool_choice != "required"
         or rules.tool_calls_content != "omit"
         or bool(rules.drop_params)
         or bool(rules.extra_body)
@@ -122,6 +141,15 @@ def adapt_chat_body(data: dict[str, Any], rules: RequestRules, diags: Diagnostic
         data["max_tokens"] = data.pop("max_completion_tokens")
     if rules.explicit_tool_choice and data.get("tools") and data.get("tool_choice") is None:
         data["tool_choice"] = "auto"
+    if (
+        rules.tools_in_system_message
+        and data.get("tools")
+        and isinstance(messages, list)
+        and not any(isinstance(m, dict) and m.get("role") == "system" for m in messages)
+    ):
+        messages.insert(0, {"role": "system", "content": ""})  # the format prints tools only there
+    if rules.required_tool_choice == "named" and data.get("tool_choice") == "required":
+        data["tool_choice"] = _one_function(data.get("tools"))
     for name in rules.drop_params:
         if data.get(name) is not None:
             del data[name]

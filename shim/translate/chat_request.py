@@ -17,7 +17,7 @@ from typing import Any
 
 from shim.core.diagnostics import Diagnostics
 from shim.dialects.model import Dialect, RequestRules
-from shim.errors import InvalidRequest
+from shim.errors import InvalidRequest, UnsupportedParameter
 from shim.translate.parameters import copy_same_name
 from shim.translate.replay import call_of, hosted_text, output_of
 from shim.translate.tool_rounds import CALL_ITEMS
@@ -305,6 +305,21 @@ def _named_as_required(
     return "required", list(named)
 
 
+def _required_as_named(choice: Any, tools: list[c.ChatCompletionToolUnionParam], rules: RequestRules) -> Any:
+    """``required_tool_choice = "named"``: "call a function" with one function offered is "call
+    this function"; with several the upstream has no way to say it."""
+    if rules.required_tool_choice != "named" or choice != "required":
+        return choice
+    functions = [t for t in tools if isinstance(t, c.ChatCompletionFunctionToolParam)]
+    if len(functions) != 1 or len(tools) != 1:
+        raise UnsupportedParameter(
+            'This upstream cannot make the model choose among several tools (tool_choice "required"); '
+            "offer one tool, or name the function to call.",
+            param="tool_choice",
+        )
+    return c.ChatCompletionNamedToolChoiceParam(function=c.ToolName(name=functions[0].function.name))
+
+
 def _response_format(text: r.TextParam | None, rules: RequestRules, diags: Diagnostics) -> Any:
     fmt = text.format if text else None
     if fmt is None or isinstance(fmt, r.TextResponseFormat):
@@ -376,8 +391,15 @@ def to_chat_request(
     tool_choice, functions = lower_tool_choice(body.tool_choice, table, diags)
     tools: list[c.ChatCompletionToolUnionParam] = list(functions)
     tool_choice, tools = _named_as_required(tool_choice, tools, rules)
+    tool_choice = _required_as_named(tool_choice, tools, rules)
     if tool_choice is None and tools and rules.explicit_tool_choice:
         tool_choice = "auto"  # the Open Responses default, said out loud
+    if (
+        tools
+        and rules.tools_in_system_message
+        and not any(isinstance(m, c.ChatCompletionSystemMessageParam) for m in builder.out)
+    ):
+        builder.out.insert(0, c.ChatCompletionSystemMessageParam(content=""))  # where tools are printed
     response_format, format_extra = _response_format(body.text, rules, diags)
 
     req = c.ChatCompletionRequest(model=model, messages=builder.out)

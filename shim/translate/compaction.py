@@ -6,6 +6,10 @@ summary: the window goes upstream as ordinary messages followed by the prompt fr
 output is the window's user messages (kept verbatim, if configured) and one ``compaction`` item
 holding the sealed summary. Sealing itself is injected (a callable), so this module does no
 crypto and no IO.
+
+When the model writes no summary (a small base model often ends its turn at once: Gemma 3 270M
+did on every window measured), ``fallback_summary`` builds one the shim owns: a marked extract of
+the window's messages, so compaction still answers (unless the diagnostics policy is ``error``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ __all__ = [
     "CompactionConfigError",
     "compact_resource",
     "compaction_config",
+    "fallback_summary",
     "load_compaction_config",
     "summarise_body",
     "summary_message",
@@ -54,10 +59,18 @@ class Replay(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     prefix: str = ""
 
 
+class Fallback(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    prefix: _NonEmpty = "[The model wrote no summary; the shim kept this extract of the conversation.]"
+    max_chars: Annotated[int, msgspec.Meta(ge=200)] = 2000
+    max_message_chars: Annotated[int, msgspec.Meta(ge=20)] = 400
+
+
 class CompactionConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     summarise: Summarise
     window: Window = Window()
     replay: Replay = Replay()
+    fallback: Fallback = Fallback()
 
 
 def load_compaction_config(path: Path | Traversable | None = None) -> CompactionConfig:
@@ -72,6 +85,11 @@ def load_compaction_config(path: Path | Traversable | None = None) -> Compaction
         raise CompactionConfigError(f"{entry}: {exc}") from exc
     if not config.summarise.prompt.strip():
         raise CompactionConfigError(f"{entry}: summarise.prompt is blank")
+    fallback = config.fallback
+    if len(fallback.prefix) + fallback.max_message_chars + 32 > fallback.max_chars:
+        raise CompactionConfigError(
+            f"{entry}: fallback.max_chars leaves no room for one message after the prefix"
+        )
     return config
 
 
@@ -105,6 +123,45 @@ def summary_text(resource: r.ResponseResource) -> str:
         if isinstance(item, r.Message):
             texts.extend(p.text for p in item.content if isinstance(p, r.OutputTextContent))
     return "".join(texts).strip()
+
+
+def _message_line(item: r.MessageItemParam, limit: int) -> str:
+    if isinstance(item.content, str):
+        text = item.content
+    else:
+        text = " ".join(getattr(part, "text", "") for part in item.content)
+    text = " ".join(text.split())  # one line per message
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return f"{item.role}: {text}" if text else ""
+
+
+def fallback_summary(window: list[r.ItemParam], config: CompactionConfig) -> str | None:
+    """A deterministic stand-in for the summary the model did not write: the prefix, then one line
+    per message (``role: text``, cut to ``max_message_chars``); past ``max_chars`` the first line
+    (usually the goal) and as many of the latest as fit are kept. Calls, outputs and reasoning are
+    left out. ``None`` when the fallback is off or the window has no text."""
+    fallback = config.fallback
+    if not fallback.enabled:
+        return None
+    lines = [
+        line
+        for item in window
+        if isinstance(item, r.MessageItemParam) and (line := _message_line(item, fallback.max_message_chars))
+    ]
+    if not lines:
+        return None
+    budget = fallback.max_chars - len(fallback.prefix) - 1
+    if sum(len(line) + 1 for line in lines) > budget:
+        head, tail = lines[0], list[str]()
+        left = budget - len(head) - 3  # the "…" line
+        for line in reversed(lines[1:]):
+            if len(line) + 1 > left:
+                break
+            tail.insert(0, line)
+            left -= len(line) + 1
+        lines = [head, "…", *tail]
+    return "\n".join([fallback.prefix, *lines])
 
 
 def _kept_user_message(item: r.MessageItemParam, ids: Callable[[str], str]) -> r.Message:

@@ -105,6 +105,19 @@ class RoundMerger:
 
     # -------------------------------------------------------------- items the loop adds itself
 
+    def finished_item(self, item: r.ItemField) -> list[r.StreamingEvent]:
+        """An item made whole before the first round (``context_management``'s compaction)."""
+        index = len(self.output)
+        self.output.append(item)
+        return [
+            r.ResponseOutputItemAddedStreamingEvent(
+                sequence_number=self._next(), output_index=index, item=item
+            ),
+            r.ResponseOutputItemDoneStreamingEvent(
+                sequence_number=self._next(), output_index=index, item=item
+            ),
+        ]
+
     def listed(self, item: r.McpListTools) -> list[r.StreamingEvent]:
         """An ``mcp_list_tools`` item (the listing already happened, before the first round)."""
         index = len(self.output)

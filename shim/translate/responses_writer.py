@@ -232,6 +232,19 @@ class ResponsesStreamWriter:
             self._error = error
         return self.finish()
 
+    def add_item(self, item: r.ItemField) -> list[r.StreamingEvent]:
+        """A finished item the shim made itself (``context_management``'s compaction item): added
+        and done at once; the items that follow it are numbered after it."""
+        out: list[r.StreamingEvent] = []
+        self._close(out)
+        index = self._add(item, out)
+        out.append(
+            r.ResponseOutputItemDoneStreamingEvent(
+                sequence_number=self._next(), output_index=index, item=item
+            )
+        )
+        return out
+
     @property
     def output(self) -> list[r.ItemField]:
         return self._output

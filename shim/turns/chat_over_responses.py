@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -32,7 +32,7 @@ import msgspec
 
 from shim.conversation.reasoning_memory import TurnRecord, prefix_digests
 from shim.core.deltas import ErrorDelta, UsageDelta
-from shim.core.diagnostics import Diagnostics
+from shim.core.diagnostics import Diagnostic, Diagnostics
 from shim.errors import InvalidRequest, ShimError, UpstreamError, UpstreamStatusError
 from shim.sse import DONE, KEEPALIVE, encode_data
 from shim.translate.chat_over_responses import ChatChoiceDriver
@@ -41,6 +41,8 @@ from shim.translate.responses_request import encode_create_response_body, to_res
 from shim.translate.stop_sequences import stop_list
 from shim.turns.context import TurnContext
 from shim.turns.pump import pump
+from shim.upstream import failover
+from shim.upstream.families import family, mixed_families
 from shim.upstream.redaction import ByteRedactor
 from shim.upstream.routing import Resolved
 from shim.wire import chat as c
@@ -91,6 +93,10 @@ class ChatTurn:
     prefix: str = ""
     remember_upstream: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    # Failover (upstream/failover.py): the body for each upstream of a route whose upstreams span
+    # dialect families (upstream/families.py), and which upstream answered each choice.
+    body_for: Callable[[Resolved], bytes] | None = None
+    answered: dict[int, Resolved] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -152,7 +158,7 @@ async def prepare(
         diags=diags,
         stream=bool(req.stream),
         store=stateful,
-        recalled={i: t.reasoning for i, t in recalled.items() if t.reasoning},
+        recalled=_replayable(recalled, resolved, resolved, diags),
     )
     if memory is not None:
         body.include = [*(body.include or []), ENCRYPTED_INCLUDE]
@@ -170,7 +176,54 @@ async def prepare(
     )
     if stateful and n == 1:  # n parallel requests would race over one fallback
         _continue(turn, body, recalled, prefixes)
+    if mixed_families(resolved) and any(t.reasoning for t in recalled.values()):
+        turn.body_for = _bodies(req, resolved, recalled, diags, body.include)
     return turn
+
+
+def _replayable(
+    recalled: dict[int, TurnRecord], route: Resolved, target: Resolved, diags: Diagnostics
+) -> dict[int, list[r.ItemParam]]:
+    """The remembered reasoning ``target`` may get: on a route whose upstreams span dialect
+    families only its own family's (``upstream/families.py``; unknown counts as the route's own)."""
+    found = {i: t for i, t in recalled.items() if t.reasoning}
+    if not found or not mixed_families(route):
+        return {i: t.reasoning for i, t in found.items()}
+    own, wanted = family(route.dialect), family(target.dialect)
+    kept: dict[int, list[r.ItemParam]] = {}
+    for i, record in found.items():
+        made = record.family or own
+        if made == wanted:
+            kept[i] = record.reasoning
+        elif diags.policy != "ignore":  # the shim's choice, never a 400 (families.py)
+            message = f"Reasoning made by the {made} family is not replayed to a {wanted} upstream."
+            diags.items.append(Diagnostic("unsupported_item", message, f"messages[{i}]"))
+    return kept
+
+
+def _bodies(
+    req: c.ChatCompletionRequest,
+    route: Resolved,
+    recalled: dict[int, TurnRecord],
+    diags: Diagnostics,
+    include: list[str] | None,
+) -> Callable[[Resolved], bytes]:
+    """The body for another upstream of the route: its model, and its family's reasoning."""
+
+    def body_for(target: Resolved) -> bytes:
+        with failover.reports_once(diags):
+            body = to_responses_request(
+                req,
+                model=target.upstream_model,
+                diags=diags,
+                stream=bool(req.stream),
+                store=False,  # a stateful route has no fallbacks
+                recalled=_replayable(recalled, route, target, diags),
+            )
+        body.include = include
+        return encode_create_response_body(body)
+
+    return body_for
 
 
 def _continue(
@@ -210,16 +263,33 @@ def _continue(
     )
 
 
-async def _send(ctx: TurnContext, turn: ChatTurn, *, stream: bool) -> httpx.Response:
+async def _send(ctx: TurnContext, turn: ChatTurn, *, stream: bool, choice: int = 0) -> httpx.Response:
     try:
-        return await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=stream)
+        return await _post(ctx, turn, stream=stream, choice=choice)
     except UpstreamStatusError as exc:
         if turn.full_body is None or exc.http_status not in (400, 404):
             raise
         log.info("chat: upstream refused previous_response_id (%s); sending the whole history", exc.message)
         turn.body, turn.full_body = turn.full_body, None
         turn.headers.pop("x-shim-upstream-bytes-saved", None)
-        return await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=stream)
+        return await _post(ctx, turn, stream=stream, choice=choice)
+
+
+async def _post(ctx: TurnContext, turn: ChatTurn, *, stream: bool, choice: int) -> httpx.Response:
+    """The route's first upstream that answers (``upstream/failover.py``), under its model name.
+    ``n`` choices each fail over on their own: ``turn.answered`` says who answered which."""
+    first = turn.resolved
+
+    def request(target: Resolved) -> bytes:
+        if turn.body_for is not None and target is not first:
+            return turn.body_for(target)
+        same = target.upstream_model == first.upstream_model
+        return turn.body if same else failover.with_model(turn.body, target.upstream_model)
+
+    response, turn.answered[choice] = await failover.send(
+        ctx.upstream, first, "/responses", request, stream=stream
+    )
+    return response
 
 
 def _driver(turn: ChatTurn, choice: int) -> ChatChoiceDriver:
@@ -248,6 +318,7 @@ async def _remember(ctx: TurnContext, turn: ChatTurn, drivers: list[ChatChoiceDr
                 reasoning=driver.reasoning_items(),
                 upstream_id=driver.upstream_id if turn.remember_upstream and not driver.stopped else None,
                 prefix=turn.prefix,
+                family=family(turn.answered.get(driver.choice, turn.resolved).dialect),
             )
             message = driver.completion.choices[0].message
             await memory.remember(turn.scope, message, record)
@@ -262,7 +333,7 @@ async def complete(ctx: TurnContext, turn: ChatTurn) -> c.ChatCompletion:
     drivers = [_driver(turn, k) for k in range(turn.n)]
 
     async def one(driver: ChatChoiceDriver) -> None:
-        response = await _send(ctx, turn, stream=False)
+        response = await _send(ctx, turn, stream=False, choice=driver.choice)
         driver.read_body(response.content)
 
     await asyncio.gather(*(one(d) for d in drivers))
@@ -286,7 +357,7 @@ async def open_streams(ctx: TurnContext, turn: ChatTurn) -> list[httpx.Response]
     """Open every upstream stream before the client gets a status line, so a refusal is an
     HTTP error; if one fails the others are closed."""
     results = await asyncio.gather(
-        *(_send(ctx, turn, stream=True) for _ in range(turn.n)), return_exceptions=True
+        *(_send(ctx, turn, stream=True, choice=k) for k in range(turn.n)), return_exceptions=True
     )
     opened = [x for x in results if isinstance(x, httpx.Response)]
     for x in results:
@@ -342,11 +413,11 @@ async def chunks(ctx: TurnContext, turn: ChatTurn, responses: list[httpx.Respons
     (client gone) closes every upstream request and remembers nothing."""
     drivers = [_driver(turn, k) for k in range(len(responses))]
     queue: asyncio.Queue[tuple[int, list[bytes] | None]] = asyncio.Queue()
-    key = turn.resolved.upstream_key
 
     async def run(k: int, response: httpx.Response) -> None:
         try:
             translation = ChunksTranslation(drivers[k])
+            key = turn.answered.get(k, turn.resolved).upstream_key  # that choice's upstream's
             async for batch in pump(response, translation, ctx.timing, ByteRedactor(key)):
                 await queue.put((k, batch or []))
         finally:

@@ -27,6 +27,7 @@ from shim.translate.chat_reader import ChatStreamReader, read_completion
 from shim.translate.chat_writer import ChatStreamWriter, ReasoningMode, error_chunk_bytes
 from shim.turns.context import TurnContext
 from shim.turns.pump import pump
+from shim.upstream import failover
 from shim.upstream.redaction import ByteRedactor, redact_bytes
 from shim.upstream.routing import Resolved
 from shim.wire import chat as c
@@ -65,8 +66,12 @@ async def complete(
     diags: Diagnostics,
 ) -> bytes:
     """The whole answer, with an echoed upstream key cut out as the streamed path does."""
-    response = await ctx.upstream.send(
-        resolved, "/chat/completions", upstream_body(raw, req, resolved, diags), stream=False
+    response, resolved = await failover.send(
+        ctx.upstream,
+        resolved,
+        "/chat/completions",
+        lambda target: upstream_body(raw, req, target, diags),
+        stream=False,
     )
     if mode is None or (req.n or 1) > 1:
         try:  # forwarded as is, but a 200 that is not even JSON is the upstream's failure
@@ -92,9 +97,14 @@ async def complete(
 
 async def open_stream(
     ctx: TurnContext, raw: bytes, req: c.ChatCompletionRequest, resolved: Resolved, diags: Diagnostics
-) -> httpx.Response:
-    return await ctx.upstream.send(
-        resolved, "/chat/completions", upstream_body(raw, req, resolved, diags), stream=True
+) -> tuple[httpx.Response, Resolved]:
+    """The open answer and the upstream that gave it (a fallback's, after a failover)."""
+    return await failover.send(
+        ctx.upstream,
+        resolved,
+        "/chat/completions",
+        lambda target: upstream_body(raw, req, target, diags),
+        stream=True,
     )
 
 

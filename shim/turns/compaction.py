@@ -6,7 +6,9 @@ compaction items are the upstream's own). Over Chat, the window is the history t
 sealed items in it are opened first, so compacting an already compacted window works. The
 upstream model writes the summary in one non-streaming call; the answer is a
 ``response.compaction`` resource whose ``compaction`` item carries the summary sealed for the
-caller. The item is accepted back as input by ``POST /v1/responses`` and WebSocket turns
+caller. A model that writes nothing gets the prompt file's fallback, a marked extract of the
+window (reported as ``emulated:summary``), or with diagnostics policy ``error`` a 502. The item
+is accepted back as input by ``POST /v1/responses`` and WebSocket turns
 (``SealedItems.open_items``), which replay it upstream as one summary message.
 """
 
@@ -19,22 +21,35 @@ from shim.conversation.policies import apply_route_policies
 from shim.core.diagnostics import Diagnostics
 from shim.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
 from shim.translate.chat_request import to_chat_request
-from shim.translate.compaction import compact_resource, summarise_body, summary_text
+from shim.translate.compaction import (
+    CompactionConfig,
+    compact_resource,
+    fallback_summary,
+    summarise_body,
+    summary_text,
+)
 from shim.translate.echo import response_template
 from shim.translate.pipeline import chat_completion_to_response
 from shim.turns.context import TurnContext
+from shim.upstream import failover
 from shim.upstream.routing import Resolved
 from shim.wire import chat as c
 from shim.wire import responses as r
 
 __all__ = ["compact", "pass_through"]
 
-_encoder = msgspec.json.Encoder()
-
 
 async def compact(
-    ctx: TurnContext, body: r.CompactResponseMethodPublicBody, resolved: Resolved, client_key: str | None
+    ctx: TurnContext,
+    body: r.CompactResponseMethodPublicBody,
+    resolved: Resolved,
+    client_key: str | None,
+    *,
+    tail: list[r.ItemParam] | None = None,
 ) -> tuple[r.CompactResource, Diagnostics]:
+    """``tail``: sealed into the compaction item with the summary (``context_management``: the
+    turn's own items, which then follow the summary wherever the item goes, see
+    ``SealedItems.open_items``)."""
     scopes = ctx.scopes(client_key)
     history = await continue_from(ctx.store, scopes, body.previous_response_id, body.input)
     window = history.window
@@ -49,17 +64,21 @@ async def compact(
     create, prompt = summarise_body(msgspec.structs.replace(body, max_output_tokens=limited), config)
     create = apply_route_policies(create, resolved.route, window)
     diags = ctx.diagnostics()
-    chat_request = to_chat_request(
-        create,
-        [*sealed.open_items(window, len(history.items)), prompt],
-        model=resolved.upstream_model,
-        dialect=resolved.dialect,
-        diags=diags,
-        stream=False,
-    )
-    answer = await ctx.upstream.send(
-        resolved, "/chat/completions", c.encode_chat_request(chat_request), stream=False
-    )
+    opened = sealed.open_items(window, len(history.items))
+
+    def request(target: Resolved) -> bytes:  # per upstream of the route (upstream/failover.py)
+        with failover.reports_once(diags):
+            chat_request = to_chat_request(
+                create,
+                [*opened, prompt],
+                model=target.upstream_model,
+                dialect=target.dialect,
+                diags=diags,
+                stream=False,
+            )
+        return c.encode_chat_request(chat_request)
+
+    answer, resolved = await failover.send(ctx.upstream, resolved, "/chat/completions", request, stream=False)
     template = response_template(
         create, response_id=ctx.ids("resp"), created_at=ctx.clock(), model=body.model or "", store=False
     )
@@ -69,14 +88,12 @@ async def compact(
         )
     except msgspec.DecodeError as exc:
         raise UpstreamInvalidResponse(f"The upstream's answer is not a Chat completion: {exc}") from None
-    summary = summary_text(resource)
-    if not summary:
-        raise UpstreamError("The upstream model wrote no summary.", code="upstream_empty_summary")
+    summary = summary_text(resource) or _fallback(opened, config, diags)
     result = compact_resource(
         response_id=template.id,
         created_at=template.created_at,
         window=window,
-        sealed_summary=sealed.seal_summary(summary),
+        sealed_summary=sealed.seal_summary(summary, tail),
         usage=resource.usage,
         config=config,
         ids=ctx.ids,
@@ -84,9 +101,27 @@ async def compact(
     return result, diags
 
 
+def _fallback(opened: list[r.ItemParam], config: CompactionConfig, diags: Diagnostics) -> str:
+    """The shim's own summary when the model wrote none (see ``fallback_summary``)."""
+    summary = fallback_summary(opened, config) if diags.policy != "error" else None
+    if summary is None:
+        raise UpstreamError("The upstream model wrote no summary.", code="upstream_empty_summary")
+    diags.report(
+        "emulated",
+        "The upstream model wrote no summary: the compaction holds an extract of the conversation "
+        "made by the shim.",
+        param="summary",
+    )
+    return summary
+
+
 async def pass_through(ctx: TurnContext, raw: bytes, resolved: Resolved) -> bytes:
     """A Responses upstream compacts by itself: the body goes as sent (model renamed by the route)."""
-    data = msgspec.json.decode(raw)
-    data["model"] = resolved.upstream_model
-    answer = await ctx.upstream.send(resolved, "/responses/compact", _encoder.encode(data), stream=False)
+    answer, _ = await failover.send(
+        ctx.upstream,
+        resolved,
+        "/responses/compact",
+        lambda target: failover.with_model(raw, target.upstream_model),
+        stream=False,
+    )
     return answer.content

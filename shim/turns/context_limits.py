@@ -3,8 +3,9 @@
 
 - ``context_management: [{type: "compaction", compact_threshold}]``: when the window's estimate
   passes the threshold, everything before the last user message is compacted first (one
-  summarising upstream call, ``turns/compaction.py``) and the turn continues from the compacted
-  window, which is also what it stores: a continuation starts from the summary.
+  summarising upstream call, ``turns/compaction.py``); the compaction item is the response's
+  first output item and the turn continues from the window it starts (``SealedItems.open_items``):
+  a continuation, a conversation or a client sending the output back starts from the summary.
 - ``truncation: "auto"``: the request is trimmed to the route's ``context_window`` before it is
   sent, and an upstream context-length error (``ContextLengthExceeded``, read from the vendor's
   words by ``mappings/`` ``[errors]``) is answered by dropping older turns and sending again, at
@@ -26,9 +27,9 @@ import msgspec
 
 from shim.conversation.truncation import BYTES_PER_TOKEN, Truncation, estimate_tokens
 from shim.errors import ContextLengthExceeded, InvalidRequest
-from shim.translate.history import output_to_input
 from shim.turns import compaction
 from shim.turns.context import TurnContext
+from shim.upstream import failover
 from shim.upstream.routing import Resolved
 from shim.wire import chat as c
 from shim.wire import responses as r
@@ -81,26 +82,32 @@ async def compact_past_threshold(
     body: r.CreateResponseBody,
     resolved: Resolved,
     client_key: str | None,
-    window: list[r.ItemParam],
     opened: list[r.ItemParam],
-) -> list[r.ItemParam] | None:
-    """The compacted window when ``opened`` (``window`` with sealed items opened) passes the
-    threshold, else ``None``. The last user message and what follows it stay as they are."""
+) -> tuple[r.CompactionBody, list[r.ItemParam]] | None:
+    """When ``opened`` (the window with sealed items opened, so starting at its latest compaction)
+    passes the threshold: the compaction item (the turn's first output item) and the window the
+    turn goes on from, else ``None``. Everything before the last user message is summarised; that
+    message and what follows it are sealed into the item with the summary, so the item alone
+    carries the turn wherever it goes (a client may drop what stands before it)."""
     threshold = compaction_threshold(body)
     if threshold is None or estimate_tokens(opened) <= threshold:
         return None
     last_user = max(
-        (n for n, i in enumerate(window) if isinstance(i, r.MessageItemParam) and i.role == "user"),
+        (n for n, i in enumerate(opened) if isinstance(i, r.MessageItemParam) and i.role == "user"),
         default=0,
     )
     if last_user == 0:  # nothing before the question: there is nothing to compact
         return None
     request = r.CompactResponseMethodPublicBody(
-        model=body.model, input=window[:last_user], instructions=body.instructions
+        model=body.model, input=opened[:last_user], instructions=body.instructions
     )
-    result, _ = await compaction.compact(ctx, request, resolved, client_key)
+    result, _ = await compaction.compact(ctx, request, resolved, client_key, tail=opened[last_user:])
+    item = result.output[-1]
+    assert isinstance(item, r.CompactionBody), "a compaction ends with its compaction item"
     log.info("context_management: %d items compacted past compact_threshold %d", last_user, threshold)
-    return [*output_to_input(result.output), *window[last_user:]]
+    sealed = r.CompactionSummaryItemParam(encrypted_content=item.encrypted_content, id=item.id)
+    # the same rule a later turn applies to the item: what it summarised goes, instructions stay
+    return item, ctx.sealed(*ctx.scopes(client_key)).open_items([*opened[:last_user], sealed])
 
 
 def fitted_request(
@@ -137,15 +144,19 @@ async def send_fitted(
     request: c.ChatCompletionRequest,
     *,
     stream: bool,
-) -> tuple[httpx.Response, c.ChatCompletionRequest]:
-    """The upstream's answer (and the request that got it): under ``"auto"`` a context-length
-    refusal is sent again with older turns dropped, a bounded number of times."""
+    translate: Callable[[Resolved], c.ChatCompletionRequest] | None = None,
+) -> tuple[httpx.Response, c.ChatCompletionRequest, Resolved]:
+    """The upstream's answer, the request that got it and the upstream that gave it: the route's
+    first that answers (``upstream/failover.py``; ``translate`` writes the request for another
+    of its upstreams). Under ``"auto"`` a context-length refusal is sent again with older turns
+    dropped, a bounded number of times."""
     while True:
+        sent = {id(resolved): request}
         try:
-            answer = await ctx.upstream.send(
-                resolved, "/chat/completions", c.encode_chat_request(request), stream=stream
+            answer, answered = await failover.send(
+                ctx.upstream, resolved, "/chat/completions", _bodies(resolved, sent, translate), stream=stream
             )
-            return answer, request
+            return answer, sent.get(id(answered), request), answered
         except ContextLengthExceeded:
             smaller = fitting.truncation.shrink() if fitting is not None else None
             if fitting is None or smaller is None:
@@ -157,3 +168,19 @@ async def send_fitted(
                 fitting.truncation.attempts,
             )
             request = fitting.rebuild(smaller)
+
+
+def _bodies(
+    resolved: Resolved,
+    sent: dict[int, c.ChatCompletionRequest],
+    translate: Callable[[Resolved], c.ChatCompletionRequest] | None,
+) -> Callable[[Resolved], bytes]:
+    """The body for each upstream tried; ``sent`` keeps the request each one got (the first's
+    is in it already)."""
+
+    def body(target: Resolved) -> bytes:
+        if target is not resolved and translate is not None:
+            sent[id(target)] = translate(target)
+        return c.encode_chat_request(sent.get(id(target), sent[id(resolved)]))
+
+    return body

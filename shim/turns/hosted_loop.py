@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 
+from shim import tracing
 from shim.conversation.policies import apply_route_policies
 from shim.core.diagnostics import Diagnostics
 from shim.errors import HostedToolError, InvalidRequest, McpServerNotAllowed, ShimError, UpstreamError
@@ -173,13 +174,21 @@ async def _run(
         name, args = provider.tool, {provider.query_argument: args.get("query", "")}
     from shim.hosted.mcp_client import McpFailure, call_tool  # the SDK: loaded on first use (below)
 
-    try:
-        result = await call_tool(server, name, args, ctx.hosted)
-    except McpFailure as exc:
-        return None, exc.error
-    except McpServerNotAllowed as exc:
-        return None, {"type": "http_error", "code": 403, "message": exc.message}
-    return result.output, result.error
+    kind = "web_search" if label == WEB_SEARCH else "mcp"
+    with tracing.tool_call(name, tool_type=kind, server=label, arguments=arguments) as span:
+        try:
+            result = await call_tool(server, name, args, ctx.hosted)
+        except McpFailure as exc:
+            span.failed(str(exc.error.get("type", "mcp_error")), str(exc.error.get("message", "")))
+            return None, exc.error
+        except McpServerNotAllowed as exc:
+            span.failed("mcp_server_not_allowed", exc.message)
+            return None, {"type": "http_error", "code": 403, "message": exc.message}
+        if result.error is not None:
+            span.failed(str(result.error.get("type", "tool_error")), str(result.error.get("message", "")))
+        elif result.output is not None:
+            span.result(result.output)
+        return result.output, result.error
 
 
 async def start(
@@ -318,6 +327,8 @@ async def event_batches(
     )
     redactor = EventRedactor(turn.resolved.upstream_key)
     first = merger.start()
+    if turn.compaction is not None:  # context_management compacted first: its item leads
+        first += merger.finished_item(turn.compaction)
     for listed in hosted.listed:
         first += merger.listed(listed)
     for approved in hosted.approved:

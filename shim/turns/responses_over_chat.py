@@ -10,7 +10,7 @@ well-formed failure (docs/store.md).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -36,6 +36,8 @@ from shim.turns import hosted_loop
 from shim.turns.context import TurnContext
 from shim.turns.context_limits import Fitting, compact_past_threshold, fitted_request, send_fitted
 from shim.turns.pump import pump
+from shim.upstream import failover
+from shim.upstream.families import family, mixed_families, origins_of, replayable
 from shim.upstream.redaction import EventRedactor, redact
 from shim.upstream.routing import Resolved
 from shim.wire import chat as c
@@ -70,6 +72,11 @@ class Turn:
     conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
     fitting: Fitting | None = None  # truncation "auto" (turns/context_limits.py)
     hosted: hosted_loop.HostedTurn | None = None  # hosted tools: several rounds (turns/hosted_loop.py)
+    compaction: r.CompactionBody | None = None  # context_management's item: the first output item
+    # The request for another upstream of the route (its dialect, model and family's reasoning),
+    # of the window being sent: upstream/failover.py. ``None`` on a one-upstream route.
+    translate: Callable[[Resolved], c.ChatCompletionRequest] | None = None
+    origins: dict[str, str] = field(default_factory=dict)  # reasoning id → family (families.py)
 
 
 async def prepare(
@@ -108,33 +115,61 @@ async def prepare(
         conversations=ctx.conversations,
     )
     items = history.window
-    opened = ctx.sealed(*scopes).open_items(items, len(history.items))  # sealed reasoning/compaction
-    compacted = await compact_past_threshold(ctx, body, resolved, client_key, items, opened)
-    if compacted is not None:  # context_management: the turn goes on from (and stores) the summary
-        items, opened = compacted, ctx.sealed(*scopes).open_items(compacted)
+    first_input = len(history.items)
+    opened, sealed_by = ctx.sealed(*scopes).open_with_origins(items, first_input)  # sealed reasoning
+    # Which family made each reasoning item (upstream/families.py): a route whose upstreams
+    # span several families replays reasoning only to the family that made it.
+    known = history.previous.reasoning_origins if history.previous is not None else {}
+    made_by = [_origin(item, sealed, known) for item, sealed in zip(opened, sealed_by, strict=True)]
+    origin_of = {id(item): made for item, made in zip(opened, made_by, strict=True) if made}
+    origins = _origins(known, opened, made_by)
+    inputs = len(items) - first_input  # the window's tail: never trimmed nor compacted
+    mixed = mixed_families(resolved)
+    own_family = family(resolved.dialect)  # what reasoning of unknown origin counts as
+    # context_management: the turn goes on from the summary; its compaction item is output, so
+    # what the turn stores (the whole window, then the output) starts from it next time
+    compaction: r.CompactionBody | None = None
+    compacted = await compact_past_threshold(ctx, body, resolved, client_key, opened)
+    if compacted is not None:
+        compaction, opened = compacted
     body = apply_route_policies(body, resolved.route, items)
     streaming = bool(body.stream) if stream is None else stream
-    if body.background and resolved.dialect.request.stream_to_cancel:
-        streaming = True  # a cancel closes the connection, which stops only a streamed generation
+    if resolved.dialect.request.stream_to_cancel and (body.background or resolved.route.cancel_json):
+        # A cancel or a client hanging up closes the connection, which stops only a streamed
+        # generation: such turns go streamed, collected by ``complete`` (Route.cancel_json).
+        streaming = True
     chat_body = body
     if hosted is not None:  # tools listed (or reused), approved calls run, offered as functions
         chat_body, opened = await hosted_loop.start(
             ctx, hosted, body, opened, history.new_input, resolved.route
         )
 
-    def build(window: list[r.ItemParam], diags: Diagnostics = diags) -> c.ChatCompletionRequest:
+    def build_for(target: Resolved, window: list[r.ItemParam], diags: Diagnostics) -> c.ChatCompletionRequest:
+        if mixed:
+            made = [origin_of.get(id(item)) for item in window]
+            wanted = family(target.dialect)
+            window = replayable(window, made, wanted, own_family, diags, max(0, len(window) - inputs))
         return to_chat_request(
             chat_body,
             window,
-            model=resolved.upstream_model,
-            dialect=resolved.dialect,
+            model=target.upstream_model,
+            dialect=target.dialect,
             diags=diags,
             stream=streaming,
         )
 
+    def build(window: list[r.ItemParam], diags: Diagnostics = diags) -> c.ChatCompletionRequest:
+        return build_for(resolved, window, diags)
+
     chat_request, fitting = fitted_request(
         chat_body, resolved, opened, build, ctx.truncation_retries, lambda w: build(w, ctx.diagnostics())
     )
+
+    def translate(target: Resolved) -> c.ChatCompletionRequest:  # for a fallback (failover.py)
+        window = fitting.truncation.current() if fitting is not None else opened
+        with failover.reports_once(diags):
+            return build_for(target, window, diags)
+
     store = body.store is not False and ctx.store is not None  # --store none: nothing kept
     template = response_template(
         body, response_id=ctx.ids("resp"), created_at=ctx.clock(), model=body.model or "", store=store
@@ -168,7 +203,27 @@ async def prepare(
         conversation_scope=history.conversation_scope,
         fitting=fitting,
         hosted=hosted,
+        compaction=compaction,
+        translate=translate if resolved.fallbacks else None,
+        origins=origins,
     )
+
+
+def _origin(item: r.ItemParam, sealed: str | None, known: dict[str, str]) -> str | None:
+    """Which family made a reasoning item: sealed with it, or recorded with the stored chain."""
+    if not isinstance(item, r.ReasoningItemParam):
+        return None
+    return sealed or (known.get(item.id) if item.id else None)
+
+
+def _origins(known: dict[str, str], items: list[r.ItemParam], made_by: list[str | None]) -> dict[str, str]:
+    """The chain's record of reasoning origins, with what the request's sealed items told."""
+    found = {
+        item.id: origin
+        for item, origin in zip(items, made_by, strict=True)
+        if origin and isinstance(item, r.ReasoningItemParam) and item.id
+    }
+    return {**known, **found} if found else known
 
 
 async def remember(
@@ -182,6 +237,7 @@ async def remember(
         input_items=turn.new_input,
         history=[*turn.items, *output_to_input(resource.output)],
         scope=turn.scope,
+        reasoning_origins={**turn.origins, **origins_of(resource.output, family(turn.resolved.dialect))},
     )
     turn.stored = stored
     usage = resource.usage
@@ -204,8 +260,8 @@ async def complete(
         return await hosted_loop.complete(ctx, turn, local)
     if turn.chat_request.stream:
         return await _collected(ctx, turn, local)
-    response, turn.chat_request = await send_fitted(
-        ctx, turn.resolved, turn.fitting, turn.chat_request, stream=False
+    response, turn.chat_request, turn.resolved = await send_fitted(
+        ctx, turn.resolved, turn.fitting, turn.chat_request, stream=False, translate=turn.translate
     )
     try:
         resource, _ = chat_completion_to_response(
@@ -217,7 +273,9 @@ async def complete(
             include_logprobs=wants_logprobs(turn.body),
         )
         if wants_sealed_reasoning(turn.body.include):
-            ctx.sealed(turn.scope).seal_reasoning(resource.output)
+            ctx.sealed(turn.scope).seal_reasoning(resource.output, family(turn.resolved.dialect))
+        if turn.compaction is not None:
+            resource.output.insert(0, turn.compaction)
     except msgspec.DecodeError as exc:  # ValidationError included: a 200 that is no completion
         raise UpstreamInvalidResponse(f"The upstream's answer is not a Chat completion: {exc}") from None
     await remember(ctx, turn, resource, local)
@@ -235,13 +293,30 @@ async def _collected(
     assert turn.stored is not None, "the stream's end remembers the turn"
     resource = turn.stored.resource
     if resource.status == "failed" and resource.error is not None:
+        if _said_nothing(resource) and not turn.body.background:
+            # llama-cpp-python refuses a stream it cannot serve (a context overflow) with an
+            # empty 200; unstreamed, the same request says why (400 context_length_exceeded,
+            # which truncation "auto" can act on). Nothing was generated, so nothing is redone.
+            turn.chat_request = msgspec.structs.replace(turn.chat_request, stream=None, stream_options=None)
+            return await complete(ctx, turn, local)
         raise UpstreamError(resource.error.message, code=resource.error.code)
     return resource
 
 
+def _said_nothing(resource: r.ResponseResource) -> bool:
+    """The upstream's stream ended before its first event."""
+    return (
+        resource.error is not None
+        and resource.error.code == "upstream_stream_truncated"
+        and all(isinstance(item, r.CompactionBody) for item in resource.output)
+    )
+
+
 async def open_stream(ctx: TurnContext, turn: Turn) -> httpx.Response:
-    response, turn.chat_request = await send_fitted(
-        ctx, turn.resolved, turn.fitting, turn.chat_request, stream=True
+    """The route's first upstream that answers (upstream/failover.py); the turn reads it, and any
+    later round, with that one (``turn.resolved``)."""
+    response, turn.chat_request, turn.resolved = await send_fitted(
+        ctx, turn.resolved, turn.fitting, turn.chat_request, stream=True, translate=turn.translate
     )
     return response
 
@@ -286,12 +361,17 @@ class EventsTranslation:
         self.sealed: SealedItems | None = (
             ctx.sealed(turn.scope) if wants_sealed_reasoning(turn.body.include) else None
         )
+        self.family = family(turn.resolved.dialect)  # the upstream that answers (after any failover)
+        self.compaction = turn.compaction
         self.streamed = bool(turn.chat_request.stream)
         self.whole = bytearray()  # the body of an unstreamed answer
         self.stopped = False
 
     def start(self) -> list[r.StreamingEvent]:
-        return self.driver.start()
+        events = self.driver.start()
+        if self.compaction is not None:  # before the answer, as OpenAI's compaction streams it
+            events += self.driver.writer.add_item(self.compaction)
+        return events
 
     def feed(self, data: bytes) -> list[r.StreamingEvent]:
         if not self.streamed:
@@ -314,7 +394,7 @@ class EventsTranslation:
     def _sealed(self, events: list[r.StreamingEvent]) -> list[r.StreamingEvent]:
         if self.sealed is not None:
             for event in events:
-                self.sealed.seal_event(event)
+                self.sealed.seal_event(event, self.family)
         return events
 
 

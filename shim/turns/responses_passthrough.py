@@ -17,8 +17,8 @@ until the record is written: a store that fails then ends the stream with ``erro
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -26,6 +26,7 @@ import msgspec
 
 from shim.conversation.conversation_items import turn_finished
 from shim.conversation.history import continue_from
+from shim.core.diagnostics import Diagnostics
 from shim.errors import ShimError, UpstreamError
 from shim.limits import check_create_body
 from shim.sse import SSEDecoder, encode_tagged
@@ -35,6 +36,8 @@ from shim.translate.responses_request import encode_create_response_body
 from shim.turns.context import TurnContext
 from shim.turns.pump import pump
 from shim.turns.responses_over_chat import fail_after_finish
+from shim.upstream import failover
+from shim.upstream.families import family, mixed_families, origins_of, replayable
 from shim.upstream.redaction import ByteRedactor
 from shim.upstream.routing import Resolved
 from shim.wire import responses as r
@@ -57,6 +60,10 @@ class PassthroughTurn:
     store: bool  # remember the answer (stateless upstream, client did not say store: false)
     conversation: str | None = None  # named in the answer; its items appended when it ends
     conversation_scope: str | None = None  # where it lives (an older secret's scope after a rotation)
+    # A route whose upstreams span dialect families: the body for each (upstream/families.py).
+    body_for: Callable[[Resolved], bytes] | None = None
+    origins: dict[str, str] = field(default_factory=dict)  # reasoning id → family, of the chain
+    diags: Diagnostics = field(default_factory=Diagnostics)
 
     @property
     def reads_answer(self) -> bool:
@@ -92,7 +99,8 @@ async def prepare(
         data["input"] = _items_json(history.window)
     store = body.store is not False and ctx.store is not None
     conversation = history.conversation.id if history.conversation is not None else None
-    return PassthroughTurn(
+    known = history.previous.reasoning_origins if history.previous is not None else {}
+    turn = PassthroughTurn(
         resolved,
         scope,
         _encoder.encode(data),
@@ -101,7 +109,39 @@ async def prepare(
         store,
         conversation,
         history.conversation_scope,
+        origins=known,
+        diags=ctx.diagnostics(),
     )
+    if mixed_families(resolved):  # a vendor's reasoning blobs go back only to its family
+        turn.body_for = _bodies(turn, data, history.window, len(history.items), known)
+    return turn
+
+
+def _bodies(
+    turn: PassthroughTurn,
+    data: dict[str, Any],
+    window: list[r.ItemParam],
+    first_input: int,
+    known: dict[str, str],
+) -> Callable[[Resolved], bytes]:
+    """The body for each upstream of a route whose upstreams span dialect families: reasoning
+    only for the family that made it (``upstream/families.py``); unknown counts as the route's own."""
+    made_by = [
+        known.get(item.id) if isinstance(item, r.ReasoningItemParam) and item.id else None for item in window
+    ]
+    own = family(turn.resolved.dialect)
+
+    def body_for(target: Resolved) -> bytes:
+        with failover.reports_once(turn.diags):
+            items = replayable(window, made_by, family(target.dialect), own, turn.diags, first_input)
+        if items is window and target.upstream_model == data["model"]:
+            return turn.body
+        changed = {"model": target.upstream_model} | (
+            {} if items is window else {"input": _items_json(items)}
+        )
+        return _encoder.encode({**data, **changed})
+
+    return body_for
 
 
 async def remember(ctx: TurnContext, turn: PassthroughTurn, resource: r.ResponseResource) -> None:
@@ -112,6 +152,7 @@ async def remember(ctx: TurnContext, turn: PassthroughTurn, resource: r.Response
             input_items=turn.new_input,
             history=[*turn.history, *turn.new_input, *output],
             scope=turn.scope,
+            reasoning_origins={**turn.origins, **origins_of(resource.output, family(turn.resolved.dialect))},
         )
         await ctx.store.save(turn.scope, stored)
     if turn.conversation is not None:  # input and output as one block (conversation_items.py)
@@ -119,7 +160,7 @@ async def remember(ctx: TurnContext, turn: PassthroughTurn, resource: r.Response
 
 
 async def complete(ctx: TurnContext, turn: PassthroughTurn) -> bytes:
-    response = await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=False)
+    response = await _send(ctx, turn, stream=False)
     content = response.content
     if turn.reads_answer:
         try:
@@ -135,7 +176,21 @@ async def complete(ctx: TurnContext, turn: PassthroughTurn) -> bytes:
 
 
 async def open_stream(ctx: TurnContext, turn: PassthroughTurn) -> httpx.Response:
-    return await ctx.upstream.send(turn.resolved, "/responses", turn.body, stream=True)
+    return await _send(ctx, turn, stream=True)
+
+
+async def _send(ctx: TurnContext, turn: PassthroughTurn, *, stream: bool) -> httpx.Response:
+    """The route's first upstream that answers (``upstream/failover.py``), under its model name."""
+    first = turn.resolved
+
+    def request(target: Resolved) -> bytes:
+        if turn.body_for is not None:
+            return turn.body_for(target)
+        same = target.upstream_model == first.upstream_model
+        return turn.body if same else failover.with_model(turn.body, target.upstream_model)
+
+    response, turn.resolved = await failover.send(ctx.upstream, first, "/responses", request, stream=stream)
+    return response
 
 
 def chunks(

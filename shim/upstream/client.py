@@ -35,9 +35,10 @@ from shim.errors import (
     UpstreamTooLarge,
     UpstreamUnreachable,
 )
-from shim.settings import Timeouts, header_value_problem
+from shim.settings import BreakerSettings, Timeouts, header_value_problem
 from shim.telemetry import note_retry, note_upstream, note_upstream_error
 from shim.tracing import upstream_call
+from shim.upstream.breaker import Breakers
 from shim.upstream.errors import STREAM_FAILURES, as_upstream_error, upstream_error
 from shim.upstream.redaction import redact
 from shim.upstream.routing import Resolved
@@ -49,6 +50,7 @@ DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 Tap = Callable[[Resolved, httpx.Request, httpx.Response], httpx.AsyncByteStream | httpx.SyncByteStream]
 DEFAULT_RETRY_MAX_WAIT = 20.0
 
+_BREAKER = BreakerSettings()
 _RETRY_STATUS = frozenset({429, 502, 503})
 _ERROR_BODY_BYTES = 65536
 _DECODED_PIECE = 65536  # a compressed chunk is inflated this much at a time (a bomb stays small)
@@ -157,8 +159,11 @@ class UpstreamClient:
         *,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         retry_max_wait: float = DEFAULT_RETRY_MAX_WAIT,
+        breaker: BreakerSettings = _BREAKER,
     ):
         self.timeouts = timeouts
+        # One circuit breaker per upstream URL, for this process (shim/upstream/failover.py).
+        self.breakers = Breakers(breaker.failures, breaker.cooldown)
         self.retries = retries
         self.max_response_bytes = max_response_bytes
         self.retry_max_wait = retry_max_wait  # a longer Retry-After is passed on, not waited out
@@ -194,10 +199,19 @@ class UpstreamClient:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    def _request(self, resolved: Resolved, method: str, path: str, body: bytes | None) -> httpx.Request:
+    def _request(
+        self,
+        resolved: Resolved,
+        method: str,
+        path: str,
+        body: bytes | None,
+        extra: dict[str, str] | None = None,
+    ) -> httpx.Request:
         route, auth = resolved.route, resolved.dialect.auth
         url = self._url(route.upstream + path, auth.query)
         headers = httpx.Headers(self._headers(resolved, url, body is not None))  # a copy
+        if extra:  # per request (trace context): never cached with the route's headers
+            headers.update(extra)
         if body is not None:
             headers["Content-Length"] = str(len(body))
         # ``stream=``: httpx adds no headers of its own (``_headers`` has them all, in the order
@@ -255,37 +269,61 @@ class UpstreamClient:
             parsed = self._urls[key] = parsed.copy_merge_params(query) if query else parsed
         return parsed
 
-    async def send(self, resolved: Resolved, path: str, body: bytes, *, stream: bool) -> httpx.Response:
+    async def send(
+        self, resolved: Resolved, path: str, body: bytes, *, stream: bool, retries: int | None = None
+    ) -> httpx.Response:
         """POST and return the open response (status < 400), or raise a ``ShimError``.
 
         A whole answer (``stream=False``) is read before returning; a streaming one is returned
         open, its body bounded by the total time limit and the size limit. Observed (a span, the
-        answer's token usage) only when traces or a token limit want it (``shim.tracing``)."""
+        answer's token usage) only when traces or a token limit want it (``shim.tracing``).
+        ``retries``: this request's (``shim.upstream.failover`` moves on to the next upstream
+        instead)."""
         call = upstream_call(
             resolved.route, resolved.upstream_model, path, body, resolved.upstream_key, redact
         )
         if call is None:
-            return await self._post(resolved, path, body, stream=stream)
+            return await self._post(resolved, path, body, stream=stream, retries=retries)
         with call:
-            return call.answered(await self._post(resolved, path, body, stream=stream), stream)
+            return call.answered(
+                await self._post(resolved, path, body, stream=stream, retries=retries, extra=call.headers),
+                stream,
+            )
 
-    async def _post(self, resolved: Resolved, path: str, body: bytes, *, stream: bool) -> httpx.Response:
+    async def _post(
+        self,
+        resolved: Resolved,
+        path: str,
+        body: bytes,
+        *,
+        stream: bool,
+        retries: int | None,
+        extra: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        retries = self.retries if retries is None else retries
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeouts.total
         note_upstream(resolved.route.upstream)
         attempt = 0
         while True:
-            request = self._request(resolved, "POST", path, body)
+            request = self._request(resolved, "POST", path, body, extra)
             delay: float | None = None
             try:
                 async with asyncio.timeout_at(min(deadline, loop.time() + self.timeouts.first_byte)):
                     response = await self._send(request)
             except httpx.ConnectError as exc:  # nothing reached the upstream: safe to send again
                 note_upstream_error("connect")
-                error: ShimError = UpstreamUnreachable(
+                unreachable = UpstreamUnreachable(
                     f"The upstream could not be reached: {exc.__class__.__name__}."
                 )
+                unreachable.sent = False
+                error: ShimError = unreachable
                 delay = 0.0
+            except (httpx.ConnectTimeout, httpx.PoolTimeout):  # never left: failover may re-send
+                note_upstream_error("timeout")
+                timeout = UpstreamTimeout("The upstream did not answer in time.")
+                timeout.sent = False
+                raise timeout from None
             except (httpx.TimeoutException, TimeoutError):
                 note_upstream_error("timeout")
                 raise UpstreamTimeout("The upstream did not answer in time.") from None
@@ -299,7 +337,9 @@ class UpstreamClient:
                     if isinstance(exc, httpx.LocalProtocolError)
                     else UpstreamUnreachable
                 )
-                raise kind(f"The upstream could not be reached: {exc}") from None
+                unsent = kind(f"The upstream could not be reached: {exc}")
+                unsent.sent = False
+                raise unsent from None
             except httpx.TransportError as exc:  # the request may have arrived: never re-sent
                 note_upstream_error("reset")
                 raise UpstreamReset(
@@ -321,7 +361,7 @@ class UpstreamClient:
                 error.message = redact(error.message, resolved.upstream_key)
                 if response.status_code in _RETRY_STATUS and not isinstance(error, ContextLengthExceeded):
                     delay = _retry_after(retry_after) or 0.0
-            if delay is None or attempt >= self.retries or delay > self.retry_max_wait:
+            if delay is None or attempt >= retries or delay > self.retry_max_wait:
                 raise error
             backoff = min(max(delay, 0.25 * 2**attempt) * (1 + random.random() * 0.25), 30.0)
             if loop.time() + backoff >= deadline:

@@ -58,7 +58,9 @@ def upstream_error(
         return RateLimited(f"Upstream rate limit: {message}", code=code, headers=headers)
     if 400 <= status < 500:
         return UpstreamStatusError(message, status=status, code=code or "upstream_rejected", param=param)
-    return UpstreamError(f"Upstream error (HTTP {status}): {message}", code="upstream_error")
+    error = UpstreamError(f"Upstream error (HTTP {status}): {message}", code="upstream_error")
+    error.upstream_status = status  # 502/503 say the work was not done (failover.py)
+    return error
 
 
 def as_upstream_error(exc: BaseException) -> UpstreamError:

@@ -21,7 +21,7 @@ import msgspec
 from shim.dialects.model import Dialect
 from shim.dialects.registry import get_dialect
 from shim.errors import AuthenticationError, InvalidRequest, ModelNotFound
-from shim.settings import Route
+from shim.settings import Route, check_fallback_keys
 
 __all__ = ["Resolved", "Router", "bearer"]
 
@@ -36,6 +36,8 @@ class Resolved(msgspec.Struct, frozen=True):
     dialect: Dialect
     upstream_model: str
     upstream_key: str | None
+    # The route's other upstreams, in order, resolved alike (shim/upstream/failover.py).
+    fallbacks: tuple[Resolved, ...] = ()
 
 
 def bearer(authorization: str | None) -> str | None:
@@ -56,8 +58,12 @@ class Router:
     def __init__(self, routes: tuple[Route, ...], api_keys: tuple[str, ...] = ()) -> None:
         self.routes = routes
         self.api_keys = api_keys
+        # Each route's fallback upstreams as whole routes, made once (by identity: routes hold dicts).
+        self._fallbacks = {id(route): route.candidates()[1:] for route in routes if route.fallbacks}
+        check_fallback_keys(routes, api_keys)  # (load_settings checked; settings made in code too)
         for route in routes:  # fail at start-up, not on the first request
-            get_dialect(route.dialect)
+            for candidate in route.candidates():
+                get_dialect(candidate.dialect)
 
     def resolve(self, model: str | None, client_key: str | None) -> Resolved:
         if not model:
@@ -65,7 +71,14 @@ class Router:
                 "The request needs a `model`.", param="model", code="missing_required_parameter"
             )
         route, upstream_model = self._match(model)
-        return self.for_route(route, client_key, route.model or upstream_model)
+        resolved = self.for_route(route, client_key, route.model or upstream_model)
+        if route.fallbacks:
+            fallbacks = tuple(
+                self.for_route(candidate, client_key, candidate.model or upstream_model)
+                for candidate in self._fallbacks.get(id(route)) or route.candidates()[1:]
+            )
+            resolved = msgspec.structs.replace(resolved, fallbacks=fallbacks)
+        return resolved
 
     def for_route(self, route: Route, client_key: str | None, upstream_model: str = "") -> Resolved:
         """``route`` with its dialect and credentials: with shim keys configured the client must

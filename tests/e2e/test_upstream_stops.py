@@ -5,7 +5,8 @@ The proof is the llama server's own log: llama-cpp-python prints "Disconnected f
 it notices a closed connection between two chunks of a stream, and stops there; a generation
 that runs to its end prints its ``llama_perf_context_print: eval time = … / N runs`` line
 instead. An unstreamed request is never noticed, which is why ``stream_to_cancel`` sends
-background turns streamed (mappings/llamacpp-python.toml).
+background turns streamed (mappings/llamacpp-python.toml), and JSON turns too on a route with
+``cancel_json`` (as the embedded model's route has).
 
 The model is served with the plain ``gemma`` format, where a base model writes until its limit:
 each request here asks for 400 tokens (about 30 s of work), far more than the test waits.
@@ -44,7 +45,9 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Llama, Ser
     work = tmp_path_factory.mktemp("stops")
     log = work / "llama.log"
     with running_llama(log) as url:
-        shim = serve_shim(work, "--upstream", url, "--dialect", DIALECT, "--store", "memory://")
+        config = work / "shim.toml"
+        config.write_text(f'[[routes]]\nupstream = "{url}"\ndialect = "{DIALECT}"\ncancel_json = true\n')
+        shim = serve_shim(work, "--config", str(config), "--store", "memory://")
         yield Llama(log), shim
         shim.stop()
 
@@ -99,3 +102,19 @@ def test_client_hanging_up_mid_stream_stops_the_model(llama: tuple[Llama, Served
             if deltas >= 3:
                 break  # hang up: leaving the block closes the connection
     _assert_no_long_generation(_stopped_since(server, mark))
+
+
+def test_client_hanging_up_on_an_unstreamed_request_stops_the_model(llama: tuple[Llama, Served]) -> None:
+    """A JSON request (no ``stream``) whose client gives up: the shim notices the disconnect and
+    closes its upstream request, which goes streamed (``stream_to_cancel``) so that llama stops."""
+    server, shim = llama
+    mark = len(server.text())
+    with httpx.Client(base_url=shim.base_url, timeout=httpx.Timeout(120, read=4)) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            client.post("/responses", json=LONG)  # gives up after 4 s, closing the connection
+        log_part = _stopped_since(server, mark)
+        started = time.monotonic()
+        after = client.post("/responses", json={**LONG, "max_output_tokens": 1}, timeout=120)
+        assert after.json()["status"] in ("completed", "incomplete"), after.text
+    _assert_no_long_generation(log_part)
+    assert time.monotonic() - started < 25

@@ -14,8 +14,11 @@ from shim.http.app import create_app
 from shim.settings import McpServer, Route, ServerSettings, Settings, WebSearchProvider
 from shim.upstream.client import UpstreamClient
 from tests.server.harness import UPSTREAM_URL, Shim, Upstream
+from tests.support.live_fixtures import spans
 from tests.support.live_shim import isolated_env
 from tests.support.mcp_servers import McpServers, running_mcp_servers
+
+__all__ = ["build", "spans"]
 
 
 @pytest.fixture(autouse=True)

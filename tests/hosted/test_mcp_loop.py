@@ -361,3 +361,22 @@ async def test_a_forced_choice_is_met_by_an_approved_call(
         "function": {"name": "demo__delete_file"},
     }
     assert shim.upstream.bodies[1]["tool_choice"] == "auto"
+
+
+async def test_compaction_item_leads_a_hosted_turn(
+    mcp: McpServers, connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    """``context_management`` compacted first: its item is output 0, the rounds' items follow."""
+    history: list[dict[str, Any]] = [{"role": "user", "content": "Earlier question " * 60}]
+    history += [{"role": "assistant", "content": "Earlier answer " * 60}, {"role": "user", "content": "hi"}]
+    management = [{"type": "compaction", "compact_threshold": 200}]
+    body = {"model": "m", "input": history, "stream": True, "tools": [mcp_tool(mcp.v2)]}
+    res = await connect(build()).post("/v1/responses", json={**body, "context_management": management})
+    events = parse_sse(res.text)
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    added = [
+        (e["output_index"], e["item"]["type"]) for e in events if e["type"] == "response.output_item.added"
+    ]
+    assert added == [(0, "compaction"), (1, "mcp_list_tools"), (2, "mcp_call"), (3, "message")]
+    final = events[-1]["response"]
+    assert [i["type"] for i in final["output"]] == ["compaction", "mcp_list_tools", "mcp_call", "message"]

@@ -125,7 +125,12 @@ async def test_open_streams_gauge_counts_live_streams(fault: FaultUpstream) -> N
 async def test_readyz(shim: LiveShim) -> None:
     ready = await shim.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"upstreams": "ok", "store": "ok"}}
+    upstream = shim.settings.routes[0].upstream
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"upstreams": "ok", "store": "ok"},
+        "upstreams": {upstream: "closed"},  # each upstream's breaker (docs/upstreams.md)
+    }
 
     async def broken_ping() -> bool:
         raise ConnectionError("store down")

@@ -116,16 +116,46 @@ async def test_compact_errors_use_the_envelope(
     assert shim.upstream.requests == []
 
 
-async def test_empty_summary_is_an_upstream_error(shim: Shim, client: httpx.AsyncClient) -> None:
-    empty = {
-        "id": "c",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "m",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}],
-    }
-    shim.upstream.use(status_app(200, empty))
+EMPTY_ANSWER = {
+    "id": "c",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "m",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}],
+}
+
+
+async def test_empty_summary_gets_the_shims_extract(make_shim: Callable[..., Shim], connect: Any) -> None:
+    """A model that writes nothing (Gemma 3 270M on every window measured): the compaction holds
+    the shim's marked extract, reported in x-shim-diagnostics, and replays like any summary."""
+    shim = make_shim()
+    client = connect(shim)
+    shim.upstream.use(status_app(200, EMPTY_ANSWER))
     response = await _compact(client, _compact_body())
+    assert response.status_code == 200, response.text
+    assert response.headers["x-shim-diagnostics"] == "emulated:summary"
+    spec.CompactResource.model_validate_json(response.content)
+    compacted = response.json()
+    shim.upstream.use(scripted_chat.app)
+    follow_up = {"model": "m", "input": [*compacted["output"], {"role": "user", "content": "When?"}]}
+    assert (await client.post("/v1/responses", json=follow_up)).status_code == 200
+    config = compaction_config()
+    replayed = text_of(shim.upstream.bodies[-1]["messages"][1])
+    assert replayed == "\n".join(
+        [
+            config.replay.prefix + config.fallback.prefix,
+            f"user: {WINDOW[0]['content']}",
+            f"assistant: {WINDOW[1]['content']}",
+        ]
+    )
+
+
+async def test_empty_summary_under_policy_error_is_an_upstream_error(
+    make_shim: Callable[..., Shim], connect: Any
+) -> None:
+    shim = make_shim(diagnostics="error")  # no emulation wanted: the 502 says what happened
+    shim.upstream.use(status_app(200, EMPTY_ANSWER))
+    response = await _compact(connect(shim), _compact_body())
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "upstream_empty_summary"
 

@@ -19,9 +19,11 @@ from typing import Any
 import httpx
 import pytest
 from litestar.testing import TestClient
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import TypeAdapter
 
 from shim.settings import Route
-from tests.server.harness import UPSTREAM_URL, ASGIApp, Receive, Scope, Send, Shim, build_shim
+from tests.server.harness import UPSTREAM_URL, ASGIApp, Receive, Scope, Send, Shim, build_shim, status_app
 from tests.support import scripted_chat
 from tests.support.scripted_asgi import read_body
 
@@ -294,4 +296,154 @@ async def test_chat_clients_get_the_same_error(
     messages = [{"role": "user", "content": "word " * 2000}]
     answer = await client.post("/v1/chat/completions", json={"model": "m", "messages": messages})
     assert answer.status_code == 400, answer.text
-    assert answer.json()["error"]["code"] == "context_length_exceeded"
+    error = answer.json()["error"]
+    assert (error["code"], error["param"]) == ("context_length_exceeded", "messages")  # what it sent
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_chat_over_a_responses_upstream_names_messages(
+    stream: bool, connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    """A Chat client over a Responses upstream sent ``messages``, not ``input``."""
+    status, error = _overflow(VENDORS["openai"])
+    route = Route(upstream=UPSTREAM_URL, kind="responses", dialect="openai")
+    client = connect(build_shim(target=status_app(status, error), routes=(route,)))
+    messages = [{"role": "user", "content": "word " * 20}]
+    answer = await client.post(
+        "/v1/chat/completions", json={"model": "m", "messages": messages, "stream": stream}
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["param"] == "messages"
+
+
+# -- context_management: the compaction item is output, and the window starts at it ----------------
+
+THRESHOLD = [{"type": "compaction", "compact_threshold": 600}]  # the first window is ~950
+_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+
+
+def _summarising(seen: list[dict[str, Any]]) -> int:
+    """How many upstream calls were compactions (mappings/prompts/compaction.toml's prompt)."""
+    return sum("compacting the conversation" in _texts(request)[-1] for request in seen)
+
+
+def _sse(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+
+
+async def test_a_conversation_past_the_threshold_compacts_once(
+    connect: Callable[[Shim], httpx.AsyncClient],
+) -> None:
+    seen: list[dict[str, Any]] = []
+    client = connect(_shim("openai", seen))
+    conversation = (await client.post("/v1/conversations", json={})).json()["id"]
+    turns: list[str | list[dict[str, Any]]] = [
+        _history(3),
+        "Turn one.",
+        "Turn two.",
+        "Turn three.",
+        "Turn four.",
+    ]
+    for text in turns:
+        answer = await client.post(
+            "/v1/responses",
+            json={"model": "m", "input": text, "conversation": conversation, "context_management": THRESHOLD},
+        )
+        assert answer.status_code == 200, answer.text
+        Response.model_validate(answer.json())
+        last = seen[-1]
+        assert any(t.startswith("Summary of the earlier conversation") for t in _texts(last))
+        assert _texts(last)[0] == SYSTEM  # system messages stay, wherever the compaction starts
+    assert _summarising(seen) == 1  # not one per turn
+    assert len(seen) == len(turns) + 1
+    items = (await client.get(f"/v1/conversations/{conversation}/items", params={"limit": 100})).json()
+    assert [i["type"] for i in items["data"]].count("compaction") == 1
+
+
+async def test_a_stateless_chain_sending_the_compaction_back_does_not_compact_again(
+    connect: Callable[[Shim], httpx.AsyncClient],
+) -> None:
+    seen: list[dict[str, Any]] = []
+    client = connect(_shim("openai", seen))
+    sent: list[dict[str, Any]] = _history(3)
+    outputs = []
+    for n in range(4):
+        body = {"model": "m", "input": sent, "store": False, "context_management": THRESHOLD}
+        answer = await client.post("/v1/responses", json=body)
+        assert answer.status_code == 200, answer.text
+        Response.model_validate(answer.json())
+        outputs.append([i["type"] for i in answer.json()["output"]])
+        sent = [*sent, *answer.json()["output"], {"role": "user", "content": f"Turn {n}."}]
+        # what the compaction item stands for is not sent again
+        assert not any(m["role"] == "tool" for m in seen[-1]["messages"])
+        assert _texts(seen[-1])[-1] in ("And the last question?", f"Turn {n - 1}.")
+    assert outputs[0] == ["compaction", "message"]  # the compaction item comes first
+    assert outputs[1:] == [["message"]] * 3
+    assert _summarising(seen) == 1
+
+
+def _stream_checked(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events validate as openai-python's, numbered without a gap."""
+    for event in events:
+        _EVENT.validate_python(event)
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    return [e for e in events if e["type"].startswith("response.output_item.")]
+
+
+async def test_the_stream_carries_the_compaction_item_first(
+    connect: Callable[[Shim], httpx.AsyncClient],
+) -> None:
+    seen: list[dict[str, Any]] = []
+    client = connect(_shim("openai", seen))
+    body = {"model": "m", "input": _history(3), "stream": True, "context_management": THRESHOLD}
+    answer = await client.post("/v1/responses", json=body)
+    assert answer.status_code == 200, answer.text
+    events = _sse(answer.text)
+    items = _stream_checked(events)
+    assert [(e["type"][21:], e["output_index"], e["item"]["type"]) for e in items] == [
+        ("added", 0, "compaction"),
+        ("done", 0, "compaction"),
+        ("added", 1, "message"),
+        ("done", 1, "message"),
+    ]
+    assert all(e.get("output_index", 1) >= 1 for e in events if "delta" in e["type"])
+    final = Response.model_validate(events[-1]["response"])
+    assert [i.type for i in final.output] == ["compaction", "message"]
+    assert final.output[0].id == items[0]["item"]["id"]
+
+
+def test_the_websocket_turn_carries_the_compaction_item() -> None:
+    seen: list[dict[str, Any]] = []
+    shim = _shim("openai", seen)
+    with TestClient(app=shim.app) as http, http.websocket_connect("/v1/responses") as ws:
+        answers = []
+        for text in (_history(3), "Turn one.", "Turn two."):
+            previous = {"previous_response_id": answers[-1][-1]["response"]["id"]} if answers else {}
+            body = {"type": "response.create", "model": "m", "input": text, "context_management": THRESHOLD}
+            ws.send_text(json.dumps({**body, **previous}))
+            events = [json.loads(ws.receive_text())]
+            while events[-1]["type"] not in ("error", "response.completed", "response.failed"):
+                events.append(json.loads(ws.receive_text()))
+            answers.append(events)
+    first = _stream_checked(answers[0])
+    assert [e["item"]["type"] for e in first] == ["compaction", "compaction", "message", "message"]
+    assert [i["type"] for i in answers[-1][-1]["response"]["output"]] == ["message"]
+    assert _summarising(seen) == 1
+
+
+async def test_a_client_may_drop_what_comes_before_the_compaction_item(
+    connect: Callable[[Shim], httpx.AsyncClient],
+) -> None:
+    """OpenAI's advice: keep the latest compaction item and what follows. The item carries the
+    turn's own question (it was not summarised), so nothing is lost."""
+    seen: list[dict[str, Any]] = []
+    client = connect(_shim("openai", seen))
+    body = {"model": "m", "input": _history(3), "store": False, "context_management": THRESHOLD}
+    first = (await client.post("/v1/responses", json=body)).json()
+    kept = [*first["output"], {"role": "user", "content": "Next."}]
+    answer = await client.post("/v1/responses", json={**body, "input": kept})
+    assert answer.status_code == 200, answer.text
+    texts = _texts(seen[-1])
+    assert texts[0].startswith("Summary of the earlier conversation")
+    assert texts[1:] == ["And the last question?", first["output"][1]["content"][0]["text"], "Next."]
+    assert _summarising(seen) == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from tests.checks.lifecycle import check_lifecycle
 from tests.checks.oracle import validate_event
 from tests.server.harness import UPSTREAM_URL, Shim, parse_sse
 from tests.support import scripted_chat
+from tests.support.scripted_asgi import read_body
 
 TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
 FUNCTIONS_DIALECT = "llamacpp-python-functions"
@@ -230,3 +232,67 @@ async def test_unstreamed_answer_that_is_no_completion_fails_the_stream(
     events = _stream_events(resp.text)
     assert [e["type"] for e in events][-2:] == ["error", "response.failed"]
     assert events[-1]["response"]["error"]["code"] == "upstream_invalid_response"
+
+
+CANCEL_JSON_CASES = [
+    # (dialect, route cancel_json, request extras, upstream request streamed)
+    pytest.param("llamacpp-python", True, {}, True, id="stream-to-cancel-dialect"),
+    pytest.param("llamacpp-python", False, {}, None, id="off-keeps-usage"),
+    pytest.param("openai", True, {}, None, id="upstream-stops-unstreamed-work-itself"),
+    # a dialect that cannot stream tools + auto still gets them unstreamed
+    pytest.param(FUNCTIONS_DIALECT, True, {"tools": [TOOL]}, None, id="functions-tool-choice-auto"),
+    pytest.param(FUNCTIONS_DIALECT, True, {}, True, id="functions-text"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "cancel_json", "extra", "streamed"), CANCEL_JSON_CASES)
+async def test_cancel_json_sends_json_turns_streamed(
+    make_shim: Callable[..., Shim],
+    connect: Callable[[Shim], httpx.AsyncClient],
+    dialect: str,
+    cancel_json: bool,
+    extra: dict[str, Any],
+    streamed: bool | None,
+) -> None:
+    """``Route.cancel_json``: a JSON turn goes upstream streamed (collected into the same JSON
+    answer) where the dialect stops only streamed work, so that a client hanging up stops it."""
+    shim = make_shim(routes=(Route(upstream=UPSTREAM_URL, dialect=dialect, cancel_json=cancel_json),))
+    resp = await connect(shim).post("/v1/responses", json={"model": "m", "input": "Hello", **extra})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "completed", resp.json()
+    (upstream,) = shim.upstream.bodies
+    assert upstream.get("stream") is streamed
+
+
+OVERFLOW = (
+    Path(__file__).parents[2] / "fixtures/responses_over_chat/llamacpp/error_context_overflow/upstream.json"
+)
+
+
+def _refuses_streams_silently(requests: list[dict[str, Any]]) -> Any:
+    """llama-cpp-python on a context overflow (recorded): a stream is an empty 200, the same
+    request unstreamed a 400 that says why."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = json.loads(await read_body(receive))
+        requests.append(body)
+        streamed = bool(body.get("stream"))
+        status, kind = (200, b"text/event-stream") if streamed else (400, b"application/json")
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", kind)]})
+        await send({"type": "http.response.body", "body": b"" if streamed else OVERFLOW.read_bytes()})
+
+    return app
+
+
+async def test_cancel_json_overflow_still_says_context_length_exceeded(
+    make_shim: Callable[..., Shim], connect: Callable[[Shim], httpx.AsyncClient]
+) -> None:
+    """A JSON turn sent streamed (``cancel_json``) that the upstream answers with an empty stream
+    is asked again unstreamed, so the client gets the upstream's reason, not a truncated stream."""
+    shim = make_shim(routes=(Route(upstream=UPSTREAM_URL, dialect="llamacpp-python", cancel_json=True),))
+    requests: list[dict[str, Any]] = []
+    shim.upstream.use(_refuses_streams_silently(requests))
+    resp = await connect(shim).post("/v1/responses", json={"model": "m", "input": "a long story"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == "context_length_exceeded"
+    assert [bool(r.get("stream")) for r in requests] == [True, False]

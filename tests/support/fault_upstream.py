@@ -135,6 +135,7 @@ class FaultUpstream:
         self.requests: Counter[str] = Counter()
         self.bodies: list[dict[str, Any]] = []
         self.authorizations: list[str] = []
+        self.traceparents: list[str] = []  # W3C trace context the shim passed on
         self.open_connections = 0
         self.busy_connections = 0  # open and in the middle of an answer (the rest idle in a pool)
         self.connections_seen = 0
@@ -200,6 +201,7 @@ class FaultUpstream:
                 self.bodies.append(request.json)
                 self.authorizations.append(request.headers.get("authorization", ""))
                 self.accept_encodings.append(request.headers.get("accept-encoding", ""))
+                self.traceparents.append(request.headers.get("traceparent", ""))
                 self.busy_connections += 1
                 try:
                     keep = await self._answer(request, reader, writer)

@@ -175,6 +175,27 @@ async def test_incoming_traceparent_is_continued(shim: LiveShim, spans: InMemory
     assert {format(s.context.trace_id, "032x") for s in finished} == {TRACE_ID}
 
 
+async def test_the_upstream_call_carries_its_trace_context(
+    shim: LiveShim, fault: FaultUpstream, spans: InMemorySpanExporter
+) -> None:
+    await shim.client.post(
+        "/v1/responses", json={"model": "ok", "input": "hi"}, headers={"traceparent": TRACEPARENT}
+    )
+    call = _only(await _finished(spans), SpanKind.CLIENT, "chat ok")
+    assert fault.traceparents == [f"00-{TRACE_ID}-{format(call.context.span_id, '016x')}-01"]
+
+
+async def test_no_trace_context_upstream_with_tracing_off(shim: LiveShim, fault: FaultUpstream) -> None:
+    previous = tracing.use(None)
+    try:
+        answer = await shim.client.post(
+            "/v1/responses", json={"model": "ok", "input": "hi"}, headers={"traceparent": TRACEPARENT}
+        )
+    finally:
+        tracing.use(previous)
+    assert answer.status_code == 200 and fault.traceparents == [""]
+
+
 async def test_an_upstream_failure_marks_the_call_span(shim: LiveShim, spans: InMemorySpanExporter) -> None:
     answer = await shim.client.post("/v1/responses", json={"model": "status-503", "input": "hi"})
     assert answer.status_code == 502
