@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAZY = {
     "mcp": "a request with a hosted MCP tool (with pydantic, starlette, jsonschema)",
     "redis": "a redis:// store",
+    "pydantic": "the MCP SDK (Litestar would add its pydantic plugins whenever pydantic can be imported)",
     "rich": "httpx's command-line tool, never used",
     "pygments": "httpx's command-line tool, never used",
 }
