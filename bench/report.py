@@ -116,22 +116,34 @@ def _streams(res: dict[str, Row], tokens: int = 200) -> list[str]:
     return _per_target(res, row)
 
 
-def _slow(res: dict[str, Row]) -> list[str]:
-    def row(name: str, m: Row) -> dict[str, str]:
-        n = m["clients"]
-        per = (m["peak_rss_mib"] - m["idle_rss_mib"]) * 1024 / n if n else None
-        return {
-            "target": name,
-            "complete": f"{m['streams_ok']:.0f}/{n}",
-            "errors": str(m["errors"]),
-            "idle RSS MiB": _f(m["idle_rss_mib"], 0),
-            "peak RSS MiB": _f(m["peak_rss_mib"], 0),
-            "KB per open stream": _f(per, 1),
-            "end p50 s": _f(m["total_p50_ms"] / 1000 if m["total_p50_ms"] else None, 2),
-            "CPU s srv/up/load": _cpu(m),
-        }
+def _slow_first(entry: dict[str, Any]) -> Row:
+    """Scenario 4's figures from the first run: later runs start where the one before left the
+    process's memory (the allocator keeps what 1,000 streams used), so their "idle" is the peak."""
+    first: Row = entry["runs"][0]
+    return {**first, "peak_rss_mib": max(r["peak_rss_mib"] for r in entry["runs"])}
 
-    return _per_target(res, row)
+
+def _slow(res: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, entry in res.items():
+        m = _slow_first(entry)
+        n = m["clients"]
+        per = (entry["runs"][0]["peak_rss_mib"] - m["idle_rss_mib"]) * 1024 / n if n else None
+        rows.append(
+            [
+                name,
+                f"{m['streams_ok']:.0f}/{n}",
+                str(m["errors"]),
+                _f(m["idle_rss_mib"], 0),
+                _f(m["peak_rss_mib"], 0),
+                _f(per, 1),
+                _f(m["total_p50_ms"] / 1000 if m["total_p50_ms"] else None, 2),
+                _cpu(m),
+            ]
+        )
+    header = ["target", "complete", "errors", "idle RSS MiB (first run)", "peak RSS MiB (all runs)"]
+    header += ["KB per open stream (first run)", "end p50 s", "CPU s srv/up/load"]
+    return _table(header, rows)
 
 
 def _translate(res: dict[str, Row]) -> list[str]:
@@ -233,8 +245,15 @@ def _targets(env: dict[str, Any], results: dict[str, dict[str, Row]]) -> list[st
         _ratio(s3 and s3["first_delta_p50_ms"], b3 and b3["first_delta_p50_ms"]),
         lambda v: True,
     )
-    s4 = _m(results, "s4", shim)
-    add("idle RSS (MiB, before scenario 4)", "≤ 80", s4 and s4["idle_rss_mib"], lambda v: v <= 80, "{:.1f}")
+    s4_entry = results.get("s4", {}).get(shim)
+    s4 = _slow_first(s4_entry) if s4_entry else None
+    add(
+        "idle RSS (MiB, before scenario 4's first run)",
+        "≤ 80",
+        s4 and s4["idle_rss_mib"],
+        lambda v: v <= 80,
+        "{:.1f}",
+    )
     n = s4["clients"] if s4 else 0
     add(
         f"peak RSS under {n:.0f} slow streams (MiB)",
@@ -243,7 +262,11 @@ def _targets(env: dict[str, Any], results: dict[str, dict[str, Row]]) -> list[st
         lambda v: v <= 120,
         "{:.1f}",
     )
-    per = (s4["peak_rss_mib"] - s4["idle_rss_mib"]) * 1024 / n if s4 and n else None
+    per = (
+        (s4_entry["runs"][0]["peak_rss_mib"] - s4["idle_rss_mib"]) * 1024 / n
+        if s4_entry and s4 and n
+        else None
+    )
     add("KB per open stream", "≤ 8", per, lambda v: v <= 8, "{:.1f}")
     w2 = _m(results, "s2", two)
     add(
