@@ -7,7 +7,11 @@ and renders errors in the OpenAI envelope. Handlers live beside it: ``responses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import logging
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -127,6 +131,10 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         prompts=load_prompts(server.prompts_dir),  # checked at start-up: a bad file stops it here
         hosted=HostedConfig.from_settings(settings),
     )
+    if ctx.hosted.allow or ctx.hosted.servers or ctx.hosted.web_search is not None:
+        # Hosted tools configured: the MCP SDK (~20 MiB, ~0.3 s) loads with the app, not on the
+        # first request that uses one; without them it never loads (tests/test_lazy_imports.py).
+        importlib.import_module("shim.hosted.mcp_client")
     state = AppState(
         settings=settings,
         turns=ctx,
@@ -152,30 +160,48 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
                 tracing.use(None)
             await asyncio.to_thread(traced.shutdown)  # the last spans exported (a blocking flush)
 
-    app = Litestar(
-        route_handlers=[
-            create_response,
-            create_chat_completion,
-            compact_response,
-            responses_websocket,
-            list_models,
-            retrieve_model,
-            healthz,
-            *retrieval_handlers,
-            *conversation_handlers,
-        ],
-        exception_handlers={
-            ShimError: _shim_error_handler,
-            HTTPException: _http_error_handler,
-            Exception: _crash_handler,
-        },
-        on_shutdown=[shutdown],
-        openapi_config=openapi_config(),
-        request_max_body_size=server.max_body_bytes,
-        state=State({STATE_KEY: state}),
-        debug=False,
-    )
+    with _pydantic_unseen():  # Litestar's pydantic plugins: not for an app without pydantic models
+        app = Litestar(
+            route_handlers=[
+                create_response,
+                create_chat_completion,
+                compact_response,
+                responses_websocket,
+                list_models,
+                retrieve_model,
+                healthz,
+                *retrieval_handlers,
+                *conversation_handlers,
+            ],
+            exception_handlers={
+                ShimError: _shim_error_handler,
+                HTTPException: _http_error_handler,
+                Exception: _crash_handler,
+            },
+            on_shutdown=[shutdown],
+            openapi_config=openapi_config(),
+            request_max_body_size=server.max_body_bytes,
+            state=State({STATE_KEY: state}),
+            debug=False,
+        )
     add_wire_schemas(app.openapi_schema)
     install_observability(app, state)  # body guard, request ids, logs, /metrics, /readyz
     install_recording(app, client)  # --record DIR and /inspector (off by default)
     return app
+
+
+@contextlib.contextmanager
+def _pydantic_unseen() -> Iterator[None]:
+    """Litestar adds its pydantic plugins whenever pydantic can be imported (~10 MiB a worker).
+    The shim has no pydantic models: pydantic is installed for the MCP SDK, which loads only with
+    hosted tools (then pydantic is loaded already and this does nothing). While the app is built,
+    ``import pydantic`` fails as if it were not installed (tests/test_lazy_imports.py)."""
+    if "pydantic" in sys.modules:
+        yield
+        return
+    sys.modules["pydantic"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if "pydantic" in sys.modules and sys.modules["pydantic"] is None:
+            del sys.modules["pydantic"]

@@ -18,12 +18,11 @@ replicas' clocks never disagree; keys expire when their bucket is empty.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
-
-from redis.exceptions import RedisError
 
 from shim.store.backends import KeyValue
 from shim.store.failures import store_failures
@@ -188,6 +187,9 @@ class RedisCounters:
     Cluster keeps a key's two buckets in one slot (the script touches both)."""
 
     def __init__(self, redis: Any, prefix: str) -> None:
+        from redis.exceptions import RedisError  # only with a Redis store (redis costs ~9 MiB)
+
+        self._errors = RedisError
         self.prefix = prefix
         self._admit = redis.register_script(_ADMIT)
         self._settle = redis.register_script(_SETTLE)
@@ -196,7 +198,7 @@ class RedisCounters:
         return [f"{self.prefix}ratelimit:{{{bucket}}}:{name}" for name in ("requests", "tokens")]
 
     async def admit(self, bucket: str, rpm: int, tpm: int, tokens: int) -> Decision:
-        with store_failures("redis", RedisError):
+        with store_failures("redis", self._errors):
             raw = await self._admit(keys=self._keys(bucket), args=[WINDOW_MS, rpm, tpm, tokens])
         allowed, retry, refused, r_left, r_reset, t_left, t_reset = (int(v) for v in raw)
         requests = Window(rpm, r_left, r_reset / 1000) if rpm > 0 else None
@@ -207,14 +209,14 @@ class RedisCounters:
     async def settle(self, bucket: str, tpm: int, delta: int) -> None:
         if tpm <= 0 or not delta:
             return
-        with store_failures("redis", RedisError):
+        with store_failures("redis", self._errors):
             await self._settle(keys=self._keys(bucket)[1:], args=[WINDOW_MS, tpm, delta])
 
 
 def counters_for(backend: KeyValue | None) -> RateCounters:
     """Redis counters over a Redis store (replicas share them), this process's otherwise."""
-    from shim.store.redis_backend import RedisBackend
-
-    if isinstance(backend, RedisBackend):
+    # A Redis backend exists only if its module was imported: no import (of redis) here otherwise.
+    redis_backend = sys.modules.get("shim.store.redis_backend")
+    if redis_backend is not None and isinstance(backend, redis_backend.RedisBackend):
         return RedisCounters(backend.client, backend.prefix)
     return MemoryCounters()

@@ -29,7 +29,6 @@ from shim import tracing
 from shim.conversation.policies import apply_route_policies
 from shim.core.diagnostics import Diagnostics
 from shim.errors import HostedToolError, InvalidRequest, McpServerNotAllowed, ShimError, UpstreamError
-from shim.hosted.mcp_client import McpFailure, call_tool, list_tools
 from shim.hosted.servers import McpServer, resolve_server
 from shim.settings import Route
 from shim.store.repository import StoredResponse
@@ -173,6 +172,8 @@ async def _run(
     provider = ctx.hosted.web_search
     if label == WEB_SEARCH and provider is not None:
         name, args = provider.tool, {provider.query_argument: args.get("query", "")}
+    from shim.hosted.mcp_client import McpFailure, call_tool  # the SDK: loaded on first use (below)
+
     kind = "web_search" if label == WEB_SEARCH else "mcp"
     with tracing.tool_call(name, tool_type=kind, server=label, arguments=arguments) as span:
         try:
@@ -199,6 +200,10 @@ async def start(
     route: Route,
 ) -> tuple[r.CreateResponseBody, list[r.ItemParam]]:
     """List (or reuse) tools, run approved calls; the body and items of the first round."""
+    # The MCP SDK (with pydantic, starlette, jsonschema) costs every worker ~20 MiB: imported
+    # when a request first uses a hosted tool, not at start-up (bench/README.md, issue 18).
+    from shim.hosted.mcp_client import McpFailure, list_tools
+
     for tool in hosted.tools:
         if tool.kind == WEB_SEARCH:
             continue

@@ -26,6 +26,7 @@ What this layer decides:
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import ssl
@@ -127,6 +128,17 @@ def _as_httpx(exc: aiohttp.ClientError, sent: bool) -> httpx.TransportError:
     return httpx.ReadError(text)  # a reset or broken pipe on an open connection, and the rest
 
 
+class _Handler(ResponseHandler):
+    """aiohttp's connection protocol, without a cost it pays per HTTP chunk of a streamed answer:
+    its body reader asks to resume reading after every chunk it hands out, paused or not, and
+    each such call re-runs the parser on no bytes and asks the transport to resume (3.14). Only a
+    paused connection has anything to resume."""
+
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        if self._reading_paused or self._buffer_paused:
+            super().resume_reading(resume_parser)
+
+
 class _Connector(aiohttp.TCPConnector):
     """aiohttp's pool, minus two hazards. Bytes that arrive on an idle connection (a 408 before a
     hang-up, the tail of a server's confused answer) stay buffered there, and aiohttp would read
@@ -137,6 +149,8 @@ class _Connector(aiohttp.TCPConnector):
     def __init__(self, *, idle_cap: int | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.idle_cap = idle_cap
+        handler: type[ResponseHandler] = _Handler
+        self._factory = functools.partial(handler, loop=self._loop)  # aiohttp's protocol factory
 
     def _release(self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False) -> None:
         # aiohttp's own hook (3.x): called as an answer ends, before the connection joins ``_conns``

@@ -179,3 +179,40 @@ async def test_idle_connections_are_capped_by_max_keepalive_connections() -> Non
             assert await fetch(client, server.port) == b"alive"
         assert server.connections == 12, "the idle connections kept were reused"
         await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("chunks", "size"),
+    [(10_000, 100), (64, 64 * 1024)],
+    ids=["many-small-chunks", "few-large-chunks"],
+)
+async def test_a_slow_reader_pauses_and_resumes_a_large_chunked_answer(chunks: int, size: int) -> None:
+    """Flow control: an answer far larger than the read buffer (in more chunks, or more bytes,
+    than aiohttp buffers before pausing), read slowly, arrives whole and in order; the connection
+    is then reused. (The protocol skips aiohttp's resume calls when nothing is paused.)"""
+    pieces = [b"%08d" % i + b"x" * (size - 8) for i in range(chunks)]
+
+    async def chunked(conn: Conn) -> None:
+        while await conn.request():
+            await conn.send(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            await conn.send(b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n")
+
+    client = transport()
+    async with Server(chunked) as server:
+        for _ in range(2):
+            request = httpx.Request(
+                "POST",
+                f"http://127.0.0.1:{server.port}/",
+                content=b"{}",
+                extensions={"timeout": httpx.Timeout(10.0).as_dict()},
+            )
+            response = await client.handle_async_request(request)
+            received = []
+            async for data in response.aiter_raw():
+                received.append(data)
+                if len(received) % 8 == 0:
+                    await asyncio.sleep(0.001)  # slower than the upstream: its bytes pile up
+            await response.aclose()
+            assert b"".join(received) == b"".join(pieces)
+        await client.aclose()
+    assert server.connections == 1

@@ -1,0 +1,55 @@
+"""Start-up memory: the server's app is built without importing what only some requests or some
+configurations use (each costs every worker memory for as long as it runs; bench/README.md,
+issue 18). Checked in a fresh interpreter, with the app built as ``shim serve`` builds it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# package -> what pulls it in only when it is needed. (Not opentelemetry: Litestar tries its own
+# plugin whenever the package is installed, and gives up without the instrumentation package.)
+LAZY = {
+    "mcp": "a request with a hosted MCP tool (with pydantic, starlette, jsonschema)",
+    "redis": "a redis:// store",
+    "pydantic": "the MCP SDK (Litestar would add its pydantic plugins whenever pydantic can be imported)",
+    "rich": "httpx's command-line tool, never used",
+    "pygments": "httpx's command-line tool, never used",
+}
+
+_PROBE = """
+import json, sys
+import shim.cli.command
+from shim.http.app import create_app
+from shim.settings import load_settings
+create_app(load_settings(upstream="http://127.0.0.1:9/v1", dialect="openai", kind="chat", store="memory://"))
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def _loaded_at_start(tmp_path: Path, **variables: str) -> set[str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SHIM_")}
+    env.update(PYTHONPATH=str(ROOT), SHIM_DATA_DIR=str(tmp_path), **variables)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+@pytest.mark.parametrize("package", sorted(LAZY))
+def test_the_app_starts_without(package: str, tmp_path: Path) -> None:
+    loaded = _loaded_at_start(tmp_path)
+    assert package not in loaded, f"{package} is imported at start-up; it is only needed for {LAZY[package]}"
+
+
+def test_with_hosted_tools_configured_the_mcp_sdk_loads_at_start(tmp_path: Path) -> None:
+    """An operator who allows hosted MCP servers pays the import at start-up, not a client on
+    its first hosted-tool request."""
+    assert "mcp" in _loaded_at_start(tmp_path, SHIM_MCP_ALLOW="https://mcp.example.com/*")
