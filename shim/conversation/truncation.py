@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from shim.translate.tool_rounds import OUTPUT_ITEMS
 from shim.wire import responses as r
 
 __all__ = ["BYTES_PER_TOKEN", "MEDIA_TOKENS", "Truncation", "estimate_tokens", "turn_spans"]
@@ -96,17 +97,8 @@ def turn_spans(items: Sequence[r.ItemParam]) -> list[tuple[int, int]]:
     return spans + list(itertools.pairwise(rounds))
 
 
-_OUTPUTS = (
-    r.FunctionCallOutputItemParam,
-    r.CustomToolCallOutputItemParam,
-    r.ApplyPatchCallOutputItemParam,
-    r.ShellCallOutputItemParam,
-    r.LocalShellCallOutputItemParam,
-)
-
-
 def _is_output(item: r.ItemParam) -> bool:
-    return isinstance(item, _OUTPUTS)
+    return isinstance(item, OUTPUT_ITEMS)
 
 
 @dataclass

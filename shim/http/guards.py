@@ -16,7 +16,7 @@ import msgspec
 from shim.errors import PayloadTooLarge, ShimError
 from shim.limits import Limits, check_json_bytes
 
-__all__ = ["ASGIApp", "BodyGuard", "send_error"]
+__all__ = ["ASGIApp", "BodyGuard", "replaying", "send_error"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,6 +34,21 @@ async def send_error(send: Send, error: ShimError) -> None:
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
     await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def replaying(first: Message, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``first`` (a body already read) once, then the real messages:
+    after the body, disconnect notices pass through."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return first
+        return await receive()
+
+    return replay
 
 
 class BodyGuard:
@@ -70,13 +85,6 @@ class BodyGuard:
             except ShimError as exc:
                 await send_error(send, exc)
                 return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: disconnect notices pass through
-
-        await self.app(scope, replay, send)
+        await self.app(
+            scope, replaying({"type": "http.request", "body": body, "more_body": False}, receive), send
+        )

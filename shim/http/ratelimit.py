@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import msgspec
 
 from shim.errors import AuthenticationError, RateLimited, ShimError
-from shim.http.guards import ASGIApp, Message, Receive, Scope, Send, send_error
+from shim.http.guards import ASGIApp, Message, Receive, Scope, Send, replaying, send_error
 from shim.settings import RateLimits
 from shim.store.rate_counters import Decision, RateCounters, Window
 from shim.telemetry import RequestRecord, current_record
@@ -223,15 +223,7 @@ class RateLimit:
         except RateLimited as exc:
             await send_error(send, exc)
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return first
-            return await receive()
-
+        replay = replaying(first, receive)
         if admission is None:
             await self.app(scope, replay, send)
             return

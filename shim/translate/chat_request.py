@@ -20,7 +20,7 @@ from shim.dialects.model import Dialect, RequestRules
 from shim.errors import InvalidRequest, UnsupportedParameter
 from shim.translate.parameters import copy_same_name
 from shim.translate.replay import call_of, hosted_text, output_of
-from shim.translate.tool_rounds import CALL_ITEMS
+from shim.translate.tool_rounds import CALL_ITEMS, OUTPUT_ITEMS
 from shim.translate.tools import ToolTable, client_tools, lower_tool_choice, lower_tools
 from shim.wire import chat as c
 from shim.wire import responses as r
@@ -269,15 +269,6 @@ def _same(call_id: str) -> str:
     return call_id
 
 
-_OUTPUTS = (
-    r.FunctionCallOutputItemParam,
-    r.CustomToolCallOutputItemParam,
-    r.ApplyPatchCallOutputItemParam,
-    r.ShellCallOutputItemParam,
-    r.LocalShellCallOutputItemParam,
-)
-
-
 def request_tools(body: r.CreateResponseBody, items: list[r.ItemParam], diags: Diagnostics) -> ToolTable:
     """The lowering of the request's tools and those ``additional_tools`` items add."""
     tools = client_tools(body.tools, diags)
@@ -373,7 +364,7 @@ def to_chat_request(
             builder.message(item, where)
         elif isinstance(item, CALL_ITEMS):
             builder.function_call(*call_of(item, table))
-        elif isinstance(item, _OUTPUTS):
+        elif isinstance(item, OUTPUT_ITEMS):
             builder.function_call_output(*output_of(item), where)
         elif isinstance(item, r.HostedItemParam):
             builder.hosted(item, where)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from shim.wire import responses as r
 
-__all__ = ["CALL_ITEMS", "tool_rounds"]
+__all__ = ["CALL_ITEMS", "OUTPUT_ITEMS", "tool_rounds"]
 
 # Every client-executed call item: what a model asked the client to run.
 CALL_ITEMS = (
@@ -21,6 +21,14 @@ CALL_ITEMS = (
     r.ApplyPatchCallItemParam,
     r.ShellCallItemParam,
     r.LocalShellCallItemParam,
+)
+# Their outputs: what the client sends back after running one.
+OUTPUT_ITEMS = (
+    r.FunctionCallOutputItemParam,
+    r.CustomToolCallOutputItemParam,
+    r.ApplyPatchCallOutputItemParam,
+    r.ShellCallOutputItemParam,
+    r.LocalShellCallOutputItemParam,
 )
 
 
