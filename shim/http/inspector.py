@@ -114,4 +114,8 @@ def install(app: Litestar, upstream: UpstreamClient) -> None:
     if state.settings.server.inspector:
         for handler in inspector_handlers:
             app.register(handler)
-    app.on_shutdown.append(recorder.aclose)
+
+    async def drain() -> None:  # no parameters: Litestar passes the app to a hook that takes any
+        await recorder.aclose()
+
+    app.on_shutdown.append(drain)

@@ -436,3 +436,36 @@ def test_a_changed_snapshot_fails_the_check_as_it_fails_the_suite(
     )
     assert main([*args, "--update"]) == 0
     assert stream.read_bytes() == original
+
+
+async def _lifespan(app: Any, *events: str) -> list[str]:
+    """Drive the app's ASGI lifespan through ``events`` as a server does; the answers it sent."""
+    incoming = [{"type": f"lifespan.{event}"} for event in events]
+    answers: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        answers.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    return answers
+
+
+async def test_shutdown_writes_what_is_still_queued(tmp_path: Path) -> None:
+    """A server stopped right after answering still writes the case: the shutdown hook drains the
+    queue (it once took the app for its timeout, failed, and dropped the last cases)."""
+    folder = tmp_path / "recorded"
+    shim = RecordingShim(scripted_chat, folder, route={})
+    try:
+        answer = await shim.client.post("/v1/responses", json={"model": "m", "input": "Hi"})
+        assert answer.status_code == 200
+        assert await _lifespan(shim.app, "startup", "shutdown") == [
+            "lifespan.startup.complete",
+            "lifespan.shutdown.complete",
+        ]
+        assert len([p for p in folder.glob("*/*/*") if p.is_dir()]) == 1
+    finally:
+        await shim.client.aclose()
+        await shim.upstream.aclose()
