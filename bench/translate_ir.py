@@ -22,7 +22,7 @@ from pathlib import Path
 _PASSES = 2
 _INNER = """
 import functools, sys
-sys.path.insert(0, {bench!r})
+sys.path[:0] = [{bench!r}, {root!r}]
 import translate as t
 fn, data = (t.forward, t.split(t.chat_stream({tokens}))) if {direction!r} == "forward" else (
     t.reverse, t.split(t.responses_stream({tokens})))
@@ -32,7 +32,9 @@ functools.reduce(lambda _, __: fn(data), range({passes}), None)
 
 
 def instructions(root: Path, direction: str, tokens: int) -> int:
-    code = _INNER.format(bench=str(root / "bench"), tokens=tokens, direction=direction, passes=_PASSES)
+    code = _INNER.format(
+        bench=str(root / "bench"), root=str(root), tokens=tokens, direction=direction, passes=_PASSES
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         env = {**os.environ, "PYTHONPATH": str(root), "PYTHONHASHSEED": "0"}
