@@ -62,7 +62,18 @@ class SSEDecoder:
     ``retry`` change when a block is complete (or at ``finish()``), never halfway through one.
     """
 
-    __slots__ = ("_long", "_rest", "_skip_lf", "_started", "_tail", "comments", "last_event_id", "retry")
+    __slots__ = (
+        "_lead",
+        "_lead_event",
+        "_long",
+        "_rest",
+        "_skip_lf",
+        "_started",
+        "_tail",
+        "comments",
+        "last_event_id",
+        "retry",
+    )
 
     def __init__(self) -> None:
         self._tail = b""  # an incomplete UTF-8 sequence waiting for its next bytes
@@ -70,6 +81,10 @@ class SSEDecoder:
         self._long: list[str] = []  # the same, for a block too long to copy again with every chunk
         self._started = False  # a non-empty text has been decoded (BOM handled)
         self._skip_lf = False  # the last text ended with CR: a leading LF next is part of that CRLF
+        # The last ``event: …\ndata: `` lead read, and its event type: the next event usually
+        # has the same. No block starts with a blank line, so the first never matches.
+        self._lead = "\n\n"
+        self._lead_event: str | None = None
         self.last_event_id: str | None = None
         self.retry: int | None = None
         self.comments = 0
@@ -129,10 +144,17 @@ class SSEDecoder:
                 if block[:6] == "data: ":
                     events.append(SSEEvent(None, block[6:], self.last_event_id))
                     continue
+            elif block.startswith(self._lead):  # the same ``event: …`` line as the last block's
+                data = block[len(self._lead) :]
+                if "\n" not in data:
+                    events.append(SSEEvent(self._lead_event, data, self.last_event_id))
+                    continue
             elif block[:7] == "event: ":
                 head, found, data = block.partition("\ndata: ")
                 if found and "\n" not in data and "\n" not in head:
-                    events.append(SSEEvent(head[7:] or None, data, self.last_event_id))
+                    self._lead = head + found
+                    self._lead_event = head[7:] or None
+                    events.append(SSEEvent(self._lead_event, data, self.last_event_id))
                     continue
             self._block(block, events)
         return events
