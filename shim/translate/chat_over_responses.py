@@ -145,6 +145,8 @@ class ChatChoiceDriver:
         out: list[c.ChatCompletionChunk] = []
         read = self.reader.feed
         stop = self.stop
+        write = self.writer.feed_all
+        plain = not self.choice and not stop.stops  # no renumbering, no stop sequences
         for event in events:
             if event.data == "[DONE]" or stop.stopped:
                 continue
@@ -154,7 +156,10 @@ class ChatChoiceDriver:
                 deltas = [
                     ErrorDelta(message="The upstream sent a malformed event.", code="upstream_bad_event")
                 ]
-            out += self._deltas(deltas)
+            if plain and len(deltas) == 1 and type(deltas[0]) is TextDelta:  # nothing to note
+                write(deltas, out)
+            else:
+                out += self._deltas(deltas)
         return out
 
     def _deltas(self, deltas: list[Delta]) -> list[c.ChatCompletionChunk]:
