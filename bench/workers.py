@@ -94,8 +94,10 @@ class _Spread:
         return sorted(rows, key=lambda r: (-r["conns"], -r["cpu_s"]))
 
 
-def _one(args: argparse.Namespace, workers: int, scenario: str, data_dir: Path) -> dict[str, Any]:
-    target = Target(f"shim-{workers}w", "shim", workers=workers)
+def _one(
+    args: argparse.Namespace, workers: int, scenario: str, data_dir: Path, root: Path | None
+) -> dict[str, Any]:
+    target = Target(f"{'base' if root else 'shim'}-{workers}w", "shim", workers=workers, root=root)
     cpus = args.all_cpus if workers > 1 else args.server_cpus
     tokens = 50 if scenario == "json" else 200
     upstream = start_upstream(args.load_cpus, tokens, 0.0)
@@ -122,6 +124,7 @@ def _one(args: argparse.Namespace, workers: int, scenario: str, data_dir: Path) 
         upstream.stop()
     rate = result["req_per_s"] if scenario == "json" else result["streams_per_s"]
     return {
+        "target": target.name,
         "workers": workers,
         "scenario": scenario,
         "rate": rate,
@@ -154,7 +157,7 @@ def _row(runs: list[dict[str, Any]]) -> str:
     )
     first = runs[0]
     return (
-        f"| {first['scenario']} | {first['workers']} | {med['rate']:,.0f} | {med['server_cpu_s']:.1f} / "
+        f"| {first['scenario']} | {first['target']} | {med['rate']:,.0f} | {med['server_cpu_s']:.1f} / "
         f"{med['upstream_cpu_s']:.1f} / {med['load_cpu_s']:.1f} | {spread} |"
     )
 
@@ -167,19 +170,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="json,streams", help="json (64 clients), streams (16 clients)")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured run")
     parser.add_argument("--runs", type=int, default=1, help="runs of each pair (alternating)")
+    parser.add_argument(
+        "--base", type=Path, help="another checkout (git worktree add /tmp/base REV): its --workers 2 too"
+    )
     parser.add_argument("--server-cpus", default="0")
     parser.add_argument("--load-cpus", default="1")
     parser.add_argument("--all-cpus", default="0-1")
     args = parser.parse_args(argv)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
-    table: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    table: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for _ in range(args.runs):
         for scenario in args.scenarios.split(","):
-            for workers in (int(w) for w in args.workers.split(",")):
-                run = _one(args, workers, scenario, data_dir)
+            plan = [(int(w), None) for w in args.workers.split(",")]
+            plan += [(2, args.base)] if args.base else []
+            for workers, root in plan:
+                run = _one(args, workers, scenario, data_dir, root)
                 print(json.dumps(run), flush=True)
-                table.setdefault((scenario, workers), []).append(run)
-    print("\n| scenario | workers | rate (median) | CPU s srv/up/load | per worker, each run |")
+                table.setdefault((scenario, run["target"]), []).append(run)
+    print("\n| scenario | target | rate (median) | CPU s srv/up/load | per worker, each run |")
     print("|---|---|---|---|---|")
     for runs in table.values():
         print(_row(runs))
