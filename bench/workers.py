@@ -65,7 +65,8 @@ def _cpu_by_pid(root: int) -> dict[int, float]:
 
 
 class _Spread:
-    """Samples connections per pid half-way through a run, and CPU per pid over the whole run."""
+    """Samples connections per pid through a run (keeping the fullest sample: the load generator
+    may take a while to connect on a busy machine), and CPU per pid over the whole run."""
 
     def __init__(self, server: Proc, seconds: float) -> None:
         self.server, self.seconds = server, seconds
@@ -74,8 +75,12 @@ class _Spread:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        time.sleep(self.seconds / 2)
-        self.connections = connections_by_pid(self.server.port)
+        deadline = time.monotonic() + self.seconds * 0.9
+        while time.monotonic() < deadline:
+            time.sleep(self.seconds / 10)
+            sample = connections_by_pid(self.server.port)
+            if sample.total() >= self.connections.total():
+                self.connections = sample
 
     def __enter__(self) -> _Spread:
         self._before = _cpu_by_pid(self.server.pid)

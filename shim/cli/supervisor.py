@@ -41,7 +41,9 @@ __all__ = ["Supervisor", "listen"]
 
 logger = logging.getLogger("uvicorn.error")
 _SPAWN = multiprocessing.get_context("spawn")
-_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU]
+_SIGNALS = [
+    getattr(signal, f"SIG{n}") for n in ("INT", "TERM", "HUP", "TTIN", "TTOU") if hasattr(signal, f"SIG{n}")
+]
 _REUSEPORT: int | None = getattr(socket, "SO_REUSEPORT", None)
 
 
