@@ -15,6 +15,7 @@ them. Prints one JSON object per run and a summary table.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import statistics
@@ -142,6 +143,41 @@ def _one(
     }
 
 
+async def _burst(port: int, clients: int) -> list[int]:
+    """Open ``clients`` connections at once (as the stream client does), one request on each:
+    how many each worker holds, most first."""
+    conns = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(clients)))
+    for _, writer in conns:
+        writer.write(b"GET /readyz HTTP/1.1\r\nhost: bench\r\n\r\n")
+    for reader, _ in conns:
+        await reader.readuntil(b"\r\n\r\n")
+    counts = connections_by_pid(port)
+    for _, writer in conns:
+        writer.close()
+    return sorted(counts.values(), reverse=True)
+
+
+def _bursts(args: argparse.Namespace, data_dir: Path, root: Path | None) -> Counter[str]:
+    """``--bursts N``: the splits of N bursts of ``--clients`` connections over two workers."""
+    target = Target(f"{'base' if root else 'shim'}-2w", "shim", workers=2, root=root)
+    upstream = start_upstream(args.load_cpus, 50, 0.0)
+    probe_path, probe_body, _ = FORWARD.call(target, stream=False)
+    splits: Counter[str] = Counter()
+    try:
+        url = f"http://127.0.0.1:{upstream.port}/v1"
+        server = start_target(target, url, "chat", args.all_cpus, (probe_path, probe_body.encode()), data_dir)
+        try:
+            for _ in range(args.bursts):
+                split = asyncio.run(_burst(server.port, args.clients))
+                splits["/".join(map(str, split + [0] * (2 - len(split))))] += 1
+                time.sleep(0.2)  # the closed connections are gone before the next burst
+        finally:
+            server.stop()
+    finally:
+        upstream.stop()
+    return splits
+
+
 def _errors(errors: object) -> float:
     """wrk counts errors; the stream client lists them by kind."""
     return sum(errors.values()) if isinstance(errors, dict) else float(errors)  # type: ignore[arg-type]
@@ -181,8 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-cpus", default="0")
     parser.add_argument("--load-cpus", default="1")
     parser.add_argument("--all-cpus", default="0-1")
+    parser.add_argument("--bursts", type=int, default=0, help="only count the split of N bursts")
+    parser.add_argument("--clients", type=int, default=16, help="connections per burst")
     args = parser.parse_args(argv)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    if args.bursts:
+        for root in [None, *([args.base] if args.base else [])]:
+            splits = _bursts(args, data_dir, root)
+            name = "base" if root else "shim"
+            print(
+                f"{name}-2w, {args.bursts} bursts of {args.clients}: "
+                + ", ".join(f"{split} x{n}" for split, n in splits.most_common())
+            )
+        return 0
     table: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for _ in range(args.runs):
         for scenario in args.scenarios.split(","):
