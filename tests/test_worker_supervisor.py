@@ -22,7 +22,7 @@ from shim.cli import supervisor
 from shim.cli.supervisor import listen
 from tests.support.processes import ROOT, free_port, spawn, stop, tail
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGTTIN"), reason="POSIX signals")
+pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="Linux: signals and /proc")
 
 REQUESTS = 40  # fresh connections: each lands on a worker by the kernel's hash (2**-39: all on one)
 
@@ -119,7 +119,9 @@ def test_sigttin_adds_a_worker_and_sigttou_removes_one(workers: Workers) -> None
     workers.until("three workers answer", lambda: len(workers.pids()) == 3)
     assert workers.listening_sockets() == 3
     workers.proc.send_signal(signal.SIGTTOU)
-    workers.until("two workers answer", lambda: len(workers.pids()) == 2 and workers.listening_sockets() == 2)
+    # A connection queued on the removed worker's socket as it closes is reset (docs/operations.md).
+    workers.until("two workers answer", lambda: _safe(lambda: len(workers.pids()) == 2))
+    assert workers.listening_sockets() == 2 and len(workers.pids()) == 2
 
 
 def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None:

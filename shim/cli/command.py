@@ -258,6 +258,8 @@ def _run_workers(settings: Settings, workers: int, options: dict[str, Any]) -> i
             file=sys.stderr,
         )
     address = sockets[0].getsockname()
+    if port == 0:  # the banner said port 0: say which one the system chose
+        print(f"shim: listening on port {address[1]}", file=sys.stderr)
     logging.getLogger("uvicorn.error").info(
         "%d workers listening on %s port %d (%s)",
         workers,

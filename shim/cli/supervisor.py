@@ -45,6 +45,7 @@ _SIGNALS = [
     getattr(signal, f"SIG{n}") for n in ("INT", "TERM", "HUP", "TTIN", "TTOU") if hasattr(signal, f"SIG{n}")
 ]
 _REUSEPORT: int | None = getattr(socket, "SO_REUSEPORT", None)
+_HEALTHCHECK = 5.0  # s; uvicorn's default, for versions without ``timeout_worker_healthcheck``
 
 
 def _bind(host: str, port: int, backlog: int, *, reuse_port: bool) -> socket.socket:
@@ -142,6 +143,7 @@ class Supervisor:
 
     def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], workers: int) -> None:
         self.config = config
+        self.healthcheck = float(getattr(config, "timeout_worker_healthcheck", _HEALTHCHECK))
         self.shared = len(sockets) < workers  # no SO_REUSEPORT: every worker on sockets[0]
         self.sockets = sockets
         self.workers: list[_Worker] = []
@@ -183,7 +185,7 @@ class Supervisor:
         for slot, worker in enumerate(self.workers):
             if self.should_exit.is_set():
                 return
-            if worker.started(self.config.timeout_worker_healthcheck) is not None:
+            if worker.started(self.healthcheck) is not None:
                 continue
             worker.stop(signal.SIGKILL)  # dead already, or hung
             if worker.process.exitcode == STARTUP_FAILURE:
@@ -209,16 +211,18 @@ class Supervisor:
             self.workers.append(_Worker(self.config, self._socket(len(self.workers))))
             logger.info("Received SIGTTIN: %d workers.", len(self.workers))
         elif sig == signal.SIGTTOU and len(self.workers) > 1:
-            self.workers.pop().stop()
-            if not self.shared:  # connections still queued on it are reset (Linux < 5.14)
-                self.sockets.pop().close()
+            retired = self.workers.pop()
+            retired.stop()
+            if not self.shared:  # connections still queued on it are reset (unless tcp_migrate_req)
+                self.sockets.remove(retired.sock)
+                retired.sock.close()
             logger.info("Received SIGTTOU: %d workers.", len(self.workers))
 
     def _restart_all(self) -> None:
         """Each worker is retired once its replacement on the same socket has started."""
         for slot, old in enumerate(self.workers):
             new = _Worker(self.config, old.sock)
-            deadline = time.monotonic() + self.config.timeout_worker_healthcheck
+            deadline = time.monotonic() + self.healthcheck
             while not new.started(1) and time.monotonic() < deadline and not self.should_exit.is_set():
                 time.sleep(0.1)
             if not new.started(1):

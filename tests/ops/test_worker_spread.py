@@ -14,8 +14,10 @@ socket is in exactly one worker's file descriptors (``/proc/PID/fd``, matched by
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import Served, serve_shim
+from tests.support.processes import ROOT, Served, serve_shim, shim_env, spawn, stop, tail, wait_http
 
 UP = ["--upstream", "http://127.0.0.1:9/v1", "--dialect", "openai"]
 CONNECTIONS = 64
@@ -124,3 +126,33 @@ def test_the_spread_does_not_depend_on_which_worker_is_awake(workers: Served) ->
     first = _burst(workers, None)
     for worker in sorted(first):
         _assert_spread(_burst(workers, worker))
+
+
+def test_port_zero_gives_every_worker_the_port_it_prints(tmp_path: Path) -> None:
+    log = tmp_path / "shim.log"
+    env = shim_env(SHIM_DATA_DIR=str(tmp_path / "data"), SHIM_LOG_LEVEL="warning")
+    argv = [
+        sys.executable,
+        "-m",
+        "shim",
+        "serve",
+        *UP,
+        "--workers",
+        "2",
+        "--store",
+        "memory://",
+        "--port",
+        "0",
+    ]
+    proc = spawn(argv, log, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"shim: listening on port (\d+)", tail(log))):
+            assert proc.poll() is None and time.monotonic() < deadline, tail(log)
+            time.sleep(0.2)
+        port = int(found.group(1))
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, "shim serve", log, timeout=60)
+        served = Served(f"http://127.0.0.1:{port}/v1", proc, log)
+        _assert_spread(_burst(served, None))
+    finally:
+        stop(proc)
