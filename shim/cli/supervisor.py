@@ -10,7 +10,7 @@ connections over the slots by a hash of their addresses, whichever worker is awa
 The parent binds every socket and keeps it open: a worker that dies is replaced on the same
 socket, so the connections queued on it wait for the replacement instead of being reset. Without
 ``SO_REUSEPORT`` (not Linux or the BSDs, or the kernel refuses it) the slots share one socket, as
-uvicorn's supervisor did, and the reason is logged.
+uvicorn's supervisor did, and ``listen`` says why (``shim serve`` prints it as a warning).
 
 Otherwise it behaves as uvicorn's supervisor (``uvicorn.supervisors.Multiprocess``): workers are
 spawned; the parent pings each one every half second and replaces a worker that died or does not
