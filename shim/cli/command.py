@@ -314,7 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="store URL: diskcache:///path, redis://host:6379/0, memory://, or none to keep nothing "
         "(env SHIM_STORE, default diskcache under SHIM_DATA_DIR)",
     )
-    serve.add_argument("--workers", type=int, help="worker processes (env SHIM_WORKERS, default 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes, each on its own SO_REUSEPORT socket (env SHIM_WORKERS, default 1)",
+    )
     serve.add_argument(
         "--embedded-format",
         choices=list(EMBEDDED_PROFILES),
