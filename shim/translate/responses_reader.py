@@ -194,6 +194,26 @@ class ResponsesStreamReader:
             return []
         return handler(self, ev)
 
+    def text_of(self, data: str | bytes) -> str | None:
+        """The text of a ``response.output_text.delta`` event's ``data`` when it is plain text
+        (non-empty, no logprobs), read as ``feed`` would read it (the part noted as streamed);
+        ``None``, with nothing noted, for anything else: give that event to ``feed``."""
+        try:
+            ev = _text_decoder.decode(data)
+        except msgspec.DecodeError:
+            return None
+        text = ev.delta
+        if not text or ev.logprobs or (ev.type and ev.type != _TEXT_DELTA):
+            return None
+        item_id = ev.item_id
+        if item_id is not None:
+            part = (item_id, "content", ev.content_index)
+            if part != self._last_part:
+                self._last_part = part
+                self._streamed.add(item_id)
+                self._parts.add(part)
+        return text
+
     # handlers -----------------------------------------------------------------
 
     def _created(self, ev: _Ev) -> list[Delta]:
