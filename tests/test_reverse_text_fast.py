@@ -58,7 +58,7 @@ def outcome(
             driver.usage,
             driver.upstream_id,
             driver.stopped,
-            (driver.reader._streamed, driver.reader._parts, driver.reader._last_part),
+            (driver.reader._streamed, driver.reader._parts),  # what the reader noted
         ]
 
 
@@ -103,6 +103,7 @@ OTHERS = [
     ev("response.reasoning_summary_text.delta", item_id="rs_1", summary_index=0, delta="sum"),
     ev("response.refusal.delta", item_id="msg_1", content_index=0, delta="no"),
     ev("response.output_text.delta", item_id="msg_2", content_index=1, delta="other part"),
+    ev("response.output_text.delta", item_id="msg_1", content_index=1, delta="next part"),
     ev("response.output_text.done", item_id="msg_1", content_index=0, text="whole"),
     ev("response.completed", response={"status": "completed", "usage": {"input_tokens": 1}}),
     ev("error", code="bad", message="upstream broke"),
