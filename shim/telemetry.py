@@ -61,6 +61,31 @@ class Metrics:
             "shim_store_operations", "Store operations by kind and outcome", ("op", "outcome"), registry=r
         )
         self.tokens = Counter("shim_tokens", "Tokens reported by upstreams", ("direction",), registry=r)
+        # Labelled children, made on first use as ``labels()`` makes them (a series appears with
+        # its first request) and kept: ``labels()`` checks, joins and locks ~1 µs a call.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._tokens: dict[str, Counter] = {}
+
+    def request_series(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+        """``shim_requests_total`` and ``shim_request_duration_seconds`` for one request
+        (``method`` and ``route`` are bounded labels: the caller maps odd methods to one)."""
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            if len(self._series) >= 4096:  # bounded labels make a few dozen; never unbounded
+                self._series.clear()
+            series = self._series[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        return series
+
+    def tokens_counted(self, direction: str) -> Counter:
+        """``shim_tokens_total`` for ``input`` or ``output``."""
+        counter = self._tokens.get(direction)
+        if counter is None:
+            counter = self._tokens[direction] = self.tokens.labels(direction)
+        return counter
 
 
 @dataclass
@@ -126,8 +151,8 @@ def note_usage(input_tokens: int | None, output_tokens: int | None) -> None:
     if record is not None:
         record.input_tokens, record.output_tokens = input_tokens, output_tokens
     if metrics is not None:
-        metrics.tokens.labels("input").inc(input_tokens or 0)
-        metrics.tokens.labels("output").inc(output_tokens or 0)
+        metrics.tokens_counted("input").inc(input_tokens or 0)
+        metrics.tokens_counted("output").inc(output_tokens or 0)
 
 
 def note_store(metrics: Metrics | None, op: str, outcome: str) -> None:

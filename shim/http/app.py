@@ -26,14 +26,15 @@ from shim.conversation.reasoning_memory import ReasoningMemory
 from shim.errors import InvalidRequest, ShimError
 from shim.fixtures.recorder import build_recorder
 from shim.hosted.servers import HostedConfig
-from shim.http.chat import create_chat_completion
+from shim.http.chat import answer_chat, create_chat_completion
 from shim.http.conversations import conversation_handlers
+from shim.http.hot_routes import install as install_hot_routes
 from shim.http.inspector import install as install_recording
 from shim.http.models import healthz, list_models, retrieve_model
 from shim.http.observability import install as install_observability
 from shim.http.openapi import add_wire_schemas, openapi_config
 from shim.http.ratelimit import RateLimiter
-from shim.http.responses import compact_response, create_response
+from shim.http.responses import answer_compact, answer_create, compact_response, create_response
 from shim.http.retrieval import retrieval_handlers
 from shim.http.state import STATE_KEY, AppState, app_state
 from shim.http.websocket import responses_websocket
@@ -185,6 +186,16 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
             debug=False,
         )
     add_wire_schemas(app.openapi_schema)
+    # the turn endpoints without Litestar's per-request work (before the wrappers below)
+    install_hot_routes(
+        app,
+        state,
+        {
+            "/v1/responses": answer_create,
+            "/v1/chat/completions": answer_chat,
+            "/v1/responses/compact": answer_compact,
+        },
+    )
     install_observability(app, state)  # body guard, request ids, logs, /metrics, /readyz
     install_recording(app, client)  # --record DIR and /inspector (off by default)
     return app

@@ -14,6 +14,7 @@ from litestar.response import Stream
 
 from shim.errors import ContextLengthExceeded, InvalidRequest
 from shim.http.disconnect import client_left, unless_client_leaves
+from shim.http.hot_routes import Call, call_of
 from shim.http.responses import SSE_HEADERS, diagnostics_headers, json_response, write_bytes
 from shim.http.state import app_state
 from shim.translate.chat_writer import ReasoningMode
@@ -22,9 +23,10 @@ from shim.upstream.routing import bearer
 from shim.wire import chat as c
 from shim.wire.responses_decode import validation_param
 
-__all__ = ["REASONING_HEADER", "create_chat_completion", "decode_chat_body", "reasoning_mode"]
+__all__ = ["REASONING_HEADER", "answer_chat", "create_chat_completion", "decode_chat_body", "reasoning_mode"]
 
 REASONING_HEADER = "x-shim-reasoning"
+_REASONING_NAME = REASONING_HEADER.encode()
 _MODES: dict[str, ReasoningMode] = {
     "reasoning_content": "reasoning_content",
     "reasoning": "reasoning",
@@ -61,21 +63,26 @@ def decode_chat_body(raw: bytes) -> c.ChatCompletionRequest:
 
 @post("/v1/chat/completions", status_code=200, summary="Create a chat completion", tags=["chat"])
 async def create_chat_completion(request: Request[Any, Any, Any]) -> Response[Any]:
+    return await answer_chat(await call_of(request, app_state(request.app)))
+
+
+async def answer_chat(call: Call) -> Response[Any]:
+    """``POST /v1/chat/completions`` (also called straight by ``http/hot_routes.py``)."""
     try:
-        return await _create(request)
+        return await _create(call)
     except ContextLengthExceeded as exc:  # a Chat client sent `messages`, not `input`
         exc.param = "messages"
         raise
 
 
-async def _create(request: Request[Any, Any, Any]) -> Response[Any]:
-    ctx = app_state(request.app).turns
-    raw = await request.body()
+async def _create(call: Call) -> Response[Any]:
+    ctx = call.state.turns
+    raw = call.body
     req = decode_chat_body(raw)
     chat_passthrough.check(ctx, req)  # the limits, before anything reaches an upstream
-    client_key = bearer(request.headers.get("authorization"))
+    client_key = bearer(call.header(b"authorization"))
     resolved = ctx.router.resolve(req.model, client_key)
-    header = request.headers.get(REASONING_HEADER)
+    header = call.header(_REASONING_NAME)
     mode = reasoning_mode(header, resolved.route.reasoning)
     if resolved.route.kind == "chat":
         normalize = mode if (header or resolved.route.normalize_chat) else None
@@ -91,7 +98,7 @@ async def _create(request: Request[Any, Any, Any]) -> Response[Any]:
         # A client hanging up closes the upstream request (http/disconnect.py); llama-cpp-python
         # finishes an unstreamed answer even then: a Chat client that may leave should stream.
         content = await unless_client_leaves(
-            request, chat_passthrough.complete(ctx, raw, req, resolved, normalize, diags)
+            call.receive, chat_passthrough.complete(ctx, raw, req, resolved, normalize, diags)
         )
         if content is None:
             return client_left()
@@ -105,7 +112,7 @@ async def _create(request: Request[Any, Any, Any]) -> Response[Any]:
             media_type="text/event-stream",
             headers={**SSE_HEADERS, **diagnostics_headers(turn.diags, turn.headers)},
         )
-    completion = await unless_client_leaves(request, chat_over_responses.complete(ctx, turn))
+    completion = await unless_client_leaves(call.receive, chat_over_responses.complete(ctx, turn))
     if completion is None:
         return client_left()
     return json_response(c.encode_completion(completion), diagnostics_headers(turn.diags, turn.headers))

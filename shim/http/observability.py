@@ -47,6 +47,7 @@ __all__ = ["TurnOutcome", "configure_logging", "install", "instrument_backend", 
 access_log = logging.getLogger("shim.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "WEBSOCKET", ""})
+_RECORD, _METRICS = current_record(), current_metrics()
 _STORE_OPS = ("get", "set", "add", "compare_and_set", "delete", "append", "list_range")
 
 
@@ -96,6 +97,18 @@ def _request_id(scope: Scope) -> str:
     return f"req_{os.urandom(16).hex()}"  # the shape of uuid4().hex at a quarter of the cost
 
 
+class _Answer:
+    """What ``Observe`` saw of one answer as it went out."""
+
+    __slots__ = ("bytes", "finished", "status", "stream")
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.stream = False
+        self.finished = False
+        self.bytes = 0
+
+
 class Observe:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -106,8 +119,8 @@ class Observe:
             await self.app(scope, receive, send)
             return
         record = RequestRecord(request_id=_request_id(scope))
-        record_token = current_record().set(record)
-        metrics_token = current_metrics().set(self.metrics)
+        record_token = _RECORD.set(record)
+        metrics_token = _METRICS.set(self.metrics)
         started = time.perf_counter()
         traced = tracing.active()
         span = None
@@ -117,38 +130,50 @@ class Observe:
                 method, str(scope.get("path", "")), scope.get("headers", ()), record.request_id
             )
             record.trace_id = span.trace_id
-        state: dict[str, Any] = {"status": 500, "stream": False, "finished": False, "bytes": 0}
+        answer = _Answer()
         header = (b"x-request-id", record.request_id.encode())
+        open_streams = self.metrics.open_streams
 
         async def observed_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state["status"] = message["status"]
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != b"x-request-id"]
-                message["headers"] = [*headers, header]
-                content_type = dict((k.lower(), v) for k, v in headers).get(b"content-type", b"")
-                if content_type.startswith(b"text/event-stream"):
-                    state["stream"] = True
-                    self.metrics.open_streams.inc()
-            elif message["type"] == "http.response.body":
-                state["bytes"] += len(message.get("body", b""))
+            kind = message["type"]
+            if kind == "http.response.body":
+                answer.bytes += len(message.get("body", b""))
                 if not message.get("more_body"):
-                    state["finished"] = True
+                    answer.finished = True
+            elif kind == "http.response.start":
+                answer.status = message["status"]
+                # one pass: the app's own x-request-id dropped (ours goes last), its content-type read
+                headers = []
+                content_type = b""
+                for pair in message.get("headers", ()):
+                    name = pair[0].lower()
+                    if name == b"x-request-id":
+                        continue
+                    if name == b"content-type":
+                        content_type = pair[1]
+                    headers.append(pair)
+                headers.append(header)
+                message["headers"] = headers
+                if content_type.startswith(b"text/event-stream"):
+                    answer.stream = True
+                    open_streams.inc()
             await send(message)
 
         try:
             await self.app(scope, receive, observed_send)
         finally:
-            if state["stream"]:
-                self.metrics.open_streams.dec()
-            status = self._record(scope, record, state, time.perf_counter() - started)
+            if answer.stream:
+                open_streams.dec()
+            status = self._record(scope, record, answer, time.perf_counter() - started)
             if span is not None:
                 span.end(_method_label(str(scope.get("method", ""))), _route(scope), status)
-            current_record().reset(record_token)
-            current_metrics().reset(metrics_token)
+            _RECORD.reset(record_token)
+            _METRICS.reset(metrics_token)
 
-    def _record(self, scope: Scope, record: RequestRecord, state: dict[str, Any], latency: float) -> int:
-        status = int(state["status"]) if state["finished"] else 499  # 499: the client went away
-        _account(self.metrics, str(scope.get("method", "")), _route(scope), status, record, state, latency)
+    def _record(self, scope: Scope, record: RequestRecord, answer: _Answer, latency: float) -> int:
+        status = int(answer.status) if answer.finished else 499  # 499: the client went away
+        method = str(scope.get("method", ""))
+        _account(self.metrics, method, _route(scope), status, record, answer.stream, answer.bytes, latency)
         return status
 
 
@@ -168,13 +193,14 @@ def _account(
     route: str,
     status: int,
     record: RequestRecord,
-    state: dict[str, Any],
+    stream: bool,
+    bytes_out: int,
     latency: float,
 ) -> None:
     """One request (or WebSocket turn): its ``shim_requests_total`` series, latency and log line."""
-    label = _method_label(method)
-    metrics.requests.labels(label, route, str(status)).inc()
-    metrics.latency.labels(label, route).observe(latency)
+    requests, latency_series = metrics.request_series(_method_label(method), route, status)
+    requests.inc()
+    latency_series.observe(latency)
     if access_log.isEnabledFor(logging.INFO):
         line = {
             "ts": round(time.time(), 3),
@@ -184,8 +210,8 @@ def _account(
             "route": route,
             "status": status,
             "latency_ms": round(latency * 1000, 2),
-            "stream": state["stream"],
-            "bytes_out": state["bytes"],
+            "stream": stream,
+            "bytes_out": bytes_out,
             "upstream": record.upstream,
             "input_tokens": record.input_tokens,
             "output_tokens": record.output_tokens,
@@ -223,9 +249,9 @@ async def observe_turn(metrics: Metrics, route: str, headers: Any = ()) -> Async
         yield outcome
         finished = True
     finally:
-        state = {"stream": True, "bytes": outcome.bytes_out}
         status = outcome.status if finished else 499
-        _account(metrics, "WEBSOCKET", route, status, record, state, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        _account(metrics, "WEBSOCKET", route, status, record, True, outcome.bytes_out, elapsed)
         if span is not None:
             span.end("WEBSOCKET", route, status)
         current_record().reset(record_token)

@@ -17,6 +17,7 @@ from litestar.response import Stream
 
 from shim.core.diagnostics import Diagnostics
 from shim.http.disconnect import client_left, unless_client_leaves
+from shim.http.hot_routes import Call, call_of
 from shim.http.openapi import documented
 from shim.http.state import app_state
 from shim.sse import DONE, KEEPALIVE, encode_tagged
@@ -28,6 +29,8 @@ from shim.wire.responses_decode import decode_compact_body, decode_create_reques
 
 __all__ = [
     "SSE_HEADERS",
+    "answer_compact",
+    "answer_create",
     "compact_response",
     "create_response",
     "diagnostics_headers",
@@ -76,11 +79,16 @@ async def write_bytes(batches: AsyncIterator[list[bytes] | None]) -> AsyncIterat
     ),
 )
 async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
-    state = app_state(request.app)
+    return await answer_create(await call_of(request, app_state(request.app)))
+
+
+async def answer_create(call: Call) -> Response[Any]:
+    """``POST /v1/responses`` (also called straight by ``http/hot_routes.py``)."""
+    state = call.state
     ctx = state.turns
-    raw = await request.body()
+    raw = call.body
     body, unknown = decode_create_request(raw)  # unknown fields: reported by the turn
-    client_key = bearer(request.headers.get("authorization"))
+    client_key = bearer(call.header(b"authorization"))
     resolved = ctx.router.resolve(body.model, client_key)
     if resolved.route.kind == "responses":  # the upstream speaks Open Responses
         return await _pass_through(ctx, raw, body, resolved, client_key)
@@ -94,7 +102,7 @@ async def create_response(request: Request[Any, Any, Any]) -> Response[Any]:
         batches = responses_over_chat.event_batches(ctx, turn, upstream)
         headers = {**SSE_HEADERS, **diagnostics_headers(turn.diags)}
         return Stream(_sse(batches), media_type="text/event-stream", headers=headers)
-    resource = await unless_client_leaves(request, responses_over_chat.complete(ctx, turn))
+    resource = await unless_client_leaves(call.receive, responses_over_chat.complete(ctx, turn))
     if resource is None:
         return client_left()
     return json_response(_encoder.encode(resource), diagnostics_headers(turn.diags))
@@ -121,10 +129,15 @@ async def _pass_through(
     operation_class=documented(request=r.CompactResponseMethodPublicBody, response=r.CompactResource),
 )
 async def compact_response(request: Request[Any, Any, Any]) -> Response[bytes]:
-    ctx = app_state(request.app).turns
-    raw = await request.body()
+    return await answer_compact(await call_of(request, app_state(request.app)))
+
+
+async def answer_compact(call: Call) -> Response[bytes]:
+    """``POST /v1/responses/compact`` (also called straight by ``http/hot_routes.py``)."""
+    ctx = call.state.turns
+    raw = call.body
     body = decode_compact_body(raw)
-    client_key = bearer(request.headers.get("authorization"))
+    client_key = bearer(call.header(b"authorization"))
     resolved = ctx.router.resolve(body.model, client_key)  # 400 missing_required_parameter
     if resolved.route.kind == "responses":
         return json_response(await compaction.pass_through(ctx, raw, resolved))

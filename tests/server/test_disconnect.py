@@ -7,10 +7,9 @@ The end-to-end proof against the real model (its log shows it stopped) is
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from litestar import Request
 
 from shim.http.disconnect import unless_client_leaves
 
@@ -26,17 +25,12 @@ class _Receive:
         return {"type": "http.disconnect"}
 
 
-def _request(receive: _Receive) -> Request[Any, Any, Any]:
-    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
-    return Request(cast(Any, scope), cast(Any, receive))
-
-
 async def test_the_answer_comes_back_while_the_client_stays() -> None:
     async def work() -> str:
         await asyncio.sleep(0)
         return "answer"
 
-    assert await unless_client_leaves(_request(_Receive()), work()) == "answer"
+    assert await unless_client_leaves(_Receive(), work()) == "answer"
 
 
 async def test_the_turn_is_cancelled_when_the_client_leaves() -> None:
@@ -56,7 +50,7 @@ async def test_the_turn_is_cancelled_when_the_client_leaves() -> None:
         receive.gone.set()
 
     leaving = asyncio.ensure_future(leave_soon())
-    assert await asyncio.wait_for(unless_client_leaves(_request(receive), work()), 5) is None
+    assert await asyncio.wait_for(unless_client_leaves(receive, work()), 5) is None
     await leaving
     assert cancelled.is_set()
 
@@ -66,4 +60,55 @@ async def test_the_turns_own_error_still_reaches_the_client() -> None:
         raise ValueError("upstream said no")
 
     with pytest.raises(ValueError, match="upstream said no"):
-        await unless_client_leaves(_request(_Receive()), work())
+        await unless_client_leaves(_Receive(), work())
+
+
+async def test_a_handler_cancelled_from_outside_stays_cancelled() -> None:
+    """Shutdown cancels the handler: the cancellation goes on (it is not mistaken for the client
+    leaving), and the watcher goes with it."""
+    started = asyncio.Event()
+    before = asyncio.all_tasks()
+
+    async def work() -> str:
+        started.set()
+        await asyncio.sleep(60)
+        return "never"
+
+    handler = asyncio.ensure_future(unless_client_leaves(_Receive(), work()))
+    await started.wait()
+    handler.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await handler
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() == before, "no watcher left behind"
+
+
+async def test_a_turn_that_swallows_the_cancel_still_answers_nobody() -> None:
+    receive = _Receive()
+
+    async def work() -> str:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            return "finished anyway"
+        return "never"
+
+    async def leave_soon() -> None:
+        await asyncio.sleep(0.05)
+        receive.gone.set()
+
+    leaving = asyncio.ensure_future(leave_soon())
+    assert await asyncio.wait_for(unless_client_leaves(receive, work()), 5) is None
+    await leaving
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0, "the task is not left cancelling"
+
+
+async def test_the_turn_runs_in_the_callers_context() -> None:
+    """The turn reports into the request's record (``shim.telemetry``) from the calling task."""
+    outer = asyncio.current_task()
+
+    async def work() -> object:
+        return asyncio.current_task()
+
+    assert await unless_client_leaves(_Receive(), work()) is outer

@@ -1,0 +1,218 @@
+"""The turn endpoints (``POST /v1/responses``, ``/v1/chat/completions``, ``/v1/responses/compact``)
+called without Litestar's per-request machinery.
+
+Per request Litestar routes the path, builds a ``Request`` (its ``Headers`` a multidict of every
+header), reads the body through an async generator, models the handler's signature, then turns
+the returned ``Response`` into an ``ASGIResponse`` (headers re-encoded one by one): ~45 µs of the
+shim's ~0.5 ms of CPU per request (bench/README.md, issue 18). A turn handler needs none of it:
+it reads the whole body (the body guard already read it), two headers and the ``receive``
+channel, and answers bytes.
+
+``HotRoutes`` sits where Litestar's router does, inside Litestar's exception middleware (so an
+error still becomes the same envelope, through the same handlers, as before). For an exact
+``POST`` path of a hot route it does what the router and ``HTTPRoute.handle`` would (the host
+check, the scope keys the rest of the app reads, the body size checks of ``Request.body``) and
+calls the handler's core with a ``Call``; a plain JSON answer is sent as ``ASGIResponse`` would
+send it, anything else (a stream) goes through the route handler's own ``to_response``.
+Everything else — other methods and paths, a ``root_path``, a bad ``host`` header — goes to
+Litestar's router untouched, and the Litestar handlers stay registered (the OpenAPI document,
+405s, trailing slashes) and run the same cores. ``tests/server/test_hot_routes.py`` holds the two
+paths to the same ASGI messages, byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, cast
+
+from litestar import Litestar, Request, Response
+from litestar._asgi.utils import is_valid_host
+from litestar.exceptions import ClientException, InternalServerException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.handlers import HTTPRouteHandler
+from litestar.routes import HTTPRoute
+from litestar.utils.scope.state import ScopeState
+
+from shim.http.guards import ASGIApp, Receive, Scope, Send
+from shim.http.state import AppState
+
+__all__ = ["Call", "HotRoutes", "call_of", "install"]
+
+
+class Call:
+    """What a turn handler reads of its request."""
+
+    __slots__ = ("body", "headers", "receive", "state")
+
+    def __init__(
+        self, state: AppState, body: bytes, headers: Iterable[tuple[bytes, bytes]], receive: Receive
+    ):
+        self.state = state
+        self.body = body
+        self.headers = headers
+        self.receive = receive  # after the body: silent until ``http.disconnect``
+
+    def header(self, name: bytes) -> str | None:
+        """The first value of header ``name`` (lower case), as ``request.headers.get`` reads it."""
+        for key, value in self.headers:
+            if key == name or key.lower() == name:
+                return bytes(value).decode("latin-1")
+        return None
+
+
+Core = Callable[[Call], Awaitable[Response[Any]]]
+
+
+async def call_of(request: Request[Any, Any, Any], state: AppState) -> Call:
+    """The ``Call`` of a request Litestar routed (a path the hot routes leave to it)."""
+    return Call(state, await request.body(), request.scope["headers"], cast(Receive, request.receive))
+
+
+class _Hot:
+    """One hot route: its Litestar handler (for the scope, the limits and streamed answers) and
+    the core both paths run."""
+
+    def __init__(self, handler: HTTPRouteHandler, core: Core, path: str) -> None:
+        self.handler = handler
+        self.core = core
+        self.path = path
+        self.exception_handlers = handler.resolve_exception_handlers()
+        self.max_body = handler.resolve_request_max_body_size() or math.inf
+        self.status = handler.status_code
+
+
+def _plain(handler: HTTPRouteHandler) -> bool:
+    """Whether Litestar would do nothing for this handler beyond routing, the request and the
+    response: no guards, hooks, dependencies, middleware, cache, DTOs, response headers or
+    cookies (any of them added later sends its requests back through Litestar)."""
+    layers = handler.ownership_layers
+    return not (
+        handler.resolve_guards()
+        or handler.resolve_dependencies()
+        or handler.resolve_middleware()
+        or handler.resolve_before_request()
+        or handler.resolve_after_response()
+        or any(layer.after_request for layer in layers)
+        or handler.cache
+        or handler.resolve_data_dto()
+        or handler.resolve_return_dto()
+        or handler.resolve_response_headers()
+        or handler.resolve_response_cookies()
+        or handler.background is not None
+        or handler.resolve_request_class() is not Request
+    )
+
+
+class HotRoutes:
+    def __init__(self, app: ASGIApp, state: AppState, routes: Mapping[str, _Hot]) -> None:
+        self.app = app  # Litestar's router
+        self.state = state
+        self.routes = dict(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        if hot is None or scope.get("method") != "POST" or scope.get("root_path") or not _host_ok(scope):
+            await self.app(scope, receive, send)
+            return
+        # What the router sets (asgi_router.py): the observability reads ``path_template``.
+        scope.setdefault("path_params", {})
+        ScopeState.from_scope(cast(Any, scope)).exception_handlers = hot.exception_handlers
+        scope["route_handler"] = hot.handler
+        scope["path_template"] = hot.path
+        body = await _body(scope, receive, hot.max_body)
+        response = await hot.core(Call(self.state, body, scope["headers"], receive))
+        if _bytes_only(response, hot.status):
+            await _send_bytes(response, hot.status, send)
+            return
+        asgi: Any = (scope, receive, send)  # Litestar's own ASGI types
+        request = Request[Any, Any, Any](*asgi)
+        answer = await hot.handler.to_response(app=scope["litestar_app"], data=response, request=request)
+        await answer(*asgi)
+
+
+def _host_ok(scope: Scope) -> bool:
+    """Litestar's router refuses a ``host`` header it finds invalid (a 400): left to it."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return is_valid_host(value)
+    return True
+
+
+async def _body(scope: Scope, receive: Receive, max_body: float) -> bytes:
+    """The whole body, with ``Request.body``'s checks and errors (the body guard, in front, has
+    usually read and replayed it as one message)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                announced = int(value)
+            except ValueError:
+                raise ClientException(f"Invalid content-length: {value.decode('latin-1')!r}") from None
+            if announced > max_body:
+                raise RequestEntityTooLarge
+            break
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > max_body:
+                    raise RequestEntityTooLarge
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        if message["type"] == "http.disconnect":
+            raise InternalServerException("client disconnected prematurely")
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _bytes_only(response: Response[Any], status: int) -> bool:
+    """A plain ``Response`` of bytes with a body (no cookies, no background task)."""
+    status_code = response.status_code or status
+    return (
+        type(response) is Response
+        and isinstance(response.content, bytes)
+        and not response.cookies
+        and response.background is None
+        and status_code >= 200
+        and status_code not in (204, 304)
+    )
+
+
+async def _send_bytes(response: Response[Any], status: int, send: Send) -> None:
+    """``ASGIResponse``'s messages for a ``Response`` of bytes: its headers in order (names in
+    lower case), then ``content-type`` and ``content-length`` unless it set them."""
+    status_code = response.status_code or status
+    body: bytes = response.content
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+    names = {name for name, _ in headers}
+    if b"content-type" not in names:
+        media_type = str(response.media_type or "application/json")
+        if media_type.startswith("text/"):
+            media_type = f"{media_type}; charset={response.encoding}"
+        headers.append((b"content-type", media_type.encode("latin-1")))
+    if b"content-length" not in names:
+        headers.append((b"content-length", str(len(body)).encode("latin-1")))
+    await send({"type": "http.response.start", "status": status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def install(app: Litestar, state: AppState, cores: Mapping[str, Core]) -> None:
+    """Put ``HotRoutes`` between Litestar's exception middleware and its router, for each
+    ``POST`` path in ``cores`` whose handler Litestar would do nothing more for (``_plain``)."""
+    outer = app.asgi_handler
+    if getattr(outer, "app", None) is not app.asgi_router:  # CORS, a plugin's middleware: not here
+        return
+    routes: dict[str, _Hot] = {}
+    for route in app.routes:
+        core = cores.get(route.path)
+        if core is None or not isinstance(route, HTTPRoute) or "POST" not in route.route_handler_map:
+            continue
+        handler, _ = route.route_handler_map["POST"]
+        if _plain(handler):
+            routes[route.path] = _Hot(handler, core, route.path)
+    if routes:
+        outer.app = HotRoutes(app.asgi_router, state, routes)  # type: ignore[attr-defined]
