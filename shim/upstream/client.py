@@ -19,9 +19,10 @@ sent). A key or configured header with CR, LF or NUL in it is never sent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 
@@ -58,33 +59,96 @@ _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate":
 
 
 class _Bounded(httpx.AsyncByteStream):
-    """An answer body that may not outlast ``deadline`` (loop time) nor exceed ``max_bytes``."""
+    """An answer body that may not outlast ``deadline`` (loop time) nor exceed ``max_bytes``.
+
+    One timer per body, not an ``asyncio.timeout`` per chunk (a timer handle made and cancelled
+    for every chunk cost ~2 us, bench/README.md): at the deadline it cancels the task waiting for
+    a chunk, if one is, as ``asyncio.timeout`` would; a read that starts later fails at once.
+    The transport's body is read through its ``read_chunk`` / ``read_at_most`` coroutines when
+    it has them (no async generator per chunk)."""
 
     def __init__(self, inner: httpx.AsyncByteStream, max_bytes: int, deadline: float) -> None:
         self.inner = inner
         self.max_bytes = max_bytes
         self.deadline = deadline
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiter: asyncio.Task[object] | None = None  # the task awaiting a chunk
+        self._cancelling = 0  # its ``cancelling()`` count before the deadline cancelled it
+        self._expired = False
+        self.released = False  # read whole by ``read_all``: nothing left to close
+
+    def _expire(self) -> None:
+        self._expired = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._cancelling = waiter.cancelling()
+            waiter.cancel()
+
+    def _over(self) -> UpstreamTimeout:
+        return UpstreamTimeout("The upstream answer exceeded the total time limit.")
+
+    async def _next(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
+        """One chunk, awaited under the deadline."""
+        if self._expired:
+            raise self._over()
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_at(self.deadline, self._expire)
+        task = self._waiter = asyncio.current_task()
+        try:
+            return await read()
+        except asyncio.CancelledError:
+            if self._expired and task is not None and task.uncancel() <= self._cancelling:
+                raise self._over() from None
+            raise
+        except TimeoutError:  # (the inner stream's own, e.g. a read timeout at the deadline)
+            if asyncio.get_running_loop().time() < self.deadline:
+                raise
+            raise self._over() from None
+        finally:
+            self._waiter = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        iterator = self.inner.__aiter__()
+        read = getattr(self.inner, "read_chunk", None)  # the transport's: ``b""`` at the end
+        native = read is not None
+        if read is None:
+            read = self.inner.__aiter__().__anext__
         size = 0
-        while True:
-            try:
-                async with asyncio.timeout_at(self.deadline):
-                    chunk = await iterator.__anext__()
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                if loop.time() < self.deadline:
-                    raise
-                raise UpstreamTimeout("The upstream answer exceeded the total time limit.") from None
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise UpstreamTooLarge(f"The upstream answer exceeded {self.max_bytes} bytes.")
-            yield chunk
+        try:
+            while True:
+                try:
+                    chunk = await self._next(read)
+                except StopAsyncIteration:
+                    return
+                if not chunk and native:
+                    return
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise UpstreamTooLarge(f"The upstream answer exceeded {self.max_bytes} bytes.")
+                yield chunk
+        finally:
+            self._stop()
+
+    async def read_all(self) -> bytes:
+        """The whole body, bounded alike."""
+        whole = getattr(self.inner, "read_at_most", None)
+        if whole is None:
+            return b"".join([chunk async for chunk in self])
+        try:
+            data: bytes = await self._next(functools.partial(whole, self.max_bytes))
+        finally:
+            self._stop()
+        if len(data) > self.max_bytes:
+            raise UpstreamTooLarge(f"The upstream answer exceeded {self.max_bytes} bytes.")
+        self.released = True  # (``read_at_most`` read to the end, which frees the connection)
+        return data
+
+    def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def aclose(self) -> None:
+        self._stop()
         await self.inner.aclose()
 
 
@@ -209,16 +273,21 @@ class UpstreamClient:
     ) -> httpx.Request:
         route, auth = resolved.route, resolved.dialect.auth
         url = self._url(route.upstream + path, auth.query)
-        headers = httpx.Headers(self._headers(resolved, url, body is not None))  # a copy
+        # ``stream=``: httpx adds no headers of its own (``_headers`` has them all, in the order
+        # ``content=`` would give), which spares it normalising every header twice. The request
+        # holds a copy of the cached headers, completed here.
+        request = httpx.Request(
+            method,
+            url,
+            headers=self._headers(resolved, url, body is not None),
+            stream=httpx.ByteStream(body or b""),
+            extensions=self._extensions,
+        )
+        headers = request.headers
         if extra:  # per request (trace context): never cached with the route's headers
             headers.update(extra)
         if body is not None:
-            headers["Content-Length"] = str(len(body))
-        # ``stream=``: httpx adds no headers of its own (``_headers`` has them all, in the order
-        # ``content=`` would give), which spares it normalising every header twice.
-        request = httpx.Request(
-            method, url, headers=headers, stream=httpx.ByteStream(body or b""), extensions=self._extensions
-        )
+            headers["Content-Length"] = str(len(body))  # last (the transport counts on it)
         request.read()  # ``request.content``, as ``content=`` sets it
         return request
 
@@ -406,8 +475,19 @@ class UpstreamClient:
 
     @staticmethod
     async def _read_whole(response: httpx.Response) -> None:
+        stream = response.stream
         try:
-            await response.aread()
+            if isinstance(stream, _Bounded):
+                # read as one piece: httpx's ``aread`` goes through three async generators
+                content = await stream.read_all()
+                response._content = content  # what ``aread`` sets (tests/upstream: shape test)
+                response.is_stream_consumed = True
+                if stream.released:  # the transport's body: read to its end, connection freed
+                    response.is_closed = True
+                else:
+                    await response.aclose()
+            else:
+                await response.aread()
         except STREAM_FAILURES as exc:
             await response.aclose()
             raise as_upstream_error(exc) from None
