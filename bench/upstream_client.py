@@ -19,7 +19,7 @@ uses now); ``client`` (``shim.upstream.client.UpstreamClient.send`` over that tr
 the server calls it: the request built per route, the answer bounded and read; the cost issue 18
 measures as "the upstream call").
 
-``--requests N`` makes each child stop after N requests (after 200 of warm-up) instead of timing
+``--requests N`` makes each child stop after N requests (after ``--warmup``, 200) instead of timing
 ``--seconds``: the fixed amount of work to count instructions with, whatever the machine's load::
 
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out .venv/bin/python -m \
@@ -104,13 +104,19 @@ def _client(url: str) -> tuple[object, object, str]:
 
 
 async def _load(
-    variant: str, url: str, clients: int, seconds: float, stream: bool, requests: int | None = None
+    variant: str,
+    url: str,
+    clients: int,
+    seconds: float,
+    stream: bool,
+    requests: int | None = None,
+    warmup: int = 200,
 ) -> dict[str, float]:
     import httpx
 
     body = json.dumps({**_CHAT, "stream": True} if stream else _CHAT).encode()
     if variant == "client":
-        return await _load_client(url, clients, seconds, body, stream, requests)
+        return await _load_client(url, clients, seconds, body, stream, requests, warmup)
     transport = _transport(variant)
     assert isinstance(transport, httpx.AsyncBaseTransport)
     target = httpx.URL(url)
@@ -157,7 +163,7 @@ async def _load(
 
 
 async def _load_client(
-    url: str, clients: int, seconds: float, body: bytes, stream: bool, requests: int | None
+    url: str, clients: int, seconds: float, body: bytes, stream: bool, requests: int | None, warmup: int = 200
 ) -> dict[str, float]:
     from shim.upstream.client import UpstreamClient
     from shim.upstream.routing import Resolved
@@ -167,7 +173,7 @@ async def _load_client(
     done = 0
     chunks = 0
     stop = False
-    left = 200 + (requests or 0)  # a fixed count: 200 of warm-up, then ``requests``
+    left = warmup + (requests or 0)  # a fixed count: ``warmup``, then ``requests``
     finished = asyncio.Event()
 
     async def worker() -> None:
@@ -184,7 +190,7 @@ async def _load_client(
             finally:
                 await response.aclose()
             done += 1
-            if requests is not None and done == 200:
+            if requests is not None and done == warmup:
                 finished.set()  # warm-up over
         if requests is not None and left <= 0:
             finished.set()
@@ -235,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="(with --child) the upstream URL")
     parser.add_argument("--stream", action="store_true", help="(with --child) SSE answers")
     parser.add_argument("--requests", type=int, help="(with --child client) a fixed count, see above")
+    parser.add_argument("--warmup", type=int, default=200, help="(with --requests) requests before counting")
     args = parser.parse_args(argv)
     if args.child:
         return _child(args)

@@ -43,7 +43,7 @@ from shim.upstream.breaker import Breakers
 from shim.upstream.errors import STREAM_FAILURES, as_upstream_error, upstream_error
 from shim.upstream.redaction import redact
 from shim.upstream.routing import Resolved
-from shim.upstream.transport import InvalidAnswer, build_transport
+from shim.upstream.transport import AiohttpTransport, InvalidAnswer, Prepared, build_transport
 
 __all__ = ["Tap", "UpstreamClient", "redact"]
 
@@ -232,7 +232,7 @@ class UpstreamClient:
         self.max_response_bytes = max_response_bytes
         self.retry_max_wait = retry_max_wait  # a longer Retry-After is passed on, not waited out
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
-        self._header_sets: dict[tuple[object, ...], httpx.Headers] = {}
+        self._header_sets: dict[tuple[object, ...], tuple[httpx.Headers, Prepared | None]] = {}
         limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200, keepalive_expiry=60.0)
         # aiohttp behind the httpx API unless a test passes a transport (bench/README.md: httpx's
         # own costs 1.4-9 ms of CPU per request, growing with the connections it pools). Requests
@@ -255,7 +255,10 @@ class UpstreamClient:
         )
         # user-agent…; ``identity``: a compressed answer costs CPU here and hides the size limit
         self._default_headers = {**dict(self.client.headers.items()), "accept-encoding": "identity"}
-        self._extensions = {"timeout": self.client.timeout.as_dict()}
+        self._timeouts = self.client.timeout.as_dict()
+        self._extensions = {"timeout": self._timeouts}
+        # The shim's own transport takes a POST without an ``httpx.Request`` (``_post``).
+        self._direct = self.transport if isinstance(self.transport, AiohttpTransport) else None
         # Sees each answer as it opens and returns its byte stream (wrapped to note the chunks):
         # set by the recording (``shim.fixtures.capture.tap_upstream``), else nothing is added.
         self.tap: Tap | None = None
@@ -279,7 +282,7 @@ class UpstreamClient:
         request = httpx.Request(
             method,
             url,
-            headers=self._headers(resolved, url, body is not None),
+            headers=self._headers(resolved, url, body is not None)[0],
             stream=httpx.ByteStream(body or b""),
             extensions=self._extensions,
         )
@@ -291,9 +294,12 @@ class UpstreamClient:
         request.read()  # ``request.content``, as ``content=`` sets it
         return request
 
-    def _headers(self, resolved: Resolved, url: httpx.URL, has_body: bool) -> httpx.Headers:
+    def _headers(
+        self, resolved: Resolved, url: httpx.URL, has_body: bool
+    ) -> tuple[httpx.Headers, Prepared | None]:
         """A request's headers but its length, checked and built once per route and key
-        (building them for each request cost ~25 µs, bench/README.md)."""
+        (building them for each request cost ~25 µs, bench/README.md); and the same as the
+        shim's transport takes them (``None``: another transport)."""
         route, auth = resolved.route, resolved.dialect.auth
         cache_key = (route.upstream, *route.headers.items(), auth.header, resolved.upstream_key, has_body)
         cached = self._header_sets.get(cache_key)
@@ -318,8 +324,10 @@ class UpstreamClient:
         if len(self._header_sets) >= 1024:  # one entry per route and key: never unbounded
             self._header_sets.clear()
         host = ("Host", url.netloc.decode("ascii"))
-        built = self._header_sets[cache_key] = httpx.Headers([host, *headers.items()])
-        return built
+        built = httpx.Headers([host, *headers.items()])
+        prepared = self._direct.prepare(built) if self._direct is not None else None
+        self._header_sets[cache_key] = (built, prepared)
+        return built, prepared
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """The open answer (its body not read yet)."""
@@ -375,11 +383,21 @@ class UpstreamClient:
         note_upstream(resolved.route.upstream)
         attempt = 0
         while True:
-            request = self._request(resolved, "POST", path, body, extra)
+            request: httpx.Request | None = None
+            prepared: Prepared | None = None
+            if self._direct is not None and self.tap is None and not extra:
+                url = self._url(resolved.route.upstream + path, resolved.dialect.auth.query)
+                prepared = self._headers(resolved, url, True)[1]
+            if prepared is None:
+                request = self._request(resolved, "POST", path, body, extra)
             delay: float | None = None
             try:
                 async with asyncio.timeout_at(min(deadline, loop.time() + self.timeouts.first_byte)):
-                    response = await self._send(request)
+                    if request is None:
+                        assert self._direct is not None and prepared is not None
+                        response = await self._direct.post(url, prepared, body, self._timeouts)
+                    else:
+                        response = await self._send(request)
             except httpx.ConnectError as exc:  # nothing reached the upstream: safe to send again
                 note_upstream_error("connect")
                 unreachable = UpstreamUnreachable(
@@ -416,7 +434,7 @@ class UpstreamClient:
                     f"({exc.__class__.__name__}; not retried: the upstream may have received the request)."
                 ) from None
             else:
-                if self.tap is not None:  # shim serve --record, /inspector
+                if self.tap is not None and request is not None:  # shim serve --record, /inspector
                     response.stream = self.tap(resolved, request, response)
                 if response.status_code < 400:
                     await self._bound(response, deadline)

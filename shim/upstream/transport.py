@@ -51,6 +51,7 @@ __all__ = [
     "AiohttpTransport",
     "HeaderInjection",
     "InvalidAnswer",
+    "Prepared",
     "build_transport",
 ]
 
@@ -129,12 +130,15 @@ class _Target:
         )
 
 
-class _Prepared:
+class Prepared:
     """A request's headers as aiohttp takes them, checked once per set (the length aside)."""
 
-    __slots__ = ("pairs", "skip")
+    __slots__ = ("pairs", "skip", "source")
 
-    def __init__(self, pairs: list[tuple[str, str]], skip: frozenset[str] | None) -> None:
+    def __init__(
+        self, source: httpx.Headers, pairs: list[tuple[str, str]], skip: frozenset[str] | None
+    ) -> None:
+        self.source = source
         self.pairs = pairs
         self.skip = skip  # aiohttp's own headers to leave out (``None``: all three present)
 
@@ -277,7 +281,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._urls: dict[str, URL] = {}
         self._targets: dict[object, _Target] = {}
-        self._prepared: dict[tuple[tuple[bytes, bytes], ...], _Prepared] = {}
+        self._prepared: dict[tuple[tuple[bytes, bytes], ...], Prepared] = {}
         self._skip: frozenset[str] | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         self._tls: ssl.SSLContext | None = None  # made on the first HTTPS request (loading CAs costs ~0.2 s)
@@ -343,40 +347,72 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             target = self._targets[key] = _Target(url, self.proxies)
         return target
 
-    def _prepare(self, request: httpx.Request) -> tuple[_Prepared, tuple[str, str] | None] | None:
-        """The request's headers for aiohttp, from a cache keyed by every header but the
-        length (the shim sends the same set per route and key); ``None``: not a case for it."""
+    def prepare(self, headers: httpx.Headers) -> Prepared | None:
+        """A request's headers (all but its length) as ``post`` takes them: checked, converted
+        once (the shim sends the same set per route and key). ``None``: a set ``post`` cannot
+        send as is (CR, LF or NUL in it, a length or transfer coding of its own); the general
+        path refuses or sends it."""
+        raw = headers.raw
+        if _FORBIDDEN.search(b"".join(chain.from_iterable(raw))):
+            return None
+        encoding = headers.encoding
+        # lower-cased names, as ``multi_items`` gives them to the general path
+        pairs = [(name.lower().decode(encoding), value.decode(encoding)) for name, value in raw]
+        names = {name for name, _ in pairs}
+        if "transfer-encoding" in names or "content-length" in names:
+            return None
+        self._session or self._open()  # (``_skip`` is the session's)
+        return Prepared(headers, pairs, None if names >= _AUTO else self._skip)
+
+    def _prepared_for(self, request: httpx.Request) -> tuple[Prepared, str | None] | None:
+        """``prepare`` for a whole request, from a cache keyed by every header but the length."""
         raw = request.headers.raw
-        length: tuple[str, str] | None = None
+        length: str | None = None
         if raw and raw[-1][0] in _LENGTH:  # ``UpstreamClient`` puts it last
             value = raw.pop()[1]
             if not value.isdigit():  # (anything odd takes the general path, and its checks)
                 return None
-            length = ("content-length", value.decode("ascii"))
+            length = value.decode("ascii")
         key = tuple(raw)
         prepared = self._prepared.get(key)
         if prepared is None:
-            if _FORBIDDEN.search(b"".join(chain.from_iterable(raw))):
-                return None  # refused by the general path
-            encoding = request.headers.encoding
-            # lower-cased names, as ``multi_items`` gives them to the general path
-            pairs = [(name.lower().decode(encoding), value.decode(encoding)) for name, value in raw]
-            names = {name for name, _ in pairs}
-            if "transfer-encoding" in names or "content-length" in names:
+            prepared = self.prepare(httpx.Headers(raw))  # (all but the length)
+            if prepared is None:
                 return None
-            skip = None if names >= _AUTO else self._skip
             if len(self._prepared) >= _CACHED:
                 self._prepared.clear()
-            prepared = self._prepared[key] = _Prepared(pairs, skip)
+            self._prepared[key] = prepared
         return prepared, length
+
+    async def post(
+        self, url: httpx.URL, prepared: Prepared, body: bytes, timeouts: dict[str, float | None]
+    ) -> httpx.Response:
+        """What ``handle_async_request`` does for a POST of ``body`` with ``prepared`` headers
+        and its length, without building an ``httpx.Request`` (``UpstreamClient`` calls this
+        when nothing else needs one: no recording, no trace headers)."""
+        session = self._session or self._open()
+        target = self._target(url)
+        if target.direct:
+            return await self._post(session, target, prepared, str(len(body)), body, timeouts)
+        request = httpx.Request(
+            "POST",
+            url,
+            headers=prepared.source,
+            stream=httpx.ByteStream(body),
+            extensions={"timeout": timeouts},
+        )
+        request.headers["Content-Length"] = str(len(body))
+        request.read()
+        return await self.handle_async_request(request)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session or self._open()
         url = request.url
         if request.method == "POST" and type(request.stream) is httpx.ByteStream:
             target = self._target(url)
-            if target.direct and (prepared := self._prepare(request)) is not None:
-                return await self._post(session, target, prepared[0], prepared[1], request)
+            if target.direct and (prepared := self._prepared_for(request)) is not None:
+                timeouts = request.extensions.get("timeout", {})
+                return await self._post(session, target, prepared[0], prepared[1], request.content, timeouts)
         raw = request.headers.raw
         if _FORBIDDEN.search(b"".join(chain.from_iterable(raw))):  # one scan of every name and value
             bad = next(name for name, value in raw if _FORBIDDEN.search(name + value))
@@ -425,9 +461,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self,
         session: aiohttp.ClientSession,
         target: _Target,
-        prepared: _Prepared,
-        length: tuple[str, str] | None,
-        request: httpx.Request,
+        prepared: Prepared,
+        length: str | None,
+        content: bytes,
+        timeouts: dict[str, float | None],
     ) -> httpx.Response:
         """A POST as ``session.request`` sends it, without the parts of its per-request work
         this transport never uses (cookies, redirects, traces, auth, middlewares, the default
@@ -435,9 +472,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         request writer and parser do the work, through ``ClientRequest.send`` and
         ``ClientResponse.start``, the calls ``ClientSession._request`` makes.
         ``tests/transport/test_aiohttp_shape.py`` fails if those change shape."""
-        timeouts = request.extensions.get("timeout", {})
         timeout = self._timeout(timeouts)
-        headers = prepared.pairs if length is None else [*prepared.pairs, length]
+        headers = prepared.pairs if length is None else [*prepared.pairs, ("content-length", length)]
         tls: ssl.SSLContext | bool = True
         if target.https:
             tls = self._tls = self._tls or httpx.create_ssl_context()
@@ -458,7 +494,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 target.url,
                 headers=headers,
                 skip_auto_headers=prepared.skip,
-                data=request.content or None,
+                data=content or None,
                 loop=loop,
                 proxy=proxy,
                 timer=_NO_TIMER,
