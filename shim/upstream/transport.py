@@ -169,14 +169,39 @@ def _as_httpx(exc: aiohttp.ClientError, sent: bool) -> httpx.TransportError:
 
 
 class _Handler(ResponseHandler):
-    """aiohttp's connection protocol, without a cost it pays per HTTP chunk of a streamed answer:
-    its body reader asks to resume reading after every chunk it hands out, paused or not, and
-    each such call re-runs the parser on no bytes and asks the transport to resume (3.14). Only a
-    paused connection has anything to resume."""
+    """aiohttp's connection protocol, without two costs it pays per HTTP chunk of a streamed
+    answer. Its body reader asks to resume reading after every chunk it hands out, paused or not,
+    and each such call re-runs the parser on no bytes and asks the transport to resume (3.14):
+    only a paused connection has anything to resume. And each read of the socket cancels the
+    per-read timeout's timer and makes a new one: here one timer stays armed and, when it fires
+    before the read timeout is really due (bytes came since), re-arms for the rest — the
+    timeout still ends the read ``sock_read`` seconds after the last bytes, as aiohttp's does."""
+
+    _read_due = 0.0  # loop time at which the read timeout is due
 
     def resume_reading(self, resume_parser: bool = True) -> None:
         if self._reading_paused or self._buffer_paused:
             super().resume_reading(resume_parser)
+
+    def _reschedule_timeout(self) -> None:
+        timeout = self._read_timeout
+        if not timeout:
+            self._drop_timeout()
+            return
+        due = self._read_due = self._loop.time() + timeout
+        handle = self._read_timeout_handle
+        if handle is not None and handle.when() > due:  # (a shorter timeout than the armed one)
+            handle.cancel()
+            handle = None
+        if handle is None:
+            self._read_timeout_handle = self._loop.call_at(due, self._read_timer)
+
+    def _read_timer(self) -> None:
+        self._read_timeout_handle = None
+        if self._loop.time() < self._read_due:  # bytes came since it was armed
+            self._read_timeout_handle = self._loop.call_at(self._read_due, self._read_timer)
+        else:
+            self._on_read_timeout()
 
 
 class _Connector(aiohttp.TCPConnector):

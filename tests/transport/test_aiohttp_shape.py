@@ -123,6 +123,10 @@ async def test_the_objects_hold_what_we_read() -> None:
         assert session.skip_auto_headers == frozenset({"User-Agent"})
         handler = ResponseHandler(asyncio.get_running_loop())
         assert handler._reading_paused is False and handler._buffer_paused is False
+        # the read timeout's timer (``_Handler`` keeps one armed)
+        assert handler._read_timeout_handle is None and handler._read_timeout is None
+        for method in ("_reschedule_timeout", "_drop_timeout", "_on_read_timeout"):
+            assert callable(getattr(handler, method)), method
     finally:
         await session.close()
 
