@@ -1,11 +1,21 @@
 """The upstream client's wire: an httpx transport over aiohttp's connection pool and parser.
 
 The rest of the code builds ``httpx.Request`` and reads ``httpx.Response`` (and tests mock it with
-respx); this transport hands each request to one ``aiohttp.ClientSession`` and wraps its answer
-back. aiohttp does the HTTP/1.1 work (its C parser, keep-alive pool with a FIFO queue of waiters,
-happy eyeballs, TLS, header limits, flow control); we do no HTTP parsing of our own. aiohttp was
-chosen over httpx's own transport (httpcore) for CPU per request, and over ``httpx-aiohttp`` for
-its exception map (``bench/README.md``, "Choosing the upstream client").
+respx); this transport hands each request to aiohttp and wraps its answer back. aiohttp does the
+HTTP/1.1 work (its C parser, keep-alive pool with a FIFO queue of waiters, happy eyeballs, TLS,
+header limits, flow control); we do no HTTP parsing of our own. aiohttp was chosen over httpx's
+own transport (httpcore) for CPU per request, and over ``httpx-aiohttp`` for its exception map
+(``bench/README.md``, "Choosing the upstream client").
+
+A POST (every request the shim sends while answering) skips ``ClientSession.request``: it makes
+the calls ``ClientSession._request`` makes (``ClientRequest``, the connector's ``connect``, the
+protocol's response settings, ``send``, ``start``) without the per-request work a proxy never
+uses (cookies, redirects, traces, auth, the default-headers merge, URL re-parsing); its headers
+are converted and checked once per set. That halves the upstream call's CPU (issue 18,
+``bench/README.md``); ``tests/transport/test_aiohttp_shape.py`` fails if those pieces change
+shape, and pyproject.toml pins aiohttp to the minor line it was checked on. Other methods (the
+model listing's GET, which aiohttp may re-send on a dropped keep-alive connection) go through
+the session.
 
 What this layer decides:
 
@@ -40,7 +50,7 @@ import httpx
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ConnectionKey
 from aiohttp.helpers import TimerNoop
-from multidict import CIMultiDict
+from multidict import CIMultiDict, istr
 from yarl import URL
 
 from shim.settings import environment
@@ -63,7 +73,8 @@ _READ_BUFFER = 64 * 1024  # reading pauses while about twice this waits unread
 _FORBIDDEN = re.compile(rb"[\r\n\0]")
 _LENGTH = (b"Content-Length", b"content-length")
 # aiohttp adds these unless told to skip them; httpx's request carries its own (or none)
-_AUTO = frozenset(("user-agent", "accept", "accept-encoding"))
+_SKIPPED = ("User-Agent", "Accept", "Accept-Encoding")
+_AUTO = frozenset(name.lower() for name in _SKIPPED)
 _NO_TIMER = TimerNoop()  # the total timeout is ``UpstreamClient``'s: aiohttp's stays off
 _CACHED = 1024  # entries per cache (URLs, header sets): per route and key, never unbounded
 
@@ -307,7 +318,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._urls: dict[str, URL] = {}
         self._targets: dict[object, _Target] = {}
         self._prepared: dict[tuple[tuple[bytes, bytes], ...], Prepared] = {}
-        self._skip: frozenset[str] | None = None
+        self._skip = frozenset(istr(name) for name in _SKIPPED)  # as the session holds them
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         self._tls: ssl.SSLContext | None = None  # made on the first HTTPS request (loading CAs costs ~0.2 s)
 
@@ -326,13 +337,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             cookie_jar=aiohttp.DummyCookieJar(),  # a proxy keeps no cookies
             auto_decompress=False,
             trust_env=False,  # proxies are chosen here, once per origin (not a thread hop a request)
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),  # httpx's headers go as built
+            skip_auto_headers=_SKIPPED,  # httpx's headers go as built
             read_bufsize=_READ_BUFFER,
             max_line_size=MAX_HEADER_FIELD_BYTES,
             max_field_size=MAX_HEADER_FIELD_BYTES,
             max_headers=MAX_HEADERS,
         )
-        self._skip = session.skip_auto_headers
         return session
 
     def _url(self, url: httpx.URL) -> URL:
@@ -386,7 +396,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         names = {name for name, _ in pairs}
         if "transfer-encoding" in names or "content-length" in names:
             return None
-        self._session or self._open()  # (``_skip`` is the session's)
         return Prepared(headers, pairs, None if names >= _AUTO else self._skip)
 
     def _prepared_for(self, request: httpx.Request) -> tuple[Prepared, str | None] | None:

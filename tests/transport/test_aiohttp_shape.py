@@ -131,6 +131,15 @@ async def test_the_objects_hold_what_we_read() -> None:
         await session.close()
 
 
+async def test_the_skipped_headers_are_the_sessions() -> None:
+    transport = shim_transport.AiohttpTransport()
+    session = transport._open()
+    try:
+        assert transport._skip == session.skip_auto_headers
+    finally:
+        await transport.aclose()
+
+
 def test_httpx_pieces() -> None:
     """httpx's parsed URL is shared by a request's copy of it (the transport's cache key), and
     a response's body read is held in ``_content`` (what ``UpstreamClient`` sets)."""
