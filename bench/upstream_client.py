@@ -1,7 +1,7 @@
 """Which upstream HTTP client: each option alone against the fake upstream, CPU per request.
 
     .venv/bin/python -m bench.upstream_client [--clients 64] [--seconds 5] [--runs 3]
-        [--variants httpx,handwritten,httpx-aiohttp,aiohttp]
+        [--variants httpx,handwritten,httpx-aiohttp,aiohttp,client]
 
 The shim's own figures mix the client with Litestar, translation and logging; this isolates the
 client. Each variant runs in a fresh process pinned to ``--cpu`` (uvloop, like the shim), with
@@ -15,7 +15,18 @@ Variants: ``httpx`` (httpx's default transport, httpcore, with the shim's limits
 (the keep-alive transport the shim had until commit deb5485, loaded from git history: it needs
 ``git`` and ``httptools``); ``httpx-aiohttp`` (the PyPI package's ``AiohttpTransport``, the
 openai SDK's option); ``aiohttp`` (``shim.upstream.transport.AiohttpTransport``, what the shim
-uses now).
+uses now); ``client`` (``shim.upstream.client.UpstreamClient.send`` over that transport, the way
+the server calls it: the request built per route, the answer bounded and read; the cost issue 18
+measures as "the upstream call").
+
+``--requests N`` makes each child stop after N requests (after ``--warmup``, 200) instead of timing
+``--seconds``: the fixed amount of work to count instructions with, whatever the machine's load::
+
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out .venv/bin/python -m \
+        bench.upstream_client --child client --url http://127.0.0.1:PORT/v1/chat/completions \
+        --clients 64 --requests 2000
+
+(``Ir`` over the requests, minus a run with ``--requests 0`` for start-up and warm-up.)
 """
 
 from __future__ import annotations
@@ -79,10 +90,33 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _load(variant: str, url: str, clients: int, seconds: float, stream: bool) -> dict[str, float]:
+def _client(url: str) -> tuple[object, object, str]:
+    """An ``UpstreamClient`` and the ``Resolved`` route it sends to, as the server builds them."""
+    from shim.dialects.registry import get_dialect
+    from shim.settings import Route, Timeouts
+    from shim.upstream.client import UpstreamClient
+    from shim.upstream.routing import Resolved
+
+    base, _, path = url.partition("/v1")
+    route = Route(upstream=f"{base}/v1")
+    resolved = Resolved(route, get_dialect(route.dialect), "fake", "bench-key")
+    return UpstreamClient(Timeouts()), resolved, "/" + path.lstrip("/")
+
+
+async def _load(
+    variant: str,
+    url: str,
+    clients: int,
+    seconds: float,
+    stream: bool,
+    requests: int | None = None,
+    warmup: int = 200,
+) -> dict[str, float]:
     import httpx
 
     body = json.dumps({**_CHAT, "stream": True} if stream else _CHAT).encode()
+    if variant == "client":
+        return await _load_client(url, clients, seconds, body, stream, requests, warmup)
     transport = _transport(variant)
     assert isinstance(transport, httpx.AsyncBaseTransport)
     target = httpx.URL(url)
@@ -128,10 +162,67 @@ async def _load(variant: str, url: str, clients: int, seconds: float, stream: bo
     }
 
 
+async def _load_client(
+    url: str, clients: int, seconds: float, body: bytes, stream: bool, requests: int | None, warmup: int = 200
+) -> dict[str, float]:
+    from shim.upstream.client import UpstreamClient
+    from shim.upstream.routing import Resolved
+
+    client, resolved, path = _client(url)
+    assert isinstance(client, UpstreamClient) and isinstance(resolved, Resolved)
+    done = 0
+    chunks = 0
+    stop = False
+    left = warmup + (requests or 0)  # a fixed count: ``warmup``, then ``requests``
+    finished = asyncio.Event()
+
+    async def worker() -> None:
+        nonlocal done, chunks, left
+        while not stop and (requests is None or left > 0):
+            left -= 1
+            response = await client.send(resolved, path, body, stream=stream)
+            try:
+                if stream:
+                    async for _ in response.aiter_raw():
+                        chunks += 1
+                else:
+                    chunks += len(response.content) > 0
+            finally:
+                await response.aclose()
+            done += 1
+            if requests is not None and done == warmup:
+                finished.set()  # warm-up over
+        if requests is not None and left <= 0:
+            finished.set()
+
+    tasks = [asyncio.create_task(worker()) for _ in range(clients)]
+    if requests is not None:
+        await finished.wait()
+        finished.clear()
+        cpu0, t0, start = _cpu(), time.perf_counter(), done
+        await asyncio.gather(*tasks)
+        cpu, wall, n, c = _cpu() - cpu0, time.perf_counter() - t0, done - start, chunks
+    else:
+        await asyncio.sleep(0.5)  # warm-up: connections opened
+        done = chunks = 0
+        cpu0, t0 = _cpu(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        cpu, wall, n, c = _cpu() - cpu0, time.perf_counter() - t0, done, chunks
+        stop = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await client.aclose()
+    return {
+        "req_per_s": round(n / wall, 1),
+        "cpu_ms_per_req": round(cpu * 1000 / max(n, 1), 4),
+        "cpu_share": round(cpu / wall, 2),
+        "reads_per_req": round(c / max(n, 1), 1),
+    }
+
+
 def _child(args: argparse.Namespace) -> int:
     import uvloop
 
-    result = uvloop.run(_load(args.child, args.url, args.clients, args.seconds, args.stream))
+    result = uvloop.run(_load(args.child, args.url, args.clients, args.seconds, args.stream, args.requests))
     print(json.dumps(result))
     return 0
 
@@ -142,13 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--variants", default="httpx,handwritten,httpx-aiohttp,aiohttp")
+    parser.add_argument("--variants", default="httpx,handwritten,httpx-aiohttp,aiohttp,client")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--cpu", default="0", help="core of the client under test")
     parser.add_argument("--upstream-cpu", default="1", help="core of the fake upstream")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--stream", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", metavar="VARIANT", help="run one variant in this process")
+    parser.add_argument("--url", help="(with --child) the upstream URL")
+    parser.add_argument("--stream", action="store_true", help="(with --child) SSE answers")
+    parser.add_argument("--requests", type=int, help="(with --child client) a fixed count, see above")
+    parser.add_argument("--warmup", type=int, default=200, help="(with --requests) requests before counting")
     args = parser.parse_args(argv)
     if args.child:
         return _child(args)

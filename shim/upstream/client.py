@@ -19,9 +19,10 @@ sent). A key or configured header with CR, LF or NUL in it is never sent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 
@@ -42,7 +43,7 @@ from shim.upstream.breaker import Breakers
 from shim.upstream.errors import STREAM_FAILURES, as_upstream_error, upstream_error
 from shim.upstream.redaction import redact
 from shim.upstream.routing import Resolved
-from shim.upstream.transport import InvalidAnswer, build_transport
+from shim.upstream.transport import AiohttpTransport, InvalidAnswer, Prepared, build_transport
 
 __all__ = ["Tap", "UpstreamClient", "redact"]
 
@@ -58,33 +59,96 @@ _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate":
 
 
 class _Bounded(httpx.AsyncByteStream):
-    """An answer body that may not outlast ``deadline`` (loop time) nor exceed ``max_bytes``."""
+    """An answer body that may not outlast ``deadline`` (loop time) nor exceed ``max_bytes``.
+
+    One timer per body, not an ``asyncio.timeout`` per chunk (a timer handle made and cancelled
+    for every chunk cost ~2 us, bench/README.md): at the deadline it cancels the task waiting for
+    a chunk, if one is, as ``asyncio.timeout`` would; a read that starts later fails at once.
+    The transport's body is read through its ``read_chunk`` / ``read_at_most`` coroutines when
+    it has them (no async generator per chunk)."""
 
     def __init__(self, inner: httpx.AsyncByteStream, max_bytes: int, deadline: float) -> None:
         self.inner = inner
         self.max_bytes = max_bytes
         self.deadline = deadline
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiter: asyncio.Task[object] | None = None  # the task awaiting a chunk
+        self._cancelling = 0  # its ``cancelling()`` count before the deadline cancelled it
+        self._expired = False
+        self.released = False  # read whole by ``read_all``: nothing left to close
+
+    def _expire(self) -> None:
+        self._expired = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._cancelling = waiter.cancelling()
+            waiter.cancel()
+
+    def _over(self) -> UpstreamTimeout:
+        return UpstreamTimeout("The upstream answer exceeded the total time limit.")
+
+    async def _next(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
+        """One chunk, awaited under the deadline."""
+        if self._expired:
+            raise self._over()
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_at(self.deadline, self._expire)
+        task = self._waiter = asyncio.current_task()
+        try:
+            return await read()
+        except asyncio.CancelledError:
+            if self._expired and task is not None and task.uncancel() <= self._cancelling:
+                raise self._over() from None
+            raise
+        except TimeoutError:  # (the inner stream's own, e.g. a read timeout at the deadline)
+            if asyncio.get_running_loop().time() < self.deadline:
+                raise
+            raise self._over() from None
+        finally:
+            self._waiter = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        iterator = self.inner.__aiter__()
+        read = getattr(self.inner, "read_chunk", None)  # the transport's: ``b""`` at the end
+        native = read is not None
+        if read is None:
+            read = self.inner.__aiter__().__anext__
         size = 0
-        while True:
-            try:
-                async with asyncio.timeout_at(self.deadline):
-                    chunk = await iterator.__anext__()
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                if loop.time() < self.deadline:
-                    raise
-                raise UpstreamTimeout("The upstream answer exceeded the total time limit.") from None
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise UpstreamTooLarge(f"The upstream answer exceeded {self.max_bytes} bytes.")
-            yield chunk
+        try:
+            while True:
+                try:
+                    chunk = await self._next(read)
+                except StopAsyncIteration:
+                    return
+                if not chunk and native:
+                    return
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise UpstreamTooLarge(f"The upstream answer exceeded {self.max_bytes} bytes.")
+                yield chunk
+        finally:
+            self._stop()
+
+    async def read_all(self) -> bytes:
+        """The whole body, bounded alike."""
+        whole = getattr(self.inner, "read_at_most", None)
+        if whole is None:
+            return b"".join([chunk async for chunk in self])
+        try:
+            data: bytes = await self._next(functools.partial(whole, self.max_bytes))
+        finally:
+            self._stop()
+        if len(data) > self.max_bytes:
+            raise UpstreamTooLarge(f"The upstream answer exceeded {self.max_bytes} bytes.")
+        self.released = True  # (``read_at_most`` read to the end, which frees the connection)
+        return data
+
+    def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def aclose(self) -> None:
+        self._stop()
         await self.inner.aclose()
 
 
@@ -168,7 +232,7 @@ class UpstreamClient:
         self.max_response_bytes = max_response_bytes
         self.retry_max_wait = retry_max_wait  # a longer Retry-After is passed on, not waited out
         self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
-        self._header_sets: dict[tuple[object, ...], httpx.Headers] = {}
+        self._header_sets: dict[tuple[object, ...], tuple[httpx.Headers, Prepared | None]] = {}
         limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200, keepalive_expiry=60.0)
         # aiohttp behind the httpx API unless a test passes a transport (bench/README.md: httpx's
         # own costs 1.4-9 ms of CPU per request, growing with the connections it pools). Requests
@@ -191,7 +255,10 @@ class UpstreamClient:
         )
         # user-agent…; ``identity``: a compressed answer costs CPU here and hides the size limit
         self._default_headers = {**dict(self.client.headers.items()), "accept-encoding": "identity"}
-        self._extensions = {"timeout": self.client.timeout.as_dict()}
+        self._timeouts = self.client.timeout.as_dict()
+        self._extensions = {"timeout": self._timeouts}
+        # The shim's own transport takes a POST without an ``httpx.Request`` (``_post``).
+        self._direct = self.transport if isinstance(self.transport, AiohttpTransport) else None
         # Sees each answer as it opens and returns its byte stream (wrapped to note the chunks):
         # set by the recording (``shim.fixtures.capture.tap_upstream``), else nothing is added.
         self.tap: Tap | None = None
@@ -209,22 +276,30 @@ class UpstreamClient:
     ) -> httpx.Request:
         route, auth = resolved.route, resolved.dialect.auth
         url = self._url(route.upstream + path, auth.query)
-        headers = httpx.Headers(self._headers(resolved, url, body is not None))  # a copy
+        # ``stream=``: httpx adds no headers of its own (``_headers`` has them all, in the order
+        # ``content=`` would give), which spares it normalising every header twice. The request
+        # holds a copy of the cached headers, completed here.
+        request = httpx.Request(
+            method,
+            url,
+            headers=self._headers(resolved, url, body is not None)[0],
+            stream=httpx.ByteStream(body or b""),
+            extensions=self._extensions,
+        )
+        headers = request.headers
         if extra:  # per request (trace context): never cached with the route's headers
             headers.update(extra)
         if body is not None:
-            headers["Content-Length"] = str(len(body))
-        # ``stream=``: httpx adds no headers of its own (``_headers`` has them all, in the order
-        # ``content=`` would give), which spares it normalising every header twice.
-        request = httpx.Request(
-            method, url, headers=headers, stream=httpx.ByteStream(body or b""), extensions=self._extensions
-        )
+            headers["Content-Length"] = str(len(body))  # last (the transport counts on it)
         request.read()  # ``request.content``, as ``content=`` sets it
         return request
 
-    def _headers(self, resolved: Resolved, url: httpx.URL, has_body: bool) -> httpx.Headers:
+    def _headers(
+        self, resolved: Resolved, url: httpx.URL, has_body: bool
+    ) -> tuple[httpx.Headers, Prepared | None]:
         """A request's headers but its length, checked and built once per route and key
-        (building them for each request cost ~25 µs, bench/README.md)."""
+        (building them for each request cost ~25 µs, bench/README.md); and the same as the
+        shim's transport takes them (``None``: another transport)."""
         route, auth = resolved.route, resolved.dialect.auth
         cache_key = (route.upstream, *route.headers.items(), auth.header, resolved.upstream_key, has_body)
         cached = self._header_sets.get(cache_key)
@@ -249,8 +324,10 @@ class UpstreamClient:
         if len(self._header_sets) >= 1024:  # one entry per route and key: never unbounded
             self._header_sets.clear()
         host = ("Host", url.netloc.decode("ascii"))
-        built = self._header_sets[cache_key] = httpx.Headers([host, *headers.items()])
-        return built
+        built = httpx.Headers([host, *headers.items()])
+        prepared = self._direct.prepare(built) if self._direct is not None else None
+        self._header_sets[cache_key] = (built, prepared)
+        return built, prepared
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """The open answer (its body not read yet)."""
@@ -306,11 +383,21 @@ class UpstreamClient:
         note_upstream(resolved.route.upstream)
         attempt = 0
         while True:
-            request = self._request(resolved, "POST", path, body, extra)
+            request: httpx.Request | None = None
+            prepared: Prepared | None = None
+            if self._direct is not None and self.tap is None and not extra:
+                url = self._url(resolved.route.upstream + path, resolved.dialect.auth.query)
+                prepared = self._headers(resolved, url, True)[1]
+            if prepared is None:
+                request = self._request(resolved, "POST", path, body, extra)
             delay: float | None = None
             try:
                 async with asyncio.timeout_at(min(deadline, loop.time() + self.timeouts.first_byte)):
-                    response = await self._send(request)
+                    if request is None:
+                        assert self._direct is not None and prepared is not None
+                        response = await self._direct.post(url, prepared, body, self._timeouts)
+                    else:
+                        response = await self._send(request)
             except httpx.ConnectError as exc:  # nothing reached the upstream: safe to send again
                 note_upstream_error("connect")
                 unreachable = UpstreamUnreachable(
@@ -347,7 +434,7 @@ class UpstreamClient:
                     f"({exc.__class__.__name__}; not retried: the upstream may have received the request)."
                 ) from None
             else:
-                if self.tap is not None:  # shim serve --record, /inspector
+                if self.tap is not None and request is not None:  # shim serve --record, /inspector
                     response.stream = self.tap(resolved, request, response)
                 if response.status_code < 400:
                     await self._bound(response, deadline)
@@ -406,8 +493,19 @@ class UpstreamClient:
 
     @staticmethod
     async def _read_whole(response: httpx.Response) -> None:
+        stream = response.stream
         try:
-            await response.aread()
+            if isinstance(stream, _Bounded):
+                # read as one piece: httpx's ``aread`` goes through three async generators
+                content = await stream.read_all()
+                response._content = content  # what ``aread`` sets (tests/upstream: shape test)
+                response.is_stream_consumed = True
+                if stream.released:  # the transport's body: read to its end, connection freed
+                    response.is_closed = True
+                else:
+                    await response.aclose()
+            else:
+                await response.aread()
         except STREAM_FAILURES as exc:
             await response.aclose()
             raise as_upstream_error(exc) from None

@@ -1,11 +1,21 @@
 """The upstream client's wire: an httpx transport over aiohttp's connection pool and parser.
 
 The rest of the code builds ``httpx.Request`` and reads ``httpx.Response`` (and tests mock it with
-respx); this transport hands each request to one ``aiohttp.ClientSession`` and wraps its answer
-back. aiohttp does the HTTP/1.1 work (its C parser, keep-alive pool with a FIFO queue of waiters,
-happy eyeballs, TLS, header limits, flow control); we do no HTTP parsing of our own. aiohttp was
-chosen over httpx's own transport (httpcore) for CPU per request, and over ``httpx-aiohttp`` for
-its exception map (``bench/README.md``, "Choosing the upstream client").
+respx); this transport hands each request to aiohttp and wraps its answer back. aiohttp does the
+HTTP/1.1 work (its C parser, keep-alive pool with a FIFO queue of waiters, happy eyeballs, TLS,
+header limits, flow control); we do no HTTP parsing of our own. aiohttp was chosen over httpx's
+own transport (httpcore) for CPU per request, and over ``httpx-aiohttp`` for its exception map
+(``bench/README.md``, "Choosing the upstream client").
+
+A POST (every request the shim sends while answering) skips ``ClientSession.request``: it makes
+the calls ``ClientSession._request`` makes (``ClientRequest``, the connector's ``connect``, the
+protocol's response settings, ``send``, ``start``) without the per-request work a proxy never
+uses (cookies, redirects, traces, auth, the default-headers merge, URL re-parsing); its headers
+are converted and checked once per set. That halves the upstream call's CPU (issue 18,
+``bench/README.md``); ``tests/transport/test_aiohttp_shape.py`` fails if those pieces change
+shape, and pyproject.toml pins aiohttp to the minor line it was checked on. Other methods (the
+model listing's GET, which aiohttp may re-send on a dropped keep-alive connection) go through
+the session.
 
 What this layer decides:
 
@@ -39,7 +49,8 @@ import aiohttp
 import httpx
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ConnectionKey
-from multidict import CIMultiDict
+from aiohttp.helpers import TimerNoop
+from multidict import CIMultiDict, istr
 from yarl import URL
 
 from shim.settings import environment
@@ -50,6 +61,7 @@ __all__ = [
     "AiohttpTransport",
     "HeaderInjection",
     "InvalidAnswer",
+    "Prepared",
     "build_transport",
 ]
 
@@ -59,6 +71,12 @@ MAX_HEADER_FIELD_BYTES = 8190
 MAX_HEADERS = 128
 _READ_BUFFER = 64 * 1024  # reading pauses while about twice this waits unread
 _FORBIDDEN = re.compile(rb"[\r\n\0]")
+_LENGTH = (b"Content-Length", b"content-length")
+# aiohttp adds these unless told to skip them; httpx's request carries its own (or none)
+_SKIPPED = ("User-Agent", "Accept", "Accept-Encoding")
+_AUTO = frozenset(name.lower() for name in _SKIPPED)
+_NO_TIMER = TimerNoop()  # the total timeout is ``UpstreamClient``'s: aiohttp's stays off
+_CACHED = 1024  # entries per cache (URLs, header sets): per route and key, never unbounded
 
 
 class InvalidAnswer(httpx.RemoteProtocolError):
@@ -103,6 +121,39 @@ class _Proxies:
         return proxy
 
 
+class _Target:
+    """An upstream URL as aiohttp takes it, and where it goes: parsed once per upstream URL."""
+
+    __slots__ = ("direct", "https", "proxy", "url")
+
+    def __init__(self, source: httpx.URL, proxies: _Proxies) -> None:
+        self.url = URL(str(source), encoded=True)
+        self.https = source.scheme == "https"
+        port = source.port or (443 if self.https else 80)
+        self.proxy = proxies.for_origin(source.scheme, source.host, port)
+        # What ``ClientSession._request`` would do nothing special for: no credentials in the
+        # URL (basic auth), no fragment, an HTTP scheme and a host (else its errors apply).
+        url = self.url
+        self.direct = (
+            url.scheme in ("http", "https")
+            and bool(url.raw_host)
+            and not (url.raw_user or url.raw_password or url.raw_fragment)
+        )
+
+
+class Prepared:
+    """A request's headers as aiohttp takes them, checked once per set (the length aside)."""
+
+    __slots__ = ("pairs", "skip", "source")
+
+    def __init__(
+        self, source: httpx.Headers, pairs: list[tuple[str, str]], skip: frozenset[str] | None
+    ) -> None:
+        self.source = source
+        self.pairs = pairs
+        self.skip = skip  # aiohttp's own headers to leave out (``None``: all three present)
+
+
 def _as_httpx(exc: aiohttp.ClientError, sent: bool) -> httpx.TransportError:
     """An aiohttp exception as the httpx one httpcore raises; ``sent``: the request may have left.
     Only a ``ConnectError`` or ``ConnectTimeout`` says that nothing reached the upstream."""
@@ -129,14 +180,39 @@ def _as_httpx(exc: aiohttp.ClientError, sent: bool) -> httpx.TransportError:
 
 
 class _Handler(ResponseHandler):
-    """aiohttp's connection protocol, without a cost it pays per HTTP chunk of a streamed answer:
-    its body reader asks to resume reading after every chunk it hands out, paused or not, and
-    each such call re-runs the parser on no bytes and asks the transport to resume (3.14). Only a
-    paused connection has anything to resume."""
+    """aiohttp's connection protocol, without two costs it pays per HTTP chunk of a streamed
+    answer. Its body reader asks to resume reading after every chunk it hands out, paused or not,
+    and each such call re-runs the parser on no bytes and asks the transport to resume (3.14):
+    only a paused connection has anything to resume. And each read of the socket cancels the
+    per-read timeout's timer and makes a new one: here one timer stays armed and, when it fires
+    before the read timeout is really due (bytes came since), re-arms for the rest — the
+    timeout still ends the read ``sock_read`` seconds after the last bytes, as aiohttp's does."""
+
+    _read_due = 0.0  # loop time at which the read timeout is due
 
     def resume_reading(self, resume_parser: bool = True) -> None:
         if self._reading_paused or self._buffer_paused:
             super().resume_reading(resume_parser)
+
+    def _reschedule_timeout(self) -> None:
+        timeout = self._read_timeout
+        if not timeout:
+            self._drop_timeout()
+            return
+        due = self._read_due = self._loop.time() + timeout
+        handle = self._read_timeout_handle
+        if handle is not None and handle.when() > due:  # (a shorter timeout than the armed one)
+            handle.cancel()
+            handle = None
+        if handle is None:
+            self._read_timeout_handle = self._loop.call_at(due, self._read_timer)
+
+    def _read_timer(self) -> None:
+        self._read_timeout_handle = None
+        if self._loop.time() < self._read_due:  # bytes came since it was armed
+            self._read_timeout_handle = self._loop.call_at(self._read_due, self._read_timer)
+        else:
+            self._on_read_timeout()
 
 
 class _Connector(aiohttp.TCPConnector):
@@ -175,23 +251,42 @@ class _Connector(aiohttp.TCPConnector):
 
 class _Body(httpx.AsyncByteStream):
     """An answer's body as aiohttp reads it; the connection returns to the pool at its end, and
-    is closed if the reader stops early. Then the request's slot is freed."""
+    is closed if the reader stops early. Then the request's slot is freed.
+
+    Besides iteration, two coroutines spare a reader the async generator per chunk (the client's
+    bounded reads use them): ``read_chunk`` (what has arrived, ``b""`` at the end) and
+    ``read_at_most`` (the whole body, or more than ``limit`` bytes of it)."""
 
     def __init__(self, response: aiohttp.ClientResponse, slots: asyncio.Semaphore | None) -> None:
         self.response = response
         self.slots = slots
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        content = self.response.content
-        while True:
-            try:
-                chunk = await content.readany()
-            except aiohttp.ClientError as exc:
-                raise _as_httpx(exc, True) from exc
+    async def read_chunk(self) -> bytes:
+        try:
+            chunk = await self.response.content.readany()
+        except aiohttp.ClientError as exc:
+            raise _as_httpx(exc, True) from exc
+        if not chunk:
+            self._done(self.response.release)
+        return chunk
+
+    async def read_at_most(self, limit: int) -> bytes:
+        chunk = await self.read_chunk()
+        if not chunk:
+            return chunk
+        chunks = [chunk]
+        size = len(chunk)
+        while size <= limit:
+            chunk = await self.read_chunk()
             if not chunk:
                 break
+            chunks.append(chunk)
+            size += len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while chunk := await self.read_chunk():
             yield chunk
-        self._done(self.response.release)
 
     async def aclose(self) -> None:
         # not read to the end: the rest of the answer is unwanted, the connection is dropped
@@ -218,31 +313,37 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         cap = self.limits.max_connections
         self._slots = asyncio.Semaphore(cap) if cap else None
         self._session: aiohttp.ClientSession | None = None
+        self._connector: _Connector | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._urls: dict[str, URL] = {}
+        self._targets: dict[object, _Target] = {}
+        self._prepared: dict[tuple[tuple[bytes, bytes], ...], Prepared] = {}
+        self._skip = frozenset(istr(name) for name in _SKIPPED)  # as the session holds them
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         self._tls: ssl.SSLContext | None = None  # made on the first HTTPS request (loading CAs costs ~0.2 s)
 
     def _open(self) -> aiohttp.ClientSession:
         """Made on first use: aiohttp binds the session to the running loop."""
         limits = self.limits
-        connector = _Connector(
+        self._loop = asyncio.get_running_loop()
+        self._connector = connector = _Connector(
             idle_cap=limits.max_keepalive_connections,
             limit=0,  # capped by ``_slots``
             limit_per_host=0,
             keepalive_timeout=limits.keepalive_expiry if limits.keepalive_expiry is not None else 60.0,
         )
-        self._session = aiohttp.ClientSession(
+        self._session = session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # a proxy keeps no cookies
             auto_decompress=False,
             trust_env=False,  # proxies are chosen here, once per origin (not a thread hop a request)
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),  # httpx's headers go as built
+            skip_auto_headers=_SKIPPED,  # httpx's headers go as built
             read_bufsize=_READ_BUFFER,
             max_line_size=MAX_HEADER_FIELD_BYTES,
             max_field_size=MAX_HEADER_FIELD_BYTES,
             max_headers=MAX_HEADERS,
         )
-        return self._session
+        return session
 
     def _url(self, url: httpx.URL) -> URL:
         text = str(url)
@@ -270,9 +371,82 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except TimeoutError:
             raise httpx.PoolTimeout("No upstream connection became free in time.") from None
 
+    def _target(self, url: httpx.URL) -> _Target:
+        # httpx's parsed form (a named tuple of strings, shared by a URL's copies: each request
+        # copies the client's) hashes fast; ``str(url)`` rebuilds the text (~2 us)
+        key: object = getattr(url, "_uri_reference", None) or str(url)
+        target = self._targets.get(key)
+        if target is None:
+            if len(self._targets) >= _CACHED:
+                self._targets.clear()
+            target = self._targets[key] = _Target(url, self.proxies)
+        return target
+
+    def prepare(self, headers: httpx.Headers) -> Prepared | None:
+        """A request's headers (all but its length) as ``post`` takes them: checked, converted
+        once (the shim sends the same set per route and key). ``None``: a set ``post`` cannot
+        send as is (CR, LF or NUL in it, a length or transfer coding of its own); the general
+        path refuses or sends it."""
+        raw = headers.raw
+        if _FORBIDDEN.search(b"".join(chain.from_iterable(raw))):
+            return None
+        encoding = headers.encoding
+        # lower-cased names, as ``multi_items`` gives them to the general path
+        pairs = [(name.lower().decode(encoding), value.decode(encoding)) for name, value in raw]
+        names = {name for name, _ in pairs}
+        if "transfer-encoding" in names or "content-length" in names:
+            return None
+        return Prepared(headers, pairs, None if names >= _AUTO else self._skip)
+
+    def _prepared_for(self, request: httpx.Request) -> tuple[Prepared, str | None] | None:
+        """``prepare`` for a whole request, from a cache keyed by every header but the length."""
+        raw = request.headers.raw
+        length: str | None = None
+        if raw and raw[-1][0] in _LENGTH:  # ``UpstreamClient`` puts it last
+            value = raw.pop()[1]
+            if not value.isdigit():  # (anything odd takes the general path, and its checks)
+                return None
+            length = value.decode("ascii")
+        key = tuple(raw)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = self.prepare(httpx.Headers(raw))  # (all but the length)
+            if prepared is None:
+                return None
+            if len(self._prepared) >= _CACHED:
+                self._prepared.clear()
+            self._prepared[key] = prepared
+        return prepared, length
+
+    async def post(
+        self, url: httpx.URL, prepared: Prepared, body: bytes, timeouts: dict[str, float | None]
+    ) -> httpx.Response:
+        """What ``handle_async_request`` does for a POST of ``body`` with ``prepared`` headers
+        and its length, without building an ``httpx.Request`` (``UpstreamClient`` calls this
+        when nothing else needs one: no recording, no trace headers)."""
+        session = self._session or self._open()
+        target = self._target(url)
+        if target.direct:
+            return await self._post(session, target, prepared, str(len(body)), body, timeouts)
+        request = httpx.Request(
+            "POST",
+            url,
+            headers=prepared.source,
+            stream=httpx.ByteStream(body),
+            extensions={"timeout": timeouts},
+        )
+        request.headers["Content-Length"] = str(len(body))
+        request.read()
+        return await self.handle_async_request(request)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session or self._open()
         url = request.url
+        if request.method == "POST" and type(request.stream) is httpx.ByteStream:
+            target = self._target(url)
+            if target.direct and (prepared := self._prepared_for(request)) is not None:
+                timeouts = request.extensions.get("timeout", {})
+                return await self._post(session, target, prepared[0], prepared[1], request.content, timeouts)
         raw = request.headers.raw
         if _FORBIDDEN.search(b"".join(chain.from_iterable(raw))):  # one scan of every name and value
             bad = next(name for name, value in raw if _FORBIDDEN.search(name + value))
@@ -315,6 +489,99 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             if isinstance(exc, aiohttp.ClientError):
                 raise _as_httpx(exc, False) from exc
             raise
+        return self._answer(response, slots)
+
+    async def _post(
+        self,
+        session: aiohttp.ClientSession,
+        target: _Target,
+        prepared: Prepared,
+        length: str | None,
+        content: bytes,
+        timeouts: dict[str, float | None],
+    ) -> httpx.Response:
+        """A POST as ``session.request`` sends it, without the parts of its per-request work
+        this transport never uses (cookies, redirects, traces, auth, middlewares, the default
+        headers merge, URL re-parsing, retries: a POST is never re-sent): aiohttp's connector,
+        request writer and parser do the work, through ``ClientRequest.send`` and
+        ``ClientResponse.start``, the calls ``ClientSession._request`` makes.
+        ``tests/transport/test_aiohttp_shape.py`` fails if those change shape."""
+        timeout = self._timeout(timeouts)
+        headers = prepared.pairs if length is None else [*prepared.pairs, ("content-length", length)]
+        tls: ssl.SSLContext | bool = True
+        if target.https:
+            tls = self._tls = self._tls or httpx.create_ssl_context()
+        proxy = target.proxy
+        slots = self._slots
+        if slots is not None:
+            if slots.locked():
+                await self._slot(slots, timeouts.get("pool"))
+            else:
+                await slots.acquire()  # free: returns without suspending
+        connector, loop = self._connector, self._loop
+        assert connector is not None and loop is not None
+        response: aiohttp.ClientResponse | None = None
+        body = None
+        try:
+            req = aiohttp.ClientRequest(
+                "POST",
+                target.url,
+                headers=headers,
+                skip_auto_headers=prepared.skip,
+                data=content or None,
+                loop=loop,
+                proxy=proxy,
+                timer=_NO_TIMER,
+                session=session,
+                ssl=tls,
+                proxy_headers=None if proxy is None else CIMultiDict(),
+            )
+            body = req._body
+            try:
+                conn = await connector.connect(req, traces=[], timeout=timeout)
+            except TimeoutError as exc:
+                raise aiohttp.ConnectionTimeoutError(f"Connection timeout to host {req.url}") from exc
+            assert conn.protocol is not None
+            conn.protocol.set_response_params(
+                timer=_NO_TIMER,
+                skip_payload=False,
+                read_until_eof=True,
+                auto_decompress=False,
+                read_timeout=timeout.sock_read,
+                read_bufsize=_READ_BUFFER,
+                timeout_ceil_threshold=connector._timeout_ceil_threshold,
+                max_line_size=MAX_HEADER_FIELD_BYTES,
+                max_field_size=MAX_HEADER_FIELD_BYTES,
+                max_headers=MAX_HEADERS,
+            )
+            try:
+                response = await req.send(conn)
+                await response.start(conn)
+            except BaseException:
+                if response is not None:
+                    response.close()
+                conn.close()
+                raise
+            if body is not None:
+                await body.close()
+        except BaseException as exc:
+            if slots is not None:
+                slots.release()
+            if body is not None:
+                await body.close()
+            if (
+                isinstance(exc, OSError)
+                and not isinstance(exc, aiohttp.ClientError)
+                and (exc.errno is not None or not isinstance(exc, TimeoutError))
+            ):
+                exc = aiohttp.ClientOSError(*exc.args)  # as ``ClientSession._request`` does
+            if isinstance(exc, aiohttp.ClientError):
+                raise _as_httpx(exc, False) from exc
+            raise
+        return self._answer(response, slots)
+
+    @staticmethod
+    def _answer(response: aiohttp.ClientResponse, slots: asyncio.Semaphore | None) -> httpx.Response:
         return httpx.Response(
             response.status,
             headers=response.raw_headers,

@@ -102,6 +102,25 @@ async def _stall_mid_body(conn: Conn) -> None:
     await asyncio.sleep(5)
 
 
+async def _steady_drip(conn: Conn) -> None:
+    """Eight chunks 0.1 s apart: 0.8 s in all, each gap well inside a 0.3 s read timeout."""
+    await conn.request()
+    await conn.send(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+    for _ in range(8):
+        await asyncio.sleep(0.1)
+        await conn.send(b"5\r\ndrip.\r\n")
+    await conn.send(b"0\r\n\r\n")
+
+
+async def _drip_then_stall(conn: Conn) -> None:
+    await conn.request()
+    await conn.send(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+    for _ in range(4):
+        await asyncio.sleep(0.1)
+        await conn.send(b"5\r\ndrip.\r\n")
+    await asyncio.sleep(5)
+
+
 async def _interim_then_final(conn: Conn) -> None:
     await conn.request()
     await conn.send(b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"final"))
@@ -138,6 +157,9 @@ CASES = {
     "not HTTP": Case(_garbage, error=httpx.RemoteProtocolError),
     "no answer: read timeout": Case(_silent, error=httpx.ReadTimeout, timeout=0.2),
     "stall mid-body: read timeout": Case(_stall_mid_body, error=httpx.ReadTimeout, timeout=0.2),
+    # the read timeout counts from the last bytes, however long the answer (its timer re-arms)
+    "steady drip outlasts the read timeout": Case(_steady_drip, b"drip." * 8, timeout=0.3),
+    "stall after a drip: read timeout": Case(_drip_then_stall, error=httpx.ReadTimeout, timeout=0.3),
 }
 
 

@@ -1,0 +1,140 @@
+"""The transport's direct POST (issue 18): the shim's requests skip ``ClientSession._request``
+and its per-request work, yet go out byte for byte as before, each with its own headers, and a
+cancelled one still frees its slot and connection."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+
+from shim.dialects.registry import get_dialect
+from shim.settings import Route, Timeouts
+from shim.upstream.client import UpstreamClient
+from shim.upstream.routing import Resolved
+from tests.transport.scripted import Conn, Server, fetch, ok, transport
+
+
+async def _echo_each(conn: Conn) -> None:
+    while await conn.request():
+        await conn.send(ok(b'{"ok":true}'))
+
+
+def _resolved(port: int, key: str = "sk-route") -> Resolved:
+    route = Route(upstream=f"http://127.0.0.1:{port}/v1", headers={"X-Org": "acme"})
+    return Resolved(route, get_dialect("openai"), "m", key)
+
+
+def _wire(request: bytes, port: int) -> bytes:
+    return request.replace(b"127.0.0.1:%d" % port, b"HOST")
+
+
+async def test_a_shim_post_goes_out_as_it_did_through_the_session() -> None:
+    """The bytes of ``ClientSession.request`` for the same request (aiohttp 3.14, measured
+    before the direct path): header names as httpx lower-cases them, in the client's order,
+    the length last, no header of aiohttp's own."""
+    async with Server(_echo_each) as server:
+        client = UpstreamClient(Timeouts())
+        try:
+            response = await client.send(
+                _resolved(server.port), "/chat/completions", b'{"model":"m"}', stream=False
+            )
+            assert response.content == b'{"ok":true}'
+        finally:
+            await client.aclose()
+    user_agent = httpx.AsyncClient().headers["user-agent"].encode()
+    assert _wire(server.requests[0], server.port) == (
+        b"POST /v1/chat/completions HTTP/1.1\r\n"
+        b"host: HOST\r\n"
+        b"accept: application/json, text/event-stream\r\n"
+        b"accept-encoding: identity\r\n"
+        b"connection: keep-alive\r\n"
+        b"user-agent: " + user_agent + b"\r\n"
+        b"x-org: acme\r\n"
+        b"content-type: application/json\r\n"
+        b"authorization: Bearer sk-route\r\n"
+        b"content-length: 13\r\n"
+        b"\r\n"
+        b'{"model":"m"}'
+    )
+
+
+async def test_posts_do_not_go_through_session_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were the direct path lost (an aiohttp change, a condition gone wrong), this fails rather
+    than the shim quietly paying ``ClientSession._request`` again; other methods still use it."""
+    used: list[str] = []
+    original = aiohttp.ClientSession._request
+
+    async def spy(self: aiohttp.ClientSession, method: str, *args: Any, **kwargs: Any) -> Any:
+        used.append(method)
+        return await original(self, method, *args, **kwargs)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "_request", spy)
+    async with Server(_echo_each) as server:
+        client = transport()
+        try:
+            assert await fetch(client, server.port) == b'{"ok":true}'
+            assert await fetch(client, server.port, headers={"user-agent": "u"}) == b'{"ok":true}'
+            assert used == []
+            assert await fetch(client, server.port, method="GET") == b'{"ok":true}'
+            assert used == ["GET"]
+        finally:
+            await client.aclose()
+    assert server.connections == 1
+
+
+async def test_each_request_keeps_its_own_headers_and_length() -> None:
+    """Header sets are cached (all but the length): two keys and bodies of several lengths,
+    interleaved on one URL, each arrive as sent."""
+    async with Server(_echo_each) as server:
+        client = UpstreamClient(Timeouts())
+        try:
+            sent = []
+            for i in range(6):
+                key = f"sk-{i % 2}"
+                body = b'{"model":"m","n":"%s"}' % (b"x" * i)
+                sent.append((key, body))
+                response = await client.send(
+                    _resolved(server.port, key), "/chat/completions", body, stream=False
+                )
+                assert response.status_code == 200
+        finally:
+            await client.aclose()
+    for (key, body), seen in zip(sent, server.requests, strict=True):
+        head, _, got = seen.partition(b"\r\n\r\n")
+        assert got == body
+        assert b"\r\nauthorization: Bearer %s\r\n" % key.encode() in head + b"\r\n"
+        assert b"\r\ncontent-length: %d" % len(body) in head
+        assert head.count(b"authorization") == 1 and head.count(b"content-length") == 1
+
+
+async def test_a_post_cancelled_while_waiting_frees_its_slot_and_connection() -> None:
+    """With one slot: a POST cancelled while the upstream is silent gives the slot back and
+    drops its connection (its answer could still arrive), and the next POST gets both."""
+    calls = 0
+
+    async def first_silent(conn: Conn) -> None:
+        nonlocal calls
+        while await conn.request():
+            calls += 1
+            if calls == 1:
+                await asyncio.sleep(5)
+                return
+            await conn.send(ok(b"second"))
+
+    async with Server(first_silent) as server:
+        client = transport(max_connections=1)
+        try:
+            waiting = asyncio.create_task(fetch(client, server.port))
+            while not calls:
+                await asyncio.sleep(0.01)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            assert await fetch(client, server.port, 1.0) == b"second"
+        finally:
+            await client.aclose()
+    assert server.connections == 2, "the cancelled request's connection was not reused"
