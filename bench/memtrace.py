@@ -3,7 +3,8 @@
     .venv/bin/python bench/soak.py --memtrace /tmp/memtrace ...   # the shim runs through this module
     .venv/bin/python bench/memtrace.py report /tmp/memtrace
 
-``serve DIR ARGS…`` starts tracemalloc, then ``shim ARGS…``; each SIGUSR1 (the soak sends one
+``serve DIR ARGS…`` starts tracemalloc, then ``shim ARGS…`` (``serve DIR -m MODULE ARGS…``: that
+module's ``main(ARGS)``, e.g. ``bench.passthrough``); each SIGUSR1 (the soak sends one
 after its warm-up and after every phase) runs a full garbage collection and writes
 ``DIR/snapshot-K.pickle`` plus a line of ``DIR/stats.jsonl``: memory Python has allocated and not
 freed (``traced``), resident memory, what the collection freed, and live objects by type (the
@@ -19,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import json
 import os
 import signal
 import sys
 import time
+import traceback
 import tracemalloc
 import types as types_module
 from collections import Counter
@@ -42,7 +45,9 @@ def _where(task: asyncio.Task[object]) -> str:
     """Where a task waits: its coroutine's name and the innermost frames of its await chain."""
     frames = task.get_stack()
     places = [f"{f.f_code.co_name}@{Path(f.f_code.co_filename).name}:{f.f_lineno}" for f in frames[-3:]]
-    return f"{task.get_coro().__qualname__}: " + " < ".join(reversed(places))
+    coro = task.get_coro()  # a coroutine, or an async generator's ``asend`` awaitable
+    name = getattr(coro, "__qualname__", type(coro).__name__)
+    return f"{name}: " + " < ".join(reversed(places))
 
 
 def serve(out: Path, shim_args: list[str]) -> int:
@@ -51,8 +56,17 @@ def serve(out: Path, shim_args: list[str]) -> int:
     count = 0
 
     def dump(signum: int, frame: FrameType | None) -> None:
+        # A signal handler runs inside whatever frame was executing: an exception escaping it
+        # would fail that request, not the measurement.
+        try:
+            _dump()
+        except Exception:
+            traceback.print_exc()
+
+    def _dump() -> None:
         nonlocal count
         started = time.monotonic()
+        _, peak = tracemalloc.get_traced_memory()  # before the snapshot's own allocations
         rss_before = _rss_mib()
         freed = gc.collect()
         snapshot = tracemalloc.take_snapshot().filter_traces(
@@ -60,7 +74,7 @@ def serve(out: Path, shim_args: list[str]) -> int:
         )
         snapshot.dump(str(out / f"snapshot-{count}.pickle"))
         del snapshot  # its traces are tuples: not to be counted below
-        traced, peak = tracemalloc.get_traced_memory()
+        traced = tracemalloc.get_traced_memory()[0]
         objects = gc.get_objects()
         types = Counter(type(o).__name__ for o in objects)
         # Async generators still alive after a full collection, by function: a growing count
@@ -83,13 +97,19 @@ def serve(out: Path, shim_args: list[str]) -> int:
             "tasks": sum(tasks.values()),
             "tasks_by_place": tasks.most_common(10),
             "top_types": types.most_common(25),
+            "all_types": dict(types),
             "dump_seconds": round(time.monotonic() - started, 1),
         }
         with (out / "stats.jsonl").open("a") as f:
             f.write(json.dumps(line) + "\n")
         count += 1
+        tracemalloc.reset_peak()  # the next line's peak is the one since this snapshot
 
     signal.signal(signal.SIGUSR1, dump)
+    if shim_args[:1] == ["-m"]:  # another server, e.g. ``-m bench.passthrough ARGS…``
+        module = importlib.import_module(shim_args[1])
+        module.main(shim_args[2:])
+        return 0
     from shim.cli.command import main
 
     return main(shim_args)
