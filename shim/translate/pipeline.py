@@ -42,7 +42,8 @@ class ChatToResponsesStream:
         self.reader = ChatStreamReader(dialect.response, ids)
         self._rules, self._ids = dialect.response, ids
         self.writer = ResponsesStreamWriter(template, ids=ids, clock=clock, include_logprobs=include_logprobs)
-        self.deltas: list[Delta] = []
+        # No log of the deltas: nothing read it, and it grew by a delta and its text per
+        # token of every open stream (bench/README.md, "memory per open stream").
 
     def start(self) -> list[r.StreamingEvent]:
         return self.writer.start()
@@ -51,11 +52,8 @@ class ChatToResponsesStream:
         out: list[r.StreamingEvent] = []
         read = self.reader.feed_data
         write = self.writer.feed_all
-        log = self.deltas
         for event in self.decoder.feed(data):  # the hot loop: one pass per SSE event
-            deltas = read(event.data)
-            log.extend(deltas)
-            write(deltas, out)
+            write(read(event.data), out)
         return out
 
     def feed_completion(self, data: bytes) -> list[r.StreamingEvent]:
@@ -85,7 +83,6 @@ class ChatToResponsesStream:
         return self.writer.response
 
     def _deltas(self, deltas: list[Delta]) -> list[r.StreamingEvent]:
-        self.deltas.extend(deltas)
         return self.writer.feed_all(deltas)
 
 
