@@ -71,7 +71,9 @@ def _fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def _traced_server(target: Target, root: Path, upstream_url: str, out: Path, data_dir: Path) -> Proc:
+def _traced_server(
+    target: Target, root: Path, upstream_url: str, out: Path, data_dir: Path, frames: int | None
+) -> Proc:
     """``shim serve`` (or the pass-through) under ``bench/memtrace.py serve``."""
     port = free_port()
     path, body, _ = FORWARD.call(target, stream=False)
@@ -86,6 +88,7 @@ def _traced_server(target: Target, root: Path, upstream_url: str, out: Path, dat
         "SHIM_SECRET": "bench-secret-0123456789abcdef0123456789abcdef",
         "SHIM_LOG_LEVEL": "warning",
         "PYTHONPATH": str(root),
+        **({"MEMTRACE_FRAMES": str(frames)} if frames is not None else {}),
     }
     return start(
         f"{target.name}-traced", cmd, port, "0", env=env, probe=(path, body.encode()), cwd=root, timeout=180
@@ -102,6 +105,15 @@ def _dump(pid: int, out: Path) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the traced server wrote no snapshot (see its log)")
         time.sleep(0.1)
+
+
+def _heap(out: Path, labels: list[str]) -> None:
+    """The allocators' figures at each mark (``bench/memtrace.py``'s ``allocators``), MiB."""
+    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
+    keys = [k for k in stats[0] if k.startswith(("pymalloc_", "glibc_"))] + ["rss_mib"]
+    print("MiB (after a full collection): " + ", ".join(keys))
+    for label, line in zip(["idle", *labels], stats, strict=True):
+        print(f"  {label:>12}: " + ", ".join(f"{line[k]:.1f}" for k in keys))
 
 
 def _per_stream(out: Path, streams: int, top: int, label: str, k: int) -> None:
@@ -141,6 +153,18 @@ def _per_stream(out: Path, streams: int, top: int, label: str, k: int) -> None:
         )
     )
     print(f"  in all: {(busy['objects'] - idle['objects']) / streams:.1f} objects, tasks {busy['tasks']}")
+    frames = {k: v for k, v in busy["frames"].items()}
+    for k, (count, size) in idle["frames"].items():
+        frames[k] = [frames.get(k, [0, 0])[0] - count, frames.get(k, [0, 0])[1] - size]
+    held = sorted(((size / streams, count / streams, k) for k, (count, size) in frames.items()), reverse=True)
+    print("suspended coroutines and generators per stream (bytes with their frames, count):")
+    print("  " + ", ".join(f"{k} {size:.0f} B ({count:.2f})" for size, count, k in held if count / 1 >= 0.5))
+    closures = Counter(busy["closures"])
+    closures.subtract(idle["closures"])
+    print(
+        "closures per stream: "
+        + ", ".join(f"{k} {v / streams:.2f}" for k, v in closures.most_common(20) if v / streams >= 0.5)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--later", type=float, help="measure again this many seconds after all opened")
     parser.add_argument("--trace", type=Path, help="run under tracemalloc, snapshots in this directory")
     parser.add_argument("--top", type=int, default=25, help="lines shown with --trace")
+    parser.add_argument(
+        "--heap",
+        type=Path,
+        help="no tracing, but the allocators' figures (pymalloc, glibc) at each mark (files in this directory)",
+    )
     args = parser.parse_args(argv)
     n = args.streams
     data_dir = Path(tempfile.mkdtemp(prefix="bench-open-streams-"))
@@ -162,12 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     path, body, api = FORWARD.call(target, stream=True)
     upstream = start_upstream("1", args.tokens, args.delay)
     url = f"http://127.0.0.1:{upstream.port}/v1"
-    trace = args.trace
+    trace = args.trace or args.heap
     if trace is not None:
         trace.mkdir(parents=True, exist_ok=True)
         for old in trace.iterdir():
             old.unlink()
-        server = _traced_server(target, args.root.resolve(), url, trace, data_dir)
+        frames = 0 if args.trace is None else None
+        server = _traced_server(target, args.root.resolve(), url, trace, data_dir, frames)
     else:
         probe = FORWARD.call(target, stream=False)
         server = start_target(target, url, "chat", "0", (probe[0], probe[1].encode()), data_dir)
@@ -188,8 +218,12 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             # every stream open: a socket from its client and one to the upstream (the warm-up's
             # pooled upstream connections are reused)
-            while _fds(server.pid) < fds + 2 * n - 4 and client.poll() is None:
+            most = 0
+            while (now := _fds(server.pid)) < fds + 2 * n - 4 and client.poll() is None:
+                most = max(most, now)
                 time.sleep(0.1)
+            if client.poll() is not None:
+                print(f"never all open: at most {most - fds} more descriptors than idle, for {n} streams")
             opened = time.monotonic() - started
             time.sleep(0.3)  # their first events in flight
             marks.append(("all open", rss_bytes(server.pid)))
@@ -224,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
             labels = (
                 ["all open"] + ([f"{args.later:g} s later"] if args.later is not None else []) + ["after"]
             )
-            for k, label in enumerate(labels, start=1):
-                _per_stream(trace, n, args.top if label != "after" else 10, label, k)
+            _heap(trace, labels)
+            if args.trace is not None:
+                for k, label in enumerate(labels, start=1):
+                    _per_stream(trace, n, args.top if label != "after" else 10, label, k)
     finally:
         server.stop()
         upstream.stop()
