@@ -1,6 +1,6 @@
 """Long streams through the Responses writer: the text it joins is the text it was fed.
 
-An open part keeps its text as pieces, every 64 of them joined into one string (memory per open
+An open part keeps its text as pieces, every 16 of them joined into one string (memory per open
 stream, bench/README.md); these rows cross that boundary for each kind of streamed text, with
 non-ASCII pieces, and check every delta event, every ``*.done`` text and the final resource.
 """
@@ -41,7 +41,7 @@ def _run(deltas: Sequence[Delta]) -> tuple[list[r.StreamingEvent], r.ResponseRes
     return events, writer.response
 
 
-@pytest.mark.parametrize("n", [1, 63, 64, 65, 128, 129, 1000])
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 32, 33, 1000])
 def test_message_text_is_every_piece_in_order(n: int) -> None:
     pieces = _pieces(n, "t")
     events, resource = _run([TextDelta(p) for p in pieces] + [FinishDelta("stop")])
@@ -56,7 +56,7 @@ def test_message_text_is_every_piece_in_order(n: int) -> None:
     assert part.text == "".join(pieces)
 
 
-@pytest.mark.parametrize("n", [65, 300])
+@pytest.mark.parametrize("n", [17, 300])
 def test_refusal_then_text_keep_their_own_pieces(n: int) -> None:
     refusal, text = _pieces(n, "r"), _pieces(n, "t")
     deltas: list[Delta] = [RefusalDelta(p) for p in refusal]
@@ -73,7 +73,7 @@ def test_refusal_then_text_keep_their_own_pieces(n: int) -> None:
     assert [type(p).__name__ for p in message.content] == ["RefusalContent", "OutputTextContent"]
 
 
-@pytest.mark.parametrize("n", [64, 65, 500])
+@pytest.mark.parametrize("n", [16, 17, 500])
 def test_reasoning_text_is_every_piece_in_order(n: int) -> None:
     pieces = _pieces(n, "think")
     events, resource = _run([ReasoningDelta(p) for p in pieces] + [TextDelta("ok")])
@@ -87,7 +87,7 @@ def test_reasoning_text_is_every_piece_in_order(n: int) -> None:
     assert [c.text for c in reasoning.content] == ["".join(pieces)]
 
 
-@pytest.mark.parametrize("n", [64, 65, 400])
+@pytest.mark.parametrize("n", [16, 17, 400])
 def test_call_arguments_are_every_piece_in_order(n: int) -> None:
     pieces = ['{"a": "', *_pieces(n, "x"), '"}']
     deltas: list[Delta] = [ToolCallStartDelta(0, "call_1", "f")]
@@ -111,12 +111,12 @@ def test_held_call_arguments_come_out_whole() -> None:
     assert [c.arguments for c in calls] == ["".join(first), "".join(second)]
 
 
-def test_an_open_part_holds_a_block_per_64_pieces_not_a_string_per_token() -> None:
+def test_an_open_part_holds_a_block_per_16_pieces_not_a_string_per_token() -> None:
     writer = _writer()
     writer.start()
     writer.feed_all([TextDelta(p) for p in _pieces(1000, "t")])
     message = writer._open
     assert isinstance(message, responses_writer._Message)
-    # 1000 pieces: 15 joined blocks of 64 and 40 loose pieces
-    assert len(message.content) == 1000 // 64 + 1000 % 64
+    # 1000 pieces: 62 joined blocks of 16 and 8 loose pieces
+    assert len(message.content) == 1000 // 16 + 1000 % 16
     assert "".join(message.content) == "".join(_pieces(1000, "t"))

@@ -58,7 +58,7 @@ def to_logprobs(items: list[TokenLogprob]) -> list[r.LogProb]:
 # into one string, so an open stream holds its text rather than a string object (~60 bytes)
 # per token (bench/README.md, "memory per open stream"). ``joined``: how many leading entries
 # are already joined blocks (each char is copied once more, never again).
-_LOOSE = 64
+_LOOSE = 16
 
 
 def _compact(pieces: list[str], joined: int) -> int:
