@@ -16,8 +16,9 @@ choices:
   line (truncated upstreams still deliver their last chunk). It never raises.
 
 Speed matters (hundreds of thousands of chunks a second), so the work is done by ``str`` methods on whole
-chunks: one decode, one ``split`` and a short loop over complete lines; a partial line is kept as a list of
-parts.
+chunks: one decode, one ``split`` into whole blocks (the text up to a blank line), and a test per block for
+the usual shapes (``data: …`` alone or after ``event: …``); only other blocks are read line by line. The
+text of an unfinished block is kept as a list of parts until its blank line arrives.
 """
 
 from __future__ import annotations
@@ -57,13 +58,15 @@ class SSEDecoder:
 
     After ``finish()`` the decoder is ready for a new stream; ``last_event_id`` survives, as a reconnect would
     send it. ``comments`` counts comment lines (those starting with ``:``), which are otherwise ignored.
+    Text is read a whole block (up to its blank line) at a time, so ``comments``, ``last_event_id`` and
+    ``retry`` change when a block is complete (or at ``finish()``), never halfway through one.
     """
 
     __slots__ = (
-        "_data",
-        "_event",
-        "_event_retry",
-        "_parts",
+        "_lead",
+        "_lead_event",
+        "_long",
+        "_rest",
         "_skip_lf",
         "_started",
         "_tail",
@@ -74,12 +77,14 @@ class SSEDecoder:
 
     def __init__(self) -> None:
         self._tail = b""  # an incomplete UTF-8 sequence waiting for its next bytes
-        self._parts: list[str] = []  # the current line, not yet terminated
+        self._rest = ""  # the start of a block its blank line has not ended yet (LF line ends only)
+        self._long: list[str] = []  # the same, for a block too long to copy again with every chunk
         self._started = False  # a non-empty text has been decoded (BOM handled)
         self._skip_lf = False  # the last text ended with CR: a leading LF next is part of that CRLF
-        self._data: list[str] = []
-        self._event: str | None = None
-        self._event_retry: int | None = None
+        # The last ``event: …\ndata: `` lead read, and its event type: the next event usually
+        # has the same. No block starts with a blank line, so the first never matches.
+        self._lead = "\n\n"
+        self._lead_event: str | None = None
         self.last_event_id: str | None = None
         self.retry: int | None = None
         self.comments = 0
@@ -101,13 +106,61 @@ class SSEDecoder:
             text, _ = _utf8_decode(self._tail, "replace", True)
             self._tail = b""
             events = self._feed_text(text)
-        # End the partial line (if any), then one blank line: the last block is dispatched.
+        # The unfinished block, ended by a blank line (a partial last line ends there too).
+        rest = "".join(self._long) + self._rest
+        self._long = []
+        self._rest = ""
+        if rest:
+            self._block(rest, events)
         self._skip_lf = False
-        events += self._feed_text("\n\n" if self._parts else "\n")
         self._started = False
         return events
 
     def _feed_text(self, text: str) -> list[SSEEvent]:
+        if self._skip_lf or not self._started or "\r" in text:
+            text = self._normalise(text)
+            if not text:
+                return []
+        if self._long:
+            # A long block goes on: join its parts once, when a blank line may have come.
+            if "\n\n" not in text and not (text[0] == "\n" and self._long[-1][-1] == "\n"):
+                self._long.append(text)
+                return []
+            text = "".join(self._long) + text
+            self._long = []
+        elif self._rest:
+            text = self._rest + text
+        blocks = text.split("\n\n")
+        rest = blocks.pop()
+        if len(rest) > _LONG:
+            self._long = [rest]
+            rest = ""
+        self._rest = rest
+        # Whole blocks. The hot path: ``data: …`` alone, or after ``event: …``; anything else is
+        # read line by line.
+        events: list[SSEEvent] = []
+        for block in blocks:
+            if "\n" not in block:
+                if block[:6] == "data: ":
+                    events.append(SSEEvent(None, block[6:], self.last_event_id))
+                    continue
+            elif block.startswith(self._lead):  # the same ``event: …`` line as the last block's
+                data = block[len(self._lead) :]
+                if "\n" not in data:
+                    events.append(SSEEvent(self._lead_event, data, self.last_event_id))
+                    continue
+            elif block[:7] == "event: ":
+                head, found, data = block.partition("\ndata: ")
+                if found and "\n" not in data and "\n" not in head:
+                    self._lead = head + found
+                    self._lead_event = head[7:] or None
+                    events.append(SSEEvent(self._lead_event, data, self.last_event_id))
+                    continue
+            self._block(block, events)
+        return events
+
+    def _normalise(self, text: str) -> str:
+        """A leading BOM dropped, the LF of a CRLF split across chunks dropped, CR and CRLF as LF."""
         if not self._started:
             self._started = True
             if text[0] == "\ufeff":
@@ -119,26 +172,15 @@ class SSEDecoder:
         if "\r" in text:
             self._skip_lf = text[-1] == "\r"
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        lines = text.split("\n")
-        last = lines.pop()
-        if not lines:  # no line ended in this chunk
-            if last:
-                self._parts.append(last)
-            return []
-        if self._parts:
-            self._parts.append(lines[0])
-            lines[0] = "".join(self._parts)
-            self._parts = []
-        if last:
-            self._parts.append(last)
-        # The per-line loop is the decoder's hot path: the block state lives in locals while it
-        # runs, and the usual lines (blank, ``data: …``, ``event: …``) are tested first.
-        events: list[SSEEvent] = []
-        data = self._data
-        event = self._event
-        retry = self._event_retry
-        for line in lines:
-            if not line:  # blank line: dispatch if any data was seen
+        return text
+
+    def _block(self, block: str, events: list[SSEEvent]) -> None:
+        """The lines of one block (LF-separated), then the blank line that dispatches it."""
+        data: list[str] = []
+        event: str | None = None
+        retry: int | None = None
+        for line in block.split("\n"):
+            if not line:  # a blank line inside: dispatch what came before it
                 if data:
                     events.append(SSEEvent(event, "\n".join(data), self.last_event_id, retry))
                     data = []
@@ -163,10 +205,13 @@ class SSEDecoder:
                         self.last_event_id = value
                 elif field == "retry" and value.isascii() and value.isdigit():
                     retry = self.retry = int(value)
-        self._data = data
-        self._event = event
-        self._event_retry = retry
-        return events
+        if data:
+            events.append(SSEEvent(event, "\n".join(data), self.last_event_id, retry))
+
+
+# A block longer than this waiting for its blank line is kept in parts, not copied again with
+# every chunk (a megabyte-long line arriving in small chunks would cost quadratic time).
+_LONG = 65536
 
 
 def encode_data(data: bytes) -> bytes:

@@ -299,3 +299,30 @@ def test_every_byte_boundary_of_a_mixed_stream() -> None:
         for j in range(i, len(RECORDED) + 1, 5):
             assert decode(RECORDED[:i], RECORDED[i:j], RECORDED[j:]) == whole, (i, j)
     assert decode(*[RECORDED[i : i + 1] for i in range(len(RECORDED))]) == whole
+
+
+# Streams shaped like real ones (whole blocks, mostly ``data: …`` alone or after ``event: …``): the
+# decoder reads such blocks without its line loop, so they get a property of their own.
+BLOCK = st.one_of(
+    st.builds(lambda v: ["data: " + v], VALUE),
+    st.builds(lambda e, v: ["event: " + e, "data: " + v], VALUE, VALUE),
+    st.lists(LINE, min_size=1, max_size=4),
+)
+
+
+@st.composite
+def block_streams(draw: st.DrawFn) -> bytes:
+    out = []
+    for lines in draw(st.lists(BLOCK, max_size=12)):
+        eol = draw(EOL)
+        out.append("".join(line + eol for line in lines) + draw(EOL))
+    return "".join(out).encode()
+
+
+@settings(max_examples=400)
+@given(block_streams(), st.lists(st.integers(0, 400), max_size=20))
+def test_block_streams_match_reference_however_split(stream: bytes, cuts: list[int]) -> None:
+    whole = decode(stream)
+    assert whole == reference_decode(stream)
+    assert decode(*split_at(stream, cuts)) == whole
+    assert decode(*[stream[i : i + 1] for i in range(len(stream))]) == whole

@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -208,35 +208,66 @@ def _run(
 
     from shim.http.app import create_app
     from shim.http.runtime_tuning import tune_for_serving
-    from shim.http.worker_metrics import prepare as prepare_shared_metrics
-    from shim.settings import environment, settings_for_worker
+    from shim.settings import environment
 
     if embedded is not None:
         # uvicorn re-raises a captured SIGTERM after its shutdown; with the default handler that
         # kills the process before `finally` could stop the embedded server.
         signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        # Worker processes cannot receive an app object: they rebuild it from the settings in the
-        # environment through the ``app_from_env`` factory.
+        options = {
+            "host": settings.server.host,
+            "port": settings.server.port,
+            "log_level": environment().log_level.lower(),
+            "loop": args.loop,
+            "http": args.http,
+            "timeout_graceful_shutdown": max(1, round(settings.server.shutdown_timeout)),
+            "ws_max_size": settings.server.max_body_bytes,  # a WebSocket frame may be as big as a body
+        }
         if workers > 1:
-            settings_for_worker(settings)
-            prepare_shared_metrics()  # every worker's counts in every scrape
-        uvicorn.run(
-            "shim.cli.command:app_from_env" if workers > 1 else tune_for_serving(create_app(settings)),
-            factory=workers > 1,
-            workers=workers if workers > 1 else None,
-            host=settings.server.host,
-            port=settings.server.port,
-            log_level=environment().log_level.lower(),
-            loop=args.loop,
-            http=args.http,
-            timeout_graceful_shutdown=max(1, round(settings.server.shutdown_timeout)),
-            ws_max_size=settings.server.max_body_bytes,  # a WebSocket frame may be as big as a body
-        )
+            return _run_workers(settings, workers, options)
+        uvicorn.run(tune_for_serving(create_app(settings)), **options)
     finally:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _run_workers(settings: Settings, workers: int, options: dict[str, Any]) -> int:
+    """``workers`` processes, each listening on its own socket (shim/cli/supervisor.py)."""
+    import uvicorn
+
+    from shim.cli.supervisor import Supervisor, listen
+    from shim.http.worker_metrics import prepare as prepare_shared_metrics
+    from shim.settings import settings_for_worker
+
+    # Worker processes cannot receive an app object: they rebuild it from the settings in the
+    # environment through the ``app_from_env`` factory.
+    settings_for_worker(settings)
+    prepare_shared_metrics()  # every worker's counts in every scrape
+    config = uvicorn.Config("shim.cli.command:app_from_env", factory=True, workers=workers, **options)
+    host, port = settings.server.host, settings.server.port
+    try:
+        sockets, shared_because = listen(host, port, workers, config.backlog)
+    except OSError as exc:
+        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    if shared_because:
+        print(
+            f"shim: warning: the {workers} workers share one listening socket ({shared_because}):"
+            " a burst of connections may all go to one worker",
+            file=sys.stderr,
+        )
+    address = sockets[0].getsockname()
+    if port == 0:  # the banner said port 0: say which one the system chose
+        print(f"shim: listening on port {address[1]}", file=sys.stderr)
+    logging.getLogger("uvicorn.error").info(
+        "%d workers listening on %s port %d (%s)",
+        workers,
+        address[0],
+        address[1],
+        "one socket shared" if shared_because else "one SO_REUSEPORT socket each",
+    )
+    return Supervisor(config, sockets, workers).run()
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -283,7 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="store URL: diskcache:///path, redis://host:6379/0, memory://, or none to keep nothing "
         "(env SHIM_STORE, default diskcache under SHIM_DATA_DIR)",
     )
-    serve.add_argument("--workers", type=int, help="worker processes (env SHIM_WORKERS, default 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes, each on its own SO_REUSEPORT socket (env SHIM_WORKERS, default 1)",
+    )
     serve.add_argument(
         "--embedded-format",
         choices=list(EMBEDDED_PROFILES),

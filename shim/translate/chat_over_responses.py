@@ -25,6 +25,7 @@ from shim.core.deltas import (
     ReasoningDelta,
     ReasoningEncryptedDelta,
     ReasoningSummaryDelta,
+    TextDelta,
     UsageDelta,
 )
 from shim.errors import UpstreamError, UpstreamTruncated
@@ -142,20 +143,29 @@ class ChatChoiceDriver:
 
     def _events(self, events: list[SSEEvent]) -> list[c.ChatCompletionChunk]:
         out: list[c.ChatCompletionChunk] = []
+        read = self.reader.feed
+        stop = self.stop
+        write = self.writer.feed_all
+        plain = not self.choice and not stop.stops  # no renumbering, no stop sequences
         for event in events:
-            if event.data == "[DONE]" or self.stopped:
+            if event.data == "[DONE]" or stop.stopped:
                 continue
             try:
-                deltas = self.reader.feed(event.event, event.data)
+                deltas = read(event.event, event.data)
             except msgspec.DecodeError:  # ValidationError is a DecodeError
                 deltas = [
                     ErrorDelta(message="The upstream sent a malformed event.", code="upstream_bad_event")
                 ]
-            out.extend(self._deltas(deltas))
+            if plain and len(deltas) == 1 and type(deltas[0]) is TextDelta:  # nothing to note
+                write(deltas, out)
+            else:
+                out += self._deltas(deltas)
         return out
 
     def _deltas(self, deltas: list[Delta]) -> list[c.ChatCompletionChunk]:
         for delta in deltas:
+            if type(delta) is TextDelta:  # most of any stream: nothing to note
+                continue
             if isinstance(delta, MetaDelta):
                 self.upstream_id = delta.upstream_id or self.upstream_id
             elif isinstance(delta, UsageDelta):
@@ -166,7 +176,8 @@ class ChatChoiceDriver:
                 self._summary.setdefault(delta.summary_index, []).append(delta.text)
             elif isinstance(delta, ReasoningEncryptedDelta):
                 self._encrypted.append(delta.encrypted_content)
-        return self._index(self.writer.feed_all(self.stop.feed_all(deltas)))
+        chunks = self.writer.feed_all(self.stop.feed_all(deltas) if self.stop.stops else deltas)
+        return self._index(chunks) if self.choice else chunks
 
     def _index(self, chunks: list[c.ChatCompletionChunk]) -> list[c.ChatCompletionChunk]:
         if self.choice:

@@ -30,6 +30,7 @@ from shim.core.deltas import (
 from shim.dialects.model import ResponseRules
 from shim.dialects.think import ThinkSplitter
 from shim.ids import IdFactory
+from shim.translate.chunk_template import TextTemplate, is_plain, learn
 from shim.translate.json_closing import closing_suffix
 from shim.wire import chat as c
 
@@ -59,6 +60,10 @@ class _Chunk(c.ChatCompletionChunk):
 
 
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
+_decode_str = msgspec.json.Decoder(str).decode
+# Templates a reader may learn (``chunk_template``): a stream whose chunks never repeat their
+# layout (a per-chunk nonce) stops paying for the attempts after these.
+_LEARNS = 4
 
 
 def finish_reason(value: str) -> FinishReason:
@@ -118,6 +123,8 @@ class ChatStreamReader:
         self.saw_usage = False
         # Arguments kept per call only to mend them at the end (close_truncated_arguments).
         self._args: dict[int, list[str]] | None = {} if rules.close_truncated_arguments else None
+        self._template: TextTemplate | None = None  # the layout of this stream's text chunks
+        self._learns = _LEARNS
 
     @property
     def saw_finish(self) -> bool:
@@ -125,6 +132,21 @@ class ChatStreamReader:
 
     def feed_data(self, data: str) -> list[Delta]:
         """One SSE ``data`` field: a chunk, ``[DONE]``, or an error object mid-stream."""
+        template = self._template
+        if template is not None and data.startswith(template.head) and data.endswith(template.tail):
+            # The hot path: a text chunk laid out like the one the template was learnt from.
+            try:
+                text = _decode_str(data[len(template.head) : len(data) - len(template.tail)])
+            except msgspec.DecodeError:
+                pass  # not one JSON string there: the long way
+            else:
+                if not text:
+                    return []
+                if self._think is None:
+                    return [TextDelta(text)]
+                out: list[Delta] = []
+                self._content(text, out)
+                return out
         if data == "[DONE]":
             self.saw_done = True
             return []
@@ -132,13 +154,16 @@ class ChatStreamReader:
             chunk: _Chunk | None = _decode_chunk(data)
         except msgspec.DecodeError:
             chunk = None
-        if (  # the hot path: none of the keys an error body is recognised by (see ``_Chunk``)
+        if (  # none of the keys an error body is recognised by (see ``_Chunk``)
             chunk is not None
             and chunk.error is None
             and chunk.detail is None
             and chunk.message is None
             and chunk.object != "error"
         ):
+            if self._learns and is_plain(chunk, self._fields):
+                self._learns -= 1
+                self._template = learn(data, chunk, _decode_chunk) or template
             return self.feed(chunk)
         parsed = c.decode_chunk_or_error(data)  # the exact rules, for anything unusual
         if isinstance(parsed, c.ChatErrorBody):

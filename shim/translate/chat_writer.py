@@ -218,9 +218,25 @@ class ChatStreamWriter:
             out = []
         feed = self.feed
         for delta in deltas:
-            # Text is most of any stream: straight to ``_text``, with ``feed``'s own guard.
-            if isinstance(delta, TextDelta) and not self._finished and self.error is None:
-                self._text(delta, out)
+            # Text is most of any stream: with the opening chunk out, no think tag to close and
+            # no logprobs, ``_text`` and ``_chunk`` done here (``feed``'s guard first).
+            if type(delta) is TextDelta and not self._finished and self.error is None:
+                text = delta.text
+                if text and self._started and not self._in_think and not delta.logprobs:
+                    self._reasoning_key = None
+                    self._content.append(text)
+                    model = self._model
+                    out.append(
+                        c.ChatCompletionChunk(
+                            id=self.completion_id,
+                            created=self.created,
+                            model=model if model is not None else self.model,
+                            choices=[c.ChunkChoice(delta=c.ChoiceDelta(content=text))],
+                            usage=None if self._include_usage else UNSET,
+                        )
+                    )
+                else:
+                    self._text(delta, out)
             else:
                 out += feed(delta)
         return out

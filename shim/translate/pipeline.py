@@ -42,8 +42,6 @@ class ChatToResponsesStream:
         self.reader = ChatStreamReader(dialect.response, ids)
         self._rules, self._ids = dialect.response, ids
         self.writer = ResponsesStreamWriter(template, ids=ids, clock=clock, include_logprobs=include_logprobs)
-        # No log of the deltas: nothing read it, and it grew by a delta and its text per
-        # token of every open stream (bench/README.md, "memory per open stream").
 
     def start(self) -> list[r.StreamingEvent]:
         return self.writer.start()
