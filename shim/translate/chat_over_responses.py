@@ -37,6 +37,8 @@ from shim.wire import chat as c
 from shim.wire import responses as r
 from shim.wire.responses_decode import decode_resource
 
+_TEXT_DELTA = "response.output_text.delta"
+
 __all__ = ["ChatChoiceDriver", "resource_to_completion", "run_chat_driver"]
 
 
@@ -147,11 +149,26 @@ class ChatChoiceDriver:
         stop = self.stop
         write = self.writer.feed_all
         plain = not self.choice and not stop.stops  # no renumbering, no stop sequences
+        text_of = self.reader.text_of
+        text_chunk = self.writer.text_chunk
         for event in events:
-            if event.data == "[DONE]" or stop.stopped:
+            data = event.data
+            # A plain text delta, most of any stream, read and written without a delta between:
+            # ``feed`` → ``feed_all`` would do the same (without stops, ``stop.stopped`` stays
+            # False). Anything else (``None`` from either) goes the general way.
+            if plain and event.event == _TEXT_DELTA:
+                text = text_of(data)
+                if text is not None:
+                    chunk = text_chunk(text)
+                    if chunk is not None:
+                        out.append(chunk)
+                    else:
+                        write([TextDelta(text, None)], out)
+                    continue
+            if data == "[DONE]" or stop.stopped:
                 continue
             try:
-                deltas = read(event.event, event.data)
+                deltas = read(event.event, data)
             except msgspec.DecodeError:  # ValidationError is a DecodeError
                 deltas = [
                     ErrorDelta(message="The upstream sent a malformed event.", code="upstream_bad_event")

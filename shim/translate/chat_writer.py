@@ -217,29 +217,36 @@ class ChatStreamWriter:
         if out is None:
             out = []
         feed = self.feed
+        text_chunk = self.text_chunk
         for delta in deltas:
-            # Text is most of any stream: with the opening chunk out, no think tag to close and
-            # no logprobs, ``_text`` and ``_chunk`` done here (``feed``'s guard first).
-            if type(delta) is TextDelta and not self._finished and self.error is None:
+            # Text is most of any stream: the plain case in ``text_chunk``.
+            if type(delta) is TextDelta:
                 text = delta.text
-                if text and self._started and not self._in_think and not delta.logprobs:
-                    self._reasoning_key = None
-                    self._content.append(text)
-                    model = self._model
-                    out.append(
-                        c.ChatCompletionChunk(
-                            id=self.completion_id,
-                            created=self.created,
-                            model=model if model is not None else self.model,
-                            choices=[c.ChunkChoice(delta=c.ChoiceDelta(content=text))],
-                            usage=None if self._include_usage else UNSET,
-                        )
-                    )
-                else:
+                chunk = text_chunk(text) if text and not delta.logprobs else None
+                if chunk is not None:
+                    out.append(chunk)
+                elif not self._finished and self.error is None:  # ``feed``'s guard
                     self._text(delta, out)
             else:
                 out += feed(delta)
         return out
+
+    def text_chunk(self, text: str) -> c.ChatCompletionChunk | None:
+        """The chunk for a non-empty text without logprobs, noted as ``feed`` would, when the
+        opening chunk is out, no think tag is open and the stream has not ended; otherwise
+        ``None`` and nothing noted (give it to ``feed`` or ``feed_all``)."""
+        if not self._started or self._in_think or self._finished or self.error is not None:
+            return None
+        self._reasoning_key = None
+        self._content.append(text)
+        model = self._model
+        return c.ChatCompletionChunk(
+            id=self.completion_id,
+            created=self.created,
+            model=model if model is not None else self.model,
+            choices=[c.ChunkChoice(delta=c.ChoiceDelta(content=text))],
+            usage=None if self._include_usage else UNSET,
+        )
 
     def finish(self) -> list[c.ChatCompletionChunk]:
         """The finish chunk (and the usage chunk); nothing after an error. Idempotent."""

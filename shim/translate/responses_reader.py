@@ -176,6 +176,8 @@ class ResponsesStreamReader:
         self._calls: dict[str, int] = {}  # function-call item id → output index
         self._last_part: tuple[str, str, int] | None = None  # the part ``_mark`` saw last
         self._saw_call = False
+        self._text_item: str | None = None  # the part ``text_of`` noted last
+        self._text_index = -1
         self.done = False
 
     def feed(self, event_type: str | None, data: str | bytes) -> list[Delta]:
@@ -193,6 +195,28 @@ class ResponsesStreamReader:
         if handler is None:
             return []
         return handler(self, ev)
+
+    def text_of(self, data: str | bytes) -> str | None:
+        """The text of a ``response.output_text.delta`` event's ``data`` when it is plain text
+        (non-empty, no logprobs), read as ``feed`` would read it (the part noted as streamed);
+        ``None``, with nothing noted, for anything else: give that event to ``feed``."""
+        try:
+            ev = _text_decoder.decode(data)
+        except msgspec.DecodeError:
+            return None
+        text = ev.delta
+        if not text or ev.logprobs or (ev.type and ev.type != _TEXT_DELTA):
+            return None
+        item_id = ev.item_id
+        # The sets only grow, so a part noted by the last text delta needs no tuple built.
+        if item_id is not None and (item_id != self._text_item or ev.content_index != self._text_index):
+            self._text_item, self._text_index = item_id, ev.content_index
+            part = (item_id, "content", ev.content_index)
+            if part != self._last_part:
+                self._last_part = part
+                self._streamed.add(item_id)
+                self._parts.add(part)
+        return text
 
     # handlers -----------------------------------------------------------------
 

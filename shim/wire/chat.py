@@ -46,6 +46,7 @@ path such as ``$.messages[2].content``; callers turn them into ``InvalidRequest`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
@@ -765,8 +766,8 @@ def decode_completion(data: bytes | str) -> ChatCompletion:
     return _completion_decoder.decode(data)
 
 
-def encode_chunk(chunk: ChatCompletionChunk) -> bytes:
-    return _encoder.encode(chunk)
+# The encoder's own method, not a function around it: one Python call less per chunk streamed.
+encode_chunk: Callable[[ChatCompletionChunk], bytes] = _encoder.encode
 
 
 def encode_completion(completion: ChatCompletion) -> bytes:
