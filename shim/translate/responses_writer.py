@@ -54,8 +54,20 @@ def to_logprobs(items: list[TokenLogprob]) -> list[r.LogProb]:
     ]
 
 
+# A streamed text is kept as its pieces until the part closes; every _LOOSE pieces are joined
+# into one string, so an open stream holds its text rather than a string object (~60 bytes)
+# per token (bench/README.md, "memory per open stream"). ``joined``: how many leading entries
+# are already joined blocks (each char is copied once more, never again).
+_LOOSE = 16
+
+
+def _compact(pieces: list[str], joined: int) -> int:
+    pieces[joined:] = ["".join(pieces[joined:])]
+    return joined + 1
+
+
 class _Message:
-    __slots__ = ("content", "id", "index", "kind", "logprobs", "parts")
+    __slots__ = ("content", "id", "index", "joined", "kind", "logprobs", "parts")
 
     def __init__(self, item_id: str, index: int) -> None:
         self.id = item_id
@@ -63,16 +75,18 @@ class _Message:
         self.parts: list[r.ContentPart] = []
         self.kind: str | None = None  # "text" | "refusal": the open content part
         self.content: list[str] = []
+        self.joined = 0  # see _compact
         self.logprobs: list[r.LogProb] = []
 
 
 class _Reasoning:
-    __slots__ = ("encrypted", "id", "index", "summary", "summary_open", "text", "text_open")
+    __slots__ = ("encrypted", "id", "index", "joined", "summary", "summary_open", "text", "text_open")
 
     def __init__(self, item_id: str, index: int) -> None:
         self.id = item_id
         self.index = index
         self.text: list[str] = []
+        self.joined = 0  # see _compact
         self.text_open = False
         self.summary: list[list[str]] = []
         self.summary_open = False
@@ -80,13 +94,14 @@ class _Reasoning:
 
 
 class _Call:
-    __slots__ = ("args", "call_id", "id", "index", "lowered", "name")
+    __slots__ = ("args", "call_id", "id", "index", "joined", "lowered", "name")
 
     def __init__(self, item_id: str, call_id: str, name: str, lowered: Lowered | None = None) -> None:
         self.id = item_id
         self.call_id = call_id
         self.name = name
         self.args: list[str] = []
+        self.joined = 0  # see _compact
         self.index = -1
         # The client tool a lowered function stands for (None: a plain function tool).
         self.lowered = lowered
@@ -320,6 +335,7 @@ class ResponsesStreamWriter:
         self._close_part(msg, out)
         msg.kind = kind
         msg.content = []
+        msg.joined = 0
         msg.logprobs = []
         part: r.ContentPart = (
             r.OutputTextContent(text="", annotations=[], logprobs=[] if self._include_logprobs else UNSET)
@@ -389,7 +405,10 @@ class ResponsesStreamWriter:
         if not isinstance(msg, _Message) or msg.kind != "text":
             msg = self._ensure_message(out)
             self._open_part(msg, "text", out)
-        msg.content.append(text)
+        content = msg.content
+        content.append(text)
+        if len(content) - msg.joined >= _LOOSE:
+            msg.joined = _compact(content, msg.joined)
         logprobs: list[r.LogProb] = []
         if self._include_logprobs and delta.logprobs:
             logprobs = to_logprobs(delta.logprobs)
@@ -413,6 +432,8 @@ class ResponsesStreamWriter:
         msg = self._ensure_message(out)
         self._open_part(msg, "refusal", out)
         msg.content.append(text)
+        if len(msg.content) - msg.joined >= _LOOSE:
+            msg.joined = _compact(msg.content, msg.joined)
         out.append(
             r.ResponseRefusalDeltaStreamingEvent(
                 sequence_number=self._next(),
@@ -454,6 +475,8 @@ class ResponsesStreamWriter:
                 )
             )
         rs.text.append(text)
+        if len(rs.text) - rs.joined >= _LOOSE:
+            rs.joined = _compact(rs.text, rs.joined)
         out.append(
             r.ResponseReasoningDeltaStreamingEvent(
                 sequence_number=self._next(),
@@ -644,6 +667,8 @@ class ResponsesStreamWriter:
         if call is None or not delta.arguments:
             return
         call.args.append(delta.arguments)
+        if len(call.args) - call.joined >= _LOOSE:
+            call.joined = _compact(call.args, call.joined)
         if call is self._open and not call.deferred:
             out.append(
                 r.ResponseFunctionCallArgumentsDeltaStreamingEvent(

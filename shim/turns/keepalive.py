@@ -3,15 +3,23 @@
 The upstream read runs as a future that outlives each wait, so a keep-alive tick never cancels it:
 cancelling an httpx body iterator mid-read would end it for good. (A one-slot queue fed by a
 single reader task was measured as an alternative: 9.1 µs per chunk either way, so the simpler
-design stays.)
+design stays.) The wait is a bare future woken by the read or by a timer, not ``asyncio.wait``:
+that one keeps two coroutines, three sets and a closure per open stream while it waits, about a
+kilobyte of every idle stream's memory (bench/README.md, "memory per open stream").
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 
 __all__ = ["with_keepalive"]
+
+
+def _wake(waiter: asyncio.Future[None], *_: object) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 async def with_keepalive(
@@ -30,11 +38,20 @@ async def with_keepalive(
             left = last + idle - loop.time()
             if left <= 0:
                 raise TimeoutError(f"no upstream data for {idle} seconds")
-            done, _ = await asyncio.wait((pending,), timeout=min(interval, left))
-            if not done:
-                if loop.time() - last < idle:
-                    yield None
-                continue
+            if not pending.done():
+                waiter: asyncio.Future[None] = loop.create_future()
+                wake = partial(_wake, waiter)
+                timer = loop.call_later(min(interval, left), wake)
+                pending.add_done_callback(wake)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+                    pending.remove_done_callback(wake)
+                if not pending.done():
+                    if loop.time() - last < idle:
+                        yield None
+                    continue
             try:
                 chunk = pending.result()
             except StopAsyncIteration:
