@@ -50,7 +50,7 @@ import httpx
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ConnectionKey
 from aiohttp.helpers import TimerNoop
-from multidict import CIMultiDict, CIMultiDictProxy, istr
+from multidict import CIMultiDict, istr
 from yarl import URL
 
 from shim.settings import environment
@@ -76,8 +76,6 @@ _LENGTH = (b"Content-Length", b"content-length")
 _SKIPPED = ("User-Agent", "Accept", "Accept-Encoding")
 _AUTO = frozenset(name.lower() for name in _SKIPPED)
 _NO_TIMER = TimerNoop()  # the total timeout is ``UpstreamClient``'s: aiohttp's stays off
-# what an answer keeps of aiohttp's headers (``_answer``)
-_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 _CACHED = 1024  # entries per cache (URLs, header sets): per route and key, never unbounded
 
 
@@ -584,17 +582,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     @staticmethod
     def _answer(response: aiohttp.ClientResponse, slots: asyncio.Semaphore | None) -> httpx.Response:
-        answer = httpx.Response(
+        return httpx.Response(
             response.status,
             headers=response.raw_headers,
             stream=_Body(response, slots),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
         )
-        # The httpx headers are the ones the shim reads; aiohttp's two copies (parsed and raw)
-        # would stay alive as long as a stream does (~1 KB each; bench/README.md, issue 18).
-        response._headers = _NO_HEADERS
-        response._raw_headers = ()
-        return answer
 
     async def aclose(self) -> None:
         if self._session is not None:
