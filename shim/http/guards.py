@@ -38,14 +38,14 @@ async def send_error(send: Send, error: ShimError) -> None:
 
 def replaying(first: Message, receive: Receive) -> Receive:
     """A ``receive`` that gives ``first`` (a body already read) once, then the real messages:
-    after the body, disconnect notices pass through."""
-    replayed = False
+    after the body, disconnect notices pass through. The closure lets go of ``first`` once given,
+    so a long stream does not keep its request body alive here as well as wherever it went."""
+    pending = [first]
+    del first
 
     async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return first
+        if pending:
+            return pending.pop()
         return await receive()
 
     return replay
@@ -79,12 +79,14 @@ class BodyGuard:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
+        # The frame stays suspended for the whole answer: keep no reference to the request's bytes.
+        del chunks, chunk, message
         if body:
             try:
                 check_json_bytes(body, self.limits)
             except ShimError as exc:
                 await send_error(send, exc)
                 return
-        await self.app(
-            scope, replaying({"type": "http.request", "body": body, "more_body": False}, receive), send
-        )
+        replay = replaying({"type": "http.request", "body": body, "more_body": False}, receive)
+        del body
+        await self.app(scope, replay, send)

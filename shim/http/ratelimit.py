@@ -224,6 +224,7 @@ class RateLimit:
             await send_error(send, exc)
             return
         replay = replaying(first, receive)
+        del first  # the replay holds it until the app reads it, then nothing does
         if admission is None:
             await self.app(scope, replay, send)
             return

@@ -232,12 +232,19 @@ async def remember(
     resource: r.ResponseResource,
     local: MutableMapping[str, StoredResponse] | None = None,
 ) -> None:
+    # Who reads the record's history: the store, a WebSocket's ``local`` records, a conversation,
+    # a background task (it writes the record itself, with ``turn.store`` off). Otherwise only the
+    # resource is read, and the history (the window plus the output as input items) is not built:
+    # 1,000 streams ending at once held it together (bench/README.md, issue 18).
+    kept = local is not None or turn.store or turn.conversation is not None or bool(turn.body.background)
     stored = StoredResponse(
         resource=resource,
         input_items=turn.new_input,
-        history=[*turn.items, *output_to_input(resource.output)],
+        history=[*turn.items, *output_to_input(resource.output)] if kept else [],
         scope=turn.scope,
-        reasoning_origins={**turn.origins, **origins_of(resource.output, family(turn.resolved.dialect))},
+        reasoning_origins=(
+            {**turn.origins, **origins_of(resource.output, family(turn.resolved.dialect))} if kept else {}
+        ),
     )
     turn.stored = stored
     usage = resource.usage
