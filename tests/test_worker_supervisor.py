@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -112,6 +113,38 @@ def test_sighup_replaces_every_worker_one_by_one(workers: Workers) -> None:
     workers.proc.send_signal(signal.SIGHUP)
     workers.until("new workers answer", lambda: not workers.pids() & before)  # no request fails meanwhile
     assert len(workers.pids()) == 2
+
+
+def test_sighup_under_load_drops_no_request(workers: Workers) -> None:
+    """Fresh connections keep coming while the workers are replaced: a connection accepted an
+    instant before its worker began to stop still gets its answer (``supervisor._Server``)."""
+    failures: list[str] = []
+    answered = 0
+    done = threading.Event()
+
+    def hammer() -> None:
+        nonlocal answered
+        with httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            while not done.is_set():
+                try:
+                    client.get(f"http://127.0.0.1:{workers.port}/").raise_for_status()
+                    answered += 1
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(3):
+            before = workers.pids()
+            workers.proc.send_signal(signal.SIGHUP)
+            workers.until("new workers answer", lambda: not workers.pids() & before)  # noqa: B023
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(30)
+    assert answered > 100 and failures == [], (answered, failures[:5])
 
 
 def test_sigttin_adds_a_worker_and_sigttou_removes_one(workers: Workers) -> None:

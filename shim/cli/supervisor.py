@@ -22,6 +22,7 @@ replaces the workers one by one, each once its replacement is ready; SIGTTIN/SIG
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
@@ -89,10 +90,28 @@ def listen(host: str, port: int, count: int, backlog: int) -> tuple[list[socket.
     return sockets, None
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping in two steps. uvicorn's graceful stop closes at once every
+    connection that has no request under way, and that includes one accepted an instant before
+    whose request bytes are already in its socket: that client would see the connection close
+    unanswered (seen while SIGHUP replaced the workers). Here the worker stops accepting first and
+    lets the loop read what already arrived, so such a request is answered; its socket stays open
+    in the parent, and what is still queued there waits for the next worker."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        await asyncio.sleep(_ACCEPTED_GRACE)
+        await super().shutdown(sockets)
+
+
+_ACCEPTED_GRACE = 0.05  # seconds: a few loop turns, for requests already on accepted connections
+
+
 def _serve_worker(config: uvicorn.Config, sock: socket.socket, pings: Connection) -> None:
     """A worker process: answer the parent's pings (has the server started?) and serve ``sock``."""
     config.configure_logging()
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
     def answer() -> None:
         try:
