@@ -364,12 +364,26 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         return timeout
 
-    async def _slot(self, slots: asyncio.Semaphore, timeout: float | None) -> None:
+    async def _take_slot(self, timeout: float | None) -> asyncio.Semaphore | None:
+        """A slot for one request (``None``: uncapped), waiting up to the pool timeout."""
+        slots = self._slots
+        if slots is None:
+            return None
+        if not slots.locked():
+            await slots.acquire()  # free: returns without suspending
+            return slots
         try:
             async with asyncio.timeout(timeout):
                 await slots.acquire()
         except TimeoutError:
             raise httpx.PoolTimeout("No upstream connection became free in time.") from None
+        return slots
+
+    def _tls_for(self, https: bool) -> ssl.SSLContext | bool:
+        if not https:
+            return True  # (not used for http://)
+        self._tls = self._tls or httpx.create_ssl_context()
+        return self._tls
 
     def _target(self, url: httpx.URL) -> _Target:
         # httpx's parsed form (a named tuple of strings, shared by a URL's copies: each request
@@ -460,18 +474,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             data = request.stream  # aiohttp sends an async iterable chunk-encoded
             headers.popall("transfer-encoding", None)
         https = url.scheme == "https"
-        tls: ssl.SSLContext | bool = True  # (not used for http://)
-        if https:
-            tls = self._tls = self._tls or httpx.create_ssl_context()
+        tls = self._tls_for(https)
         port = url.port or (443 if https else 80)
         proxy = self.proxies.for_origin(url.scheme, url.host, port)
         timeouts = request.extensions.get("timeout", {})
-        slots = self._slots
-        if slots is not None:
-            if slots.locked():
-                await self._slot(slots, timeouts.get("pool"))
-            else:
-                await slots.acquire()  # free: returns without suspending
+        slots = await self._take_slot(timeouts.get("pool"))
         try:
             response = await session.request(
                 request.method,
@@ -508,16 +515,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         ``tests/transport/test_aiohttp_shape.py`` fails if those change shape."""
         timeout = self._timeout(timeouts)
         headers = prepared.pairs if length is None else [*prepared.pairs, ("content-length", length)]
-        tls: ssl.SSLContext | bool = True
-        if target.https:
-            tls = self._tls = self._tls or httpx.create_ssl_context()
+        tls = self._tls_for(target.https)
         proxy = target.proxy
-        slots = self._slots
-        if slots is not None:
-            if slots.locked():
-                await self._slot(slots, timeouts.get("pool"))
-            else:
-                await slots.acquire()  # free: returns without suspending
+        slots = await self._take_slot(timeouts.get("pool"))
         connector, loop = self._connector, self._loop
         assert connector is not None and loop is not None
         response: aiohttp.ClientResponse | None = None
