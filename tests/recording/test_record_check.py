@@ -8,6 +8,7 @@ naming the event that changed; a secret must appear nowhere under the record fol
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from shim.dialects import registry
 from shim.fixtures import responses_case
 from shim.fixtures.check import check_cases
 from shim.fixtures.exchange import ClientRequest, Exchange
-from shim.fixtures.recorder import Recorder
+from shim.fixtures.recorder import Recorder, _folder_size
 from shim.settings import RecordSettings
 from tests.recording.support import RecordingShim
 from tests.support.scripted_chat import app as scripted_chat
@@ -469,3 +470,32 @@ async def test_shutdown_writes_what_is_still_queued(tmp_path: Path) -> None:
     finally:
         await shim.client.aclose()
         await shim.upstream.aclose()
+
+
+def test_folder_size_ignores_what_another_writer_renames_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two shims (or two workers) recording into one folder: the other's staging folder can
+    vanish between being listed and being read. CI once lost a case this way (the whole write
+    failed with FileNotFoundError)."""
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "a.json").write_bytes(b"12345")
+    gone = tmp_path / ".tmp-other"
+    gone.mkdir()
+    (gone / "b.json").write_bytes(b"123")
+    (tmp_path / "kept" / "c.json").write_bytes(b"1234567")
+    real_scandir, real_stat = os.scandir, os.stat
+
+    def scandir(path: Any = ".") -> Any:
+        if Path(path) == gone:
+            raise FileNotFoundError(2, "renamed by the other writer", str(path))
+        return real_scandir(path)
+
+    def stat(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(path).name == "c.json":
+            raise FileNotFoundError(2, "removed by the other writer", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "stat", stat)
+    assert _folder_size(tmp_path) == 5
