@@ -25,7 +25,7 @@ written from, so the two cannot disagree. The writer knows no vendor names.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 from msgspec import UNSET
@@ -54,6 +54,7 @@ __all__ = [
     "THINK_OPEN",
     "ChatStreamWriter",
     "ReasoningMode",
+    "TextFrame",
     "error_chunk_bytes",
     "usage_body",
 ]
@@ -64,6 +65,17 @@ THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 
 _encoder = msgspec.json.Encoder()
+_PROBE = "\x00shim-text-probe\x00"
+_PROBE_JSON = _encoder.encode(_PROBE).decode()
+
+
+class TextFrame(NamedTuple):
+    """A text chunk's JSON is ``head`` + the text as a JSON string + ``tail``."""
+
+    head: str
+    tail: str
+    model: str  # the model name in ``head``
+    content: list[str]  # the writer's content: append each text written
 
 
 class _OpeningDelta(c.ChoiceDelta):
@@ -157,6 +169,7 @@ class ChatStreamWriter:
         self.error: ErrorDelta | None = None
         self.encrypted_reasoning: list[str] = []
         self.meta: MetaDelta | None = None
+        self._frame: TextFrame | None = None  # the last ``text_frame``
 
     @property
     def model(self) -> str:
@@ -247,6 +260,41 @@ class ChatStreamWriter:
             choices=[c.ChunkChoice(delta=c.ChoiceDelta(content=text))],
             usage=None if self._include_usage else UNSET,
         )
+
+    def text_frame(self) -> TextFrame | None:
+        """For text written as JSON without a chunk struct (issue 18): ``None`` when
+        ``text_chunk`` would return ``None``. Otherwise the frame of the chunk ``text_chunk``
+        would write now, whatever the text, with the writer noted as ``text_chunk`` notes it
+        before a text; append each text written to the frame's ``content`` (the completion's).
+        Valid until anything else is called on the writer."""
+        if not self._started or self._in_think or self._finished or self.error is not None:
+            return None
+        model = self._model
+        if model is None:
+            model = self.model
+        frame = self._frame
+        if frame is None or frame.model != model:
+            frame = self._frame = self._learn_frame(model)
+            if frame is None:
+                return None
+        self._reasoning_key = None
+        return frame
+
+    def _learn_frame(self, model: str) -> TextFrame | None:
+        # The chunk is encoded once with a probe for its text: a JSON string can be swapped for
+        # another without changing anything around it. ``None`` if the probe is there twice (a
+        # model named after it).
+        chunk = c.ChatCompletionChunk(
+            id=self.completion_id,
+            created=self.created,
+            model=model,
+            choices=[c.ChunkChoice(delta=c.ChoiceDelta(content=_PROBE))],
+            usage=None if self._include_usage else UNSET,
+        )
+        head, found, tail = _encoder.encode(chunk).decode().partition(_PROBE_JSON)
+        if not found or _PROBE_JSON in tail:
+            return None
+        return TextFrame(head, tail, model, self._content)
 
     def finish(self) -> list[c.ChatCompletionChunk]:
         """The finish chunk (and the usage chunk); nothing after an error. Idempotent."""
