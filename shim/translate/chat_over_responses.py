@@ -10,6 +10,10 @@ reasoning the upstream produced, as input items to send back on the next turn
 (``reasoning_items``; ``encrypted_content`` included, never shown to the client).
 
 ``choice`` renumbers the chunks for ``n > 1`` (one driver per parallel upstream request).
+
+The server takes the chunks as SSE bytes (``feed_sse``): a plain text delta, most of any stream,
+is written there as text around its JSON string (``ChatStreamWriter.text_frame``), with no chunk
+struct built or encoded; ``tests/test_reverse_text_fast.py`` holds it to ``sse(feed(data))``.
 """
 
 from __future__ import annotations
