@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from shim.translate import chat_over_responses
 from shim.translate.chat_over_responses import ChatChoiceDriver
 from shim.translate.chat_over_responses import sse as sse_of
-from shim.translate.chat_writer import ReasoningMode
+from shim.translate.chat_writer import ChatStreamWriter, ReasoningMode
 from shim.wire import chat as c
 from tests.test_responses_reader_fast import text_event
 
@@ -224,3 +224,34 @@ def test_the_benchmark_stream_is_written_the_short_way(size: int) -> None:
         b"".join(driver.feed_sse(chunk) for chunk in chunks)
     assert len(read) == 1  # only the ``response.created``
     same_three_ways(chunks)
+
+
+@pytest.mark.parametrize("usage", [True, False])
+@pytest.mark.parametrize("model", ["m", 'q"uote', "é", ""])
+@pytest.mark.parametrize("text", [" tok", '"', "\\", "\n", "\x7f", "\u2028", "😀"])
+def test_text_frame_is_text_chunks_json(text: str, model: str, usage: bool) -> None:
+    def writer() -> ChatStreamWriter:
+        w = ChatStreamWriter(completion_id="chatcmpl-t", created=7, model=model, include_usage=usage)
+        w.start()
+        return w
+
+    framed, plain = writer(), writer()
+    frame = framed.text_frame()
+    assert frame is not None
+    frame.content.append(text)
+    written = frame.head + msgspec.json.encode(text).decode() + frame.tail
+    chunk = plain.text_chunk(text)
+    assert chunk is not None
+    assert written.encode() == c.encode_chunk(chunk)
+    assert msgspec.json.encode(framed.completion) == msgspec.json.encode(plain.completion)
+
+
+def test_no_text_frame_where_text_chunk_writes_none() -> None:
+    w = ChatStreamWriter(completion_id="chatcmpl-t", created=7, model="m")
+    assert w.text_frame() is None and w.text_chunk("x") is None  # the opening chunk is not out
+    w.start()
+    w.finish()
+    assert w.text_frame() is None and w.text_chunk("x") is None  # the stream has ended
+    probe = ChatStreamWriter(completion_id="chatcmpl-t", created=7, model="\x00shim-text-probe\x00")
+    probe.start()
+    assert probe.text_frame() is None and probe.text_chunk("x") is not None  # the long way
