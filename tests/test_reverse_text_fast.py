@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shim.core.deltas import ErrorDelta
 from shim.translate import chat_over_responses
 from shim.translate.chat_over_responses import ChatChoiceDriver
 from shim.translate.chat_over_responses import sse as sse_of
@@ -37,6 +38,7 @@ def outcome(
     choice: int = 0,
     as_sse: bool = False,
     include_usage: bool = True,
+    fail_after: int | None = None,
 ) -> list[Any]:
     """What a stream through the driver gives; ``as_sse``: its bytes as the server writes them
     (``feed_sse``), else its chunks' bytes (``feed``) and their SSE."""
@@ -52,14 +54,21 @@ def outcome(
             stops=stops,
             choice=choice,
         )
+        failure = ErrorDelta(message="gone", code="upstream_gone")
         if as_sse:
-            written = [sse_of(driver.start())] + [driver.feed_sse(chunk) for chunk in chunks]
+            written = [sse_of(driver.start())]
+            for n, chunk in enumerate(chunks):
+                written.append(driver.feed_sse(chunk))
+                if n == fail_after:  # an error from outside, then more bytes (a late batch)
+                    written.append(sse_of(driver.fail(failure)))
             written.append(sse_of(driver.finish()))
             wrote: Any = b"".join(written)
         else:
             out = driver.start()
-            for chunk in chunks:
+            for n, chunk in enumerate(chunks):
                 out += driver.feed(chunk)
+                if n == fail_after:
+                    out += driver.fail(failure)
             out += driver.finish()
             wrote = [[c.encode_chunk(chunk) for chunk in out], sse_of(out)]
         return [
@@ -69,6 +78,7 @@ def outcome(
             driver.usage,
             driver.upstream_id,
             driver.stopped,
+            driver.error,
             (driver.reader._streamed, driver.reader._parts),  # what the reader noted
         ]
 
@@ -196,12 +206,18 @@ UPSTREAM_MODEL = [ev("response.created", response={"id": "resp_1", "model": 'up\
     MODELS,
     SIZES,
     st.booleans(),
+    st.none() | st.integers(min_value=0, max_value=20),
 )
 def test_any_text_is_written_as_its_chunk(
-    events: list[tuple[str | None, str]], mode: ReasoningMode, model: str | None, size: int, usage: bool
+    events: list[tuple[str | None, str]],
+    mode: ReasoningMode,
+    model: str | None,
+    size: int,
+    usage: bool,
+    fail_after: int | None,
 ) -> None:
     chunks = split(b"".join(sse(kind or None, data) for kind, data in events), size)
-    same_three_ways(chunks, mode=mode, model=model, include_usage=usage)
+    same_three_ways(chunks, mode=mode, model=model, include_usage=usage, fail_after=fail_after)
 
 
 @pytest.mark.parametrize("size", [1, 7, 256])

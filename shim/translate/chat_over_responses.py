@@ -75,8 +75,7 @@ class ChatChoiceDriver:
         self._reasoning: list[str] = []
         self._summary: dict[int, list[str]] = {}
         self._encrypted: list[str] = []
-        self._frame: TextFrame | None = None  # the writer's last text frame, and
-        self._frame_sse = ("", "")  # its head and tail as SSE text
+        self._run: tuple[TextFrame, str, str] | None = None  # a text frame, its head and tail as SSE
 
     # ------------------------------------------------------------------ streams
 
@@ -95,7 +94,7 @@ class ChatChoiceDriver:
             return sse(self._events(events))
         parts: list[str] = []
         text_of = self.reader.text_of
-        frame_of = self.writer.text_frame
+        writer = self.writer
         head = tail = ""
         add: Callable[[str], None] | None = None  # ``content.append`` of the frame in use
         for event in events:
@@ -103,11 +102,19 @@ class ChatChoiceDriver:
                 text = text_of(event.data)
                 if text is not None:
                     if add is None:
-                        frame = frame_of()
+                        # The frame of the last run of text deltas holds while nothing else
+                        # was called on the writer (often: the last network chunk's).
+                        frame = writer.live_frame
+                        if frame is None:
+                            frame = writer.text_frame()
                         if frame is None:  # not writable the short way: as ``_events`` does
-                            parts.append(sse(self.writer.feed_all([TextDelta(text, None)])).decode())
+                            parts.append(sse(writer.feed_all([TextDelta(text, None)])).decode())
                             continue
-                        head, tail, add = self._sse_frame(frame)
+                        run = self._run
+                        if run is None or run[0] is not frame:
+                            run = self._run = (frame, "data: " + frame.head, frame.tail + "\n\n")
+                        _, head, tail = run
+                        add = frame.content.append
                     add(text)
                     if '"' in text or "\\" in text or not text.isprintable():
                         parts.append(f"{head}{_json(text).decode()}{tail}")
@@ -120,13 +127,6 @@ class ChatChoiceDriver:
             if chunks:
                 parts.append(sse(chunks).decode())
         return "".join(parts).encode()
-
-    def _sse_frame(self, frame: TextFrame) -> tuple[str, str, Callable[[str], None]]:
-        if frame is not self._frame:
-            self._frame = frame
-            self._frame_sse = ("data: " + frame.head, frame.tail + "\n\n")
-        head, tail = self._frame_sse
-        return head, tail, frame.content.append
 
     def finish(self, *, truncated: bool = False) -> list[c.ChatCompletionChunk]:
         """End of upstream bytes (or a stop sequence matched and the upstream was cancelled)."""

@@ -169,7 +169,10 @@ class ChatStreamWriter:
         self.error: ErrorDelta | None = None
         self.encrypted_reasoning: list[str] = []
         self.meta: MetaDelta | None = None
-        self._frame: TextFrame | None = None  # the last ``text_frame``
+        self._frame: TextFrame | None = None  # the last frame learnt
+        # The frame ``text_frame`` returned, while it holds: every other public method clears
+        # it (each may change what a text chunk looks like, or whether one may be written).
+        self.live_frame: TextFrame | None = None
 
     @property
     def model(self) -> str:
@@ -185,6 +188,7 @@ class ChatStreamWriter:
         With ``model=None`` it waits for the upstream's ``MetaDelta`` (or the first output), so
         every chunk names the same model.
         """
+        self.live_frame = None
         if self._started or self._finished or self.error is not None:
             return []
         if self._model is None and self.meta is None:
@@ -192,6 +196,7 @@ class ChatStreamWriter:
         return self._opening()
 
     def feed(self, delta: Delta) -> list[c.ChatCompletionChunk]:
+        self.live_frame = None
         if self._finished or self.error is not None:
             return []
         if isinstance(delta, TextDelta):
@@ -227,6 +232,7 @@ class ChatStreamWriter:
         self, deltas: Iterable[Delta], out: list[c.ChatCompletionChunk] | None = None
     ) -> list[c.ChatCompletionChunk]:
         """The chunks for ``deltas``, appended to ``out`` when given."""
+        self.live_frame = None
         if out is None:
             out = []
         feed = self.feed
@@ -248,6 +254,7 @@ class ChatStreamWriter:
         """The chunk for a non-empty text without logprobs, noted as ``feed`` would, when the
         opening chunk is out, no think tag is open and the stream has not ended; otherwise
         ``None`` and nothing noted (give it to ``feed`` or ``feed_all``)."""
+        self.live_frame = None
         if not self._started or self._in_think or self._finished or self.error is not None:
             return None
         self._reasoning_key = None
@@ -266,7 +273,8 @@ class ChatStreamWriter:
         ``text_chunk`` would return ``None``. Otherwise the frame of the chunk ``text_chunk``
         would write now, whatever the text, with the writer noted as ``text_chunk`` notes it
         before a text; append each text written to the frame's ``content`` (the completion's).
-        Valid until anything else is called on the writer."""
+        Valid until anything else is called on the writer: meanwhile it is ``live_frame``."""
+        self.live_frame = None
         if not self._started or self._in_think or self._finished or self.error is not None:
             return None
         model = self._model
@@ -278,6 +286,7 @@ class ChatStreamWriter:
             if frame is None:
                 return None
         self._reasoning_key = None
+        self.live_frame = frame
         return frame
 
     def _learn_frame(self, model: str) -> TextFrame | None:
@@ -298,6 +307,7 @@ class ChatStreamWriter:
 
     def finish(self) -> list[c.ChatCompletionChunk]:
         """The finish chunk (and the usage chunk); nothing after an error. Idempotent."""
+        self.live_frame = None
         if self._finished or self.error is not None:
             self._finished = True
             return []
@@ -318,6 +328,7 @@ class ChatStreamWriter:
 
     def fail(self, error: ErrorDelta) -> list[c.ChatCompletionChunk]:
         """An error from outside the stream (upstream dropped, timeout): no finish chunk follows."""
+        self.live_frame = None
         if self.error is None and not self._finished:
             self.error = error
         self._finished = True
