@@ -1,0 +1,36 @@
+"""What an MCP operation costs the shim beyond its requests (issue 18): the TLS context is made
+once per process, not per session."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import pytest
+
+from tests.support.mcp_servers import McpServers
+
+
+async def test_the_tls_context_is_made_once(mcp: McpServers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each ``httpx.AsyncClient`` loaded the CA bundle again (~35 ms of CPU a session)."""
+    from shim.hosted import mcp_client
+    from shim.hosted.servers import HostedConfig, McpServer
+
+    made: list[int] = []
+    real = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    cached = getattr(mcp_client, "_tls", None)
+    if cached is not None:
+        cached.cache_clear()
+    config = HostedConfig(allow=("http://127.0.0.1:*",))
+    for _ in range(3):
+        listed = await mcp_client.list_tools(McpServer("demo", mcp.v1), config)
+        assert "magic_word" in [t.name for t in listed]
+        result = await mcp_client.call_tool(McpServer("demo", mcp.v1), "magic_word", {"word": "x"}, config)
+        assert result.output == "magic-x-42"
+    assert len(made) == 1
