@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procstat import cpu_seconds
+from bench.report import hosted_table
 from bench.servers import ROOT, Proc, Target, free_port, start, start_target, start_upstream
 
 __all__ = ["LOADS", "measure", "run"]
@@ -231,32 +232,6 @@ def run(
     return {"median": median, "runs": runs}
 
 
-def table(median: dict[str, dict[str, float]]) -> list[str]:
-    """The figures as a Markdown table (``bench.report`` prints the same)."""
-    lines = [
-        "| response | shim CPU ms / response | upstream CPU ms | MCP server CPU ms | wall ms |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    names = {
-        "plain_json": "plain, JSON (one round, no tool)",
-        "plain_stream": "plain, streamed",
-        "hosted_json": "one MCP call, JSON (list + call + two rounds)",
-        "hosted_stream": "one MCP call, streamed",
-    }
-    for load, name in names.items():
-        m = median.get(load)
-        if m:
-            lines.append(
-                f"| {name} | {m['shim_cpu_ms']:.3f} | {m['upstream_cpu_ms']:.3f} | {m['mcp_cpu_ms']:.3f} | "
-                f"{m['wall_ms']:.3f} |"
-            )
-    for way in ("json", "stream"):
-        added = median.get(f"added_{way}")
-        if added:
-            lines.append(f"| what the hosted round adds, {way} | {added['shim_cpu_ms']:+.3f} | | | |")
-    return lines
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -279,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         load_cpus=args.load_cpus,
     )
     print()
-    print("\n".join(table(result["median"])))
+    print("\n".join(hosted_table(result["median"])))
     print()
     print(
         "The upstream and the MCP server are processes of their own: their CPU is not in the shim's "

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import functools
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -112,6 +112,7 @@ class _Session:
         self.closing = asyncio.Event()
         self.failure: BaseException | None = None  # what ended the holder, if not ``close``
         self.idle_since = 0.0
+        self.session_id: Callable[[], str | None] = lambda: None  # the server's id (streamable HTTP)
         self.task = asyncio.create_task(self.hold(server, config), name=f"mcp session {server.label}")
 
     @property
@@ -169,8 +170,9 @@ class _Session:
     async def _streamable(self, server: McpServer, config: HostedConfig) -> AsyncIterator[tuple[Any, Any]]:
         async with (
             _client(server, self.guard, config) as http,
-            streamable_http_client(server.url, http_client=http) as (read, write, _),
+            streamable_http_client(server.url, http_client=http) as (read, write, session_id),
         ):
+            self.session_id = session_id
             yield read, write
 
     def _sse(self, server: McpServer, config: HostedConfig) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -216,6 +218,8 @@ class _Pool:
         idle = self.idle.get(key, [])
         while idle:
             session = idle.pop()
+            if not idle:
+                del self.idle[key]  # no empty entries: a key may hold a client's credentials
             if session.loop is loop and session.usable:
                 return session, True
         return self.fresh(key, server, config)
@@ -227,12 +231,12 @@ class _Pool:
         return session, False
 
     def give_back(self, session: _Session) -> None:
-        idle = self.idle.setdefault(session.key, [])
+        idle = self.idle.get(session.key, [])
         if not session.usable or len(idle) >= PER_KEY:
             session.close()
             return
         session.idle_since = session.loop.time()
-        idle.append(session)
+        self.idle[session.key] = [*idle, session]
         session.loop.call_later(IDLE + 0.5, self.sweep)
 
     def sweep(self, now: float | None = None) -> None:
@@ -270,7 +274,11 @@ async def close_all(within: float = 5.0) -> None:
     for session in mine:
         session.close()
     for key in list(_POOL.idle):
-        _POOL.idle[key] = [s for s in _POOL.idle[key] if s.loop is not loop]
+        left = [s for s in _POOL.idle[key] if s.loop is not loop]
+        if left:
+            _POOL.idle[key] = left
+        else:
+            del _POOL.idle[key]
     if mine:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(within):
