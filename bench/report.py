@@ -180,7 +180,7 @@ def hosted_table(median: Row) -> list[str]:
                 [f"what the hosted round adds, {way}", f"{added['shim_cpu_ms']:+.3f}", "", "", "", ""]
             )
     header = ["response", "shim CPU ms / response", "upstream CPU ms", "MCP server CPU ms", "wall ms"]
-    return _table([*header, "responses (last run)"], rows)
+    return _table([*header, "responses (median)"], rows)
 
 
 def _hosted(res: dict[str, Any]) -> list[str]:

@@ -36,6 +36,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
 
 from shim.hosted.servers import Guard, HostedConfig, McpServer
+from shim.hosted.tool_output import CheckedSession
 
 __all__ = ["IDLE", "PER_KEY", "close_all", "first_http_status", "has", "take"]
 
@@ -160,7 +161,7 @@ class _Session:
         transport: contextlib.AbstractAsyncContextManager[tuple[Any, Any]],
         config: HostedConfig,
     ) -> None:
-        async with transport as (read, write), ClientSession(read, write) as session:
+        async with transport as (read, write), CheckedSession(read, write) as session:
             async with asyncio.timeout(config.connect_timeout):
                 await session.initialize()
             self.ready.set_result(session)
