@@ -225,3 +225,22 @@ async def test_a_session_the_server_ended_is_replaced(
     assert (await mcp_client.call_tool(server, "magic_word", {"word": "b"}, config)).output == "magic-b-42"
     assert opened == ["demo", "demo"] and gone  # the forgotten one closed, a new one used
     assert sessions._POOL.idle[sessions.key_of(server, config)][0] is not kept
+
+
+async def test_the_apps_shutdown_closes_kept_sessions(mcp: McpServers) -> None:
+    import httpx
+
+    from shim.hosted import sessions
+    from tests.hosted.conftest import build
+    from tests.hosted.test_mcp_loop import mcp_tool
+
+    shim = build()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(shim.app), base_url="http://shim") as client:
+        body = {"model": "m", "input": "hi", "tools": [mcp_tool(mcp.v1)]}
+        assert (await client.post("/v1/responses", json=body)).status_code == 200
+    kept = [s for idle in sessions._POOL.idle.values() for s in idle]
+    assert kept and not any(s.task.done() for s in kept)
+    for hook in shim.app.on_shutdown:
+        await hook()
+    assert all(s.task.done() and s.failure is None for s in kept)  # closed cleanly, each
+    assert not sessions._POOL.idle and not sessions._POOL.open
