@@ -212,16 +212,17 @@ class _Pool:
         self.open: set[_Session] = set()
 
     def take(self, key: Key, server: McpServer, config: HostedConfig) -> tuple[_Session, bool]:
-        """A session for ``key`` and whether it was used before."""
+        """A session for ``key`` and whether it was used before. Only this event loop's sessions
+        are touched (another loop's, in another thread, are its own business)."""
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        self.sweep(now)
+        self.sweep()
         idle = self.idle.get(key, [])
-        while idle:
-            session = idle.pop()
-            if not idle:
-                del self.idle[key]  # no empty entries: a key may hold a client's credentials
+        for i in range(len(idle) - 1, -1, -1):  # the most recently used first
+            session = idle[i]
             if session.loop is loop and session.usable:
+                del idle[i]
+                if not idle:
+                    del self.idle[key]  # no empty entries: a key may hold a client's credentials
                 return session, True
         return self.fresh(key, server, config)
 
@@ -240,16 +241,21 @@ class _Pool:
         self.idle[session.key] = [*idle, session]
         session.loop.call_later(IDLE + 0.5, self.sweep)
 
-    def sweep(self, now: float | None = None) -> None:
-        """Closes sessions idle longer than ``IDLE``; forgets unusable ones."""
+    def sweep(self) -> None:
+        """Closes this loop's sessions idle longer than ``IDLE``; forgets unusable ones and those
+        of closed loops."""
+        loop = asyncio.get_running_loop()
         for key, idle in list(self.idle.items()):
             keep = []
             for session in idle:
-                if session.loop.is_closed() or not session.usable:
+                if session.loop.is_closed():
                     continue
-                if (now if now is not None else session.loop.time()) - session.idle_since >= IDLE:
-                    session.close()
-                    continue
+                if session.loop is loop:
+                    if not session.usable:
+                        continue
+                    if loop.time() - session.idle_since >= IDLE:
+                        session.close()
+                        continue
                 keep.append(session)
             if keep:
                 self.idle[key] = keep
