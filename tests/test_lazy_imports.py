@@ -21,6 +21,7 @@ LAZY = {
     "mcp": "a request with a hosted MCP tool (with pydantic, starlette, jsonschema)",
     "redis": "a redis:// store",
     "pydantic": "the MCP SDK (Litestar would add its pydantic plugins whenever pydantic can be imported)",
+    "sqlite3": "a diskcache:// store (this probe's store is memory://)",
     "rich": "httpx's command-line tool, never used",
     "pygments": "httpx's command-line tool, never used",
 }
@@ -73,3 +74,12 @@ def test_sealing_loads_cryptography_when_first_used(tmp_path: Path) -> None:
     """The sealer built at start-up derives its keys (and imports ``cryptography``) on the first
     blob; sealing and opening then work as before (tests/test_sealing.py holds the format)."""
     assert "cryptography" in _loaded_at_start(tmp_path, use=_SEAL)
+
+
+def test_a_diskcache_store_loads_sqlite_with_the_app(tmp_path: Path) -> None:
+    """The default store (diskcache) still opens at start-up, with SQLite."""
+    use = f"""
+from shim.store.diskcache_backend import DiskCacheBackend
+assert DiskCacheBackend({str(tmp_path / "store")!r})._failures
+"""
+    assert {"sqlite3", "diskcache"} <= _loaded_at_start(tmp_path, use=use)
