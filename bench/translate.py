@@ -95,8 +95,7 @@ def reverse(chunks: list[bytes]) -> int:
     stream = ChatChoiceDriver(completion_id="chatcmpl-b", created=1, model="m")
     n = 0
     for chunk in chunks:
-        for out in stream.feed(chunk):
-            n += len(b"data: " + c.encode_chunk(out) + b"\n\n")
+        n += len(stream.feed_sse(chunk))  # what the server sends (``turns/chat_over_responses.py``)
     for out in stream.finish():
         n += len(c.encode_chunk(out))
     return n
