@@ -99,13 +99,15 @@ async def one(app: Any, path: str, body: bytes) -> int:
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        await never.wait()  # the client stays: no disconnect
+        await never.wait()  # the client stays: no disconnect before the answer's end
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
+        elif not message.get("more_body"):
+            never.set()  # as uvicorn's ``receive`` says once the answer is complete
 
     await app(scope_for(path), receive, send)
     return status

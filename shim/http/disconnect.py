@@ -19,7 +19,7 @@ from litestar import Response
 
 from shim.http.guards import Receive
 
-__all__ = ["CLIENT_CLOSED", "client_left", "unless_client_leaves"]
+__all__ = ["CLIENT_CLOSED", "client_left", "disconnected", "unless_client_leaves"]
 
 T = TypeVar("T")
 
@@ -27,7 +27,8 @@ T = TypeVar("T")
 CLIENT_CLOSED = 499
 
 
-async def _disconnected(receive: Receive) -> None:
+async def disconnected(receive: Receive) -> None:
+    """Returns once ``receive`` says ``http.disconnect`` (the body already read)."""
     while (await receive())["type"] != "http.disconnect":
         pass
 
@@ -46,7 +47,7 @@ async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T | None
     async def watch() -> None:
         nonlocal left
         try:
-            await _disconnected(receive)
+            await disconnected(receive)
         except asyncio.CancelledError:
             raise
         except BaseException:  # a receive that fails ends the turn too (its error stays here)

@@ -13,7 +13,9 @@ error still becomes the same envelope, through the same handlers, as before). Fo
 ``POST`` path of a hot route it does what the router and ``HTTPRoute.handle`` would (the host
 check, the scope keys the rest of the app reads, the body size checks of ``Request.body``) and
 calls the handler's core with a ``Call``; a plain JSON answer is sent as ``ASGIResponse`` would
-send it, anything else (a stream) goes through the route handler's own ``to_response``.
+send it, a ``Stream`` of bytes as ``ASGIStreamingResponse`` would (``_send_stream``: in the
+calling task, without its anyio task group), anything else through the route handler's own
+``to_response``.
 Everything else — other methods and paths, a ``root_path``, a bad ``host`` header — goes to
 Litestar's router untouched, and the Litestar handlers stay registered (the OpenAPI document,
 405s, trailing slashes) and run the same cores. ``tests/server/test_hot_routes.py`` holds the two
@@ -22,8 +24,9 @@ paths to the same ASGI messages, byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
 
 from litestar import Litestar, Request, Response
@@ -31,9 +34,11 @@ from litestar._asgi.utils import is_valid_host
 from litestar.exceptions import ClientException, InternalServerException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers import HTTPRouteHandler
+from litestar.response import Stream
 from litestar.routes import HTTPRoute
 from litestar.utils.scope.state import ScopeState
 
+from shim.http.disconnect import disconnected
 from shim.http.guards import ASGIApp, Receive, Scope, Send
 from shim.http.state import AppState
 
@@ -125,6 +130,9 @@ class HotRoutes:
         if _bytes_only(response, hot.status):
             await _send_bytes(response, hot.status, send)
             return
+        if _stream_only(response, hot.status):
+            await _send_stream(cast(Stream, response), hot.status, receive, send)
+            return
         asgi: Any = (scope, receive, send)  # Litestar's own ASGI types
         request = Request[Any, Any, Any](*asgi)
         answer = await hot.handler.to_response(app=scope["litestar_app"], data=response, request=request)
@@ -198,6 +206,74 @@ async def _send_bytes(response: Response[Any], status: int, send: Send) -> None:
         headers.append((b"content-length", str(len(body)).encode("latin-1")))
     await send({"type": "http.response.start", "status": status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _stream_only(response: Response[Any], status: int) -> bool:
+    """A ``Stream`` over an async iterator, with no cookies nor background task, whose status
+    allows a body."""
+    status_code = response.status_code or status
+    return (
+        type(response) is Stream
+        and isinstance(response.iterator, AsyncIterator)
+        and not response.cookies
+        and response.background is None
+        and status_code >= 200
+        and status_code not in (204, 304)
+    )
+
+
+def _start(response: Response[Any], status: int) -> dict[str, Any]:
+    """The ``http.response.start`` of a body of unknown length: the response's headers in order
+    (names in lower case), then ``content-type`` unless it set one (``ASGIResponse``'s)."""
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+    if all(name != b"content-type" for name, _ in headers):
+        media_type = str(response.media_type or "application/json")
+        if media_type.startswith("text/"):
+            media_type = f"{media_type}; charset={response.encoding}"
+        headers.append((b"content-type", media_type.encode("latin-1")))
+    return {"type": "http.response.start", "status": response.status_code or status, "headers": headers}
+
+
+async def _send_stream(response: Stream, status: int, receive: Receive, send: Send) -> None:
+    """``ASGIStreamingResponse``'s messages: the start, one body message per chunk, an empty
+    last one. Its anyio task group (a task for the chunks, cancel scopes, ~3 KB per open stream)
+    becomes the calling task sending the chunks and one watcher task on ``receive``: a client
+    that leaves cancels the sending, which then ends quietly, as the task group's cancelled scope
+    does. The iterator is closed at once, so the upstream answer is let go of then."""
+    iterator = cast(AsyncIterator[bytes | str], response.iterator)
+    encoding = response.encoding
+    await send(_start(response, status))
+    task = asyncio.current_task()
+    assert task is not None, "called from a task"
+    left = False
+
+    async def watch() -> None:
+        nonlocal left
+        try:
+            await disconnected(receive)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:  # a receive that fails ends the stream too (its error stays here)
+            left = True
+            task.cancel()
+            raise
+        left = True
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        async for chunk in iterator:
+            body = chunk if isinstance(chunk, bytes) else chunk.encode(encoding)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not left or task.uncancel() != 0:  # cancelled from outside (shutdown): goes on up
+            raise
+    finally:
+        watcher.cancel()
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def install(app: Litestar, state: AppState, cores: Mapping[str, Core]) -> None:

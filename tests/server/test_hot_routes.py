@@ -6,7 +6,9 @@ Litestar path), and the ASGI messages they send must be the same, byte for byte:
 header in order, every body chunk. Ids, clocks and request ids are made deterministic so that
 whole bodies compare. Errors of every kind (the shim's envelopes, Litestar's own 400/405/413, a
 crash) and the paths the hot routes leave to Litestar are in the table; so are the request
-counts by route in ``/metrics``.
+counts by route in ``/metrics``. Streams are sent by the hot path itself (not Litestar's
+``Stream`` response): a client leaving mid-stream, keep-alive comments during a silent upstream
+and an upstream breaking mid-stream are cases too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import pytest
 from shim.http.app import app_state
 from shim.http.hot_routes import HotRoutes
 from shim.ids import CountingIds, fixed_clock
-from tests.server.harness import Shim, build_shim, status_app
+from shim.sse import KEEPALIVE
+from shim.turns.pump import Timing
+from tests.server.harness import Shim, broken_stream, build_shim, stalling_stream, status_app
 
 _SEALED = re.compile(rb"shim1\.[A-Za-z0-9_-]+")
 RESPONSES = {"model": "m", "input": "Say hello.", "max_output_tokens": 32}
@@ -39,7 +43,8 @@ class Case:
     method: str = "POST"
     headers: tuple[tuple[bytes, bytes], ...] = ()
     root_path: str = ""
-    upstream: str = "scripted"  # scripted | 429 | crash
+    upstream: str = "scripted"  # scripted | 429 | crash | stalling | slow | broken
+    leave_after: int | None = None  # the client hangs up once this many body messages came
     api_keys: tuple[str, ...] = ()
     max_body_bytes: int = 1024 * 1024
 
@@ -78,6 +83,29 @@ CASES = [
     ),
     Case("chat-not-json", "/v1/chat/completions", b"[1,"),
     Case("chat-upstream-429", "/v1/chat/completions", _json(CHAT), upstream="429"),
+    # streams, sent by the hot path itself
+    Case(
+        "responses-stream-left",
+        "/v1/responses",
+        _json({**RESPONSES, "stream": True}),
+        "POST",
+        upstream="stalling",
+        leave_after=1,
+    ),
+    Case(
+        "chat-stream-left",
+        "/v1/chat/completions",
+        _json({**CHAT, "stream": True}),
+        "POST",
+        upstream="stalling",
+        leave_after=1,
+    ),
+    Case(
+        "responses-stream-keepalive", "/v1/responses", _json({**RESPONSES, "stream": True}), upstream="slow"
+    ),
+    Case("chat-stream-keepalive", "/v1/chat/completions", _json({**CHAT, "stream": True}), upstream="slow"),
+    Case("responses-stream-broken", "/v1/responses", _json({**RESPONSES, "stream": True}), upstream="broken"),
+    Case("chat-stream-broken", "/v1/chat/completions", _json({**CHAT, "stream": True}), upstream="broken"),
     # what the hot routes leave to Litestar, or what refuses a request before them
     Case("get-responses", "/v1/responses", b"", method="GET"),
     Case("trailing-slash", "/v1/responses/", _json(RESPONSES)),
@@ -107,7 +135,7 @@ class _Crash(httpx.AsyncBaseTransport):
         raise RuntimeError("a bug, not an upstream failure")
 
 
-def _build(case: Case, hot: bool, monkeypatch: pytest.MonkeyPatch) -> Shim:
+def _build(case: Case, hot: bool, monkeypatch: pytest.MonkeyPatch, opened: list[Any] | None = None) -> Shim:
     with monkeypatch.context() as patch:
         if not hot:
             patch.setattr("shim.http.app.install_hot_routes", lambda *args: None)
@@ -116,7 +144,15 @@ def _build(case: Case, hot: bool, monkeypatch: pytest.MonkeyPatch) -> Shim:
         shim.upstream.use(status_app(429, {"error": {"message": "slow down", "type": "rate_limit"}}))
     elif case.upstream == "crash":
         shim.upstream.use(_Crash())
+    elif case.upstream == "stalling":  # silent for a minute after two chunks
+        shim.upstream.use(stalling_stream(60.0, opened=opened))
+    elif case.upstream == "slow":  # keep-alive comments while it is silent
+        shim.upstream.use(stalling_stream(0.1, opened=opened))
+    elif case.upstream == "broken":
+        shim.upstream.use(broken_stream(3))
     turns = app_state(shim.app).turns
+    if case.upstream == "slow":
+        turns.timing = Timing(keepalive=0.02)
     turns.ids = CountingIds()
     turns.clock = fixed_clock()
     return shim
@@ -154,6 +190,9 @@ async def _exchange(shim: Shim, case: Case) -> list[dict[str, Any]]:
         sent.append(copy)
         if message["type"] == "http.response.body" and not message.get("more_body"):
             done.set()
+        bodies = sum(m["type"] == "http.response.body" for m in sent)
+        if case.leave_after is not None and bodies >= case.leave_after:
+            done.set()
 
     scope = {
         "type": "http",
@@ -169,9 +208,19 @@ async def _exchange(shim: Shim, case: Case) -> list[dict[str, Any]]:
         "client": ("127.0.0.1", 1),
         "server": ("shim", 80),
     }
-    await shim.app(scope, receive, send)
+    await asyncio.wait_for(shim.app(scope, receive, send), 10)
     await shim.client.aclose()
-    return sent
+    return _one_keepalive(sent)
+
+
+def _one_keepalive(sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of keep-alive comments as one (how many fit in a silence depends on the clock)."""
+    out: list[dict[str, Any]] = []
+    for message in sent:
+        if message.get("body") == KEEPALIVE and out and out[-1].get("body") == KEEPALIVE:
+            continue
+        out.append(message)
+    return out
 
 
 def _requests_counted(shim: Shim) -> list[str]:
@@ -185,12 +234,18 @@ def _requests_counted(shim: Shim) -> list[str]:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 async def test_the_hot_path_answers_as_litestar_does(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
-    hot, plain = _build(case, True, monkeypatch), _build(case, False, monkeypatch)
+    opened: list[Any] = []
+    hot, plain = _build(case, True, monkeypatch, opened), _build(case, False, monkeypatch, opened)
     hot_messages = await _exchange(hot, case)
     plain_messages = await _exchange(plain, case)
     assert hot_messages, "an answer was sent"
     assert hot_messages == plain_messages
     assert _requests_counted(hot) == _requests_counted(plain)
+    if case.upstream == "slow":
+        assert any(m.get("body") == KEEPALIVE for m in hot_messages), "a keep-alive comment went out"
+    if case.leave_after is not None:  # the client left: the upstream answer was closed, not finished
+        assert hot_messages[-1].get("more_body") is True
+        assert len(opened) == 2 and all(stream.closed for stream in opened)
 
 
 def test_the_turn_endpoints_are_hot_and_the_rest_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
