@@ -22,6 +22,9 @@ from tests.support.fault_upstream import FaultUpstream, refused_url
 from tests.support.live_shim import LiveShim
 
 FAST = Timeouts(connect=2.0, first_byte=0.4, idle=0.4, total=30.0, keepalive=15.0)
+# Faults that answer: a timeout must never be what decides their row, even on a loaded machine
+# (CI saw the 400 row fail over after a 0.4 s first-byte timeout).
+STEADY = Timeouts(connect=2.0, first_byte=10.0, idle=10.0, total=30.0, keepalive=15.0)
 SCRIPTED = "scripted upstream says hello"
 FAULTY = "The fault upstream answers."
 
@@ -58,9 +61,19 @@ ASKS: dict[str, tuple[str, dict[str, Any], bool]] = {
 def _shim(fault: FaultUpstream, mode: str, fallback: str, *, kind: str = "chat", **route: Any) -> LiveShim:
     primary = refused_url() if mode == "refused" else fault.url
     fallbacks = (Fallback(upstream=fallback, model="scripted"),)
+    timeouts = FAST if mode == "hang" else STEADY
     return LiveShim(
-        primary, route={"model": mode, "kind": kind, "fallbacks": fallbacks, **route}, timeouts=FAST
+        primary, route={"model": mode, "kind": kind, "fallbacks": fallbacks, **route}, timeouts=timeouts
     )
+
+
+async def _seen(fault: FaultUpstream, mode: str, calls: int) -> int:
+    """The requests the fault upstream counted, once it had the time to read what was sent: a
+    shim that gave up after 0.4 s may be answered before the fault's loop read the request."""
+    async with asyncio.timeout(5):
+        while fault.requests[mode] < calls:
+            await asyncio.sleep(0.01)
+    return fault.requests[mode]
 
 
 def _answer_text(ask: str, response: httpx.Response) -> str:
@@ -107,7 +120,7 @@ async def test_failover_per_error_kind(
             assert isinstance(outcome, tuple)
             assert response.status_code == outcome[0], response.text[:300]
             assert response.json()["error"]["code"] == outcome[1]
-        assert fault.requests[mode] == calls
+        assert await _seen(fault, mode, calls) == calls
     finally:
         await shim.aclose()
 
