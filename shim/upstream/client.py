@@ -65,7 +65,8 @@ class _Bounded(httpx.AsyncByteStream):
     for every chunk cost ~2 us, bench/README.md): at the deadline it cancels the task waiting for
     a chunk, if one is, as ``asyncio.timeout`` would; a read that starts later fails at once.
     The transport's body is read through its ``read_chunk`` / ``read_at_most`` coroutines when
-    it has them (no async generator per chunk)."""
+    it has them (no async generator per chunk); a body that has ``arrived()`` whole is read
+    without the timer (reading it cannot wait)."""
 
     def __init__(self, inner: httpx.AsyncByteStream, max_bytes: int, deadline: float) -> None:
         self.inner = inner
@@ -133,10 +134,16 @@ class _Bounded(httpx.AsyncByteStream):
         whole = getattr(self.inner, "read_at_most", None)
         if whole is None:
             return b"".join([chunk async for chunk in self])
-        try:
-            data: bytes = await self._next(functools.partial(whole, self.max_bytes))
-        finally:
-            self._stop()
+        arrived = getattr(self.inner, "arrived", None)
+        if arrived is not None and arrived() and not self._expired:
+            # all here (a JSON answer usually comes with its head): read without suspending, so
+            # no timer to arm and cancel (one less per answer, bench/README.md issue 18)
+            data: bytes = await whole(self.max_bytes)
+        else:
+            try:
+                data = await self._next(functools.partial(whole, self.max_bytes))
+            finally:
+                self._stop()
         if len(data) > self.max_bytes:
             raise UpstreamTooLarge(f"The upstream answer exceeded {self.max_bytes} bytes.")
         self.released = True  # (``read_at_most`` read to the end, which frees the connection)

@@ -270,6 +270,11 @@ class _Body(httpx.AsyncByteStream):
             self._done(self.response.release)
         return chunk
 
+    def arrived(self) -> bool:
+        """Whether the whole body is here already (the parser saw its end): reading it then
+        never waits, so there is nothing to time."""
+        return self.response.content.is_eof()
+
     async def read_at_most(self, limit: int) -> bytes:
         chunk = await self.read_chunk()
         if not chunk:
