@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Clock", "CountingIds", "IdFactory", "RandomIds", "fixed_clock", "random_hex", "system_clock"]
+__all__ = ["Clock", "CountingIds", "IdFactory", "RandomIds", "fixed_clock", "system_clock"]
 
 Clock = Callable[[], int]
 
@@ -17,46 +16,11 @@ class IdFactory(Protocol):
     def __call__(self, prefix: str) -> str: ...
 
 
-class _Pool:
-    """``os.urandom`` read 4 KiB at a time and handed out in slices: one ``getrandom`` system
-    call per ~170 ids instead of one each (three a request; ~0.9 us each on this project's VMs,
-    bench/README.md issue 18). The same bytes, from the same source, each handed out once: a
-    lock for threads, and a forked child starts empty (it must not repeat its parent's ids)."""
-
-    _SIZE = 4096
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._data = b""
-        self._at = 0
-
-    def take(self, n: int) -> bytes:
-        with self._lock:
-            at = self._at
-            if at + n > len(self._data):
-                self._data, at = os.urandom(max(self._SIZE, n)), 0
-            self._at = at + n
-            return self._data[at : at + n]
-
-    def forget(self) -> None:
-        self._lock = threading.Lock()  # (a lock held by another thread at the fork stays held)
-        self._data, self._at = b"", 0
-
-
-_pool = _Pool()
-os.register_at_fork(after_in_child=_pool.forget)
-
-
-def random_hex(n: int) -> str:
-    """``n`` random bytes (``os.urandom``'s) as ``2 * n`` hex digits."""
-    return _pool.take(n).hex()
-
-
 class RandomIds:
     """OpenAI-shaped ids: a prefix and 48 hex digits of randomness."""
 
     def __call__(self, prefix: str) -> str:
-        return f"{prefix}_{random_hex(24)}"
+        return f"{prefix}_{os.urandom(24).hex()}"
 
 
 class CountingIds:
