@@ -8,6 +8,12 @@ start-up. ``POST .../chat/completions`` and ``POST .../responses`` answer with `
 tokens; ``"stream": true`` in the body selects SSE (chunked transfer encoding, one SSE event per
 HTTP chunk). ``--delay`` paces a stream at one event per ``delay`` seconds (timers, no task per
 stream); without it the whole stream goes out in one write, at full speed.
+
+``--tool-call NAME`` (with ``--tool-arguments JSON``) scripts a model that calls a tool: a Chat
+request that offers tools and holds no tool result yet is answered with one call of ``NAME``
+(``finish_reason: tool_calls``); once a ``tool`` message is in the request, or without tools, the
+usual text answer. Hosted-tool benchmark (``bench/hosted_tool.py``): round one calls the MCP tool,
+round two answers.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ __all__ = ["Answers", "build_answers", "main"]
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 _CLOSE = re.compile(rb"\r\nconnection:[ \t]*close", re.IGNORECASE)
 _STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
+_TOOLS = re.compile(rb'"tools"\s*:\s*\[\s*\{')
+_TOOL_RESULT = re.compile(rb'"role"\s*:\s*"tool"')
 
 
 def _dumps(value: object) -> bytes:
@@ -74,6 +82,45 @@ def chat_answers(tokens: int) -> tuple[bytes, list[bytes]]:
     events.append(chunk({}, "stop"))
     events.append(b"data: " + _dumps({**base, "choices": [], "usage": usage}) + b"\n\n")
     events.append(b"data: [DONE]\n\n")
+    return _dumps(whole), events
+
+
+def chat_tool_call(name: str, arguments: str) -> tuple[bytes, list[bytes]]:
+    """One call of ``name`` as a whole chat.completion and as SSE (name first, arguments after)."""
+    usage = {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}
+    base = {
+        "id": "chatcmpl-fake-call",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "fake",
+    }
+    call = {"id": "call_fake_1", "type": "function", "function": {"name": name, "arguments": arguments}}
+    whole = {
+        **base,
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                "logprobs": None,
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": usage,
+    }
+
+    def chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return b"data: " + _dumps({**base, "choices": [choice]}) + b"\n\n"
+
+    head = {"index": 0, **call, "function": {"name": name, "arguments": ""}}
+    events = [
+        chunk({"role": "assistant", "content": None, "tool_calls": [head]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]}),
+        chunk({}, "tool_calls"),
+        b"data: " + _dumps({**base, "choices": [], "usage": usage}) + b"\n\n",
+        b"data: [DONE]\n\n",
+    ]
     return _dumps(whole), events
 
 
@@ -164,19 +211,31 @@ def responses_answers(tokens: int) -> tuple[bytes, list[bytes]]:
     return _dumps(whole), events
 
 
+def _sse(events: list[bytes]) -> list[bytes]:
+    """The HTTP chunks of an SSE answer, the head with the first."""
+    return [_SSE_HEAD + _chunk(events[0])] + [_chunk(e) for e in events[1:]] + [_LAST_CHUNK]
+
+
+_CHAT = b"/chat/completions"
+
+
 class Answers:
     """Every response this server can give, as ready-to-write bytes."""
 
-    def __init__(self, tokens: int) -> None:
+    def __init__(self, tokens: int, tool_call: tuple[str, str] | None = None) -> None:
         self.json: dict[bytes, bytes] = {}
         self.sse: dict[bytes, list[bytes]] = {}
-        for suffix, build in ((b"/chat/completions", chat_answers), (b"/responses", responses_answers)):
+        for suffix, build in ((_CHAT, chat_answers), (b"/responses", responses_answers)):
             body, events = build(tokens)
             self.json[suffix] = _json_response(body)
-            self.sse[suffix] = (
-                [_SSE_HEAD + _chunk(events[0])] + [_chunk(e) for e in events[1:]] + [_LAST_CHUNK]
-            )
+            self.sse[suffix] = _sse(events)
         self.sse_whole = {k: b"".join(v) for k, v in self.sse.items()}
+        self.call_json: bytes | None = None  # --tool-call: round one's answer (Chat only)
+        self.call_sse: list[bytes] = []
+        if tool_call is not None:
+            body, events = chat_tool_call(*tool_call)
+            self.call_json = _json_response(body)
+            self.call_sse = _sse(events)
         models = {
             "object": "list",
             "data": [{"id": "fake", "object": "model", "created": 0, "owned_by": "bench"}],
@@ -188,8 +247,8 @@ class Answers:
         self.not_found = _json_response(_dumps(error), "404 Not Found")
 
 
-def build_answers(tokens: int) -> Answers:
-    return Answers(tokens)
+def build_answers(tokens: int, tool_call: tuple[str, str] | None = None) -> Answers:
+    return Answers(tokens, tool_call)
 
 
 class _Conn(asyncio.Protocol):
@@ -240,6 +299,10 @@ class _Conn(asyncio.Protocol):
             self._done(self.answers.models)
         elif method != b"POST" or suffix is None:
             self._done(self.answers.not_found)
+        elif self._calls(suffix, body):
+            stream = _STREAM_TRUE.search(body)
+            assert self.answers.call_json is not None
+            self._done(b"".join(self.answers.call_sse) if stream else self.answers.call_json)
         elif not _STREAM_TRUE.search(body):
             self._done(self.answers.json[suffix])
         elif self.delay <= 0:
@@ -247,6 +310,15 @@ class _Conn(asyncio.Protocol):
         else:
             self.streaming = True
             self._paced(self.answers.sse[suffix], 0)
+
+    def _calls(self, suffix: bytes, body: bytes) -> bool:
+        """Round one of a scripted tool call: tools offered, no tool result in the request yet."""
+        return (
+            self.answers.call_json is not None
+            and suffix == _CHAT
+            and _TOOLS.search(body) is not None
+            and _TOOL_RESULT.search(body) is None
+        )
 
     def _paced(self, events: list[bytes], i: int) -> None:
         if self.transport is None:
@@ -277,13 +349,16 @@ def _new_loop() -> Callable[[], asyncio.AbstractEventLoop]:
         return asyncio.new_event_loop
 
 
-async def serve(host: str, port: int, tokens: int, delay: float) -> None:
-    answers = build_answers(tokens)
+async def serve(
+    host: str, port: int, tokens: int, delay: float, tool_call: tuple[str, str] | None = None
+) -> None:
+    answers = build_answers(tokens, tool_call)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: _Conn(answers, delay), host, port, backlog=4096, reuse_address=True
     )
-    print(f"fake upstream: http://{host}:{port}/v1 tokens={tokens} delay={delay}s", flush=True)
+    calls = f" tool-call={tool_call[0]}" if tool_call else ""
+    print(f"fake upstream: http://{host}:{port}/v1 tokens={tokens} delay={delay}s{calls}", flush=True)
     async with server:
         await server.serve_forever()
 
@@ -296,10 +371,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--delay", type=float, default=0.0, help="seconds between stream events (0: full speed)"
     )
+    parser.add_argument("--tool-call", help="round one of a request offering tools calls this function")
+    parser.add_argument("--tool-arguments", default="{}", help="the call's arguments (a JSON object)")
     args = parser.parse_args(argv)
+    tool_call = (args.tool_call, args.tool_arguments) if args.tool_call else None
     runner = asyncio.Runner(loop_factory=_new_loop())
     try:
-        runner.run(serve(args.host, args.port, args.tokens, args.delay))
+        runner.run(serve(args.host, args.port, args.tokens, args.delay, tool_call))
     except KeyboardInterrupt:
         pass
     finally:

@@ -13,8 +13,9 @@ run one worker, back to back with this one in every scenario of the Open Respons
 and ``litellm`` on request. Servers are pinned to ``--server-cpus``; the load generator and the
 fake upstream share ``--load-cpus``. (``direct`` puts the upstream on the server cores; two shim
 workers get every core, see the report.) The translator micro-benchmark (``bench/translate.py``,
-CPU time) runs on this checkout and the baseline too. Issue 18's targets are read off these as
-ratios (``bench.report``).
+CPU time) runs on this checkout and the baseline too; scenario ``h`` (``bench/hosted_tool.py``)
+measures the shim's CPU for a response with one hosted MCP call. Issue 18's targets are read off
+these as ratios (``bench.report``).
 """
 
 from __future__ import annotations
@@ -264,6 +265,22 @@ class Harness:
             self.results.setdefault("translate", {})[name] = {"median": rates, "runs": [rates]}
             print(f"  translate {name}: {rates}", flush=True)
 
+    def hosted_tool(self) -> None:
+        """Issue 18's hosted-tool target (``bench/hosted_tool.py``): this checkout, one worker, a
+        real MCP server; the baseline predates hosted tools."""
+        from bench import hosted_tool
+
+        self.results["hosted"] = {
+            "shim-1w": hosted_tool.run(
+                seconds=1.0 if self.args.quick else 3.0,
+                repeats=self.plan.runs,
+                warmup=self.plan.warmup_s,
+                server_cpus=self.args.server_cpus,
+                load_cpus=self.args.load_cpus,
+                say=lambda line: print(line, flush=True),
+            )
+        }
+
     def reverse_available(self) -> bool:
         """Scenario 5 needs ``POST /v1/chat/completions`` in the shim; a 404 skips it."""
         target = Target("shim-1w", "shim")
@@ -315,6 +332,9 @@ class Harness:
         if "t" in scenarios:
             print("translator micro-benchmark (CPU time)", flush=True)
             self.translator()
+        if "h" in scenarios:
+            print("hosted tool loop: one MCP call per response (CPU time)", flush=True)
+            self.hosted_tool()
         if "5" in scenarios:
             if self.reverse_available():
                 print("scenario 5: Chat Completions over a Responses upstream (1-3 again)", flush=True)
@@ -357,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short durations and one run (development)")
     parser.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1)")
     parser.add_argument(
-        "--scenarios", default="1,2,3,4,t,5", help="comma-separated subset of 1,2,3,4,t,5 (t: translator)"
+        "--scenarios",
+        default="1,2,3,4,t,h,5",
+        help="comma-separated subset of 1,2,3,4,t,h,5 (t: translator, h: hosted tool loop)",
     )
     parser.add_argument(
         "--baseline",

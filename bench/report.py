@@ -157,6 +157,37 @@ def _translate(res: dict[str, Row]) -> list[str]:
     return _per_target(res, row)
 
 
+_HOSTED_ROWS = {
+    "plain_json": "plain, JSON (one upstream round, no tool)",
+    "plain_stream": "plain, streamed",
+    "hosted_json": "one MCP call, JSON (tools listed, one call, two upstream rounds)",
+    "hosted_stream": "one MCP call, streamed",
+}
+
+
+def hosted_table(median: Row) -> list[str]:
+    """``bench/hosted_tool.py``'s medians: the shim's CPU per response, and the other processes'."""
+    rows = []
+    for load, name in _HOSTED_ROWS.items():
+        m = median.get(load)
+        if m:
+            cells = [m["shim_cpu_ms"], m["upstream_cpu_ms"], m["mcp_cpu_ms"], m["wall_ms"]]
+            rows.append([name, *(_f(v, 3) for v in cells), _f(m["responses"], 0)])
+    for way in ("json", "stream"):
+        added = median.get(f"added_{way}")
+        if added:
+            rows.append(
+                [f"what the hosted round adds, {way}", f"{added['shim_cpu_ms']:+.3f}", "", "", "", ""]
+            )
+    header = ["response", "shim CPU ms / response", "upstream CPU ms", "MCP server CPU ms", "wall ms"]
+    return _table([*header, "responses (median)"], rows)
+
+
+def _hosted(res: dict[str, Any]) -> list[str]:
+    entry = res.get("shim-1w")
+    return hosted_table(entry["median"]) if entry else []
+
+
 _SECTIONS = [
     (
         "s1",
@@ -177,6 +208,13 @@ _SECTIONS = [
         "Translator micro-benchmark: chunks per CPU second (bench/translate.py, median of 21)",
         "≥ 400,000 both ways",
         _translate,
+    ),
+    (
+        "hosted",
+        "Hosted tool loop: a response with one MCP call (bench/hosted_tool.py; one client, medians)",
+        "≤ 1 ms of shim CPU per response; the fake upstream and the MCP server (the mcp SDK, streamable "
+        "HTTP) are processes of their own, so their CPU is not in the shim's figure",
+        _hosted,
     ),
     ("s5.1", "5.1 Chat Completions over a Responses upstream: one client", "as 1", _latency),
     ("s5.2", "5.2 Chat Completions over a Responses upstream: 64 clients", "as 2", _throughput),
@@ -284,6 +322,24 @@ def _targets(env: dict[str, Any], results: dict[str, dict[str, Row]]) -> list[st
             lambda v: v >= 400_000,
             "{:,.0f}",
         )
+    hosted = results.get("hosted", {}).get(shim)
+    for way, name in (("json", "JSON"), ("stream", "streamed")):
+        m = hosted["median"].get(f"hosted_{way}") if hosted else None
+        add(
+            f"hosted tool: shim CPU per response with one MCP call, {name} (ms)",
+            "≤ 1",
+            m and m["shim_cpu_ms"],
+            lambda v: v <= 1,
+            "{:.3f}",
+        )
+    added = hosted["median"].get("added_json") if hosted else None
+    add(
+        "hosted tool: what the MCP round adds over a plain response, JSON (ms of shim CPU)",
+        "(reported)",
+        added and added["shim_cpu_ms"],
+        lambda v: True,
+        "{:+.3f}",
+    )
     out = []
     for what, target, value, ok, fmt in rows:
         met = "—" if value is None else ("met" if ok(value) else "missed")
@@ -329,7 +385,7 @@ def render(
     ]
     if env.get("litellm"):
         lines += [f"LiteLLM {env['litellm']}.", ""]
-    if env.get("baseline") or "translate" in results:
+    if env.get("baseline") or "translate" in results or "hosted" in results:
         lines += [
             "## Issue 18's targets",
             "",

@@ -3,6 +3,8 @@
 # Installs what it needs (the venv with the `bench` extra, wrk from apt) and runs bench/harness.py,
 # which also checks out the baseline commit (default deb5485, `--baseline REV`) into a temporary
 # folder with `git archive` and measures it back to back with this checkout (issue 18's ratios).
+# Scenario h (bench/hosted_tool.py, ~45 s): shim CPU per response with one hosted MCP call, against a
+# real MCP server (tests/support/mcp_server.py); `--scenarios h` runs it alone.
 # BENCH_PYTHON=/path/to/python: use that interpreter (it must have the `bench` extra) instead of .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."

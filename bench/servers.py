@@ -102,7 +102,8 @@ def start(
     return proc
 
 
-def start_upstream(cpus: str, tokens: int, delay: float) -> Proc:
+def start_upstream(cpus: str, tokens: int, delay: float, extra: tuple[str, ...] = ()) -> Proc:
+    """``bench.fake_upstream``; ``extra``: more of its options (``--tool-call``)."""
     port = free_port()
     cmd = [
         PY,
@@ -114,6 +115,7 @@ def start_upstream(cpus: str, tokens: int, delay: float) -> Proc:
         str(tokens),
         "--delay",
         str(delay),
+        *extra,
     ]
     return start("upstream", cmd, port, cpus)
 

@@ -1,8 +1,9 @@
 """One MCP server, talked to with the official ``mcp`` SDK: list its tools, call one.
 
-Each operation opens its own session (connect, ``initialize``, the operation, close): a turn may
-wait minutes between calls, and a session held that long would need keep-alive and reconnects
-for nothing. Streamable HTTP first; a server that refuses it (an HTTP error answering
+Each operation takes an open session from ``sessions`` (one kept from an earlier operation with
+the same server, credentials and bounds, else a new one: connect, ``initialize``); a session the
+server has forgotten (404, "Session terminated") is replaced once, as the request did not run
+there. Streamable HTTP first; a server that refuses it (an HTTP error answering
 ``initialize``, as an SSE-only server built with an older SDK does) or whose URL ends in
 ``/sse`` is spoken to over the SSE transport. Both SDK lines' servers (``mcp`` 1.x ``FastMCP``,
 2.x ``MCPServer``) answer these.
@@ -23,12 +24,13 @@ from typing import Any, TypeVar
 
 import httpx
 from mcp import ClientSession
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
+from mcp.types import CONNECTION_CLOSED
 
 from shim.errors import McpServerNotAllowed
+from shim.hosted import sessions
 from shim.hosted.servers import Guard, HostedConfig, McpServer
+from shim.hosted.sessions import first_http_status, has
 from shim.wire import responses as r
 
 __all__ = ["McpFailure", "ToolResult", "call_tool", "list_tools"]
@@ -52,123 +54,54 @@ class ToolResult:
     error: dict[str, Any] | None = None  # the tool failed: what the model is told
 
 
-def _has(exc: BaseException | None, kind: type[BaseException], depth: int = 0) -> bool:
-    """``kind`` anywhere in ``exc``: itself, inside its exception groups, or in its causes."""
-    if exc is None or depth > 8:
-        return False
-    if isinstance(exc, kind):
-        return True
-    if isinstance(exc, BaseExceptionGroup) and any(_has(e, kind, depth + 1) for e in exc.exceptions):
-        return True
-    return _has(exc.__cause__ or exc.__context__, kind, depth + 1)
-
-
-def _first_http_status(exc: BaseException) -> int | None:
-    """The status of an ``httpx.HTTPStatusError`` anywhere in ``exc`` (the SDK raises them
-    inside task groups, so they arrive wrapped in exception groups)."""
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _first_http_status(inner)
-            if found is not None:
-                return found
-    cause = exc.__cause__ or exc.__context__
-    return _first_http_status(cause) if cause is not None and cause is not exc else None
-
-
-def _client(server: McpServer, guard: Guard, config: HostedConfig) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        headers=dict(server.headers),
-        # Reads may wait a little longer than a call: the call's own timeout speaks first.
-        timeout=httpx.Timeout(config.call_timeout + 5, connect=config.connect_timeout),
-        follow_redirects=False,  # the SDK follows within the origin itself, through the guard
-        event_hooks={"request": [guard]},
-    )
-
-
-async def _over_streamable(
-    server: McpServer,
-    guard: Guard,
-    config: HostedConfig,
-    op: Callable[[ClientSession], Awaitable[T]],
-    opened: list[bool],
-) -> T:
-    async with (
-        _client(server, guard, config) as http,
-        streamable_http_client(server.url, http_client=http) as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        async with asyncio.timeout(config.connect_timeout):
-            await session.initialize()
-        opened.append(True)
-        async with asyncio.timeout(config.call_timeout):
-            return await op(session)
-
-
-async def _over_sse(
-    server: McpServer, guard: Guard, config: HostedConfig, op: Callable[[ClientSession], Awaitable[T]]
-) -> T:
-    def factory(
-        headers: dict[str, str] | None = None, timeout: httpx.Timeout | None = None, auth: Any = None
-    ) -> httpx.AsyncClient:
-        return _client(server, guard, config)
-
-    async with (
-        sse_client(
-            server.url,
-            timeout=config.connect_timeout,
-            sse_read_timeout=config.call_timeout,
-            httpx_client_factory=factory,
-        ) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        async with asyncio.timeout(config.connect_timeout):
-            await session.initialize()
-        async with asyncio.timeout(config.call_timeout):
-            return await op(session)
+_GONE = 32600  # the SDK's "Session terminated": the server answered 404, it does not know the session
 
 
 async def _run(server: McpServer, config: HostedConfig, op: Callable[[ClientSession], Awaitable[T]]) -> T:
-    guard = Guard(server, config.allow)
-    if not guard.permits(httpx.URL(server.url)):  # resolve_server checked; this is the last word
+    if not Guard(server, config.allow).permits(httpx.URL(server.url)):  # resolve_server checked
         raise McpServerNotAllowed(f"MCP server {server.label!r} is outside the allow list.")
-    try:
-        if httpx.URL(server.url).path.rstrip("/").endswith("/sse"):
-            return await _over_sse(server, guard, config, op)
-        opened: list[bool] = []
+    fresh = False
+    while True:
+        session, reused = sessions.take(server, config, fresh=fresh)
         try:
-            return await _over_streamable(server, guard, config, op, opened)
+            client = await session.opened()
+            async with asyncio.timeout(config.call_timeout):
+                result = await op(client)
         except Exception as exc:
-            # Refused before a session opened (405, 404, an error answer): an SSE-only server.
-            status = _first_http_status(exc)
-            refused = _has(exc, McpError) or (status is not None and 400 <= status < 500)
-            if opened or guard.refused is not None or not refused:
-                raise
-        return await _over_sse(server, guard, config, op)
-    except McpFailure:
-        raise
-    except McpServerNotAllowed:
-        raise
-    except TimeoutError:
-        raise McpFailure(f"MCP server {server.label!r} timed out.", kind="http_error", code=504) from None
-    except Exception as exc:
-        if guard.refused is not None:
-            raise McpServerNotAllowed(f"MCP server {server.label!r}: {guard.refused}") from None
-        if _has(exc, TimeoutError) or _has(exc, httpx.TimeoutException):
-            raise McpFailure(f"MCP server {server.label!r} timed out.", kind="http_error", code=504) from None
-        status = _first_http_status(exc)
-        if status is not None:
-            raise McpFailure(
-                f"MCP server {server.label!r} answered HTTP {status}.", kind="http_error", code=status
-            ) from None
-        if isinstance(exc, McpError):
-            raise McpFailure(
-                f"MCP server {server.label!r}: {exc.error.message}", code=exc.error.code
-            ) from None
-        raise McpFailure(
-            f"MCP server {server.label!r} is unreachable: {_reason(exc)}", kind="http_error", code=502
-        ) from None
+            gone = isinstance(exc, McpError) and exc.error.code == _GONE
+            if reused and gone:  # a kept session the server has forgotten: the request did not run
+                session.close()
+                fresh = True
+                continue
+            # An HTTP error inside the transport reaches the operation as "Connection closed":
+            # the session's own failure says what happened.
+            failure = None if isinstance(exc, TimeoutError) else await session.ended(config.connect_timeout)
+            raise _mapped(server, session.guard, failure or exc) from None
+        except BaseException:
+            session.close()  # cancelled (a client that hung up): closing it stops the call
+            raise
+        session.give_back()
+        return result
+
+
+def _mapped(server: McpServer, guard: Guard, exc: BaseException) -> Exception:
+    """What the hosted loop is told: ``McpServerNotAllowed`` or an ``McpFailure``."""
+    if isinstance(exc, McpFailure | McpServerNotAllowed):
+        return exc
+    if guard.refused is not None:
+        return McpServerNotAllowed(f"MCP server {server.label!r}: {guard.refused}")
+    if has(exc, TimeoutError) or has(exc, httpx.TimeoutException):
+        return McpFailure(f"MCP server {server.label!r} timed out.", kind="http_error", code=504)
+    status = first_http_status(exc)
+    if status is not None:
+        return McpFailure(
+            f"MCP server {server.label!r} answered HTTP {status}.", kind="http_error", code=status
+        )
+    if isinstance(exc, McpError):
+        return McpFailure(f"MCP server {server.label!r}: {exc.error.message}", code=exc.error.code)
+    return McpFailure(
+        f"MCP server {server.label!r} is unreachable: {_reason(exc)}", kind="http_error", code=502
+    )
 
 
 def _reason(exc: BaseException) -> str:
@@ -223,6 +156,8 @@ async def call_tool(
         try:
             result = await session.call_tool(name, arguments)
         except McpError as exc:  # an unknown tool, bad arguments: the model is told
+            if exc.error.code in (CONNECTION_CLOSED, _GONE):  # not the tool's answer: the session's
+                raise
             return ToolResult(
                 None, {"type": "mcp_protocol_error", "code": exc.error.code, "message": exc.error.message}
             )

@@ -10,7 +10,9 @@ Outbound connections go only where the operator allows (docs/hosted.md):
   transport's message endpoint) is checked again (``Guard``).
 
 A client's ``headers`` / ``authorization`` go to that server only: they live in ``McpServer``
-for the length of the turn and nowhere else (not upstream, not in the store, not in logs).
+for the length of the turn, and in the HTTP client of a session kept for that server and those
+headers (``sessions.py``) until it closes; nowhere else (not upstream, not in the store, not in
+logs).
 """
 
 from __future__ import annotations

@@ -154,6 +154,8 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
     async def shutdown() -> None:
         await state.background.aclose()
         await client.aclose()
+        if (mcp_sessions := sys.modules.get("shim.hosted.sessions")) is not None:
+            await mcp_sessions.close_all()  # kept MCP sessions (loaded with the MCP SDK only)
         if ctx.store is not None:
             await ctx.store.backend.aclose()
         if traced is not None:

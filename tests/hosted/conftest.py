@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,15 @@ __all__ = ["build", "spans"]
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     isolated_env(monkeypatch, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+async def _sessions_closed() -> AsyncIterator[None]:
+    """Kept MCP sessions closed at each test's end, as the app's shutdown does (an in-process
+    app driven through ``httpx.ASGITransport`` never runs its lifespan)."""
+    yield
+    if (sessions := sys.modules.get("shim.hosted.sessions")) is not None:
+        await sessions.close_all()
 
 
 @pytest.fixture(scope="session")
