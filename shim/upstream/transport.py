@@ -532,7 +532,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeout = self._timeout(timeouts)
         headers = prepared.pairs if length is None else [*prepared.pairs, ("content-length", length)]
         # The body written here right after the head, in the same loop turn, rather than by the
-        # task aiohttp starts for it (Python 3.11 has no eager tasks: ~60,000 instructions a
+        # task aiohttp starts for it (Python 3.11 has no eager tasks: ~57,000 instructions a
         # request, bench/README.md issue 18). The same bytes go out; not when aiohttp would wait
         # before the body (``Expect: 100-continue``, a paused connection) or sizes it itself.
         inline = bool(content) and length is not None and not prepared.expects

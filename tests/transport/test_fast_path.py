@@ -142,7 +142,7 @@ async def test_a_post_cancelled_while_waiting_frees_its_slot_and_connection() ->
 
 async def test_a_post_writes_its_body_without_a_task(monkeypatch: pytest.MonkeyPatch) -> None:
     """The body goes out right after the head, in the same loop turn: aiohttp's body-writer task
-    (Python 3.11 has no eager tasks) cost ~60,000 instructions a request (bench/README.md)."""
+    (Python 3.11 has no eager tasks) cost ~57,000 instructions a request (bench/README.md)."""
     loop = asyncio.get_running_loop()
     made: list[str] = []
     create_task = loop.create_task
