@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.open_streams [--streams 1000] [--target shim|passthrough] [--root CHECKOUT]
     .venv/bin/python -m bench.open_streams --streams 200 --trace /tmp/open-streams   # + where it goes
+    .venv/bin/python -m bench.open_streams --rounds 3   # as scenario 4 of a full run: peak of three batches
 
 One server (core 0) in front of the fake upstream pacing 50-token Chat streams at one event per
 100 ms (core 1), four warm-up streams, then ``--streams`` slow streams at once (``bench.stream_client``,
@@ -177,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=50, help="events per stream, one per --delay")
     parser.add_argument("--delay", type=float, default=0.1)
     parser.add_argument("--later", type=float, help="measure again this many seconds after all opened")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="then run the same batch again in the same server, N in all, as the harness's three runs "
+        "do (each later round starts where the allocator left the one before): peak of each round",
+    )
     parser.add_argument("--trace", type=Path, help="run under tracemalloc, snapshots in this directory")
     parser.add_argument("--top", type=int, default=25, help="lines shown with --trace")
     parser.add_argument(
@@ -239,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
         marks.append(("after", rss_bytes(server.pid)))
         if trace is not None:
             _dump(server.pid, trace)
+        rounds = [(idle, peak.peak)]
+        for _ in range(args.rounds - 1):
+            before = rss_bytes(server.pid)
+            with RssSampler(server.pid) as again:
+                run_streams(base + path, body, api, n, "1", server, upstream, streams=1)
+            rounds.append((before, again.peak))
         print(
             f"{args.target} ({args.root}): {result['streams_ok']}/{n} streams complete, "
             f"{result['errors']} errors, all open after {opened:.2f} s, end p50 {result['total_p50_ms']} ms; "
@@ -254,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{(rss - idle) / n / 1024:.1f} ({name})" for name, rss in marks[:-1])
             + f", {(peak.peak - idle) / n / 1024:.1f} (peak, the harness's figure)"
         )
+        if args.rounds > 1:
+            print(
+                "rounds (RSS MiB before -> peak): "
+                + ", ".join(f"{a / mib:.1f} -> {b / mib:.1f}" for a, b in rounds)
+                + f"; peak of all {max(b for _, b in rounds) / mib:.1f} (the harness's peak RSS)"
+            )
         if trace is not None:
             labels = (
                 ["all open"] + ([f"{args.later:g} s later"] if args.later is not None else []) + ["after"]

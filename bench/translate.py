@@ -16,16 +16,13 @@ import json
 import statistics
 import time
 
-import msgspec
-
 from shim.dialects.registry import get_dialect
 from shim.ids import CountingIds, fixed_clock
+from shim.sse import encode_tagged
 from shim.translate.chat_over_responses import ChatChoiceDriver
 from shim.translate.pipeline import ChatToResponsesStream
 from shim.wire import chat as c
 from shim.wire import responses as r
-
-_enc = msgspec.json.Encoder()
 
 
 def chat_stream(tokens: int) -> bytes:
@@ -95,8 +92,7 @@ def reverse(chunks: list[bytes]) -> int:
     stream = ChatChoiceDriver(completion_id="chatcmpl-b", created=1, model="m")
     n = 0
     for chunk in chunks:
-        for out in stream.feed(chunk):
-            n += len(b"data: " + c.encode_chunk(out) + b"\n\n")
+        n += len(stream.feed_sse(chunk))  # what the server sends (``turns/chat_over_responses.py``)
     for out in stream.finish():
         n += len(c.encode_chunk(out))
     return n
@@ -110,17 +106,16 @@ def forward(chunks: list[bytes]) -> int:
     template = r.ResponseResource(id="resp_bench", created_at=1, model="m")
     stream = ChatToResponsesStream(template, get_dialect("openai"), ids=CountingIds(), clock=fixed_clock())
     n = 0
-    prefix: dict[type, bytes] = {}
     for ev in stream.start():
-        n += len(_enc.encode(ev))
+        n += len(encode_tagged(ev))
     for chunk in chunks:
-        for ev in stream.feed(chunk):
-            p = prefix.get(type(ev))
-            if p is None:
-                p = prefix[type(ev)] = b"event: " + str(type(ev).__struct_config__.tag).encode() + b"\ndata: "
-            n += len(p + _enc.encode(ev) + b"\n\n")
+        # What the server sends (``http/responses.py``'s ``_sse``): runs of text deltas come as
+        # their SSE bytes already, other events as structs.
+        n += len(
+            b"".join([ev if isinstance(ev, bytes) else encode_tagged(ev) for ev in stream.feed_framed(chunk)])
+        )
     for ev in stream.finish():
-        n += len(_enc.encode(ev))
+        n += len(encode_tagged(ev))
     return n
 
 

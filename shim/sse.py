@@ -90,6 +90,9 @@ class SSEDecoder:
         self.comments = 0
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if chunk.isascii() and not self._tail:
+            # Most chunks: ASCII text decodes the same without the stateful decoder's tuple.
+            return self._feed_text(chunk.decode()) if chunk else []
         if self._tail:
             chunk = self._tail + chunk
             self._tail = b""

@@ -23,12 +23,10 @@ import base64
 import binascii
 import os
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["PREFIX", "Purpose", "SealError", "Sealer"]
 
@@ -44,20 +42,32 @@ class SealError(ValueError):
 
 
 def _key(secret: bytes, purpose: str) -> AESGCM:
+    # ``cryptography`` (~6 MiB of resident memory a worker) loads with the first blob sealed or
+    # opened: most servers never see one (tests/test_lazy_imports.py).
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=f"{PREFIX}{purpose}".encode())
     return AESGCM(hkdf.derive(secret))
 
 
 class Sealer:
     """Seals with the server secret; opens what it or one of the ``previous`` secrets sealed.
-    Keys are derived once, at construction."""
+    Keys are derived once, on the first blob sealed or opened (secrets are checked at
+    construction)."""
 
     def __init__(self, secret: bytes, previous: Sequence[bytes] = ()) -> None:
         if not secret or not all(previous):
             raise ValueError("the sealing secret must not be empty")
-        self._keys: list[dict[str, AESGCM]] = [
-            {p: _key(s, p) for p in ("reasoning", "compaction")} for s in (secret, *previous)
-        ]
+        self._secrets = (secret, *previous)
+        self._derived: list[dict[str, AESGCM]] | None = None
+
+    @property
+    def _keys(self) -> list[dict[str, AESGCM]]:
+        if self._derived is None:
+            self._derived = [{p: _key(s, p) for p in ("reasoning", "compaction")} for s in self._secrets]
+        return self._derived
 
     def seal(self, purpose: Purpose, scope: str, payload: bytes) -> str:
         nonce = os.urandom(_NONCE)
@@ -75,7 +85,10 @@ class Sealer:
             raise SealError("not valid base64url") from None
         if len(raw) < _NONCE + _TAG:
             raise SealError("too short")
-        for keys, aad in zip(self._keys, (scope, *previous_scopes), strict=False):
+        keys_by_secret = self._keys  # the first use loads ``cryptography``
+        from cryptography.exceptions import InvalidTag
+
+        for keys, aad in zip(keys_by_secret, (scope, *previous_scopes), strict=False):
             try:
                 return keys[purpose].decrypt(raw[:_NONCE], raw[_NONCE:], aad.encode())
             except InvalidTag:

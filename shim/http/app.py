@@ -32,7 +32,7 @@ from shim.http.hot_routes import install as install_hot_routes
 from shim.http.inspector import install as install_recording
 from shim.http.models import healthz, list_models, retrieve_model
 from shim.http.observability import install as install_observability
-from shim.http.openapi import add_wire_schemas, openapi_config
+from shim.http.openapi import openapi_config
 from shim.http.ratelimit import RateLimiter
 from shim.http.responses import answer_compact, answer_create, compact_response, create_response
 from shim.http.retrieval import retrieval_handlers
@@ -187,7 +187,6 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
             state=State({STATE_KEY: state}),
             debug=False,
         )
-    add_wire_schemas(app.openapi_schema)
     # the turn endpoints without Litestar's per-request work (before the wrappers below)
     install_hot_routes(
         app,

@@ -12,12 +12,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import msgspec
+from litestar import Request
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import (
-    Components,
     Discriminator,
-    OpenAPI,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
@@ -29,7 +28,7 @@ from litestar.openapi.spec import (
 
 from shim import __version__
 
-__all__ = ["ErrorEnvelope", "Model", "ModelList", "add_wire_schemas", "documented", "openapi_config"]
+__all__ = ["ErrorEnvelope", "Model", "ModelList", "documented", "openapi_config", "with_wire_schemas"]
 
 
 class ErrorBody(msgspec.Struct):
@@ -160,14 +159,24 @@ def openapi_config() -> OpenAPIConfig:
         title="shim",
         version=__version__,
         path="/schema",
-        render_plugins=[SchemaPage(), JsonRenderPlugin()],
+        render_plugins=[SchemaPage(), _Document()],
     )
 
 
-def add_wire_schemas(document: OpenAPI) -> None:
-    """Adds the wire types' schemas to the built document (Litestar replaces the config's own)."""
-    _, schemas = msgspec.json.schema_components(list(_TYPES.values()), ref_template=_REF)
-    components = document.components
-    if isinstance(components, list):  # Litestar accepts a list; ours is always the single object
-        components = document.components = components[0] if components else Components()
-    components.schemas = {**(components.schemas or {}), **{k: to_openapi(v) for k, v in schemas.items()}}
+def with_wire_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """Litestar's rendered document with the wire types' schemas added to its components (Litestar
+    replaces the config's own with the ones it generated, none of ours). The document is built on
+    the first request for it and kept, so this runs once: nothing of it is built at start-up
+    (~1.5 MiB a worker, bench/README.md issue 18)."""
+    schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
+    if not _TYPES.keys() <= schemas.keys():
+        _, wire = msgspec.json.schema_components(list(_TYPES.values()), ref_template=_REF)
+        schemas.update({name: to_openapi(schema).to_schema() for name, schema in wire.items()})
+    return document
+
+
+class _Document(JsonRenderPlugin):
+    """``/schema/openapi.json``: the document, with the wire schemas."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, with_wire_schemas(openapi_schema))

@@ -8,7 +8,7 @@ envelope with a ``param``; the OpenAPI document is told the real request schemas
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
@@ -53,11 +53,14 @@ def diagnostics_headers(diags: Diagnostics, headers: dict[str, str] | None = Non
     return out
 
 
-async def _sse(batches: AsyncIterator[list[r.StreamingEvent] | None]) -> AsyncIterator[bytes]:
+async def _sse(batches: AsyncIterator[Sequence[r.StreamingEvent | bytes] | None]) -> AsyncIterator[bytes]:
     # One message per upstream chunk, not per event: each message costs a trip down the ASGI
-    # send chain and a socket write.
+    # send chain and a socket write. Bytes: text deltas the translator wrote as SSE already.
     async for batch in batches:
-        yield KEEPALIVE if batch is None else b"".join([encode_tagged(event) for event in batch])
+        if batch is None:
+            yield KEEPALIVE
+        else:
+            yield b"".join([e if isinstance(e, bytes) else encode_tagged(e) for e in batch])
     yield DONE
 
 
@@ -99,7 +102,7 @@ async def answer_create(call: Call) -> Response[Any]:
     # Diagnostics once the upstream answered: a fallback's translation may have added some.
     if body.stream:
         upstream = await responses_over_chat.open_stream(ctx, turn)
-        batches = responses_over_chat.event_batches(ctx, turn, upstream)
+        batches = responses_over_chat.sse_batches(ctx, turn, upstream)
         headers = {**SSE_HEADERS, **diagnostics_headers(turn.diags)}
         return Stream(_sse(batches), media_type="text/event-stream", headers=headers)
     resource = await unless_client_leaves(call.receive, responses_over_chat.complete(ctx, turn))

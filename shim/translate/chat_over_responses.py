@@ -10,11 +10,15 @@ reasoning the upstream produced, as input items to send back on the next turn
 (``reasoning_items``; ``encrypted_content`` included, never shown to the client).
 
 ``choice`` renumbers the chunks for ``n > 1`` (one driver per parallel upstream request).
+
+The server takes the chunks as SSE bytes (``feed_sse``): a plain text delta, most of any stream,
+is written there as text around its JSON string (``ChatStreamWriter.text_frame``), with no chunk
+struct built or encoded; ``tests/test_reverse_text_fast.py`` holds it to ``sse(feed(data))``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
@@ -29,8 +33,8 @@ from shim.core.deltas import (
     UsageDelta,
 )
 from shim.errors import UpstreamError, UpstreamTruncated
-from shim.sse import SSEDecoder, SSEEvent
-from shim.translate.chat_writer import ChatStreamWriter, ReasoningMode
+from shim.sse import SSEDecoder, SSEEvent, encode_data
+from shim.translate.chat_writer import ChatStreamWriter, ReasoningMode, TextFrame
 from shim.translate.responses_reader import ResponsesStreamReader, read_resource
 from shim.translate.stop_sequences import StopFilter
 from shim.wire import chat as c
@@ -38,8 +42,9 @@ from shim.wire import responses as r
 from shim.wire.responses_decode import decode_resource
 
 _TEXT_DELTA = "response.output_text.delta"
+_json = msgspec.json.Encoder().encode
 
-__all__ = ["ChatChoiceDriver", "resource_to_completion", "run_chat_driver"]
+__all__ = ["ChatChoiceDriver", "resource_to_completion", "run_chat_driver", "sse"]
 
 
 class ChatChoiceDriver:
@@ -70,6 +75,7 @@ class ChatChoiceDriver:
         self._reasoning: list[str] = []
         self._summary: dict[int, list[str]] = {}
         self._encrypted: list[str] = []
+        self._run: tuple[TextFrame, str, str] | None = None  # a text frame, its head and tail as SSE
 
     # ------------------------------------------------------------------ streams
 
@@ -78,6 +84,49 @@ class ChatChoiceDriver:
 
     def feed(self, data: bytes) -> list[c.ChatCompletionChunk]:
         return self._events(self.decoder.feed(data))
+
+    def feed_sse(self, data: bytes) -> bytes:
+        """``sse(self.feed(data))``, written the short way (issue 18): without stop sequences or
+        renumbering, a plain text delta (non-empty, no logprobs) becomes its chunk's bytes
+        straight from the writer's ``text_frame``, no chunk struct built or encoded."""
+        events = self.decoder.feed(data)
+        if self.choice or self.stop.stops:
+            return sse(self._events(events))
+        parts: list[str] = []
+        text_of = self.reader.text_of
+        writer = self.writer
+        head = tail = ""
+        add: Callable[[str], None] | None = None  # ``content.append`` of the frame in use
+        for event in events:
+            if event.event == _TEXT_DELTA:
+                text = text_of(event.data)
+                if text is not None:
+                    if add is None:
+                        # The frame of the last run of text deltas holds while nothing else
+                        # was called on the writer (often: the last network chunk's).
+                        frame = writer.live_frame
+                        if frame is None:
+                            frame = writer.text_frame()
+                        if frame is None:  # not writable the short way: as ``_events`` does
+                            parts.append(sse(writer.feed_all([TextDelta(text, None)])).decode())
+                            continue
+                        run = self._run
+                        if run is None or run[0] is not frame:
+                            run = self._run = (frame, "data: " + frame.head, frame.tail + "\n\n")
+                        _, head, tail = run
+                        add = frame.content.append
+                    add(text)
+                    if '"' in text or "\\" in text or not text.isprintable():
+                        parts.append(f"{head}{_json(text).decode()}{tail}")
+                    else:  # the text is its own JSON string's body
+                        parts.append(f'{head}"{text}"{tail}')
+                    continue
+            add = None  # anything else may change the writer: a new frame for the next text
+            chunks: list[c.ChatCompletionChunk] = []
+            self._read(event, chunks)
+            if chunks:
+                parts.append(sse(chunks).decode())
+        return "".join(parts).encode()
 
     def finish(self, *, truncated: bool = False) -> list[c.ChatCompletionChunk]:
         """End of upstream bytes (or a stop sequence matched and the upstream was cancelled)."""
@@ -145,39 +194,38 @@ class ChatChoiceDriver:
 
     def _events(self, events: list[SSEEvent]) -> list[c.ChatCompletionChunk]:
         out: list[c.ChatCompletionChunk] = []
-        read = self.reader.feed
-        stop = self.stop
-        write = self.writer.feed_all
-        plain = not self.choice and not stop.stops  # no renumbering, no stop sequences
+        plain = not self.choice and not self.stop.stops  # no renumbering, no stop sequences
         text_of = self.reader.text_of
         text_chunk = self.writer.text_chunk
         for event in events:
-            data = event.data
             # A plain text delta, most of any stream, read and written without a delta between:
             # ``feed`` → ``feed_all`` would do the same (without stops, ``stop.stopped`` stays
             # False). Anything else (``None`` from either) goes the general way.
             if plain and event.event == _TEXT_DELTA:
-                text = text_of(data)
+                text = text_of(event.data)
                 if text is not None:
                     chunk = text_chunk(text)
                     if chunk is not None:
                         out.append(chunk)
                     else:
-                        write([TextDelta(text, None)], out)
+                        self.writer.feed_all([TextDelta(text, None)], out)
                     continue
-            if data == "[DONE]" or stop.stopped:
-                continue
-            try:
-                deltas = read(event.event, data)
-            except msgspec.DecodeError:  # ValidationError is a DecodeError
-                deltas = [
-                    ErrorDelta(message="The upstream sent a malformed event.", code="upstream_bad_event")
-                ]
-            if plain and len(deltas) == 1 and type(deltas[0]) is TextDelta:  # nothing to note
-                write(deltas, out)
-            else:
-                out += self._deltas(deltas)
+            self._read(event, out)
         return out
+
+    def _read(self, event: SSEEvent, out: list[c.ChatCompletionChunk]) -> None:
+        """One event the general way: its chunks appended to ``out``."""
+        data = event.data
+        if data == "[DONE]" or self.stop.stopped:
+            return
+        try:
+            deltas = self.reader.feed(event.event, data)
+        except msgspec.DecodeError:  # ValidationError is a DecodeError
+            deltas = [ErrorDelta(message="The upstream sent a malformed event.", code="upstream_bad_event")]
+        if not self.choice and not self.stop.stops and len(deltas) == 1 and type(deltas[0]) is TextDelta:
+            self.writer.feed_all(deltas, out)  # nothing to note
+        else:
+            out += self._deltas(deltas)
 
     def _deltas(self, deltas: list[Delta]) -> list[c.ChatCompletionChunk]:
         for delta in deltas:
@@ -202,6 +250,12 @@ class ChatChoiceDriver:
                 for choice in chunk.choices:
                     choice.index = self.choice
         return chunks
+
+
+def sse(chunks: list[c.ChatCompletionChunk]) -> bytes:
+    """Chunks as the SSE bytes a client gets: ``data: …`` and a blank line each, a chunk
+    without a choice left out (the server sums the choices' usage into a chunk of its own)."""
+    return b"".join([encode_data(c.encode_chunk(chunk)) for chunk in chunks if chunk.choices])
 
 
 def run_chat_driver(driver: ChatChoiceDriver, chunks: Iterable[bytes]) -> list[c.ChatCompletionChunk]:

@@ -130,6 +130,21 @@ class ChatStreamReader:
     def saw_finish(self) -> bool:
         return self._finish is not None
 
+    def text_of(self, data: str) -> str | None:
+        """The text of a chunk ``feed_data`` would read as just that text (``""``: nothing),
+        laid out like the learnt template, with no ``<think>`` splitting; otherwise ``None``
+        (give it to ``feed_data``). Nothing is noted either way."""
+        template = self._template
+        if template is None or self._think is not None:
+            return None
+        head, tail = template.head, template.tail
+        if data.startswith(head) and data.endswith(tail):
+            try:
+                return _decode_str(data[len(head) : len(data) - len(tail)])
+            except msgspec.DecodeError:
+                return None
+        return None
+
     def feed_data(self, data: str) -> list[Delta]:
         """One SSE ``data`` field: a chunk, ``[DONE]``, or an error object mid-stream."""
         template = self._template

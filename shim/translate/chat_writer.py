@@ -25,7 +25,7 @@ written from, so the two cannot disagree. The writer knows no vendor names.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 from msgspec import UNSET
@@ -54,6 +54,7 @@ __all__ = [
     "THINK_OPEN",
     "ChatStreamWriter",
     "ReasoningMode",
+    "TextFrame",
     "error_chunk_bytes",
     "usage_body",
 ]
@@ -64,6 +65,17 @@ THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 
 _encoder = msgspec.json.Encoder()
+_PROBE = "\x00shim-text-probe\x00"
+_PROBE_JSON = _encoder.encode(_PROBE).decode()
+
+
+class TextFrame(NamedTuple):
+    """A text chunk's JSON is ``head`` + the text as a JSON string + ``tail``."""
+
+    head: str
+    tail: str
+    model: str  # the model name in ``head``
+    content: list[str]  # the writer's content: append each text written
 
 
 class _OpeningDelta(c.ChoiceDelta):
@@ -157,6 +169,10 @@ class ChatStreamWriter:
         self.error: ErrorDelta | None = None
         self.encrypted_reasoning: list[str] = []
         self.meta: MetaDelta | None = None
+        self._frame: TextFrame | None = None  # the last frame learnt
+        # The frame ``text_frame`` returned, while it holds: every other public method clears
+        # it (each may change what a text chunk looks like, or whether one may be written).
+        self.live_frame: TextFrame | None = None
 
     @property
     def model(self) -> str:
@@ -172,6 +188,7 @@ class ChatStreamWriter:
         With ``model=None`` it waits for the upstream's ``MetaDelta`` (or the first output), so
         every chunk names the same model.
         """
+        self.live_frame = None
         if self._started or self._finished or self.error is not None:
             return []
         if self._model is None and self.meta is None:
@@ -179,6 +196,7 @@ class ChatStreamWriter:
         return self._opening()
 
     def feed(self, delta: Delta) -> list[c.ChatCompletionChunk]:
+        self.live_frame = None
         if self._finished or self.error is not None:
             return []
         if isinstance(delta, TextDelta):
@@ -214,6 +232,7 @@ class ChatStreamWriter:
         self, deltas: Iterable[Delta], out: list[c.ChatCompletionChunk] | None = None
     ) -> list[c.ChatCompletionChunk]:
         """The chunks for ``deltas``, appended to ``out`` when given."""
+        self.live_frame = None
         if out is None:
             out = []
         feed = self.feed
@@ -235,6 +254,7 @@ class ChatStreamWriter:
         """The chunk for a non-empty text without logprobs, noted as ``feed`` would, when the
         opening chunk is out, no think tag is open and the stream has not ended; otherwise
         ``None`` and nothing noted (give it to ``feed`` or ``feed_all``)."""
+        self.live_frame = None
         if not self._started or self._in_think or self._finished or self.error is not None:
             return None
         self._reasoning_key = None
@@ -248,8 +268,46 @@ class ChatStreamWriter:
             usage=None if self._include_usage else UNSET,
         )
 
+    def text_frame(self) -> TextFrame | None:
+        """For text written as JSON without a chunk struct (issue 18): ``None`` when
+        ``text_chunk`` would return ``None``. Otherwise the frame of the chunk ``text_chunk``
+        would write now, whatever the text, with the writer noted as ``text_chunk`` notes it
+        before a text; append each text written to the frame's ``content`` (the completion's).
+        Valid until anything else is called on the writer: meanwhile it is ``live_frame``."""
+        self.live_frame = None
+        if not self._started or self._in_think or self._finished or self.error is not None:
+            return None
+        model = self._model
+        if model is None:
+            model = self.model
+        frame = self._frame
+        if frame is None or frame.model != model:
+            frame = self._frame = self._learn_frame(model)
+            if frame is None:
+                return None
+        self._reasoning_key = None
+        self.live_frame = frame
+        return frame
+
+    def _learn_frame(self, model: str) -> TextFrame | None:
+        # The chunk is encoded once with a probe for its text: a JSON string can be swapped for
+        # another without changing anything around it. ``None`` if the probe is there twice (a
+        # model named after it).
+        chunk = c.ChatCompletionChunk(
+            id=self.completion_id,
+            created=self.created,
+            model=model,
+            choices=[c.ChunkChoice(delta=c.ChoiceDelta(content=_PROBE))],
+            usage=None if self._include_usage else UNSET,
+        )
+        head, found, tail = _encoder.encode(chunk).decode().partition(_PROBE_JSON)
+        if not found or _PROBE_JSON in tail:
+            return None
+        return TextFrame(head, tail, model, self._content)
+
     def finish(self) -> list[c.ChatCompletionChunk]:
         """The finish chunk (and the usage chunk); nothing after an error. Idempotent."""
+        self.live_frame = None
         if self._finished or self.error is not None:
             self._finished = True
             return []
@@ -270,6 +328,7 @@ class ChatStreamWriter:
 
     def fail(self, error: ErrorDelta) -> list[c.ChatCompletionChunk]:
         """An error from outside the stream (upstream dropped, timeout): no finish chunk follows."""
+        self.live_frame = None
         if self.error is None and not self._finished:
             self.error = error
         self._finished = True

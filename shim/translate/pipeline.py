@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shim.core.deltas import Delta, ErrorDelta
+from shim.core.deltas import Delta, ErrorDelta, TextDelta
 from shim.dialects.model import Dialect
 from shim.errors import UpstreamTruncated
 from shim.ids import Clock, IdFactory
@@ -53,6 +53,45 @@ class ChatToResponsesStream:
         for event in self.decoder.feed(data):  # the hot loop: one pass per SSE event
             write(read(event.data), out)
         return out
+
+    def feed_framed(self, data: bytes) -> list[r.StreamingEvent | bytes]:
+        """``feed``, with each run of plain text deltas as the SSE bytes of its
+        ``response.output_text.delta`` events (``encode_tagged``'s) instead of event structs
+        (issue 18): read and written straight from the chunk's bytes (``ChatStreamReader.text_of``
+        → ``ResponsesStreamWriter.texts_sse``), no delta or event struct built or encoded. Every
+        other event stays a struct, for redaction and sealing. ``tests/test_forward_text_fast.py``
+        holds it to ``feed``."""
+        out: list[r.StreamingEvent | bytes] = []
+        text_of = self.reader.text_of
+        read = self.reader.feed_data
+        write = self.writer.feed_all
+        run: list[str] = []  # plain texts not written yet
+        for event in self.decoder.feed(data):
+            text = text_of(event.data)
+            if text is not None:
+                if text:
+                    run.append(text)
+                continue
+            if run:
+                self._texts(run, out)
+                run = []
+            out += write(read(event.data))
+        if run:
+            self._texts(run, out)
+        return out
+
+    def _texts(self, texts: list[str], out: list[r.StreamingEvent | bytes]) -> None:
+        writer = self.writer
+        written = writer.texts_sse(texts)
+        if written is None:  # no text part open yet: the first text opens it, the long way
+            out += writer.feed_all([TextDelta(texts[0])])
+            if len(texts) == 1:
+                return
+            written = writer.texts_sse(texts[1:])
+            if written is None:  # a part the writer cannot frame (a probe in its item id)
+                out += writer.feed_all([TextDelta(text) for text in texts[1:]])
+                return
+        out.append(written.encode())
 
     def feed_completion(self, data: bytes) -> list[r.StreamingEvent]:
         """A whole (unstreamed) completion, for an upstream that cannot stream this request

@@ -39,6 +39,13 @@ from shim.wire import responses as r
 
 __all__ = ["ResponsesStreamWriter", "to_logprobs"]
 
+_json = msgspec.json.Encoder().encode
+# A text delta event is encoded once with these in its ``sequence_number`` and ``delta`` to learn
+# where they go (``ResponsesStreamWriter.texts_sse``).
+_SEQ_PROBE = str(7_302_915_846_113)
+_TEXT_PROBE_JSON = _json("\x00shim-text-probe\x00").decode()
+_TEXT_DELTA_SSE = "event: response.output_text.delta\ndata: "
+
 
 def to_logprobs(items: list[TokenLogprob]) -> list[r.LogProb]:
     return [
@@ -145,6 +152,9 @@ class ResponsesStreamWriter:
         self._error: ErrorDelta | None = None
         self.finished = False
         self.response = template
+        # The SSE frame of a text delta in the open text part (``texts_sse``): the message it
+        # was learnt for, that part's index, and the text around the delta and sequence number.
+        self._frame: tuple[_Message, int, str, str, str] | None = None
         # Client tools other than plain functions were lowered: their calls are raised back.
         plain = all(isinstance(t, r.FunctionTool) for t in template.tools)
         self._table: ToolTable | None = None if plain else lower_tools(template.tools)
@@ -177,6 +187,58 @@ class ResponsesStreamWriter:
             else:
                 feed(delta, out)
         return out
+
+    def texts_sse(self, texts: list[str]) -> str | None:
+        """The SSE text of the ``response.output_text.delta`` events ``feed_all`` would give for
+        these non-empty texts without logprobs, noted as it notes them, when a text part is open;
+        otherwise ``None`` and nothing noted (feed them as deltas). Issue 18: no event struct is
+        built or encoded; ``tests/test_forward_text_fast.py`` holds it to ``encode_tagged``."""
+        msg = self._open
+        if type(msg) is not _Message or msg.kind != "text":
+            return None
+        frame = self._frame
+        if frame is None or frame[0] is not msg or frame[1] != len(msg.parts):
+            frame = self._frame = self._learn_frame(msg)
+            if frame is None:
+                return None
+        _, _, head, mid, tail = frame
+        content = msg.content
+        seq = self._seq
+        parts: list[str] = []
+        for text in texts:
+            content.append(text)
+            if len(content) - msg.joined >= _LOOSE:
+                msg.joined = _compact(content, msg.joined)
+            if '"' in text or "\\" in text or not text.isprintable():
+                parts.append(f"{head}{_json(text).decode()}{mid}{seq}{tail}")
+            else:  # the text is its own JSON string's body
+                parts.append(f'{head}"{text}"{mid}{seq}{tail}')
+            seq += 1
+        self._seq = seq
+        return "".join(parts)
+
+    def _learn_frame(self, msg: _Message) -> tuple[_Message, int, str, str, str] | None:
+        # The event encoded once with probes: a JSON number or string can be swapped for another
+        # without changing anything around it. ``None`` if a probe shows up twice (an item id
+        # holding the number, say): those texts go the long way.
+        index = len(msg.parts)
+        event = r.ResponseOutputTextDeltaStreamingEvent(
+            sequence_number=int(_SEQ_PROBE),
+            item_id=msg.id,
+            output_index=msg.index,
+            content_index=index,
+            delta="\x00shim-text-probe\x00",
+            logprobs=[],
+        )
+        data = _json(event).decode()
+        if data.count(_SEQ_PROBE) != 1 or data.count(_TEXT_PROBE_JSON) != 1:
+            return None
+        # ``sequence_number`` is written last (a keyword-only field of the base struct).
+        head, _, rest = data.partition(_TEXT_PROBE_JSON)
+        mid, found, tail = rest.partition(_SEQ_PROBE)
+        if not found:  # the sequence number before the delta
+            return None
+        return msg, index, _TEXT_DELTA_SSE + head, mid, tail + "\n\n"
 
     def _feed(self, delta: Delta, out: list[r.StreamingEvent]) -> None:
         if isinstance(delta, TextDelta):

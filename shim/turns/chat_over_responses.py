@@ -35,7 +35,7 @@ from shim.core.deltas import ErrorDelta, UsageDelta
 from shim.core.diagnostics import Diagnostic, Diagnostics
 from shim.errors import InvalidRequest, ShimError, UpstreamError, UpstreamStatusError
 from shim.sse import DONE, KEEPALIVE, encode_data
-from shim.translate.chat_over_responses import ChatChoiceDriver
+from shim.translate.chat_over_responses import ChatChoiceDriver, sse
 from shim.translate.chat_writer import THINK_CLOSE, THINK_OPEN, ReasoningMode, error_chunk_bytes, usage_body
 from shim.translate.responses_request import encode_create_response_body, to_responses_request
 from shim.translate.stop_sequences import stop_list
@@ -385,7 +385,7 @@ class ChunksTranslation:
         return self._encode(self.driver.start())
 
     def feed(self, data: bytes) -> list[bytes]:
-        return self._encode(self.driver.feed(data))
+        return self._ended(self.driver.feed_sse(data))  # text chunks written without structs
 
     def finish(self) -> list[bytes]:
         driver = self.driver
@@ -398,8 +398,10 @@ class ChunksTranslation:
         return tail  # nothing is stored per choice
 
     def _encode(self, batch: list[c.ChatCompletionChunk]) -> list[bytes]:
+        return self._ended(sse(batch))
+
+    def _ended(self, data: bytes) -> list[bytes]:
         # One write per upstream batch (per-write costs: bench/README.md).
-        data = b"".join([encode_data(c.encode_chunk(chunk)) for chunk in batch if chunk.choices])
         error = self.driver.error
         if error is not None and not self.ended:
             self.ended = True

@@ -10,8 +10,9 @@ well-formed failure (docs/store.md).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
 import msgspec
@@ -35,7 +36,7 @@ from shim.translate.request_fields import check_request_fields
 from shim.turns import hosted_loop
 from shim.turns.context import TurnContext
 from shim.turns.context_limits import Fitting, compact_past_threshold, fitted_request, send_fitted
-from shim.turns.pump import pump
+from shim.turns.pump import Translation, pump
 from shim.upstream import failover
 from shim.upstream.families import family, mixed_families, origins_of, replayable
 from shim.upstream.redaction import EventRedactor, redact
@@ -45,6 +46,7 @@ from shim.wire import responses as r
 
 __all__ = [
     "EventsTranslation",
+    "FramedTranslation",
     "Turn",
     "complete",
     "event_batches",
@@ -52,7 +54,10 @@ __all__ = [
     "fail_after_finish",
     "open_stream",
     "prepare",
+    "sse_batches",
 ]
+
+T = TypeVar("T", bound=r.StreamingEvent | bytes)  # an event, or text deltas as SSE bytes
 
 
 @dataclass
@@ -405,6 +410,59 @@ class EventsTranslation:
         return events
 
 
+Framed = r.StreamingEvent | bytes  # an event, or the SSE bytes of a run of text deltas
+
+
+class FramedTranslation:
+    """``EventsTranslation`` for an SSE client: a run of plain text deltas comes as the bytes
+    the client gets (``ChatToResponsesStream.feed_framed``, issue 18), every other event as a
+    struct, redacted and sealed as ever (text deltas carry neither a message nor an item)."""
+
+    def __init__(self, events: EventsTranslation) -> None:
+        self.events = events
+        self.driver = events.driver
+
+    @property
+    def stopped(self) -> bool:
+        return self.events.stopped
+
+    def start(self) -> list[Framed]:
+        return [*self.events.start()]
+
+    def feed(self, data: bytes) -> list[Framed]:
+        events = self.events
+        if not events.streamed:
+            return [*events.feed(data)]
+        out = self.driver.feed_framed(data)
+        sealed = events.sealed
+        if sealed is not None:
+            for event in out:
+                if not isinstance(event, bytes):
+                    sealed.seal_event(event, events.family)
+        return out
+
+    def finish(self) -> list[Framed]:
+        return [*self.events.finish()]
+
+    def fail(self, error: UpstreamError) -> list[Framed]:
+        return [*self.events.fail(error)]
+
+    def unstored(self, tail: list[Framed], error: ShimError) -> list[Framed]:
+        # ``finish`` and ``fail`` give structs only: the last batch is events.
+        events = [event for event in tail if not isinstance(event, bytes)]
+        return [*fail_after_finish(events, error)] if len(events) == len(tail) else tail
+
+
+def sse_batches(
+    ctx: TurnContext, turn: Turn, response: httpx.Response
+) -> AsyncIterator[Sequence[Framed] | None]:
+    """``event_batches`` for an SSE client: runs of text deltas as their bytes already."""
+    if turn.hosted is not None:
+        return hosted_loop.event_batches(ctx, turn, response)
+    translation = FramedTranslation(EventsTranslation(ctx, turn))
+    return _pumped(ctx, turn, response, translation, translation.driver, None)
+
+
 def event_batches(
     ctx: TurnContext,
     turn: Turn,
@@ -417,12 +475,22 @@ def event_batches(
     if turn.hosted is not None:
         return hosted_loop.event_batches(ctx, turn, response, local)
     translation = EventsTranslation(ctx, turn)
+    return _pumped(ctx, turn, response, translation, translation.driver, local)
 
+
+def _pumped(
+    ctx: TurnContext,
+    turn: Turn,
+    response: httpx.Response,
+    translation: Translation[T],
+    driver: ChatToResponsesStream,
+    local: MutableMapping[str, StoredResponse] | None,
+) -> AsyncIterator[list[T] | None]:
     async def finished() -> None:
-        failure = translation.driver.response.error
+        failure = driver.response.error
         if failure is not None:  # vendors echo keys in error messages; the record keeps none
             failure.message = redact(failure.message, turn.resolved.upstream_key)
-        await remember(ctx, turn, translation.driver.response, local)
+        await remember(ctx, turn, driver.response, local)
 
     return pump(
         response,
@@ -430,7 +498,7 @@ def event_batches(
         ctx.timing,
         EventRedactor(turn.resolved.upstream_key),
         on_finish=finished,
-        decoded=not translation.streamed,
+        decoded=not turn.chat_request.stream,
     )
 
 

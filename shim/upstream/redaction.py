@@ -11,6 +11,7 @@ from typing import Protocol, TypeVar
 from shim.wire import responses as r
 
 T = TypeVar("T")
+E = TypeVar("E", bound=r.StreamingEvent | bytes)  # bytes: text deltas already written as SSE
 
 __all__ = [
     "ByteRedactor",
@@ -108,14 +109,14 @@ class EventRedactor:
     def __init__(self, secret: str | None) -> None:
         self.secret = secret
 
-    def __call__(self, batch: list[r.StreamingEvent]) -> list[r.StreamingEvent]:
+    def __call__(self, batch: list[E]) -> list[E]:
         if self.secret:
             for event in batch:
                 if isinstance(event, _CARRIERS):  # one test per event: text deltas go by at once
                     redact_event(event, self.secret)
         return batch
 
-    def flush(self) -> list[r.StreamingEvent]:
+    def flush(self) -> list[E]:
         return []
 
 

@@ -116,3 +116,14 @@ async def test_schema_page_works_offline(client: httpx.AsyncClient) -> None:
         "<code>/v1/models/{model_id}</code>",
     ):
         assert operation in page, operation
+
+
+async def test_document_after_the_page_has_the_wire_schemas(client: httpx.AsyncClient) -> None:
+    """The document is built on its first request and kept (nothing of it at start-up): the
+    page first, then the document twice, and the wire schemas are there each time, the same."""
+    assert (await client.get("/schema")).status_code == 200
+    first, again = (await client.get("/schema/openapi.json")), (await client.get("/schema/openapi.json"))
+    assert first.content == again.content
+    schemas = first.json()["components"]["schemas"]
+    for name in ("CreateResponseBody", "ResponseResource", "ErrorEnvelope", "ErrorBody", "ModelList"):
+        assert name in schemas, name
