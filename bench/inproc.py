@@ -1,7 +1,7 @@
 """The shim's own per-request work, in process: the app called as an ASGI app over an upstream
 that answers at once, with no server and no socket (so no uvicorn, no aiohttp).
 
-    .venv/bin/python -m bench.inproc [--requests 2000] [--chat] [--stream] [--profile]
+    .venv/bin/python -m bench.inproc [--requests 2000] [--chat] [--stream] [--profile] [--upstream]
     valgrind --tool=callgrind --callgrind-out-file=/dev/null .venv/bin/python -m bench.inproc --requests N
 
 What it measures is what ``shim/http``, Litestar, the turn, the translation, the observability
@@ -10,6 +10,10 @@ transport. The CPU time per request (``time.process_time``, after a warm-up) mov
 machine's load; the instruction count under callgrind does not: run it twice (``--requests 0``
 and ``--requests N``) and divide the difference by N. ``--profile`` prints cProfile's top
 functions by own time instead.
+
+``--upstream`` sends each request for real, through the shim's own transport (aiohttp), to
+``bench.fake_upstream`` started on core 1: then only the ASGI server is missing (the fake
+upstream is another process, which callgrind does not follow).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ class _Answering(httpx.AsyncBaseTransport):
         return httpx.Response(200, headers=headers, stream=httpx.ByteStream(self.whole))
 
 
-def build(tokens: int) -> Any:
+def build(tokens: int, upstream: str | None = None) -> Any:
     os.environ.setdefault("SHIM_SECRET", "bench-secret-0123456789abcdef0123456789abcdef")
     from shim.http.app import create_app
     from shim.http.observability import configure_logging
@@ -57,8 +61,9 @@ def build(tokens: int) -> Any:
     from shim.settings import Route, ServerSettings, Settings
     from shim.upstream.client import UpstreamClient
 
-    settings = Settings(server=ServerSettings(store="memory://"), routes=(Route(upstream=_URL),))
-    client = UpstreamClient(settings.server.timeouts, settings.server.retries, transport=_Answering(tokens))
+    settings = Settings(server=ServerSettings(store="memory://"), routes=(Route(upstream=upstream or _URL),))
+    transport = None if upstream else _Answering(tokens)  # None: the shim's own (aiohttp)
+    client = UpstreamClient(settings.server.timeouts, settings.server.retries, transport=transport)
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the access lines are written, to nowhere
     configure_logging(enabled=True)
     app = create_app(settings, upstream=client)
@@ -131,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--tokens", type=int, default=50)
     parser.add_argument("--profile", action="store_true", help="cProfile's top functions by own time")
+    parser.add_argument(
+        "--upstream", action="store_true", help="a real fake upstream on core 1, over aiohttp"
+    )
     args = parser.parse_args(argv)
     if args.chat:
         path, fields = "/v1/chat/completions", {**CHAT_BODY, **(_CHAT_STREAM if args.stream else {})}
@@ -143,7 +151,20 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
-    app = build(args.tokens)
+    upstream = None
+    if args.upstream:
+        from bench.servers import start_upstream
+
+        upstream = start_upstream("1", args.tokens, 0.0)
+    try:
+        return _drive(args, path, body, f"http://127.0.0.1:{upstream.port}/v1" if upstream else None)
+    finally:
+        if upstream is not None:
+            upstream.stop()
+
+
+def _drive(args: argparse.Namespace, path: str, body: bytes, upstream: str | None) -> int:
+    app = build(args.tokens, upstream)
     loop = asyncio.new_event_loop()
     gc.collect()
     if args.profile:

@@ -12,12 +12,13 @@ Nothing is stored for a cancelled turn: no client holds its id.
 from __future__ import annotations
 
 import asyncio
+import types
 from collections.abc import Awaitable
 from typing import TypeVar
 
 from litestar import Response
 
-from shim.http.guards import Receive
+from shim.http.guards import Message, Receive
 
 __all__ = ["CLIENT_CLOSED", "client_left", "disconnected", "unless_client_leaves"]
 
@@ -33,41 +34,90 @@ async def disconnected(receive: Receive) -> None:
         pass
 
 
+class _Watch:
+    """The watcher: a task on ``receive`` alone (no coroutine of ours around it), heard through
+    a done callback, which is taken back when the turn ends first."""
+
+    __slots__ = ("cancelled", "left", "loop", "receive", "stopped", "task", "watcher")
+
+    def __init__(self, task: asyncio.Task[object], receive: Receive) -> None:
+        self.task = task
+        self.loop = task.get_loop()
+        self.receive = receive
+        self.left = False
+        self.cancelled = False  # the task, by us
+        self.stopped = False
+        self.watcher = self._listen()
+
+    def _listen(self) -> asyncio.Future[Message]:
+        heard = self.receive()
+        watcher = (
+            self.loop.create_task(heard)
+            if isinstance(heard, types.CoroutineType)
+            else asyncio.ensure_future(heard, loop=self.loop)
+        )
+        watcher.add_done_callback(self._heard)
+        return watcher
+
+    @staticmethod
+    def _gone(watcher: asyncio.Future[Message]) -> bool:
+        """A disconnect, or a ``receive`` that failed (that ends the turn too)."""
+        if watcher.cancelled():
+            return False
+        return watcher.exception() is not None or watcher.result()["type"] == "http.disconnect"
+
+    def _heard(self, watcher: asyncio.Future[Message]) -> None:
+        if self.stopped or watcher.cancelled():
+            return
+        if not self._gone(watcher):
+            self.watcher = self._listen()  # another message: still listening for the disconnect
+            return
+        self.left = self.cancelled = True
+        self.task.cancel()
+
+    def stop(self) -> None:
+        """The turn ended: the watcher goes. One that heard the client leave meanwhile counts,
+        even if its callback has not run yet."""
+        self.stopped = True
+        watcher = self.watcher
+        if not watcher.done():
+            watcher.remove_done_callback(self._heard)
+            watcher.cancel()
+        elif not self.left and self._gone(watcher):
+            self.left = True  # (the task not cancelled: nothing to take back)
+
+    def answers_nobody(self) -> bool:
+        """The client left, and nobody else cancelled the task meanwhile (the count of its
+        cancellations, ours taken back, says so)."""
+        if not self.left:
+            return False
+        if self.cancelled:
+            return self.task.uncancel() == 0
+        return self.task.cancelling() == 0
+
+
 async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T | None:
     """``work``'s result, or ``None`` once the client has gone (``work`` is then cancelled).
 
-    ``work`` runs in the calling task; only the watcher gets a task of its own (a second task and
-    ``asyncio.wait`` cost ~8 µs a request: bench/README.md, issue 18). A disconnect cancels the
-    calling task; ``Task.uncancel``'s count tells that cancellation from one from outside (the
-    handler cancelled at shutdown: it goes on), as ``asyncio.timeout`` does."""
+    ``work`` runs in the calling task; only the watcher gets a task of its own, on ``receive``
+    itself (a second task and ``asyncio.wait`` cost ~8 µs a request; two coroutines of ours
+    around ``receive`` ~9,000 instructions: bench/README.md, issue 18). A disconnect cancels
+    the calling task;
+    ``Task.uncancel``'s count tells that cancellation from one from outside (the handler
+    cancelled at shutdown: it goes on), as ``asyncio.timeout`` does."""
     task = asyncio.current_task()
     assert task is not None, "called from a task"
-    left = False
-
-    async def watch() -> None:
-        nonlocal left
-        try:
-            await disconnected(receive)
-        except asyncio.CancelledError:
-            raise
-        except BaseException:  # a receive that fails ends the turn too (its error stays here)
-            left = True
-            task.cancel()
-            raise
-        left = True
-        task.cancel()
-
-    watcher = asyncio.ensure_future(watch())
+    watch = _Watch(task, receive)
     try:
         result = await work
     except BaseException:
-        watcher.cancel()
+        watch.stop()
         # whatever the turn raises while it is torn down concerns nobody: its client is gone
-        if left and task.uncancel() == 0:
+        if watch.answers_nobody():
             return None
         raise
-    watcher.cancel()
-    if left and task.uncancel() == 0:
+    watch.stop()
+    if watch.answers_nobody():
         return None  # the client left as the turn ended (and the turn swallowed the cancellation)
     return result
 

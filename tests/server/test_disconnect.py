@@ -112,3 +112,67 @@ async def test_the_turn_runs_in_the_callers_context() -> None:
         return asyncio.current_task()
 
     assert await unless_client_leaves(_Receive(), work()) is outer
+
+
+class _Script:
+    """A receive channel that says each of ``messages`` in turn (a message object is returned, an
+    exception raised), then is silent."""
+
+    def __init__(self, *messages: dict[str, Any] | BaseException) -> None:
+        self.messages = list(messages)
+
+    async def __call__(self) -> dict[str, Any]:
+        await asyncio.sleep(0.01)
+        if not self.messages:
+            await asyncio.Event().wait()
+        message = self.messages.pop(0)
+        if isinstance(message, BaseException):
+            raise message
+        return message
+
+
+async def _long_turn() -> str:
+    await asyncio.sleep(60)
+    return "never"
+
+
+@pytest.mark.parametrize(
+    "receive",
+    [
+        _Script({"type": "http.disconnect"}),
+        _Script({"type": "http.request", "body": b"", "more_body": False}, {"type": "http.disconnect"}),
+        _Script(ConnectionResetError("the channel broke")),
+    ],
+    ids=["disconnect", "another message, then the disconnect", "receive fails"],
+)
+async def test_what_ends_the_turn(receive: _Script) -> None:
+    assert await asyncio.wait_for(unless_client_leaves(receive, _long_turn()), 5) is None
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+
+
+async def test_a_disconnect_heard_as_the_turn_ends_answers_nobody() -> None:
+    """The watcher finished in the same loop turn as the work (its callback not run yet)."""
+    receive = _Receive()
+
+    async def work() -> str:
+        receive.gone.set()  # the watcher's wait ends now; its callback comes later
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return "answer"
+
+    assert await unless_client_leaves(receive, work()) is None
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+
+
+async def test_the_watcher_goes_with_the_turn() -> None:
+    before = asyncio.all_tasks()
+
+    async def work() -> str:
+        await asyncio.sleep(0)
+        return "answer"
+
+    assert await unless_client_leaves(_Receive(), work()) == "answer"
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() == before, "no watcher left behind"

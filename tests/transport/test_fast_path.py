@@ -138,3 +138,40 @@ async def test_a_post_cancelled_while_waiting_frees_its_slot_and_connection() ->
         finally:
             await client.aclose()
     assert server.connections == 2, "the cancelled request's connection was not reused"
+
+
+async def test_a_post_writes_its_body_without_a_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body goes out right after the head, in the same loop turn: aiohttp's body-writer task
+    (Python 3.11 has no eager tasks) cost ~57,000 instructions a request (bench/README.md)."""
+    loop = asyncio.get_running_loop()
+    made: list[str] = []
+    create_task = loop.create_task
+
+    def counting(coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(getattr(coro, "__qualname__", repr(coro)))
+        return create_task(coro, **kwargs)
+
+    async with Server(_echo_each) as server:
+        client = UpstreamClient(Timeouts())
+        try:
+            await client.send(_resolved(server.port), "/chat/completions", b'{"model":"m"}', stream=False)
+            monkeypatch.setattr(loop, "create_task", counting)
+            response = await client.send(
+                _resolved(server.port), "/chat/completions", b'{"model":"m","n":1}', stream=False
+            )
+            assert response.content == b'{"ok":true}'
+        finally:
+            monkeypatch.undo()
+            await client.aclose()
+    assert not [name for name in made if "write_bytes" in name], made
+    assert server.requests[1].endswith(b'\r\n\r\n{"model":"m","n":1}')
+
+
+@pytest.mark.parametrize(
+    ("headers", "expects"),
+    [({"x-org": "acme"}, False), ({"Expect": "100-continue"}, True), ({"expect": "anything"}, True)],
+)
+def test_an_expect_header_leaves_the_body_to_aiohttp(headers: dict[str, str], expects: bool) -> None:
+    """aiohttp's writer waits for ``100 Continue`` before the body: such a set keeps its task."""
+    prepared = transport().prepare(httpx.Headers({"host": "h", **headers}))
+    assert prepared is not None and prepared.expects is expects

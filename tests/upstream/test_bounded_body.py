@@ -9,6 +9,7 @@ import asyncio
 import gc
 import weakref
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -55,7 +56,19 @@ class Native(Scripted):
         return data
 
 
-KINDS = {"transport body": Native, "any httpx stream": Scripted}
+class Arrived(Native):
+    """The transport's body, which says when it has arrived whole (then no read waits)."""
+
+    def arrived(self) -> bool:
+        return all(delay == 0 and chunk is not None for delay, chunk in self.script)
+
+    async def _step(self) -> bytes:
+        if self.script and self.script[0][0] == 0 and self.script[0][1] is not None:
+            return self.script.pop(0)[1] or b""  # here already: no suspension
+        return await super()._step()
+
+
+KINDS = {"transport body": Native, "arrived transport body": Arrived, "any httpx stream": Scripted}
 
 
 def bounded(
@@ -151,6 +164,44 @@ async def test_the_timer_lets_go_of_the_body(kind: type[Scripted], how: str) -> 
     del body
     gc.collect()
     assert gone() is None, "the deadline's timer still holds the body"
+
+
+@pytest.mark.parametrize(
+    ("kind", "script", "timers"),
+    [
+        (Arrived, [(0, b"one"), (0, b"two")], 0),  # here whole: reading it cannot wait
+        (Arrived, [(0, b"one"), (0.01, b"two")], 1),  # the rest still to come
+        (Native, [(0, b"one"), (0, b"two")], 1),  # a body that cannot tell
+    ],
+    ids=["arrived", "arriving", "cannot tell"],
+)
+async def test_a_body_read_whole_is_timed_only_when_it_may_wait(
+    kind: type[Scripted],
+    script: list[tuple[float, bytes | None]],
+    timers: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A timer armed and cancelled costs ~4 us under uvloop (bench/README.md, issue 18)."""
+    loop = asyncio.get_running_loop()
+    armed: list[float] = []
+    call_at = loop.call_at
+
+    def counting(when: float, callback: Any, *args: object, **kwargs: Any) -> asyncio.TimerHandle:
+        if getattr(callback, "__name__", "") == "_expire":  # the body's deadline (not a sleep)
+            armed.append(when)
+        return call_at(when, callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", counting)
+    assert await bounded(kind, script).read_all() == b"onetwo"
+    assert len(armed) == timers
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["chunks", "read_all"])
+async def test_an_arrived_body_is_read_even_past_its_deadline(whole: bool) -> None:
+    """As before the timer was skipped: a read that does not wait is not cut short (the timer,
+    due at once, could only fire at the next suspension)."""
+    body = bounded(Arrived, [(0, b"one"), (0, b"two")], within=-1.0)
+    assert await (body.read_all() if whole else chunks(body)) == (b"onetwo" if whole else [b"one", b"two"])
 
 
 async def test_empty_chunks_of_another_stream_do_not_end_it() -> None:
