@@ -177,16 +177,21 @@ async def _body(scope: Scope, receive: Receive, max_body: float) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _bytes_only(response: Response[Any], status: int) -> bool:
-    """A plain ``Response`` of bytes with a body (no cookies, no background task)."""
+def _body_allowed(response: Response[Any], status: int) -> bool:
+    """No cookies nor background task, and a status that allows a body."""
     status_code = response.status_code or status
     return (
-        type(response) is Response
-        and isinstance(response.content, bytes)
-        and not response.cookies
+        not response.cookies
         and response.background is None
         and status_code >= 200
         and status_code not in (204, 304)
+    )
+
+
+def _bytes_only(response: Response[Any], status: int) -> bool:
+    """A plain ``Response`` of bytes with a body (no cookies, no background task)."""
+    return (
+        type(response) is Response and isinstance(response.content, bytes) and _body_allowed(response, status)
     )
 
 
@@ -211,14 +216,10 @@ async def _send_bytes(response: Response[Any], status: int, send: Send) -> None:
 def _stream_only(response: Response[Any], status: int) -> bool:
     """A ``Stream`` over an async iterator, with no cookies nor background task, whose status
     allows a body."""
-    status_code = response.status_code or status
     return (
         type(response) is Stream
         and isinstance(response.iterator, AsyncIterator)
-        and not response.cookies
-        and response.background is None
-        and status_code >= 200
-        and status_code not in (204, 304)
+        and _body_allowed(response, status)
     )
 
 
