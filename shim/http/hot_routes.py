@@ -38,7 +38,7 @@ from litestar.response import Stream
 from litestar.routes import HTTPRoute
 from litestar.utils.scope.state import ScopeState
 
-from shim.http.disconnect import disconnected
+from shim.http.disconnect import Watch
 from shim.http.guards import ASGIApp, Receive, Scope, Send
 from shim.http.state import AppState
 
@@ -246,32 +246,18 @@ async def _send_stream(response: Stream, status: int, receive: Receive, send: Se
     await send(_start(response, status))
     task = asyncio.current_task()
     assert task is not None, "called from a task"
-    left = False
-
-    async def watch() -> None:
-        nonlocal left
-        try:
-            await disconnected(receive)
-        except asyncio.CancelledError:
-            raise
-        except BaseException:  # a receive that fails ends the stream too (its error stays here)
-            left = True
-            task.cancel()
-            raise
-        left = True
-        task.cancel()
-
-    watcher = asyncio.ensure_future(watch())
+    watch = Watch(task, receive)  # a receive that fails ends the stream too
     try:
         async for chunk in iterator:
             body = chunk if isinstance(chunk, bytes) else chunk.encode(encoding)
             await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
-        if not left or task.uncancel() != 0:  # cancelled from outside (shutdown): goes on up
+        watch.stop()
+        if not watch.answers_nobody():  # cancelled from outside (shutdown): goes on up
             raise
     finally:
-        watcher.cancel()
+        watch.stop()
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()
