@@ -28,21 +28,21 @@ class HeadWithBody:
     """A connection's transport for uvicorn: a write starting like a head is held until the
     next write (sent together) or the end of the loop turn; everything else is the transport's."""
 
-    __slots__ = ("_held", "_loop", "transport")
+    __slots__ = ("_call_soon", "_held", "transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
-        self._loop = loop
+        self._call_soon = loop.call_soon
         self._held: bytes | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         held = self._held
         if held is not None:
             self._held = None
-            self.transport.write(held + bytes(data))
-        elif data[:9] == _HEAD:
-            self._held = bytes(data)
-            self._loop.call_soon(self.flush)
+            self.transport.write(held + data)
+        elif type(data) is bytes and data.startswith(_HEAD):
+            self._held = data
+            self._call_soon(self.flush)
         else:
             self.transport.write(data)
 
