@@ -17,6 +17,7 @@ the allow list). Cancelling the caller (a client that hung up) cancels the call.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -53,8 +54,13 @@ class ToolResult:
     error: dict[str, Any] | None = None  # the tool failed: what the model is told
 
 
+@functools.lru_cache(maxsize=256)
+def _permitted(url: str, registered: bool, allow: tuple[str, ...]) -> bool:
+    return Guard(McpServer("", url, registered=registered), allow).permits(httpx.URL(url))
+
+
 async def _run(server: McpServer, config: HostedConfig, op: Callable[[Client], Awaitable[T]]) -> T:
-    if not Guard(server, config.allow).permits(httpx.URL(server.url)):  # resolve_server checked
+    if not _permitted(server.url, server.registered, config.allow):  # resolve_server checked
         raise McpServerNotAllowed(f"MCP server {server.label!r} is outside the allow list.")
     fresh = False
     while True:

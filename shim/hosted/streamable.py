@@ -28,10 +28,13 @@ operation's time (``asyncio.timeout``); the socket's own timeouts are a backstop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import ipaddress
 import json
 import ssl
-from collections.abc import AsyncIterator, Mapping
+import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -42,6 +45,7 @@ from yarl import URL
 from shim.errors import McpServerNotAllowed
 from shim.hosted.servers import Guard
 from shim.hosted.tool_output import problem
+from shim.settings import environment
 
 __all__ = [
     "LATEST",
@@ -68,6 +72,7 @@ _REDIRECTS = (307, 308)  # the method and body kept; 301/302/303 would turn a PO
 _MAX_REDIRECTS = 20
 _METHOD_NOT_FOUND = -32601
 _GONE = 32600  # the SDK's code for "Session terminated" (a 404): kept so the errors read the same
+_GRACE = 0.25  # seconds an answered event stream is given to end (see ``_drain``)
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 
@@ -147,8 +152,10 @@ class StreamableClient:
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=connect_timeout, sock_read=call_timeout + 5
             ),
-            trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as httpx's client honoured
+            # No ``trust_env``: aiohttp would read the proxy settings and ~/.netrc again in a thread
+            # on every request; the proxy is chosen once, below.
         )
+        self.proxy = _proxy(self.url)
 
     # -- the protocol -------------------------------------------------------------------------
 
@@ -213,7 +220,7 @@ class StreamableClient:
                     async with asyncio.timeout(within):
                         self._permit(self.url)
                         async with self.http.delete(
-                            self.url, headers=self._headers_now(), allow_redirects=False
+                            self.url, headers=self._headers_now(), allow_redirects=False, proxy=self.proxy
                         ) as response:
                             await response.read()  # 405: the server does not let clients end sessions
                 except (aiohttp.ClientError, OSError, McpServerNotAllowed):
@@ -271,9 +278,11 @@ class StreamableClient:
             if kind.startswith(_JSON):
                 return self._answer(_parse(await self._read_all(response)), wanted)
             if kind.startswith(_SSE):
-                async for data in _events(response.content, self.max_body):
+                events = _Events(response.content, self.max_body)
+                while (data := await events.next()) is not None:
                     found = await self._handle(_parse(data), wanted)
                     if found is not None:
+                        await _drain(response.content, self.max_body)
                         return found
                 raise InvalidAnswer("the server's event stream ended without an answer")
             raise InvalidAnswer(f"Unexpected content type: {kind or 'none'}")
@@ -314,6 +323,28 @@ class StreamableClient:
             reply["error"] = {"code": _METHOD_NOT_FOUND, "message": "Method not found"}
         await self._exchange(reply, None)
         return None
+
+
+def _proxy(url: URL) -> URL | None:
+    """The proxy the environment names for ``url`` (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``, ``NO_PROXY``, read at start-up as for the upstreams); never for loopback."""
+    env = environment().proxies
+    chosen = env.get(url.scheme) or env.get("all")
+    host = url.host or ""
+    if not chosen or _loopback(host):
+        return None
+    if urllib.request.proxy_bypass_environment(f"{host}:{url.port}", env):  # type: ignore[attr-defined]
+        return None
+    return URL(chosen if "://" in chosen else f"http://{chosen}")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _is_tool(tool: Any) -> bool:
@@ -358,35 +389,59 @@ def _within_origin(sent: URL, response: aiohttp.ClientResponse) -> URL | None:
     return target
 
 
-async def _events(content: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
+class _Events:
     """The ``data`` of each ``message`` event of an SSE stream (the WHATWG rules this transport
-    uses: fields per line, an event ends at a blank line, ``data`` lines joined with LF)."""
-    buffer = bytearray()
-    data: list[bytes] = []
-    name = b""
-    size = 0
-    while True:
-        chunk = await content.readany()
-        if not chunk:
-            return
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(limit)
-        buffer += chunk
-        start = 0
+    uses: fields per line, an event ends at a blank line, ``data`` lines joined with LF). Read
+    with ``readany``: a line may be longer than aiohttp's ``readline`` allows (a tool's output)."""
+
+    def __init__(self, content: aiohttp.StreamReader, limit: int) -> None:
+        self.content, self.limit = content, limit
+        self.buffer = bytearray()
+        self.size = 0
+        self.ready: list[bytes] = []  # events parsed, not yet taken
+        self.data: list[bytes] = []
+        self.name = b""
+
+    async def next(self) -> bytes | None:
+        """The next event's data; ``None`` at the stream's end."""
+        while not self.ready:
+            chunk = await self.content.readany()
+            if not chunk:
+                return None
+            self.size += len(chunk)
+            if self.size > self.limit:
+                raise TooLarge(self.limit)
+            self.buffer += chunk
+            self._split()
+        return self.ready.pop(0)
+
+    def _split(self) -> None:
+        buffer, start = self.buffer, 0
         while (end := buffer.find(b"\n", start)) >= 0:
             line = bytes(buffer[start:end]).rstrip(b"\r")
             start = end + 1
             if not line:
-                if data and name in (b"", b"message"):
-                    yield b"\n".join(data)
-                data, name = [], b""
+                if self.data and self.name in (b"", b"message"):
+                    self.ready.append(b"\n".join(self.data))
+                self.data, self.name = [], b""
                 continue
             field, _, value = line.partition(b":")
             if value.startswith(b" "):
                 value = value[1:]
             if field == b"data":
-                data.append(value)
+                self.data.append(value)
             elif field == b"event":
-                name = value
+                self.name = value
         del buffer[:start]
+
+
+async def _drain(content: aiohttp.StreamReader, limit: int) -> None:
+    """Reads what is left of an answered stream for ``_GRACE`` seconds at most: a stream read to
+    its end leaves its connection open for the next request (else it is closed, and the next
+    request pays a new one). A server that keeps the stream open is not waited for longer."""
+    if content.at_eof():
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_GRACE):
+            while (chunk := await content.readany()) and (limit := limit - len(chunk)) > 0:
+                pass
