@@ -65,6 +65,13 @@ async def _run(server: McpServer, config: HostedConfig, op: Callable[[Client], A
     fresh = False
     while True:
         session, reused = sessions.take(server, config, fresh=fresh)
+        if reused:
+            # Two turns of the loop first (the socket's readiness is read after the waiting
+            # task runs, in the same turn): a connection the server closed while the session
+            # was idle (its FIN arrived, not yet read) is dropped, not sent a request that
+            # would fail. A request is never re-sent on its own: it may have run.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
         try:
             client = await session.opened()
             async with asyncio.timeout(config.call_timeout):
