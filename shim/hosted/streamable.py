@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import io
 import ipaddress
 import json
 import ssl
@@ -72,6 +73,7 @@ _REDIRECTS = (307, 308)  # the method and body kept; 301/302/303 would turn a PO
 _MAX_REDIRECTS = 20
 _METHOD_NOT_FOUND = -32601
 _GONE = 32600  # the SDK's code for "Session terminated" (a 404): kept so the errors read the same
+_LARGE = 1 << 20  # aiohttp's limit for a body sent as bytes
 _GRACE = 0.25  # seconds an answered event stream is given to end (see ``_drain``)
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -248,8 +250,10 @@ class StreamableClient:
         url = self.url
         for _ in range(_MAX_REDIRECTS + 1):
             self._permit(url)
+            # A large body as a stream: aiohttp warns that bytes over 1 MiB block the loop.
+            data = body if len(body) <= _LARGE else io.BytesIO(body)
             response = await self.http.post(
-                url, data=body, headers=self._headers_now(), allow_redirects=False
+                url, data=data, headers=self._headers_now(), allow_redirects=False, proxy=self.proxy
             )
             if not 300 <= response.status < 400:
                 return response
@@ -397,6 +401,7 @@ class _Events:
     def __init__(self, content: aiohttp.StreamReader, limit: int) -> None:
         self.content, self.limit = content, limit
         self.buffer = bytearray()
+        self.scanned = 0
         self.size = 0
         self.ready: list[bytes] = []  # events parsed, not yet taken
         self.data: list[bytes] = []
@@ -417,7 +422,7 @@ class _Events:
 
     def _split(self) -> None:
         buffer, start = self.buffer, 0
-        while (end := buffer.find(b"\n", start)) >= 0:
+        while (end := buffer.find(b"\n", max(start, self.scanned))) >= 0:
             line = bytes(buffer[start:end]).rstrip(b"\r")
             start = end + 1
             if not line:
@@ -433,6 +438,7 @@ class _Events:
             elif field == b"event":
                 self.name = value
         del buffer[:start]
+        self.scanned = len(buffer)  # no line end in there: the next search starts after it
 
 
 async def _drain(content: aiohttp.StreamReader, limit: int) -> None:
