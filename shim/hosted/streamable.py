@@ -46,7 +46,6 @@ from yarl import URL
 from shim.errors import McpServerNotAllowed
 from shim.hosted.servers import Guard
 from shim.hosted.tool_output import problem
-from shim.settings import environment
 
 __all__ = [
     "LATEST",
@@ -331,8 +330,8 @@ class StreamableClient:
 
 def _proxy(url: URL) -> URL | None:
     """The proxy the environment names for ``url`` (``HTTP_PROXY``, ``HTTPS_PROXY``,
-    ``ALL_PROXY``, ``NO_PROXY``, read at start-up as for the upstreams); never for loopback."""
-    env = environment().proxies
+    ``ALL_PROXY``, ``NO_PROXY``, as for the upstreams); never for loopback. Read once per session."""
+    env = urllib.request.getproxies_environment()
     chosen = env.get(url.scheme) or env.get("all")
     host = url.host or ""
     if not chosen or _loopback(host):

@@ -34,6 +34,47 @@ def test_the_protocol_versions_are_the_sdks() -> None:
     assert tuple(SUPPORTED_PROTOCOL_VERSIONS) == streamable.SUPPORTED
 
 
+PROXIES = [
+    (
+        "http, proxied",
+        {"HTTP_PROXY": "http://proxy.test:3128"},
+        "http://mcp.example.com/mcp",
+        "http://proxy.test:3128",
+    ),
+    (
+        "https, its own variable",
+        {"HTTPS_PROXY": "proxy.test:8080"},
+        "https://mcp.example.com/mcp",
+        "http://proxy.test:8080",
+    ),
+    ("ALL_PROXY", {"ALL_PROXY": "http://all.test:1"}, "https://mcp.example.com/mcp", "http://all.test:1"),
+    ("loopback, never", {"HTTP_PROXY": "http://proxy.test:3128"}, "http://127.0.0.1:9/mcp", None),
+    ("localhost, never", {"HTTP_PROXY": "http://proxy.test:3128"}, "http://localhost:9/mcp", None),
+    (
+        "NO_PROXY",
+        {"HTTP_PROXY": "http://proxy.test:3128", "NO_PROXY": "example.com"},
+        "http://mcp.example.com/mcp",
+        None,
+    ),
+    ("none set", {}, "http://mcp.example.com/mcp", None),
+]
+
+
+@pytest.mark.parametrize(("case", "env", "url", "proxy"), PROXIES, ids=[c[0] for c in PROXIES])
+def test_the_proxy_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, case: str, env: dict[str, str], url: str, proxy: str | None
+) -> None:
+    from yarl import URL
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    chosen = streamable._proxy(URL(url))
+    assert (str(chosen) if chosen else None) == proxy
+
+
 # -- real servers (mcp 1.x FastMCP, 2.x MCPServer) ------------------------------------------------
 
 
