@@ -205,7 +205,6 @@ class _Session:
             server.headers,
             self.guard,
             connect_timeout=config.connect_timeout,
-            call_timeout=config.call_timeout,
             max_body=max_body(config),
         )
         try:

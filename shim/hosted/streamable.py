@@ -134,7 +134,6 @@ class StreamableClient:
         guard: Guard,
         *,
         connect_timeout: float,
-        call_timeout: float,
         max_body: int,
     ) -> None:
         self.url = URL(url)
@@ -149,10 +148,10 @@ class StreamableClient:
         self.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=tls(), limit=8),
             headers=dict(headers),
-            # Reads may wait a little longer than a call: the call's own timeout speaks first.
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=connect_timeout, sock_read=call_timeout + 5
-            ),
+            # Only the connect is timed here: every exchange runs under its caller's timeout
+            # (``connect_timeout`` for ``initialize`` and the DELETE, ``call_timeout`` for an
+            # operation), and a read timeout would re-arm a timer on every chunk received.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
             # No ``trust_env``: aiohttp would read the proxy settings and ~/.netrc again in a thread
             # on every request; the proxy is chosen once, below.
         )

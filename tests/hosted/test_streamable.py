@@ -85,7 +85,6 @@ def _client(url: str, **bounds: Any) -> streamable.StreamableClient:
         {"x-probe": "1"},
         Guard(server, ("http://127.0.0.1:*",)),
         connect_timeout=5,
-        call_timeout=5,
         max_body=bounds.get("max_body", 1 << 20),
     )
 
