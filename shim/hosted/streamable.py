@@ -14,6 +14,9 @@ streams, httpx, pydantic models — cost ~6 ms of the shim's CPU per hosted resp
 - ``initialize`` with the latest protocol version the SDK's client sends; the server's version
   must be one the SDK supports; then ``notifications/initialized``; the ``Mcp-Session-Id`` the
   server gave is sent on every later request, with ``MCP-Protocol-Version``;
+- an answer's stream that ends first, after events with ids, is resumed with a GET carrying
+  ``Last-Event-ID`` (after the server's ``retry``; at most ``_RESUMES`` times); events without
+  data (a server's priming events) carry only their id;
 - a 404 to a request carrying the session id: the server has forgotten the session
   (``SessionGone``: the request did not run there);
 - closing sends DELETE with the session id (a 405 or any failure is ignored: the server may not
@@ -73,6 +76,7 @@ _MAX_REDIRECTS = 20
 _METHOD_NOT_FOUND = -32601
 _GONE = 32600  # the SDK's code for "Session terminated" (a 404): kept so the errors read the same
 _LARGE = 1 << 20  # aiohttp's limit for a body sent as bytes
+_RESUMES = 3  # times an answer's event stream that ended early is resumed
 _GRACE = 0.25  # seconds an answered event stream is given to end (see ``_drain``)
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -280,16 +284,45 @@ class StreamableClient:
             if kind.startswith(_JSON):
                 return self._answer(_parse(await self._read_all(response)), wanted)
             if kind.startswith(_SSE):
-                events = _Events(response.content, self.max_body)
+                return await self._stream(response, wanted)
+            raise InvalidAnswer(f"Unexpected content type: {kind or 'none'}")
+        finally:
+            response.release()
+
+    async def _stream(self, response: aiohttp.ClientResponse, wanted: int) -> dict[str, Any]:
+        """The answer carried by an SSE stream. A stream that ends first, after events with ids,
+        is resumed (GET with ``Last-Event-ID``, after the server's ``retry``), as the spec lets a
+        server close a stream and the SDK's client does; at most ``_RESUMES`` times."""
+        events = _Events(response.content, self.max_body)
+        for attempt in range(_RESUMES + 1):
+            if attempt:
+                await asyncio.sleep(min(events.retry, 5.0))
+                response = await self._resume((events.last_id or b"").decode(errors="replace"))
+                events.resumed(response.content)
+            try:
                 while (data := await events.next()) is not None:
                     found = await self._handle(_parse(data), wanted)
                     if found is not None:
                         await _drain(response.content, self.max_body)
                         return found
-                raise InvalidAnswer("the server's event stream ended without an answer")
-            raise InvalidAnswer(f"Unexpected content type: {kind or 'none'}")
-        finally:
+            finally:
+                if attempt:
+                    response.release()
+            if events.last_id is None:
+                break
+        raise InvalidAnswer("the server's event stream ended without an answer")
+
+    async def _resume(self, last_id: str) -> aiohttp.ClientResponse:
+        self._permit(self.url)
+        headers = {**self._headers_now(), "Accept": _SSE, "Last-Event-ID": last_id}
+        response = await self.http.get(self.url, headers=headers, allow_redirects=False, proxy=self.proxy)
+        kind = response.headers.get("Content-Type", "").lower()
+        if response.status != 200 or not kind.startswith(_SSE):
             response.release()
+            if response.status == 404:
+                raise SessionGone()
+            raise HttpStatus(response.status, "the event stream could not be resumed")
+        return response
 
     async def _read_all(self, response: aiohttp.ClientResponse) -> bytes:
         if response.content_length is not None and response.content_length > self.max_body:
@@ -397,13 +430,22 @@ class _Events:
     with ``readany``: a line may be longer than aiohttp's ``readline`` allows (a tool's output)."""
 
     def __init__(self, content: aiohttp.StreamReader, limit: int) -> None:
-        self.content, self.limit = content, limit
+        self.content, self.limit = content, limit  # ``content``: the stream being read now
         self.buffer = bytearray()
         self.scanned = 0
         self.size = 0
         self.ready: list[bytes] = []  # events parsed, not yet taken
         self.data: list[bytes] = []
         self.name = b""
+        self.last_id: bytes | None = None  # the last event id seen (to resume from)
+        self.retry = 0.0  # seconds the server asks a client to wait before resuming
+
+    def resumed(self, content: aiohttp.StreamReader) -> None:
+        """Reads ``content`` from now on: a new stream (what was left unfinished is dropped)."""
+        self.content = content
+        self.buffer.clear()
+        self.scanned = 0
+        self.data, self.name = [], b""
 
     async def next(self) -> bytes | None:
         """The next event's data; ``None`` at the stream's end."""
@@ -424,8 +466,9 @@ class _Events:
             line = bytes(buffer[start:end]).rstrip(b"\r")
             start = end + 1
             if not line:
-                if self.data and self.name in (b"", b"message"):
-                    self.ready.append(b"\n".join(self.data))
+                joined = b"\n".join(self.data)
+                if joined and self.name in (b"", b"message"):  # no data: a priming event (its id only)
+                    self.ready.append(joined)
                 self.data, self.name = [], b""
                 continue
             field, _, value = line.partition(b":")
@@ -435,6 +478,10 @@ class _Events:
                 self.data.append(value)
             elif field == b"event":
                 self.name = value
+            elif field == b"id" and b"\0" not in value:
+                self.last_id = value
+            elif field == b"retry" and value.isdigit():
+                self.retry = int(value) / 1000
         del buffer[:start]
         self.scanned = len(buffer)  # no line end in there: the next search starts after it
 

@@ -147,6 +147,7 @@ class Synthetic:
     version: str = streamable.LATEST
     replies: list[dict[str, Any]] = field(default_factory=list)  # the client's answers to our requests
     replied: asyncio.Event = field(default_factory=asyncio.Event)
+    pending: Any = None  # the id of a request whose answer a resumed stream carries
 
     @property
     def url(self) -> str:
@@ -163,6 +164,8 @@ class Synthetic:
             return web.Response(status=200)
         if not request.path.startswith("/mcp"):
             return web.Response(status=404)
+        if request.method == "GET":  # resuming a stream (Last-Event-ID)
+            return await self.on["GET"](self, {}, request)
         assert isinstance(body, dict)
         sid = request.headers.get("mcp-session-id")
         if body.get("method") == "initialize":
@@ -332,6 +335,47 @@ async def test_synthetic_server_requests_in_the_stream_are_answered(synthetic: S
     ]
 
 
+async def _closing_early(fake: Synthetic, body: dict[str, Any], request: web.Request) -> web.StreamResponse:
+    """The stream ends after an event with an id, before the answer (as a server polling its
+    clients does); the answer comes on the resumed stream."""
+    fake.pending = body["id"]
+    out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await out.prepare(request)
+    await out.write(b"id: e1\nretry: 10\ndata: \n\n")  # an event with an id and no data: a priming event
+    await out.write_eof()
+    return out
+
+
+async def _resumed(fake: Synthetic, body: dict[str, Any], request: web.Request) -> web.StreamResponse:
+    assert request.headers["Last-Event-ID"] == "e1" and request.headers["Accept"] == "text/event-stream"
+    done = {
+        "jsonrpc": "2.0",
+        "id": fake.pending,
+        "result": {"content": [{"type": "text", "text": "resumed"}]},
+    }
+    return await sse(request, done)
+
+
+async def _resumed_empty(fake: Synthetic, body: dict[str, Any], request: web.Request) -> web.StreamResponse:
+    return await sse(request, {"jsonrpc": "2.0", "method": "notifications/progress", "params": {}})
+
+
+async def test_synthetic_a_stream_closed_early_is_resumed(synthetic: Synthetic) -> None:
+    synthetic.on = {"tools/list": listed, "tools/call": _closing_early, "GET": _resumed}
+    assert (await _call(synthetic)).output == "resumed"
+    gets = [s for s in synthetic.seen if s[0] == "GET"]
+    assert len(gets) == 1 and gets[0][2]["Mcp-Session-Id"] in synthetic.sessions
+    # Resumed streams that never answer: given up after a few, an error (never a wait).
+    synthetic.on["GET"] = _resumed_empty
+    with pytest.raises(McpFailure) as caught:
+        await _call(synthetic)
+    assert (
+        caught.value.error["message"]
+        == "MCP server 'fake': the server's event stream ended without an answer"
+    )
+    assert len([s for s in synthetic.seen if s[0] == "GET"]) == 1 + streamable._RESUMES
+
+
 async def _rpc_error(fake: Synthetic, body: dict[str, Any], request: web.Request) -> web.Response:
     error = {"code": -32602, "message": "Unknown tool: echo"}
     return web.json_response({"jsonrpc": "2.0", "id": body["id"], "error": error})
@@ -358,7 +402,12 @@ async def _bad_tools(fake: Synthetic, body: dict[str, Any], request: web.Request
 
 
 async def _cut_stream(fake: Synthetic, body: dict[str, Any], request: web.Request) -> web.StreamResponse:
-    return await sse(request, {"jsonrpc": "2.0", "method": "notifications/progress", "params": {}})
+    """A notification, then the end: no event id, so nothing to resume."""
+    out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await out.prepare(request)
+    await out.write(b'data: {"jsonrpc": "2.0", "method": "notifications/progress", "params": {}}\n\n')
+    await out.write_eof()
+    return out
 
 
 async def _server_error(fake: Synthetic, body: dict[str, Any], request: web.Request) -> web.Response:
