@@ -34,7 +34,7 @@ def _median(hosted_json: float, hosted_stream: float) -> dict[str, Any]:
 def _rows(results: dict[str, Any]) -> dict[str, list[str]]:
     lines = report._targets({"baseline": None}, results)[2:]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
-    return {row[0]: row[1:] for row in cells if row[0].startswith("hosted tool")}
+    return {row[0]: row[1:4] for row in cells if row[0].startswith("hosted tool")}
 
 
 JSON_ROW = "hosted tool: shim CPU per response with one MCP call, JSON (ms)"
