@@ -1,6 +1,6 @@
 """The benchmark harness of issue 7: every comparator, every scenario, one command.
 
-    bash bench/run.sh                 # full run (about 25 minutes), writes bench/results/<date>.md/.json
+    bash bench/run.sh                 # full run (about 28 minutes), writes bench/results/<date>.md/.json
     bash bench/run.sh --quick         # short durations, one run: proves the harness end to end
     bash bench/run.sh --litellm       # also LiteLLM (installed into ~/.cache/shim/bench-litellm)
     bash bench/run.sh --profile       # also py-spy of the shim under scenario 2
@@ -98,7 +98,10 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
             r[key] for r in runs if isinstance(r.get(key), int | float) and not isinstance(r.get(key), bool)
         ]
         if len(values) == len(runs):
-            out[key] = round(statistics.median(values), 3)
+            median = round(statistics.median(values), 3)
+            # counts stay counts (an even number of runs gives a mean of the middle two)
+            integral = all(isinstance(v, int) for v in values) and median == int(median)
+            out[key] = int(median) if integral else median
         else:
             out[key] = runs[-1][key]
     return out

@@ -286,7 +286,8 @@ def _targets(env: dict[str, Any], results: dict[str, dict[str, Row]]) -> list[st
     round of interleaved runs, where both sides have one (the drift between rounds shows there)."""
     base = env.get("baseline")
     shim, two = "shim-1w", "shim-2w"
-    # (what, wanted, value from a view of the results, the target's check, format, status kind)
+    # (what, wanted, value from a view of the results, the target's check, format, kind): kind
+    # "floor…" for the floor's own figures, "…whole" for figures with no per-round reading
     rows: list[tuple[str, str, Callable[[Get], float | None], Callable[[float], bool], str, str]] = []
 
     def add(
@@ -446,7 +447,7 @@ def _floor_rows(results: dict[str, dict[str, Any]], add: Callable[..., None]) ->
         lambda get: _kb_per_stream(results, floor),
         lambda v: v <= 8,
         "{:.1f}",
-        "floor",
+        "floor, whole",
     )
 
     def kb_gap(get: Get) -> float | None:
@@ -470,13 +471,13 @@ def _render_rows(
         value = value_of(_medians(results))
         if value is None:
             met = "—"
-        elif kind == "floor":  # the floor missing a target: no proxy on this stack meets it
+        elif kind.startswith("floor"):  # the floor missing a target: no proxy on this stack meets it
             met = "within reach" if ok(value) else "out of reach on this stack"
         else:
             met = "met" if ok(value) else "missed"
         if target.startswith("("):  # reported, no target this run can check
             met = "reported"
-        per_round = [value_of(v) for v in views] if kind != "whole" else []
+        per_round = [value_of(v) for v in views] if not kind.endswith("whole") else []
         cell = " · ".join("—" if v is None else fmt.format(v) for v in per_round)
         out.append(
             [
@@ -564,12 +565,18 @@ def render(
     ]
     if env.get("litellm"):
         lines += [f"LiteLLM {env['litellm']}.", ""]
-    if env.get("baseline") or "translate" in results or "hosted" in results:
+    has_floor = "floor" in results.get("s1", {}) or "floor" in results.get("s4", {})
+    if env.get("baseline") or "translate" in results or "hosted" in results or has_floor:
         lines += [
             "## Issue 18's targets",
             "",
-            f"Ratios against {env.get('baseline')} (the shim of issue 18's measurement), run back to back "
-            "with this checkout in each scenario below; the absolute ones as measured. Every scenario "
+            (
+                f"Ratios against {env['baseline']} (the shim of issue 18's measurement), run back to back "
+                "with this checkout in each scenario below; the absolute ones as measured. "
+                if env.get("baseline")
+                else "No baseline in this run (`--baseline ''`): its ratios read —. "
+            )
+            + "Every scenario "
             "runs its comparators in rounds (run 1 of each, then run 2 of each, the order rotated); "
             "*per round* gives each round's figure, so the machine's drift between rounds shows. "
             "The `floor` rows compare the shim with `bench/floor.py` (a raw ASGI relay on the same "

@@ -106,3 +106,9 @@ def test_each_scenario_runs_its_comparators_in_rotated_rounds(
     # each warm-up before any measured run
     first_measured = next(i for i, (_, c) in enumerate(calls) if c in measured)
     assert sorted(n for n, _ in calls[:first_measured]) == sorted(names)
+
+
+def test_medians_of_an_even_number_of_rounds_keep_counts_whole() -> None:
+    runs = [{"errors": 0, "requests": 3, "p50_ms": 1.0}, {"errors": 0, "requests": 4, "p50_ms": 2.0}]
+    assert harness._median(runs) == {"errors": 0, "requests": 3.5, "p50_ms": 1.5}
+    assert isinstance(harness._median(runs)["errors"], int)
