@@ -1,6 +1,6 @@
 """The benchmark harness of issue 7: every comparator, every scenario, one command.
 
-    bash bench/run.sh                 # full run (about 28 minutes), writes bench/results/<date>.md/.json
+    bash bench/run.sh                 # full run (about 29 minutes), writes bench/results/<date>.md/.json
     bash bench/run.sh --quick         # short durations, one run: proves the harness end to end
     bash bench/run.sh --litellm       # also LiteLLM (installed into ~/.cache/shim/bench-litellm)
     bash bench/run.sh --profile       # also py-spy of the shim under scenario 2
