@@ -634,3 +634,38 @@ async def test_synthetic_redirects(
     listing = synthetic.posted("tools/list")
     assert [s[1] for s in listing] == paths
     assert all(s[3] == listing[0][3] for s in listing)  # the same message each time
+
+
+_PROBE = """
+import asyncio, sys
+from shim.hosted.mcp_client import call_tool
+from shim.hosted.servers import HostedConfig, McpServer
+from shim.hosted import sessions
+
+async def main():
+    config = HostedConfig(allow=("http://127.0.0.1:*",))
+    result = await call_tool(McpServer("demo", sys.argv[1]), "magic_word", {"word": "x"}, config)
+    assert result.output == "magic-x-42", result
+    await sessions.close_all()
+
+asyncio.run(main())
+print(sorted({name.split(".")[0] for name in sys.modules} & {"mcp", "pydantic", "anyio", "httpx_sse"}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "loaded"), [("v1", []), ("v2", []), ("sse", ["anyio", "httpx_sse", "mcp", "pydantic"])]
+)
+def test_the_sdk_loads_only_for_the_sse_fallback(mcp: McpServers, line: str, loaded: list[str]) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, getattr(mcp, line)], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.splitlines()[-1].replace("'", '"')) == loaded
