@@ -64,6 +64,21 @@ MAX_NAME = 64  # OpenAI's limit on function names, enforced by most Chat upstrea
 _BAD = re.compile(r"[^A-Za-z0-9_-]")
 # Tool types kept: function, custom, namespace, apply_patch, shell, local_shell (see ClientToolParam).
 _CLIENT_TYPES = frozenset(t.__struct_config__.tag for t in r.ClientToolParam.__args__)
+_CLIENT_CLASSES: dict[str, Any] = {t.__struct_config__.tag: t for t in r.ClientToolParam.__args__}
+
+
+def _typed_tool(tool: dict[str, Any], kind: str) -> r.ClientToolParam:
+    """``tool`` as its class, chosen by its tag: ``msgspec.convert`` to the union builds the
+    union's type information on every call (6 us a tool, ten times one class's; a hosted
+    response converts its namespace four times: bench/README.md, issue 18). A tool the class
+    refuses is converted to the union again, for the union's own error message."""
+    typed: r.ClientToolParam
+    try:
+        typed = msgspec.convert(tool, _CLIENT_CLASSES[kind])
+    except msgspec.ValidationError:
+        typed = msgspec.convert(tool, r.ClientToolParam)
+    return typed
+
 
 _APPLY_PATCH_DESCRIPTION = (
     "Create, update or delete one file in the user's workspace. `type`: create_file, update_file "
@@ -272,7 +287,7 @@ def client_tools(
             diags.report("unsupported_tool", f"Tool type {kind!r} has no Chat Completions form.", param=where)
             continue
         try:
-            typed = msgspec.convert(tool, r.ClientToolParam)
+            typed = _typed_tool(tool, kind)
         except msgspec.ValidationError as exc:
             from shim.wire.responses_decode import validation_param
 
