@@ -15,7 +15,7 @@ tool, or ``max_tool_calls`` / ``hosted_max_rounds`` is reached (then ``tool_choi
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import copy
 import json
 import re
 from collections.abc import AsyncIterator, MutableMapping
@@ -346,11 +346,14 @@ async def event_batches(
             return fail_after_finish(tail, exc)
         return tail
 
+    # Each round's translation reads the round's template and request: one copy of the turn
+    # (``dataclasses.replace`` rebuilt it field by field every round), its request set per round.
+    round_turn = copy.copy(turn)
+    round_turn.template = hosted.round_template
     while True:
         merger.begin_round()
-        inner = EventsTranslation(
-            ctx, dataclasses.replace(turn, template=hosted.round_template, chat_request=chat_request)
-        )
+        round_turn.chat_request = chat_request
+        inner = EventsTranslation(ctx, round_turn)
 
         async def finished() -> None:
             if merger.finished:
