@@ -255,7 +255,9 @@ async def start(
                 approval_request_id=request_id,
             )
         )
-    listed = [r.HostedItemParam(item=msgspec.to_builtins(i)) for i in (*hosted.listed, *hosted.approved)]
+    # The calls just run, as the model reads them; this response's new ``mcp_list_tools`` items
+    # are left out (``model_history`` drops a list of a server of the request's: each is).
+    ran = [r.HostedItemParam(item=msgspec.to_builtins(i)) for i in hosted.approved]
     labels = {t.label for t in hosted.tools if t.kind == "mcp"}
     web = any(t.kind == WEB_SEARCH for t in hosted.tools)
     namespaces = [msgspec.to_builtins(t.namespace()) for t in hosted.tools]
@@ -263,7 +265,7 @@ async def start(
     choice = (
         _choice(body.tool_choice, hosted) if not hosted.approved or body.tool_choice == "none" else "auto"
     )
-    hosted.model_items = model_history([*items, *listed], labels, web)
+    hosted.model_items = model_history([*items, *ran], labels, web)
     round_body = msgspec.structs.replace(
         body, tools=[*hosted.rest, *namespaces], tool_choice=choice, max_tool_calls=None
     )
