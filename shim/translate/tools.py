@@ -242,11 +242,17 @@ _CUSTOM_PARAMETERS: dict[str, Any] = {
 }
 
 
+# As tuples made once: ``A | B`` in an ``isinstance`` builds a union object on every call (the
+# lowering runs for every request with tools, twice a hosted round: bench/README.md, issue 18).
+_FUNCTION_TOOLS = (r.FunctionToolParam, r.FunctionTool)
+_FIXED_TOOLS = (r.ApplyPatchTool, r.ShellTool, r.LocalShellTool)
+
+
 def _member(table: ToolTable, tool: Tool, namespace: r.NamespaceTool | None) -> None:
     ns = namespace.name if namespace else None
     if isinstance(tool, r.CustomTool):
         table._add("custom", tool.name, ns, _custom_description(tool, namespace), _CUSTOM_PARAMETERS, None)
-    elif isinstance(tool, r.FunctionToolParam | r.FunctionTool):
+    elif isinstance(tool, _FUNCTION_TOOLS):
         description = tool.description
         if namespace is not None:
             description = "\n\n".join(p for p in (description, _in_namespace(namespace)) if p) or None
@@ -258,7 +264,7 @@ def lower_tools(tools: Sequence[Tool]) -> ToolTable:
     Plain function tools are named first, so a lowered tool never takes a client's own name."""
     table = ToolTable()
     for tool in tools:
-        if isinstance(tool, r.FunctionToolParam | r.FunctionTool):
+        if isinstance(tool, _FUNCTION_TOOLS):
             _member(table, tool, None)
     for tool in tools:
         if isinstance(tool, r.NamespaceTool):
@@ -266,7 +272,7 @@ def lower_tools(tools: Sequence[Tool]) -> ToolTable:
                 _member(table, member, tool)
         elif isinstance(tool, r.CustomTool):
             _member(table, tool, None)
-        elif isinstance(tool, r.ApplyPatchTool | r.ShellTool | r.LocalShellTool):
+        elif isinstance(tool, _FIXED_TOOLS):
             kind, description, parameters = _FIXED[tool.__struct_config__.tag]  # type: ignore[index]
             table._add(kind, kind, None, description, parameters, None)
     return table
