@@ -15,7 +15,6 @@ tool, or ``max_tool_calls`` / ``hosted_max_rounds`` is reached (then ``tool_choi
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import re
 from collections.abc import AsyncIterator, MutableMapping
@@ -348,14 +347,11 @@ async def event_batches(
             return fail_after_finish(tail, exc)
         return tail
 
-    # Each round's translation reads the round's template and request: one copy of the turn
-    # (``dataclasses.replace`` rebuilt it field by field every round), its request set per round.
-    round_turn = copy.copy(turn)
-    round_turn.template = hosted.round_template
     while True:
         merger.begin_round()
-        round_turn.chat_request = chat_request
-        inner = EventsTranslation(ctx, round_turn)
+        # The round's template and request, given as such: ``dataclasses.replace`` of the whole
+        # turn, field by field, cost more than the translation's own set-up (issue 18).
+        inner = EventsTranslation(ctx, turn, hosted.round_template, chat_request)
 
         async def finished() -> None:
             if merger.finished:
