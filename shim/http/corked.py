@@ -1,15 +1,14 @@
-"""uvicorn's httptools protocol, writing an answer's head with the first bytes of its body.
+"""uvicorn's httptools protocol, writing a JSON answer's head with its body in one write.
 
 uvicorn writes the status line and headers of an answer as soon as the app sends
 ``http.response.start``, then the body with the next message: two ``send`` syscalls, and two
 wake-ups of the client, for every JSON answer. On this project's VMs a write that wakes a reader
-on the other core is the dearest thing the server does per request (bench/README.md, issue 18:
-the upstream POST's two writes made one cut the server's CPU per request measurably). Here the
-connection's transport holds a head back until the next write on the connection, which takes
-it along, or until the end of the loop turn, whichever comes first: a JSON answer's body is sent
-in the same turn as its head, so both leave in one write; a stream's head goes with its first
-chunk or a loop turn later. The bytes and their order are unchanged, and nothing waits for more
-than one loop turn.
+on the other core costs the sender 2-5 µs of system time (bench/README.md, issue 18). The app
+knows when the body follows the head at once (``hot_routes._send_bytes``): it calls the
+request's ``shim.head_with_body`` extension first, and the connection's transport then holds
+the head until the next write, the body, which takes it along. Nothing else changes: other
+answers (streams, Litestar's) are written as uvicorn writes them, and a held head still leaves
+before anything written after it, or when the connection is closed.
 """
 
 from __future__ import annotations
@@ -19,30 +18,35 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["CorkedHttpToolsProtocol", "HeadWithBody", "http_protocol"]
+__all__ = ["EXTENSION", "CorkedHttpToolsProtocol", "HeadWithBody", "http_protocol"]
 
-_HEAD = b"HTTP/1.1 "  # what every head uvicorn writes starts with (its status lines)
+EXTENSION = "shim.head_with_body"  # in ``scope["extensions"]``: call it before a start + body
 
 
 class HeadWithBody:
-    """A connection's transport for uvicorn: a write starting like a head is held until the
-    next write (sent together) or the end of the loop turn; everything else is the transport's."""
+    """A connection's transport for uvicorn: after ``hold_next_head``, the next write (the
+    head) waits for the one after it (the body) and both go out in one write; everything else
+    is the transport's."""
 
-    __slots__ = ("_call_soon", "_held", "transport")
+    __slots__ = ("_held", "_hold", "transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
-        self._call_soon = loop.call_soon
+        self._hold = False
         self._held: bytes | None = None
+
+    def hold_next_head(self) -> None:
+        """The app sends an answer's start and then, at once, its body."""
+        self._hold = True
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         held = self._held
         if held is not None:
             self._held = None
             self.transport.write(held + data)
-        elif type(data) is bytes and data.startswith(_HEAD):
-            self._held = data
-            self._call_soon(self.flush)
+        elif self._hold:
+            self._hold = False
+            self._held = bytes(data)
         else:
             self.transport.write(data)
 
@@ -52,6 +56,7 @@ class HeadWithBody:
     def flush(self) -> None:
         """The held head, if any, to the transport."""
         held = self._held
+        self._hold = False
         if held is not None:
             self._held = None
             if not self.transport.is_closing():
@@ -80,11 +85,17 @@ class HeadWithBody:
 
 
 class CorkedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over ``HeadWithBody`` (WebSocket upgrades included: the
-    handshake's answer is a head like any other)."""
+    """uvicorn's httptools protocol over ``HeadWithBody``, its hold offered to the app as the
+    ``shim.head_with_body`` extension of each HTTP request."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(HeadWithBody(transport, self.loop))  # type: ignore[arg-type]
+        corked = HeadWithBody(transport)
+        self._hold = corked.hold_next_head
+        super().connection_made(corked)  # type: ignore[arg-type]
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["extensions"] = {EXTENSION: self._hold}  # type: ignore[dict-item]
 
 
 def http_protocol(choice: str) -> str:

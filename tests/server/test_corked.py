@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from shim.http.corked import CorkedHttpToolsProtocol, HeadWithBody, http_protocol
+from shim.http.corked import EXTENSION, CorkedHttpToolsProtocol, HeadWithBody, http_protocol
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 
@@ -42,60 +42,54 @@ class _Recording:
 
 def _corked() -> tuple[HeadWithBody, _Recording]:
     inner = _Recording()
-    return HeadWithBody(inner, asyncio.get_running_loop()), inner  # type: ignore[arg-type]
+    return HeadWithBody(inner), inner  # type: ignore[arg-type]
 
 
-async def test_a_head_and_the_body_sent_in_the_same_turn_leave_in_one_write() -> None:
+def test_a_held_head_leaves_with_the_body() -> None:
     corked, inner = _corked()
+    corked.hold_next_head()
     corked.write(HEAD)
     assert inner.writes == []
     assert corked.get_write_buffer_size() == len(HEAD)
     corked.write(b"{}")
     assert inner.writes == [HEAD + b"{}"]
-    await asyncio.sleep(0)  # the turn's end finds nothing held
-    assert inner.writes == [HEAD + b"{}"]
+    corked.write(HEAD)  # not held: only the head after a ``hold_next_head``
+    assert inner.writes == [HEAD + b"{}", HEAD]
 
 
-async def test_a_head_alone_leaves_at_the_end_of_the_loop_turn() -> None:
+def test_without_a_hold_every_write_goes_at_once() -> None:
     corked, inner = _corked()
     corked.write(HEAD)
-    await asyncio.sleep(0)
-    assert inner.writes == [HEAD]
-    corked.write(b"chunk")  # later writes go at once
-    assert inner.writes == [HEAD, b"chunk"]
+    corked.write(b"chunk")
+    corked.writelines([b"a", b"b"])
+    assert inner.writes == [HEAD, b"chunk", b"ab"]
+    assert corked.get_extra_info("peername") == "info:peername"
+    assert not corked.is_closing()
 
 
 @pytest.mark.parametrize(
     ("ending", "expected", "closed", "aborted"),
     [("close", [HEAD], True, False), ("abort", [], False, True), ("write_eof", [HEAD], False, False)],
 )
-async def test_ending_the_connection_with_a_head_held(
+def test_ending_the_connection_with_a_head_held(
     ending: str, expected: list[bytes], closed: bool, aborted: bool
 ) -> None:
     """``close`` sends what was held first (as a transport does with its buffer); ``abort`` drops it."""
     corked, inner = _corked()
     inner.write_eof = lambda: inner.writes.append(b"<eof>")  # type: ignore[attr-defined]
+    corked.hold_next_head()
     corked.write(HEAD)
     getattr(corked, ending)()
-    await asyncio.sleep(0)
     assert [w for w in inner.writes if w != b"<eof>"] == expected
     assert (inner.closed, inner.aborted) == (closed, aborted)
 
 
-async def test_other_bytes_and_calls_go_straight_to_the_transport() -> None:
+def test_a_head_held_on_a_closed_connection_is_dropped() -> None:
     corked, inner = _corked()
-    corked.write(b"not a head")
-    corked.writelines([b"a", b"b"])
-    assert inner.writes == [b"not a head", b"ab"]
-    assert corked.get_extra_info("peername") == "info:peername"
-    assert not corked.is_closing()
-
-
-async def test_a_head_held_on_a_closed_connection_is_dropped() -> None:
-    corked, inner = _corked()
+    corked.hold_next_head()
     corked.write(HEAD)
     inner.closed = True
-    await asyncio.sleep(0)
+    corked.flush()
     assert inner.writes == []
 
 
@@ -110,7 +104,7 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     while (await receive()).get("more_body"):
         pass
-    if scope["path"] == "/stream":
+    if scope["path"] == "/stream":  # a stream: no hold, its head goes at once
         await send(
             {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
         )
@@ -121,6 +115,7 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     body = b'{"ok":true}'
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    scope["extensions"][EXTENSION]()  # as ``hot_routes._send_bytes`` does
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -176,6 +171,27 @@ async def test_uvicorn_with_it_answers_json_and_streams_whole(monkeypatch: pytes
         streamed = await _exchange(port, b"GET /stream HTTP/1.1\r\nhost: x\r\n\r\n", b"0\r\n\r\n")
         assert streamed.endswith(b"\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n")
         assert b"transfer-encoding: chunked\r\n" in streamed
+        assert writes[1].startswith(b"HTTP/1.1 200 OK\r\n") and writes[1].endswith(b"\r\n\r\n")
+        assert len(writes) == 5, "the stream's head at once, then each chunk and the end"
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_the_hot_route_holds_the_head_of_a_json_answer() -> None:
+    """``_send_bytes`` asks for the hold right before its start message (then sends the body)."""
+    from litestar import Response
+
+    from shim.http.hot_routes import _send_bytes
+
+    seen: list[str] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        seen.append(message["type"])
+
+    scope = {"extensions": {EXTENSION: lambda: seen.append("hold")}}
+    await _send_bytes(Response(content=b"{}", media_type="application/json"), 200, send, scope)  # type: ignore[arg-type]
+    assert seen == ["hold", "http.response.start", "http.response.body"]
+    seen.clear()
+    await _send_bytes(Response(content=b"{}"), 200, send, {})  # type: ignore[arg-type]
+    assert seen == ["http.response.start", "http.response.body"]  # (no extension: nothing held)
