@@ -8,7 +8,8 @@ Each round starts a fresh one-worker server from ``--a``, measures it, then the 
 time (user + system from ``/proc``) over the requests or streams it completed: on a shared
 machine the wall clock measures the neighbours, CPU time much less so. Server on core 0,
 upstream and load on core 1, as in ``bench/run.sh``. ``--env A:NAME=VALUE`` (or ``B:``) sets an
-environment variable for one side only (a setting to compare on one checkout).
+environment variable for one side only (a setting to compare on one checkout). With one
+client, wrk's p50 latency is shown too (``c=1 p50``: wall clock, so the load moves it).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def measure(target: Target, seconds: float, data_dir: Path, loads: set[str]) -> 
                         run_wrk(base, body, 8, 1.0, "1", server, upstream)
                         m = run_wrk(base, body, clients, seconds, "1", server, upstream)
                         out[name] = m["server_cpu_s"] * 1000 / max(m["requests"], 1)
+                        if clients == 1:  # the one-client latency (wall clock: read it with the load)
+                            out["c=1 p50"] = m["p50_ms"]
             finally:
                 server.stop()
         finally:
@@ -87,12 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("| load | A: CPU ms (median; range) | B: CPU ms (median; range) | B - A |")
     print("|---|---|---|---:|")
-    for key in (*(name for name, _, _ in _LOADS), "rss"):
+    units = {"rss": " MiB idle RSS", "streams": " per stream", "c=1 p50": " ms of latency (wrk)"}
+    for key in (*(name for name, _, _ in _LOADS), "c=1 p50", "rss"):
         if key not in results["A"][0]:
             continue
         a = [m[key] for m in results["A"]]
         b = [m[key] for m in results["B"]]
-        unit = " MiB idle RSS" if key == "rss" else (" per stream" if key == "streams" else " per request")
+        unit = units.get(key, " per request")
         print(
             f"| {key}{unit} | {statistics.median(a):.3f} ({min(a):.3f}-{max(a):.3f}) | "
             f"{statistics.median(b):.3f} ({min(b):.3f}-{max(b):.3f}) | "

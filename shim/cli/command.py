@@ -207,6 +207,7 @@ def _run(
     import uvicorn
 
     from shim.http.app import create_app
+    from shim.http.corked import http_protocol
     from shim.http.runtime_tuning import tune_for_serving
     from shim.settings import environment
 
@@ -223,7 +224,7 @@ def _run(
             # arguments are built for every request unless it is off (~2.4 µs, bench/README.md)
             "access_log": environment().log_level.lower() in ("trace", "debug", "info"),
             "loop": args.loop,
-            "http": args.http,
+            "http": http_protocol(args.http),  # an answer's head written with its body (http/corked.py)
             "timeout_graceful_shutdown": max(1, round(settings.server.shutdown_timeout)),
             "ws_max_size": settings.server.max_body_bytes,  # a WebSocket frame may be as big as a body
         }

@@ -20,7 +20,7 @@ from litestar import Response
 
 from shim.http.guards import Message, Receive
 
-__all__ = ["CLIENT_CLOSED", "client_left", "disconnected", "unless_client_leaves"]
+__all__ = ["CLIENT_CLOSED", "Watch", "client_left", "unless_client_leaves"]
 
 T = TypeVar("T")
 
@@ -28,15 +28,12 @@ T = TypeVar("T")
 CLIENT_CLOSED = 499
 
 
-async def disconnected(receive: Receive) -> None:
-    """Returns once ``receive`` says ``http.disconnect`` (the body already read)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-class _Watch:
-    """The watcher: a task on ``receive`` alone (no coroutine of ours around it), heard through
-    a done callback, which is taken back when the turn ends first."""
+class Watch:
+    """The one watcher of a client, for a JSON answer (``unless_client_leaves``) and a streamed
+    one (``hot_routes._send_stream``): a task on ``receive`` alone (no coroutine of ours around
+    it), heard through a done callback, which is taken back when the answer ends first. A
+    disconnect, or a ``receive`` that fails, cancels ``task``; ``answers_nobody`` then tells that
+    cancellation from one from outside."""
 
     __slots__ = ("cancelled", "left", "loop", "receive", "stopped", "task", "watcher")
 
@@ -107,7 +104,7 @@ async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T | None
     cancelled at shutdown: it goes on), as ``asyncio.timeout`` does."""
     task = asyncio.current_task()
     assert task is not None, "called from a task"
-    watch = _Watch(task, receive)
+    watch = Watch(task, receive)
     try:
         result = await work
     except BaseException:

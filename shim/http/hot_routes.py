@@ -38,7 +38,8 @@ from litestar.response import Stream
 from litestar.routes import HTTPRoute
 from litestar.utils.scope.state import ScopeState
 
-from shim.http.disconnect import disconnected
+from shim.http.corked import EXTENSION
+from shim.http.disconnect import Watch
 from shim.http.guards import ASGIApp, Receive, Scope, Send
 from shim.http.state import AppState
 
@@ -128,7 +129,7 @@ class HotRoutes:
         body = await _body(scope, receive, hot.max_body)
         response = await hot.core(Call(self.state, body, scope["headers"], receive))
         if _bytes_only(response, hot.status):
-            await _send_bytes(response, hot.status, send)
+            await _send_bytes(response, hot.status, send, scope)
             return
         if _stream_only(response, hot.status):
             await _send_stream(cast(Stream, response), hot.status, receive, send)
@@ -195,9 +196,10 @@ def _bytes_only(response: Response[Any], status: int) -> bool:
     )
 
 
-async def _send_bytes(response: Response[Any], status: int, send: Send) -> None:
+async def _send_bytes(response: Response[Any], status: int, send: Send, scope: Scope) -> None:
     """``ASGIResponse``'s messages for a ``Response`` of bytes: its headers in order (names in
-    lower case), then ``content-type`` and ``content-length`` unless it set them."""
+    lower case), then ``content-type`` and ``content-length`` unless it set them. Under
+    ``shim serve`` the head and the body then leave in one write (``http/corked.py``)."""
     status_code = response.status_code or status
     body: bytes = response.content
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
@@ -209,6 +211,10 @@ async def _send_bytes(response: Response[Any], status: int, send: Send) -> None:
         headers.append((b"content-type", media_type.encode("latin-1")))
     if b"content-length" not in names:
         headers.append((b"content-length", str(len(body)).encode("latin-1")))
+    extensions = scope.get("extensions")
+    hold = extensions.get(EXTENSION) if extensions else None
+    if hold is not None:  # the body follows the start at once: one write for both
+        hold()
     await send({"type": "http.response.start", "status": status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -246,32 +252,18 @@ async def _send_stream(response: Stream, status: int, receive: Receive, send: Se
     await send(_start(response, status))
     task = asyncio.current_task()
     assert task is not None, "called from a task"
-    left = False
-
-    async def watch() -> None:
-        nonlocal left
-        try:
-            await disconnected(receive)
-        except asyncio.CancelledError:
-            raise
-        except BaseException:  # a receive that fails ends the stream too (its error stays here)
-            left = True
-            task.cancel()
-            raise
-        left = True
-        task.cancel()
-
-    watcher = asyncio.ensure_future(watch())
+    watch = Watch(task, receive)  # a receive that fails ends the stream too
     try:
         async for chunk in iterator:
             body = chunk if isinstance(chunk, bytes) else chunk.encode(encoding)
             await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
-        if not left or task.uncancel() != 0:  # cancelled from outside (shutdown): goes on up
+        watch.stop()
+        if not watch.answers_nobody():  # cancelled from outside (shutdown): goes on up
             raise
     finally:
-        watcher.cancel()
+        watch.stop()
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()

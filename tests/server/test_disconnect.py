@@ -176,3 +176,68 @@ async def test_the_watcher_goes_with_the_turn() -> None:
     assert await unless_client_leaves(_Receive(), work()) == "answer"
     await asyncio.sleep(0)
     assert asyncio.all_tasks() == before, "no watcher left behind"
+
+
+# The same watcher serves a streamed answer (``hot_routes._send_stream``).
+
+
+class _Chunks:
+    """An endless stream of chunks that notes whether it was closed."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        await asyncio.sleep(0.001)
+        return b"chunk"
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def _stream(receive: Any, chunks: _Chunks, sent: list[dict[str, Any]]) -> None:
+    from litestar.response import Stream
+
+    from shim.http.hot_routes import _send_stream
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await _send_stream(Stream(chunks, media_type="text/event-stream"), 200, receive, send)
+
+
+@pytest.mark.parametrize(
+    "receive",
+    [
+        _Script({"type": "http.disconnect"}),
+        _Script({"type": "http.request", "body": b"", "more_body": False}, {"type": "http.disconnect"}),
+        _Script(ConnectionResetError("the channel broke")),
+    ],
+    ids=["disconnect", "another message, then the disconnect", "receive fails"],
+)
+async def test_what_ends_a_stream(receive: _Script) -> None:
+    """The stream stops quietly, unfinished, its iterator closed at once; no watcher is left."""
+    before = asyncio.all_tasks()
+    chunks, sent = _Chunks(), []
+    await asyncio.wait_for(_stream(receive, chunks, sent), 5)
+    assert chunks.closed
+    assert sent[0]["type"] == "http.response.start"
+    assert all(m.get("more_body") for m in sent[1:]), "no last body message: the answer is unfinished"
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() == before
+
+
+async def test_a_stream_cancelled_from_outside_stays_cancelled() -> None:
+    """A shutdown's cancellation is not the client leaving: it goes on up."""
+    chunks, sent = _Chunks(), []
+    task = asyncio.create_task(_stream(_Receive(), chunks, sent))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert chunks.closed

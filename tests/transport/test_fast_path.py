@@ -5,11 +5,12 @@ cancelled one still frees its slot and connection."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import httpx
 import pytest
+from aiohttp.client_proto import ResponseHandler
 
 from shim.dialects.registry import get_dialect
 from shim.settings import Route, Timeouts
@@ -175,3 +176,41 @@ def test_an_expect_header_leaves_the_body_to_aiohttp(headers: dict[str, str], ex
     """aiohttp's writer waits for ``100 Continue`` before the body: such a set keeps its task."""
     prepared = transport().prepare(httpx.Headers({"host": "h", **headers}))
     assert prepared is not None and prepared.expects is expects
+
+
+async def test_a_post_leaves_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The head and the body of a POST go to the socket in one write: one syscall and one
+    wake-up of the upstream, not two (bench/README.md, issue 18); the bytes are the same."""
+    writes: list[bytes] = []
+
+    class Counting:
+        def __init__(self, inner: asyncio.Transport) -> None:
+            self.inner = inner
+
+        def write(self, data: bytes) -> None:
+            writes.append(bytes(data))
+            self.inner.write(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    made = ResponseHandler.connection_made
+
+    def counted(self: ResponseHandler, transport: asyncio.BaseTransport) -> None:
+        made(self, cast(asyncio.BaseTransport, Counting(cast(asyncio.Transport, transport))))
+
+    monkeypatch.setattr(ResponseHandler, "connection_made", counted)
+    async with Server(_echo_each) as server:
+        client = UpstreamClient(Timeouts())
+        try:
+            for n in range(2):  # a new connection, then a reused one
+                body = b'{"model":"m","n":%d}' % n
+                response = await client.send(_resolved(server.port), "/chat/completions", body, stream=False)
+                assert response.content == b'{"ok":true}'
+        finally:
+            await client.aclose()
+    assert len(writes) == 2, writes
+    for n, (written, seen) in enumerate(zip(writes, server.requests, strict=True)):
+        assert written == seen
+        assert written.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+        assert written.endswith(b'\r\n\r\n{"model":"m","n":%d}' % n)
