@@ -336,9 +336,16 @@ def _take_buffered(reader: StreamReader) -> bytes:
     size = len(data)
     reader._size -= size
     cursor = reader._cursor = reader._cursor + size
-    splits = reader._http_chunk_splits
-    while splits and splits[0] < cursor:
-        splits.popleft()
+    splits = reader._http_chunk_splits  # the HTTP chunks' ends (ascending): those passed go
+    if splits and splits[0] < cursor:
+        if len(splits) == 1 or splits[-2] < cursor:  # all but perhaps the last: no loop of pops
+            end = splits[-1]
+            splits.clear()
+            if end >= cursor:
+                splits.append(end)
+        else:
+            while splits[0] < cursor:
+                splits.popleft()
     if reader._size < reader._low_water and (splits is None or len(splits) < reader._low_water_chunks):
         reader._protocol.resume_reading()
     return data
