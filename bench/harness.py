@@ -1,12 +1,14 @@
 """The benchmark harness of issue 7: every comparator, every scenario, one command.
 
-    bash bench/run.sh                 # full run (about 25 minutes), writes bench/results/<date>.md/.json
+    bash bench/run.sh                 # full run (about 29 minutes), writes bench/results/<date>.md/.json
     bash bench/run.sh --quick         # short durations, one run: proves the harness end to end
     bash bench/run.sh --litellm       # also LiteLLM (installed into ~/.cache/shim/bench-litellm)
     bash bench/run.sh --profile       # also py-spy of the shim under scenario 2
 
 Comparators, started here in the same run: ``direct`` (the fake upstream itself: the limit),
-``passthrough`` (Litestar + httpx relaying bytes: the floor of a Python proxy), ``shim-1w`` and
+``passthrough`` (Litestar + httpx relaying bytes), ``floor`` (``bench/floor.py``: a raw ASGI app
+on uvicorn relaying bytes through the shim's transport, the least a proxy costs on this stack;
+scenarios 1-4), ``shim-1w`` and
 ``shim-2w`` (one and two uvicorn workers), the baseline commit (``--baseline``, default deb5485:
 the shim of issue 18's measurement, checked out into a temporary folder with ``git archive`` and
 run one worker, back to back with this one in every scenario of the Open Responses direction),
@@ -16,6 +18,11 @@ workers get every core, see the report.) The translator micro-benchmark (``bench
 CPU time) runs on this checkout and the baseline too; scenario ``h`` (``bench/hosted_tool.py``)
 measures the shim's CPU for a response with one hosted MCP call. Issue 18's targets are read off
 these as ratios (``bench.report``).
+
+Within a scenario every comparator is started once and their runs take turns: run 1 of each,
+then run 2 of each (the order rotated by one each round), ... (``rounds``). This VM's core speed
+drifts over minutes, so a ratio between comparators is read off runs taken seconds apart; the
+results file shows each round's figures and ratios, so the drift itself is visible.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -91,10 +98,20 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
             r[key] for r in runs if isinstance(r.get(key), int | float) and not isinstance(r.get(key), bool)
         ]
         if len(values) == len(runs):
-            out[key] = round(statistics.median(values), 3)
+            median = round(statistics.median(values), 3)
+            # counts stay counts (an even number of runs gives a mean of the middle two)
+            integral = all(isinstance(v, int) for v in values) and median == int(median)
+            out[key] = int(median) if integral else median
         else:
             out[key] = runs[-1][key]
     return out
+
+
+def rounds(names: list[str], runs: int) -> list[list[str]]:
+    """The order of each round: every target once, the list rotated by one more each round, so
+    no target always goes first (nor always right after the same one but for the wrap)."""
+    n = len(names)
+    return [names[r % n :] + names[: r % n] for r in range(runs)] if n else []
 
 
 class Harness:
@@ -119,11 +136,15 @@ class Harness:
             subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
             self.baseline = (args.baseline, root)
         self.results: dict[str, dict[str, Any]] = {}
+        self.rounds: dict[str, list[list[str]]] = {}  # per scenario: the targets' order in each round
         self.notes: list[str] = []
         self.profile: dict[str, Any] | None = None
 
     def targets(self, direction: Direction) -> list[Target]:
-        out = [Target("direct", "direct"), Target("passthrough", "passthrough"), Target("shim-1w", "shim")]
+        out = [Target("direct", "direct"), Target("passthrough", "passthrough")]
+        if direction is FORWARD:
+            out.append(Target("floor", "floor"))
+        out.append(Target("shim-1w", "shim"))
         if self.baseline is not None and direction is FORWARD:
             rev, root = self.baseline
             out.append(Target(rev, "shim", root=root))
@@ -166,79 +187,100 @@ class Harness:
                 server.stop()
             upstream.stop()
 
-    def _repeat(self, label: str, target: Target, measure: Callable[[], dict[str, Any]]) -> None:
-        runs = []
-        for i in range(self.plan.runs):
-            result = measure()
-            runs.append(result)
-            print(f"  {label} {target.name} run {i + 1}: {report.brief(result)}", flush=True)
-        self.results.setdefault(label, {})[target.name] = {"median": _median(runs), "runs": runs}
+    @contextmanager
+    def _all_serving(
+        self, targets: list[Target], direction: Direction, tokens: int, delay: float
+    ) -> Iterator[dict[str, tuple[Proc, Proc, str]]]:
+        """Every target of a scenario started at once (each with its own upstream), so their runs
+        can take turns; stopped together at the end."""
+        with ExitStack() as stack:
+            yield {t.name: stack.enter_context(self.serving(t, direction, tokens, delay)) for t in targets}
+
+    def _interleaved(self, label: str, measures: dict[str, Callable[[], dict[str, Any]]]) -> None:
+        """Run ``i`` of every target, then run ``i + 1`` of every target, ...: this VM's speed
+        drifts over minutes (bench/README.md), so a ratio between two targets is read off runs
+        taken seconds apart, not one target's three runs against the other's three later."""
+        order = rounds(list(measures), self.plan.runs)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in measures}
+        for i, names in enumerate(order):
+            for name in names:
+                result = measures[name]()
+                runs[name].append(result)
+                print(f"  {label} round {i + 1} {name}: {report.brief(result)}", flush=True)
+        self.rounds[label] = order
+        for name, done in runs.items():  # the targets' order, whatever the rounds' was
+            self.results.setdefault(label, {})[name] = {"median": _median(done), "runs": done}
 
     def json_scenarios(self, direction: Direction, prefix: str) -> None:
         """Scenarios 1 (one client, latency) and 2 (64 clients, throughput) on 50-token JSON answers."""
         load = self.args.load_cpus
-        for target in self.targets(direction):
-            with self.serving(target, direction, 50, 0.0) as (server, upstream, base):
+        targets = self.targets(direction)
+        with self._all_serving(targets, direction, 50, 0.0) as live:
+            calls: dict[str, tuple[str, str, Proc, Proc]] = {}
+            for target in targets:
+                server, upstream, base = live[target.name]
                 path, body, _ = direction.call(target, stream=False)
+                calls[target.name] = (base + path, body, server, upstream)
                 run_wrk(base + path, body, 8, self.plan.warmup_s, load, server, upstream)
-                self._repeat(
-                    f"{prefix}1",
-                    target,
-                    partial(run_wrk, base + path, body, 1, self.plan.latency_s, load, server, upstream),
+            for label, clients, seconds in (
+                (f"{prefix}1", 1, self.plan.latency_s),
+                (f"{prefix}2", 64, self.plan.throughput_s),
+            ):
+                self._interleaved(
+                    label,
+                    {
+                        name: partial(run_wrk, url, body, clients, seconds, load, server, upstream)
+                        for name, (url, body, server, upstream) in calls.items()
+                    },
                 )
-                self._repeat(
-                    f"{prefix}2",
-                    target,
-                    partial(run_wrk, base + path, body, 64, self.plan.throughput_s, load, server, upstream),
-                )
-                if self.args.profile and target.name == "shim-1w" and direction is FORWARD:
-                    from bench.pyspy_profile import profile_under
+            if self.args.profile and "shim-1w" in calls and direction is FORWARD:
+                from bench.pyspy_profile import profile_under
 
-                    self.profile = profile_under(
-                        server,
-                        partial(
-                            run_wrk, base + path, body, 64, self.plan.throughput_s, load, server, upstream
-                        ),
-                        self.plan.throughput_s,
-                    )
+                url, body, server, upstream = calls["shim-1w"]
+                self.profile = profile_under(
+                    server,
+                    partial(run_wrk, url, body, 64, self.plan.throughput_s, load, server, upstream),
+                    self.plan.throughput_s,
+                )
 
     def stream_scenario(self, direction: Direction, label: str) -> None:
         """Scenario 3: 200-chunk answers at full upstream speed, 16 clients."""
-        load = self.args.load_cpus
-        for target in self.targets(direction):
-            with self.serving(target, direction, 200, 0.0) as (server, upstream, base):
+        targets = self.targets(direction)
+        with self._all_serving(targets, direction, 200, 0.0) as live:
+            load = self.args.load_cpus
+            measures: dict[str, Callable[[], dict[str, Any]]] = {}
+            for target in targets:
+                server, upstream, base = live[target.name]
                 path, body, api = direction.call(target, stream=True)
                 run_streams(base + path, body, api, 4, load, server, upstream, duration=self.plan.warmup_s)
-                self._repeat(
-                    label,
-                    target,
-                    partial(
-                        run_streams,
-                        base + path,
-                        body,
-                        api,
-                        16,
-                        load,
-                        server,
-                        upstream,
-                        duration=self.plan.stream_s,
-                    ),
+                measures[target.name] = partial(
+                    run_streams,
+                    base + path,
+                    body,
+                    api,
+                    16,
+                    load,
+                    server,
+                    upstream,
+                    duration=self.plan.stream_s,
                 )
+            self._interleaved(label, measures)
 
     def slow_scenario(self) -> None:
         """Scenario 4: many concurrent slow streams (one chunk per 100 ms): memory per open stream."""
         load, n = self.args.load_cpus, self.plan.slow_streams
-        for target in self.targets(FORWARD):
-            if target.kind == "direct":
-                continue  # the fake upstream's memory says nothing about a proxy
-            with self.serving(target, FORWARD, self.plan.slow_tokens, 0.1) as (server, upstream, base):
+        # the fake upstream's memory says nothing about a proxy
+        targets = [t for t in self.targets(FORWARD) if t.kind != "direct"]
+        with self._all_serving(targets, FORWARD, self.plan.slow_tokens, 0.1) as live:
+            measures: dict[str, Callable[[], dict[str, Any]]] = {}
+            for target in targets:
+                server, upstream, base = live[target.name]
                 path, body, api = FORWARD.call(target, stream=True)
                 run_streams(base + path, body, api, 4, load, server, upstream, streams=1)
-                self._repeat(
-                    "s4",
-                    target,
-                    partial(run_streams, base + path, body, api, n, load, server, upstream, streams=1),
+                measures[target.name] = partial(
+                    run_streams, base + path, body, api, n, load, server, upstream, streams=1
                 )
+            self._interleaved("s4", measures)
 
     def translator(self) -> None:
         """``bench/translate.py`` (CPU time, pinned to the server core) on this checkout and the
@@ -348,7 +390,7 @@ class Harness:
             from bench.litellm_proxy import litellm_version
 
             env["litellm"] = litellm_version()
-        md, data = report.render(env, self.results, self.notes, self.profile)
+        md, data = report.render(env, self.results, self.notes, self.profile, self.rounds)
         out_dir = Path(self.args.out)
         out_dir.mkdir(parents=True, exist_ok=True)
         stem = time.strftime("%Y-%m-%d-%H%M", time.gmtime(started)) + ("-quick" if self.args.quick else "")
@@ -369,7 +411,7 @@ def _git_commit() -> str | None:
         return None
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cpus = os.cpu_count() or 1
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -390,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy profile of shim-1w under scenario 2")
     parser.add_argument(
         "--targets",
-        help="comma-separated subset of direct,passthrough,shim-1w,shim-2w,litellm and the baseline",
+        help="comma-separated subset of direct,passthrough,floor,shim-1w,shim-2w,litellm and the baseline",
     )
     parser.add_argument("--slow-streams", type=int, help="streams of scenario 4 (default 1000, quick 200)")
     parser.add_argument("--no-two-workers", action="store_true", help="skip the two-worker shim")
@@ -400,7 +442,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--all-cpus", default=f"0-{cpus - 1}", help="cores of a multi-worker server")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results")), help="results directory")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.litellm:
         from bench.litellm_proxy import ensure_litellm
 

@@ -1,10 +1,11 @@
-"""The floor of a Python proxy: Litestar + httpx forwarding bytes, no translation.
+"""A Python proxy on the shim's framework: Litestar + httpx forwarding bytes, no translation.
 
     .venv/bin/python -m bench.passthrough --upstream http://127.0.0.1:9100/v1 --port 9200
 
 Same stack and server settings as the shim (uvicorn, uvloop, httptools, one httpx client with the
 shim's transport and pool limits), so the gap between this and the shim is what translation costs.
 ``POST /v1/<path>`` goes to ``<upstream>/<path>``; a streamed answer is relayed chunk by chunk.
+The least a proxy costs on this stack, without Litestar, is ``bench/floor.py``.
 """
 
 from __future__ import annotations

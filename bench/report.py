@@ -78,8 +78,8 @@ def _throughput(res: dict[str, Row]) -> list[str]:
     litellm = res.get("litellm", {}).get("median")
 
     def row(name: str, m: Row) -> dict[str, str]:
-        ratio = m["req_per_s"] / floor["req_per_s"] if floor and floor["req_per_s"] else None
-        vs_litellm = m["req_per_s"] / litellm["req_per_s"] if litellm and litellm["req_per_s"] else None
+        ratio = _ratio(m["req_per_s"], _field(floor, "req_per_s"))
+        vs_litellm = _ratio(m["req_per_s"], _field(litellm, "req_per_s"))
         return {
             "target": name,
             "req/s": _f(m["req_per_s"], 0),
@@ -222,65 +222,129 @@ _SECTIONS = [
 ]
 
 
+Get = Callable[[str, str | None], Row | None]
+
+
 def _m(results: dict[str, dict[str, Row]], label: str, target: str | None) -> Row | None:
     entry = results.get(label, {}).get(target) if target else None
     return entry["median"] if entry else None
+
+
+def _medians(results: dict[str, dict[str, Any]]) -> Get:
+    return lambda label, target: _m(results, label, target)
+
+
+def _round(results: dict[str, dict[str, Any]], i: int) -> Get:
+    """Run ``i`` of each target: the runs of one round were taken seconds apart (the harness
+    interleaves them), so a ratio within a round is free of the drift between rounds."""
+
+    def get(label: str, target: str | None) -> Row | None:
+        entry = results.get(label, {}).get(target) if target else None
+        runs = entry.get("runs") if entry else None
+        return runs[i] if isinstance(runs, list) and i < len(runs) else None
+
+    return get
+
+
+def _field(r: Row | None, key: str) -> float | None:
+    value = r.get(key) if r else None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def _per_stream(r: Row | None) -> float | None:
+    return r["server_cpu_s"] / max(r["streams_ok"], 1) if r else None
+
+
+def _added_p50(get: Get, target: str) -> float | None:
+    m, d = get("s1", target), get("s1", "direct")
+    return m["p50_ms"] - d["p50_ms"] if m and d else None
+
+
+def _kb_per_stream(results: dict[str, dict[str, Any]], target: str) -> float | None:
+    """Scenario 4's first run: (peak - idle RSS) / streams."""
+    entry = results.get("s4", {}).get(target)
+    if not entry:
+        return None
+    first = entry["runs"][0]
+    n = first["clients"]
+    return (first["peak_rss_mib"] - first["idle_rss_mib"]) * 1024 / n if n else None
+
+
+def _cpu_ratio(get: Get, label: str, a: str | None, b: str | None) -> float | None:
+    """Server CPU per request, ``a`` ÷ ``b``."""
+    x, y = get(label, a), get(label, b)
+    return _ratio(_field(x, "srv_cpu_ms_per_req"), _field(y, "srv_cpu_ms_per_req"))
+
+
 def _targets(env: dict[str, Any], results: dict[str, dict[str, Row]]) -> list[str]:
-    """Issue 18's targets as ratios of figures measured in this run (absolute-free where it can)."""
+    """Issue 18's targets as ratios of figures measured in this run (absolute-free where it can),
+    then the shim against the stack floor (``bench/floor.py``). ``per round``: the figure of each
+    round of interleaved runs, where both sides have one (the drift between rounds shows there)."""
     base = env.get("baseline")
     shim, two = "shim-1w", "shim-2w"
-    rows: list[tuple[str, str, float | None, Callable[[float], bool], str]] = []
+    # (what, wanted, value from a view of the results, the target's check, format, kind): kind
+    # "floor…" for the floor's own figures, "…whole" for figures with no per-round reading
+    rows: list[tuple[str, str, Callable[[Get], float | None], Callable[[float], bool], str, str]] = []
 
     def add(
-        what: str, target: str, value: float | None, ok: Callable[[float], bool], fmt: str = "{:.2f}"
+        what: str,
+        target: str,
+        value: Callable[[Get], float | None],
+        ok: Callable[[float], bool],
+        fmt: str = "{:.2f}",
+        kind: str = "target",
     ) -> None:
-        rows.append((what, target, value, ok, fmt))
+        rows.append((what, target, value, ok, fmt, kind))
 
-    s2, b2 = _m(results, "s2", shim), _m(results, "s2", base)
-    add(
-        f"64 clients: req/s, shim ÷ {base}",
-        "≥ 1.3",
-        _ratio(s2 and s2["req_per_s"], b2 and b2["req_per_s"]),
-        lambda v: v >= 1.3,
-    )
+    def req_s(label: str, a: str | None, b: str | None) -> Callable[[Get], float | None]:
+        def value(get: Get) -> float | None:
+            x, y = get(label, a), get(label, b)
+            return _ratio(_field(x, "req_per_s"), _field(y, "req_per_s"))
+
+        return value
+
+    add(f"64 clients: req/s, shim ÷ {base}", "≥ 1.3", req_s("s2", shim, base), lambda v: v >= 1.3)
     add(
         f"64 clients: CPU per request, {base} ÷ shim (the same, by CPU time)",
         "≥ 1.3",
-        _ratio(b2 and b2["srv_cpu_ms_per_req"], s2 and s2["srv_cpu_ms_per_req"]),
+        lambda get: _cpu_ratio(get, "s2", base, shim),
         lambda v: v >= 1.3,
     )
-    p2 = _m(results, "s2", "passthrough")
     add(
-        "64 clients: req/s, shim ÷ passthrough",
-        "≥ 0.9",
-        _ratio(s2 and s2["req_per_s"], p2 and p2["req_per_s"]),
-        lambda v: v >= 0.9,
+        "64 clients: req/s, shim ÷ passthrough", "≥ 0.9", req_s("s2", shim, "passthrough"), lambda v: v >= 0.9
     )
-    s1, d1 = _m(results, "s1", shim), _m(results, "s1", "direct")
-    added = s1["p50_ms"] - d1["p50_ms"] if s1 and d1 else None
-    add("one client: added p50 over direct (ms)", "≤ 0.35", added, lambda v: v <= 0.35, "{:.3f}")
-    s3, b3 = _m(results, "s3", shim), _m(results, "s3", base)
     add(
-        f"streams: streams/s, shim ÷ {base}",
+        "one client: added p50 over direct (ms)",
+        "≤ 0.35",
+        lambda get: _added_p50(get, shim),
+        lambda v: v <= 0.35,
+        "{:.3f}",
+    )
+
+    def streams(get: Get) -> float | None:
+        x, y = get("s3", shim), get("s3", base)
+        return _ratio(_field(x, "streams_per_s"), _field(y, "streams_per_s"))
+
+    add(f"streams: streams/s, shim ÷ {base}", "≥ 1.5", streams, lambda v: v >= 1.5)
+    add(
+        f"streams: CPU per stream, {base} ÷ shim",
         "≥ 1.5",
-        _ratio(s3 and s3["streams_per_s"], b3 and b3["streams_per_s"]),
+        lambda get: _ratio(_per_stream(get("s3", base)), _per_stream(get("s3", shim))),
         lambda v: v >= 1.5,
     )
-    cpu3 = _ratio(
-        s3 and s3["server_cpu_s"] / max(s3["streams_ok"], 1),
-        b3 and b3["server_cpu_s"] / max(b3["streams_ok"], 1),
-    )
-    add(f"streams: CPU per stream, {base} ÷ shim", "≥ 1.5", 1 / cpu3 if cpu3 else None, lambda v: v >= 1.5)
+
+    def first_delta(get: Get) -> float | None:
+        x, y = get("s3", shim), get("s3", base)
+        return _ratio(_field(x, "first_delta_p50_ms"), _field(y, "first_delta_p50_ms"))
+
     add(
         f"streams: first text delta p50, shim ÷ {base}",
         "(≤ ⅓ of responses.js: not built here)",
-        _ratio(s3 and s3["first_delta_p50_ms"], b3 and b3["first_delta_p50_ms"]),
+        first_delta,
         lambda v: True,
     )
     s4_entry = results.get("s4", {}).get(shim)
@@ -288,39 +352,38 @@ def _targets(env: dict[str, Any], results: dict[str, dict[str, Row]]) -> list[st
     add(
         "idle RSS (MiB, before scenario 4's first run)",
         "≤ 80",
-        s4 and s4["idle_rss_mib"],
+        lambda get: _field(s4, "idle_rss_mib"),
         lambda v: v <= 80,
         "{:.1f}",
+        "whole",
     )
     n = s4["clients"] if s4 else 0
     add(
         f"peak RSS under {n:.0f} slow streams (MiB)",
         "≤ 120 (at 1,000)",
-        s4 and s4["peak_rss_mib"],
+        lambda get: _field(s4, "peak_rss_mib"),
         lambda v: v <= 120,
         "{:.1f}",
+        "whole",
     )
-    per = (
-        (s4_entry["runs"][0]["peak_rss_mib"] - s4["idle_rss_mib"]) * 1024 / n
-        if s4_entry and s4 and n
-        else None
-    )
-    add("KB per open stream", "≤ 8", per, lambda v: v <= 8, "{:.1f}")
-    w2 = _m(results, "s2", two)
     add(
-        "two workers ÷ one worker, 64 clients req/s",
-        "≥ 1.8",
-        _ratio(w2 and w2["req_per_s"], s2 and s2["req_per_s"]),
-        lambda v: v >= 1.8,
+        "KB per open stream",
+        "≤ 8",
+        lambda get: _kb_per_stream(results, shim),
+        lambda v: v <= 8,
+        "{:.1f}",
+        "whole",
     )
+    add("two workers ÷ one worker, 64 clients req/s", "≥ 1.8", req_s("s2", two, shim), lambda v: v >= 1.8)
     tr = _m(results, "translate", "shim")
     for way in ("forward", "reverse"):
         add(
             f"translator {way}: chunks per CPU second",
             "≥ 400,000",
-            tr and tr.get(way),
+            lambda get, way=way: _field(tr, way),  # type: ignore[misc]
             lambda v: v >= 400_000,
             "{:,.0f}",
+            "whole",
         )
     hosted = results.get("hosted", {}).get(shim)
     for way, name in (("json", "JSON"), ("stream", "streamed")):
@@ -328,25 +391,135 @@ def _targets(env: dict[str, Any], results: dict[str, dict[str, Row]]) -> list[st
         add(
             f"hosted tool: shim CPU per response with one MCP call, {name} (ms)",
             "≤ 1",
-            m and m["shim_cpu_ms"],
+            lambda get, m=m: _field(m, "shim_cpu_ms"),  # type: ignore[misc]
             lambda v: v <= 1,
             "{:.3f}",
+            "whole",
         )
     added = hosted["median"].get("added_json") if hosted else None
     add(
         "hosted tool: what the MCP round adds over a plain response, JSON (ms of shim CPU)",
         "(reported)",
-        added and added["shim_cpu_ms"],
+        lambda get: _field(added, "shim_cpu_ms"),
         lambda v: True,
         "{:+.3f}",
+        "whole",
     )
+    if "floor" in results.get("s1", {}) or "floor" in results.get("s4", {}):
+        _floor_rows(results, add)
+    return _render_rows(results, rows)
+
+
+def _floor_rows(results: dict[str, dict[str, Any]], add: Callable[..., None]) -> None:
+    """The shim against ``floor`` (bench/floor.py, a raw ASGI relay on the same stack): a target
+    the floor itself misses is out of reach on this stack, by the distance shown."""
+    shim, floor = "shim-1w", "floor"
+    add(
+        "floor: one client, added p50 over direct (ms)",
+        "≤ 0.35",
+        lambda get: _added_p50(get, floor),
+        lambda v: v <= 0.35,
+        "{:.3f}",
+        "floor",
+    )
+
+    def gap(get: Get) -> float | None:
+        a, b = _added_p50(get, shim), _added_p50(get, floor)
+        return a - b if a is not None and b is not None else None
+
+    add("one client: added p50, shim - floor (ms)", "(reported)", gap, lambda v: True, "{:+.3f}")
+    for label, what in (("s1", "one client"), ("s2", "64 clients")):
+        add(
+            f"{what}: CPU per request, shim ÷ floor",
+            "(reported)",
+            lambda get, label=label: _cpu_ratio(get, label, shim, floor),
+            lambda v: True,
+        )
+    add(
+        "streams: CPU per stream, shim ÷ floor",
+        "(reported)",
+        lambda get: _ratio(_per_stream(get("s3", shim)), _per_stream(get("s3", floor))),
+        lambda v: True,
+    )
+    add(
+        "floor: KB per open stream",
+        "≤ 8",
+        lambda get: _kb_per_stream(results, floor),
+        lambda v: v <= 8,
+        "{:.1f}",
+        "floor, whole",
+    )
+
+    def kb_gap(get: Get) -> float | None:
+        a, b = _kb_per_stream(results, shim), _kb_per_stream(results, floor)
+        return a - b if a is not None and b is not None else None
+
+    add("KB per open stream, shim - floor", "(reported)", kb_gap, lambda v: True, "{:+.1f}", "whole")
+
+
+def _render_rows(
+    results: dict[str, dict[str, Any]],
+    rows: list[tuple[str, str, Callable[[Get], float | None], Callable[[float], bool], str, str]],
+) -> list[str]:
+    n_rounds = max(
+        (len(e["runs"]) for res in results.values() for e in res.values() if isinstance(e.get("runs"), list)),
+        default=0,
+    )
+    views = [_round(results, i) for i in range(n_rounds)] if n_rounds > 1 else []
     out = []
-    for what, target, value, ok, fmt in rows:
-        met = "—" if value is None else ("met" if ok(value) else "missed")
+    for what, target, value_of, ok, fmt, kind in rows:
+        value = value_of(_medians(results))
+        if value is None:
+            met = "—"
+        elif kind.startswith("floor"):  # the floor missing a target: no proxy on this stack meets it
+            met = "within reach" if ok(value) else "out of reach on this stack"
+        else:
+            met = "met" if ok(value) else "missed"
         if target.startswith("("):  # reported, no target this run can check
             met = "reported"
-        out.append([what, target, "—" if value is None else fmt.format(value), met])
-    return _table(["target (issue 18)", "wanted", "measured", ""], out)
+        per_round = [value_of(v) for v in views] if not kind.endswith("whole") else []
+        cell = " · ".join("—" if v is None else fmt.format(v) for v in per_round)
+        out.append(
+            [
+                what,
+                target,
+                "—" if value is None else fmt.format(value),
+                met,
+                cell if any(v is not None for v in per_round) else "",
+            ]
+        )
+    return _table(["target (issue 18)", "wanted", "measured (medians)", "", "per round"], out)
+
+
+_HEADLINE = {
+    "s1": ("p50 ms", "p50_ms", 3),
+    "s2": ("req/s", "req_per_s", 0),
+    "s3": ("streams/s", "streams_per_s", 1),
+    "s4": ("peak RSS MiB", "peak_rss_mib", 1),
+}
+
+
+def _rounds_section(results: dict[str, dict[str, Any]], order: dict[str, list[list[str]]]) -> list[str]:
+    """Each round's headline figure per target, with the order the round ran them in and the
+    spread across rounds ((max - min) / median): the machine's drift, made visible."""
+    lines: list[str] = []
+    for label, turns in order.items():
+        if len(turns) < 2 or label not in results:
+            continue
+        name, key, digits = _HEADLINE.get(label.replace("s5.", "s"), ("", "", 0))  # 5.x: as x
+        if not key:
+            continue
+        header = ["target", *(f"round {i + 1}" for i in range(len(turns))), "spread"]
+        rows = []
+        for target, entry in results[label].items():
+            values = [r.get(key) for r in entry["runs"]]
+            nums = [v for v in values if isinstance(v, int | float)]
+            mid = sorted(nums)[len(nums) // 2] if nums else 0
+            spread = f"{(max(nums) - min(nums)) / mid * 100:.0f}%" if nums and mid else "—"
+            rows.append([target, *(_f(v, digits) for v in values), spread])
+        sequence = "; ".join(f"{i + 1}: " + ", ".join(t) for i, t in enumerate(turns))
+        lines += [f"**{label}** ({name}; order per round — {sequence})", "", *_table(header, rows), ""]
+    return lines
 
 
 def _capacity(results: dict[str, dict[str, Row]]) -> str:
@@ -367,8 +540,15 @@ def _capacity(results: dict[str, dict[str, Row]]) -> str:
 
 
 def render(
-    env: dict[str, Any], results: dict[str, dict[str, Row]], notes: list[str], profile: dict[str, Any] | None
+    env: dict[str, Any],
+    results: dict[str, dict[str, Row]],
+    notes: list[str],
+    profile: dict[str, Any] | None,
+    rounds: dict[str, list[list[str]]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
+    """The Markdown file and the JSON data; ``rounds``: per scenario, the targets' order in each
+    round of interleaved runs (``bench.harness``)."""
+    rounds = rounds or {}
     la_b = ", ".join(f"{x:.2f}" for x in env["loadavg_before"])
     la_a = ", ".join(f"{x:.2f}" for x in env["loadavg_after"])
     lines = [
@@ -385,12 +565,22 @@ def render(
     ]
     if env.get("litellm"):
         lines += [f"LiteLLM {env['litellm']}.", ""]
-    if env.get("baseline") or "translate" in results or "hosted" in results:
+    has_floor = "floor" in results.get("s1", {}) or "floor" in results.get("s4", {})
+    if env.get("baseline") or "translate" in results or "hosted" in results or has_floor:
         lines += [
             "## Issue 18's targets",
             "",
-            f"Ratios against {env.get('baseline')} (the shim of issue 18's measurement), run back to back "
-            "with this checkout in each scenario below; the absolute ones as measured.",
+            (
+                f"Ratios against {env['baseline']} (the shim of issue 18's measurement), run back to back "
+                "with this checkout in each scenario below; the absolute ones as measured. "
+                if env.get("baseline")
+                else "No baseline in this run (`--baseline ''`): its ratios read —. "
+            )
+            + "Every scenario "
+            "runs its comparators in rounds (run 1 of each, then run 2 of each, the order rotated); "
+            "*per round* gives each round's figure, so the machine's drift between rounds shows. "
+            "The `floor` rows compare the shim with `bench/floor.py` (a raw ASGI relay on the same "
+            "uvicorn and upstream transport): a target the floor misses is out of reach on this stack.",
             "",
             *_targets(env, results),
             "",
@@ -399,9 +589,12 @@ def render(
         if label in results:
             lines += [f"## {title}", "", f"Target: {target}.", "", *table(results[label]), ""]
     lines += ["## 6. Store chain", "", "See `bench/store_chain.py` (separate harness).", ""]
+    drift = _rounds_section(results, rounds)
+    if drift:
+        lines += ["## Rounds: each run's headline figure", "", *drift]
     if notes:
         lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
     if profile:
         lines += ["## Profile: shim-1w under scenario 2 (py-spy)", "", profile["summary"], ""]
-    data = {"env": env, "results": results, "notes": notes, "profile": profile}
+    data = {"env": env, "results": results, "notes": notes, "profile": profile, "rounds": rounds}
     return "\n".join(lines), data

@@ -125,7 +125,7 @@ class Target:
     """A comparator: how to start it in front of an upstream, and which API path it is called on."""
 
     name: str
-    kind: str  # direct | passthrough | shim | litellm
+    kind: str  # direct | passthrough | floor | shim | litellm
     workers: int = 1
     extra: dict[str, str] = field(default_factory=dict)
     root: Path | None = None  # another checkout of the shim (the baseline commit), else this one
@@ -137,6 +137,9 @@ def start_target(
     port = free_port()
     if target.kind == "passthrough":
         cmd = [PY, "-m", "bench.passthrough", "--upstream", upstream_url, "--port", str(port)]
+        return start(target.name, cmd, port, cpus, probe=probe)
+    if target.kind == "floor":  # bench/floor.py: a raw ASGI relay, the stack's least
+        cmd = [PY, "-m", "bench.floor", "--upstream", upstream_url, "--port", str(port)]
         return start(target.name, cmd, port, cpus, probe=probe)
     if target.kind == "shim":
         cmd = [PY, "-m", "shim", "serve", "--upstream", upstream_url, "--dialect", "openai"]

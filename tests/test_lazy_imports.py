@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # plugin whenever the package is installed, and gives up without the instrumentation package.)
 LAZY = {
     "cryptography": "a sealed blob (`include: reasoning.encrypted_content`, or one sent back)",
-    "mcp": "a request with a hosted MCP tool (with pydantic, starlette, jsonschema)",
+    "mcp": "a hosted MCP server that speaks only the legacy SSE transport (with pydantic, starlette)",
     "redis": "a redis:// store",
     "pydantic": "the MCP SDK (Litestar would add its pydantic plugins whenever pydantic can be imported)",
     "sqlite3": "a diskcache:// store (this probe's store is memory://)",
@@ -64,10 +64,13 @@ def test_the_app_starts_without(package: str, tmp_path: Path) -> None:
     assert package not in loaded, f"{package} is imported at start-up; it is only needed for {LAZY[package]}"
 
 
-def test_with_hosted_tools_configured_the_mcp_sdk_loads_at_start(tmp_path: Path) -> None:
-    """An operator who allows hosted MCP servers pays the import at start-up, not a client on
-    its first hosted-tool request."""
-    assert "mcp" in _loaded_at_start(tmp_path, SHIM_MCP_ALLOW="https://mcp.example.com/*")
+def test_with_hosted_tools_configured_the_mcp_client_loads_at_start(tmp_path: Path) -> None:
+    """An operator who allows hosted MCP servers pays the import of the shim's MCP client (and
+    jsonschema, for tools' structured outputs) at start-up, not a client on its first hosted-tool
+    request; the ``mcp`` SDK loads only for a server that needs the SSE fallback."""
+    loaded = _loaded_at_start(tmp_path, SHIM_MCP_ALLOW="https://mcp.example.com/*")
+    assert "jsonschema" in loaded
+    assert "mcp" not in loaded and "pydantic" not in loaded
 
 
 def test_sealing_loads_cryptography_when_first_used(tmp_path: Path) -> None:

@@ -1,49 +1,59 @@
 """Open MCP sessions kept between operations, so a hosted call does not pay for a new one.
 
-Opening a session is most of an MCP operation's cost: a new HTTP client, TCP connections,
-``initialize`` and its notification, the streamable transport's GET stream, and the DELETE that
-closes it — ~20 ms of the shim's CPU and more of the server's, for a ``tools/list`` or
-``tools/call`` of ~4 ms (bench/README.md, issue 18). A response with one call made two.
+Opening a session is most of an MCP operation's cost: TCP connections, ``initialize`` and its
+notification, and the DELETE that closes it — for a ``tools/list`` or ``tools/call`` that costs
+less (bench/README.md, issue 18). A response with one call made two.
 
 A session is kept, idle, for ``IDLE`` seconds after use and taken again by the next operation
 with the same **key**: the server's label and URL, every header sent (a client's own
 ``headers``/``authorization`` included: a session never carries one client's credentials for
 another), whether it is a registered server, the allow list its ``Guard`` checks and the
-timeouts its HTTP client was built with. One operation at a time per session (more at once open
+bounds its client was built with. One operation at a time per session (more at once open
 more sessions); at most ``PER_KEY`` idle sessions per key. A session that failed, timed out, or
 whose operation was cancelled (a client that hung up) is closed, never reused: closing it ends
 the session on the server (DELETE), which stops a running call, as before. The secrets in a key
 stay in this process's memory (never logged or stored) until the session closes.
 
-Each session lives in a task of its own (``_Session.hold``): the SDK's transports are anyio task
-groups, entered and left in one task, so the operations talk to the ``ClientSession`` from their
-own tasks while the holder keeps it open. ``close_all`` ends them at shutdown.
+Streamable HTTP is spoken by the shim's own client (``streamable.py``). A server that refuses
+it (an HTTP 4xx or a JSON-RPC error answering ``initialize``, as an SSE-only server built with an
+older SDK does) or whose URL ends in ``/sse`` is spoken to over the legacy HTTP+SSE transport
+with the ``mcp`` SDK, imported only then (``_SdkClient``: the same operations, the same plain
+results). Each session lives in a task of its own (``_Session.hold``), which opens it, waits for
+``close`` and closes it: the SDK's transports are anyio task groups, entered and left in one
+task, and a DELETE needs a task to run in once the operation that failed is gone. ``close_all``
+ends them at shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import ssl
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
-from mcp import ClientSession
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import McpError
 
 from shim.hosted.servers import Guard, HostedConfig, McpServer
-from shim.hosted.tool_output import CheckedSession
+from shim.hosted.streamable import HttpStatus, RpcError, SessionGone, StreamableClient, tls
 
-__all__ = ["IDLE", "PER_KEY", "close_all", "first_http_status", "has", "take"]
+__all__ = ["IDLE", "PER_KEY", "Client", "Closed", "close_all", "first_http_status", "has", "take"]
 
 IDLE = 30.0  # seconds an unused session stays open
 PER_KEY = 4  # idle sessions kept per key
 
 Key = tuple[Any, ...]
+
+
+class Client(Protocol):
+    """What an operation asks of an open session (results as plain JSON objects)."""
+
+    async def list_tools(self, cursor: str | None = None) -> dict[str, Any]: ...
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class Closed(RpcError):
+    """The SDK's session lost its transport ("Connection closed"): its holder knows why."""
 
 
 def has(exc: BaseException | None, kind: type[BaseException], depth: int = 0) -> bool:
@@ -58,8 +68,11 @@ def has(exc: BaseException | None, kind: type[BaseException], depth: int = 0) ->
 
 
 def first_http_status(exc: BaseException) -> int | None:
-    """The status of an ``httpx.HTTPStatusError`` anywhere in ``exc`` (the SDK raises them
-    inside task groups, so they arrive wrapped in exception groups)."""
+    """The HTTP status anywhere in ``exc``: ``HttpStatus`` (the own client) or an
+    ``httpx.HTTPStatusError`` (the SDK raises them inside task groups, so they arrive wrapped in
+    exception groups)."""
+    if isinstance(exc, HttpStatus):
+        return exc.status
     if isinstance(exc, httpx.HTTPStatusError):
         return exc.response.status_code
     if isinstance(exc, BaseExceptionGroup):
@@ -71,16 +84,15 @@ def first_http_status(exc: BaseException) -> int | None:
     return first_http_status(cause) if cause is not None and cause is not exc else None
 
 
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """httpx's default context (certifi or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), made once: each
-    ``httpx.AsyncClient`` would load the CA bundle again, ~35 ms of CPU per session (issue 18)."""
-    return httpx.create_ssl_context()
+def max_body(config: HostedConfig) -> int:
+    """The largest answer read: a tool's output, JSON-escaped, may come twice (text and structured)."""
+    return 4 * config.max_output_bytes + (1 << 20)
 
 
 def _client(server: McpServer, guard: Guard, config: HostedConfig) -> httpx.AsyncClient:
+    """The SDK's HTTP client (SSE fallback)."""
     return httpx.AsyncClient(
-        verify=_tls(),
+        verify=tls(),
         headers=dict(server.headers),
         # Reads may wait a little longer than a call: the call's own timeout speaks first.
         timeout=httpx.Timeout(config.call_timeout + 5, connect=config.connect_timeout),
@@ -98,7 +110,37 @@ def key_of(server: McpServer, config: HostedConfig) -> Key:
         config.allow,
         config.connect_timeout,
         config.call_timeout,
+        config.max_output_bytes,
     )
+
+
+class _SdkClient:
+    """The SDK's ``ClientSession`` (SSE transport) behind ``Client``: plain results, its errors as
+    the own client's."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    async def list_tools(self, cursor: str | None = None) -> dict[str, Any]:
+        page = await self._do(self.session.list_tools(cursor) if cursor else self.session.list_tools())
+        return page
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        return await self._do(self.session.call_tool(name, arguments))
+
+    async def _do(self, pending: Any) -> dict[str, Any]:
+        from mcp.shared.exceptions import McpError
+        from mcp.types import CONNECTION_CLOSED
+
+        try:
+            result = await pending
+        except McpError as exc:
+            if exc.error.code == SessionGone().code:
+                raise SessionGone() from None
+            kind = Closed if exc.error.code == CONNECTION_CLOSED else RpcError
+            raise kind(exc.error.code, exc.error.message) from None
+        dumped: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return dumped
 
 
 class _Session:
@@ -108,7 +150,7 @@ class _Session:
         self.pool, self.key = pool, key
         self.loop = asyncio.get_running_loop()
         self.guard = Guard(server, config.allow)
-        self.ready: asyncio.Future[ClientSession] = self.loop.create_future()
+        self.ready: asyncio.Future[Client] = self.loop.create_future()
         self.ready.add_done_callback(_retrieved)
         self.closing = asyncio.Event()
         self.failure: BaseException | None = None  # what ended the holder, if not ``close``
@@ -123,7 +165,7 @@ class _Session:
     def close(self) -> None:
         self.closing.set()
 
-    async def opened(self) -> ClientSession:
+    async def opened(self) -> Client:
         """The initialised session; raises what opening it raised."""
         try:
             return await asyncio.shield(self.ready)
@@ -138,17 +180,17 @@ class _Session:
     async def hold(self, server: McpServer, config: HostedConfig) -> None:
         try:
             if httpx.URL(server.url).path.rstrip("/").endswith("/sse"):
-                await self._serve(self._sse(server, config), config)
+                await self._serve_sse(server, config)
                 return
             try:
-                await self._serve(self._streamable(server, config), config)
+                await self._serve(server, config)
             except Exception as exc:
                 # Refused before a session opened (405, 404, an error answer): an SSE-only server.
                 status = first_http_status(exc)
-                refused = has(exc, McpError) or (status is not None and 400 <= status < 500)
+                refused = isinstance(exc, RpcError) or (status is not None and 400 <= status < 500)
                 if self.ready.done() or self.guard.refused is not None or not refused:
                     raise
-                await self._serve(self._sse(server, config), config)
+                await self._serve_sse(server, config)
         except BaseException as exc:  # kept for the operation that waits (or none): never re-raised
             self.failure = exc
             if not self.ready.done():
@@ -156,38 +198,53 @@ class _Session:
         finally:
             self.closing.set()
 
-    async def _serve(
-        self,
-        transport: contextlib.AbstractAsyncContextManager[tuple[Any, Any]],
-        config: HostedConfig,
-    ) -> None:
-        async with transport as (read, write), CheckedSession(read, write) as session:
+    async def _serve(self, server: McpServer, config: HostedConfig) -> None:
+        """Streamable HTTP, the shim's own client."""
+        client = StreamableClient(
+            server.url,
+            server.headers,
+            self.guard,
+            connect_timeout=config.connect_timeout,
+            max_body=max_body(config),
+        )
+        try:
+            async with asyncio.timeout(config.connect_timeout):
+                await client.initialize()
+            self.session_id = lambda: client.session_id
+            self.ready.set_result(client)
+            await self.closing.wait()
+        finally:
+            await client.aclose(config.connect_timeout)  # DELETE: a call still running stops
+
+    async def _serve_sse(self, server: McpServer, config: HostedConfig) -> None:
+        """The legacy HTTP+SSE transport, with the SDK (imported here, on first use)."""
+        from shim.hosted.tool_output import checked_session
+
+        async with (
+            self._sse(server, config) as (read, write),
+            checked_session(read, write) as session,
+        ):
             async with asyncio.timeout(config.connect_timeout):
                 await session.initialize()
-            self.ready.set_result(session)
+            self.ready.set_result(_SdkClient(session))
             await self.closing.wait()
 
     @contextlib.asynccontextmanager
-    async def _streamable(self, server: McpServer, config: HostedConfig) -> AsyncIterator[tuple[Any, Any]]:
-        async with (
-            _client(server, self.guard, config) as http,
-            streamable_http_client(server.url, http_client=http) as (read, write, session_id),
-        ):
-            self.session_id = session_id
-            yield read, write
+    async def _sse(self, server: McpServer, config: HostedConfig) -> AsyncIterator[tuple[Any, Any]]:
+        from mcp.client.sse import sse_client
 
-    def _sse(self, server: McpServer, config: HostedConfig) -> contextlib.AbstractAsyncContextManager[Any]:
         def factory(
             headers: dict[str, str] | None = None, timeout: httpx.Timeout | None = None, auth: Any = None
         ) -> httpx.AsyncClient:
             return _client(server, self.guard, config)
 
-        return sse_client(
+        async with sse_client(
             server.url,
             timeout=config.connect_timeout,
             sse_read_timeout=config.call_timeout,
             httpx_client_factory=factory,
-        )
+        ) as (read, write):
+            yield read, write
 
     async def ended(self, within: float) -> BaseException | None:
         """Closes the session; its holder's failure once it ended (``None`` if it ended cleanly,

@@ -13,7 +13,7 @@ from tests.support.mcp_servers import McpServers
 
 async def test_the_tls_context_is_made_once(mcp: McpServers, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each ``httpx.AsyncClient`` loaded the CA bundle again (~35 ms of CPU a session)."""
-    from shim.hosted import mcp_client, sessions
+    from shim.hosted import mcp_client, sessions, streamable
     from shim.hosted.servers import HostedConfig, McpServer
 
     made: list[int] = []
@@ -24,7 +24,7 @@ async def test_the_tls_context_is_made_once(mcp: McpServers, monkeypatch: pytest
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ssl, "create_default_context", counting)
-    sessions._tls.cache_clear()
+    streamable.tls.cache_clear()
     await sessions.close_all()
     config = HostedConfig(allow=("http://127.0.0.1:*",))
     for n in range(3):  # other headers each time: three sessions, none kept for another
