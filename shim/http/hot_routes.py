@@ -43,7 +43,7 @@ from shim.http.disconnect import Watch
 from shim.http.guards import ASGIApp, Receive, Scope, Send
 from shim.http.state import AppState
 
-__all__ = ["Call", "HotRoutes", "call_of", "install"]
+__all__ = ["Call", "Closing", "HotRoutes", "call_of", "install"]
 
 
 class Call:
@@ -253,11 +253,22 @@ async def _send_stream(response: Stream, status: int, receive: Receive, send: Se
     task = asyncio.current_task()
     assert task is not None, "called from a task"
     watch = Watch(task, receive)  # a receive that fails ends the stream too
+    closed = False
     try:
         async for chunk in iterator:
+            if closed:
+                raise RuntimeError("a stream went on after its closing chunk")
+            if type(chunk) is Closing:
+                # The answer's end: no disconnect to watch for any more (the client that leaves
+                # now misses nothing), then the iterator runs to its end (its cleanup).
+                closed = True
+                watch.stop()
+                await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                continue
             body = chunk if isinstance(chunk, bytes) else chunk.encode(encoding)
             await send({"type": "http.response.body", "body": body, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not closed:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         watch.stop()
         if not watch.answers_nobody():  # cancelled from outside (shutdown): goes on up
@@ -267,6 +278,13 @@ async def _send_stream(response: Stream, status: int, receive: Receive, send: Se
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()
+
+
+class Closing(bytes):
+    """A stream's last chunk: ``_send_stream`` sends it with the end of the body (one message
+    and one socket write less per stream); to anyone else it is bytes like the others."""
+
+    __slots__ = ()
 
 
 def install(app: Litestar, state: AppState, cores: Mapping[str, Core]) -> None:

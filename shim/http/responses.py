@@ -17,12 +17,13 @@ from litestar.response import Stream
 
 from shim.core.diagnostics import Diagnostics
 from shim.http.disconnect import client_left, unless_client_leaves
-from shim.http.hot_routes import Call, call_of
+from shim.http.hot_routes import Call, Closing, call_of
 from shim.http.openapi import documented
 from shim.http.state import app_state
 from shim.sse import DONE, KEEPALIVE, encode_tagged
 from shim.turns import compaction, responses_over_chat, responses_passthrough
 from shim.turns.context import TurnContext
+from shim.turns.pump import Last
 from shim.upstream.routing import Resolved, bearer
 from shim.wire import responses as r
 from shim.wire.responses_decode import decode_compact_body, decode_create_request
@@ -54,19 +55,33 @@ def diagnostics_headers(diags: Diagnostics, headers: dict[str, str] | None = Non
 
 
 async def _sse(batches: AsyncIterator[Sequence[r.StreamingEvent | bytes] | None]) -> AsyncIterator[bytes]:
-    # One message per upstream chunk, not per event: each message costs a trip down the ASGI
-    # send chain and a socket write. Bytes: text deltas the translator wrote as SSE already.
+    # One message per batch (a burst of upstream chunks), not per event: each message costs a
+    # trip down the ASGI send chain and a socket write. Bytes: text deltas the translator wrote
+    # as SSE already. The pump's ``Last`` batch goes out with ``[DONE]`` as the closing chunk.
+    done = True
     async for batch in batches:
         if batch is None:
             yield KEEPALIVE
+            continue
+        body = b"".join([e if isinstance(e, bytes) else encode_tagged(e) for e in batch])
+        if type(batch) is Last:
+            done = False
+            yield Closing(body + DONE)
         else:
-            yield b"".join([e if isinstance(e, bytes) else encode_tagged(e) for e in batch])
-    yield DONE
+            yield body
+    if done:
+        yield DONE
 
 
 async def write_bytes(batches: AsyncIterator[list[bytes] | None]) -> AsyncIterator[bytes]:
+    """The SSE bytes of a pass-through's batches; its ``Last`` batch as the closing chunk."""
     async for batch in batches:
-        yield KEEPALIVE if batch is None else b"".join(batch)
+        if batch is None:
+            yield KEEPALIVE
+        elif type(batch) is Last:
+            yield Closing(b"".join(batch))
+        else:
+            yield b"".join(batch)
 
 
 @post(

@@ -120,7 +120,7 @@ def chunks(
     translation: RawChunks | NormalizedChunks = (
         RawChunks() if mode is None or (req.n or 1) > 1 else NormalizedChunks(ctx, req, resolved, mode)
     )
-    return pump(response, translation, ctx.timing, ByteRedactor(resolved.upstream_key))
+    return pump(response, translation, ctx.timing, ByteRedactor(resolved.upstream_key), last=True)
 
 
 def _error_chunk(error: UpstreamError) -> bytes:

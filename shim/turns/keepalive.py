@@ -11,7 +11,7 @@ kilobyte of every idle stream's memory (bench/README.md, "memory per open stream
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 
 __all__ = ["with_keepalive"]
@@ -23,16 +23,29 @@ def _wake(waiter: asyncio.Future[None], *_: object) -> None:
 
 
 async def with_keepalive(
-    source: AsyncIterator[bytes], interval: float, idle: float = float("inf")
+    source: AsyncIterator[bytes],
+    interval: float,
+    idle: float = float("inf"),
+    ready: Callable[[], bool] | None = None,
 ) -> AsyncIterator[bytes | None]:
     """Pass chunks through; yield ``None`` each ``interval`` seconds of upstream silence, and
-    raise ``TimeoutError`` once the silence has lasted ``idle`` seconds."""
+    raise ``TimeoutError`` once the silence has lasted ``idle`` seconds. ``ready``: whether the
+    source's next chunk (or its end) is here already; such a read is awaited in place, without
+    a task, a timer and a waiter (on a stream whose chunks come in bursts, most reads)."""
     loop = asyncio.get_running_loop()
     iterator = source.__aiter__()
     pending: asyncio.Future[bytes] | None = None
     last = loop.time()
     try:
         while True:
+            if pending is None and ready is not None and ready():
+                try:
+                    chunk = await iterator.__anext__()
+                except StopAsyncIteration:
+                    return
+                last = loop.time()
+                yield chunk
+                continue
             if pending is None:
                 pending = asyncio.ensure_future(iterator.__anext__())
             left = last + idle - loop.time()

@@ -20,6 +20,7 @@ how bytes are translated (a ``Translation``) and what is remembered at the end. 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from shim.turns.keepalive import with_keepalive
 from shim.upstream.errors import STREAM_FAILURES, as_upstream_error
 from shim.upstream.redaction import Redactor
 
-__all__ = ["Timing", "Translation", "pump"]
+__all__ = ["Last", "Timing", "Translation", "pump"]
 
 log = logging.getLogger("shim")
 
@@ -72,6 +73,13 @@ class Timing:
     idle: float = 300.0  # seconds of upstream silence that end the answer
 
 
+class Last(list[T]):
+    """The last batch of a stream (``pump(..., last=True)``): nothing follows it, so a writer may
+    send it together with the stream's end."""
+
+    __slots__ = ()
+
+
 async def pump(
     upstream: httpx.Response,
     translation: Translation[T],
@@ -80,38 +88,62 @@ async def pump(
     *,
     on_finish: Callable[[], Awaitable[None]] | None = None,
     decoded: bool = False,
+    last: bool = False,
 ) -> AsyncIterator[list[T] | None]:
     """Batches for the client, none empty; ``None`` marks a keep-alive moment. ``decoded``: read
-    the body with its content-encoding undone (a whole answer replayed as a stream)."""
+    the body with its content-encoding undone (a whole answer replayed as a stream). ``last``:
+    the final batch comes as a ``Last`` (for a caller whose stream ends with the pump's).
+
+    Coalescing: while the upstream's next bytes (or its end) are here already, their events
+    join the batch before it goes out, so a burst of upstream chunks is one message to the
+    client, not one per read (each costs the ASGI send chain and a socket write). A batch is
+    never held while a read could wait, nor while the store is written."""
+    ready = None if decoded else getattr(upstream.stream, "ready", None)
     try:
-        first = redactor(translation.start())
-        if first:
-            yield first
+        held = redactor(translation.start())
+        if held and not (ready is not None and ready()):
+            yield held
+            held = []
         source = upstream.aiter_bytes() if decoded else upstream.aiter_raw()
         try:
-            async for data in with_keepalive(source, timing.keepalive, timing.idle):
+            async for data in with_keepalive(source, timing.keepalive, timing.idle, ready):
                 if data is None:
+                    if held:  # (a read found nothing after all: what was held goes first)
+                        yield held
+                        held = []
                     yield None
                     continue
                 batch = translation.feed(data)
                 if batch:
                     batch = redactor(batch)
                     if batch:
-                        yield batch
+                        held = held + batch if held else batch
                 if translation.stopped:
                     await upstream.aclose()  # the upstream may stop generating now
                     break
+                if held and not (ready is not None and ready()):
+                    yield held
+                    held = []
             tail = translation.finish()
         except STREAM_FAILURES as exc:
             tail = translation.fail(as_upstream_error(exc))
         if on_finish is not None:
+            if held:  # the store may take a while: what is ready goes out first
+                yield held
+                held = []
+                # and the other streams' ready work runs before this one's end (an answer that
+                # came whole would otherwise hold the loop from its start to its end: measured,
+                # 16 clients on 200-chunk bursts, first text delta p50 +25% without this turn)
+                await asyncio.sleep(0)
             try:
                 await on_finish()
             except ShimError as exc:  # the store failed after the upstream did the work
                 log.warning("a finished answer could not be stored: %s", exc.message)
                 tail = translation.unstored(tail, exc)
         tail = redactor(tail) + redactor.flush()
+        if held:
+            tail = held + tail
         if tail:
-            yield tail
+            yield Last(tail) if last else tail
     finally:
         await upstream.aclose()

@@ -410,10 +410,12 @@ class EventsTranslation:
     def unstored(self, tail: list[r.StreamingEvent], error: ShimError) -> list[r.StreamingEvent]:
         return fail_after_finish(tail, error)
 
-    def _sealed(self, events: list[r.StreamingEvent]) -> list[r.StreamingEvent]:
+    def _sealed(self, events: list[T]) -> list[T]:
+        """``events`` with their reasoning sealed; bytes (a framed run of text deltas) carry none."""
         if self.sealed is not None:
             for event in events:
-                self.sealed.seal_event(event, self.family)
+                if not isinstance(event, bytes):
+                    self.sealed.seal_event(event, self.family)
         return events
 
 
@@ -440,13 +442,7 @@ class FramedTranslation:
         events = self.events
         if not events.streamed:
             return [*events.feed(data)]
-        out = self.driver.feed_framed(data)
-        sealed = events.sealed
-        if sealed is not None:
-            for event in out:
-                if not isinstance(event, bytes):
-                    sealed.seal_event(event, events.family)
-        return out
+        return events._sealed(self.driver.feed_framed(data))
 
     def finish(self) -> list[Framed]:
         return [*self.events.finish()]
@@ -467,7 +463,7 @@ def sse_batches(
     if turn.hosted is not None:
         return hosted_loop.event_batches(ctx, turn, response)
     translation = FramedTranslation(EventsTranslation(ctx, turn))
-    return _pumped(ctx, turn, response, translation, translation.driver, None)
+    return _pumped(ctx, turn, response, translation, translation.driver, None, last=True)
 
 
 def event_batches(
@@ -492,6 +488,8 @@ def _pumped(
     translation: Translation[T],
     driver: ChatToResponsesStream,
     local: MutableMapping[str, StoredResponse] | None,
+    *,
+    last: bool = False,
 ) -> AsyncIterator[list[T] | None]:
     async def finished() -> None:
         failure = driver.response.error
@@ -506,6 +504,7 @@ def _pumped(
         EventRedactor(turn.resolved.upstream_key),
         on_finish=finished,
         decoded=not turn.chat_request.stream,
+        last=last,
     )
 
 

@@ -204,7 +204,7 @@ def chunks(
             await remember(ctx, turn, translation.final)
 
     redactor = ByteRedactor(turn.resolved.upstream_key)
-    return pump(response, translation, ctx.timing, redactor, on_finish=finished)
+    return pump(response, translation, ctx.timing, redactor, on_finish=finished, last=True)
 
 
 def _with_conversation(data: str, conversation: str) -> str:

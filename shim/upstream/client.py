@@ -131,6 +131,14 @@ class _Bounded(httpx.AsyncByteStream):
         finally:
             self._stop()
 
+    def ready(self) -> bool:
+        """Whether the next chunk (or the end, or the deadline's error) is here: reading it would
+        not wait. Only the transport's body can tell; any other says no."""
+        if self._expired:
+            return True
+        ready = getattr(self.inner, "ready", None)
+        return ready is not None and bool(ready())
+
     async def read_all(self) -> bytes:
         """The whole body, bounded alike."""
         whole = getattr(self.inner, "read_at_most", None)
