@@ -36,13 +36,14 @@ _MAX_FIELD = 8190
 _MAX_HEADERS = 128
 
 
-def merged(defaults: CIMultiDict[str], headers: dict[str, str]) -> CIMultiDict[str]:
+def merged(defaults: CIMultiDict[str], headers: dict[str, str]) -> list[tuple[str, str]]:
     """``defaults`` with ``headers`` over them, as ``ClientSession`` merges a request's headers
-    into its default ones (a name given again replaces every value it had)."""
+    into its default ones (a name given again replaces every value it had), as the pairs
+    ``ClientRequest`` copies."""
     result = CIMultiDict(defaults)
     for name, value in headers.items():
         result[name] = value
-    return result
+    return list(result.items())
 
 
 def usable(url: URL, proxy: URL | None) -> bool:
@@ -63,15 +64,14 @@ class Poster:
         self.session = session
         self.timeout = timeout
 
-    async def post(self, url: URL, headers: CIMultiDict[str], body: bytes) -> aiohttp.ClientResponse:
+    async def post(self, url: URL, headers: list[tuple[str, str]], body: bytes) -> aiohttp.ClientResponse:
         """The answer's head (its body to be read), ``body`` POSTed with ``headers`` (merged
         already, without the length)."""
         session = self.session
         connector = session.connector
         assert connector is not None
         jar = session.cookie_jar
-        request_headers = CIMultiDict(headers)
-        request_headers["Content-Length"] = str(len(body))
+        request_headers = [*headers, ("Content-Length", str(len(body)))]
         response: aiohttp.ClientResponse | None = None
         try:
             req = aiohttp.ClientRequest(

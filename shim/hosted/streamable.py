@@ -44,7 +44,6 @@ from typing import Any
 import aiohttp
 import httpx
 import msgspec
-from multidict import CIMultiDict
 from yarl import URL
 
 from shim.errors import McpServerNotAllowed
@@ -164,9 +163,7 @@ class StreamableClient:
         )
         self.proxy = _proxy(self.url)
         self.poster = Poster(self.http, timeout)
-        self._merged: CIMultiDict[str] | None = (
-            None  # the POST's headers merged with the session's (``_post_headers``)
-        )
+        self._merged: list[tuple[str, str]] | None = None  # the POST's headers (``_post_headers``)
 
     # -- the protocol -------------------------------------------------------------------------
 
@@ -247,7 +244,7 @@ class StreamableClient:
             return self._headers
         return {**self._headers, "Mcp-Session-Id": self.session_id}
 
-    def _post_headers(self) -> CIMultiDict[str]:
+    def _post_headers(self) -> list[tuple[str, str]]:
         """The headers of a POST as ``ClientSession`` would send them, merged once per state
         (they change when the session learns its id and protocol version)."""
         if self._merged is None:
