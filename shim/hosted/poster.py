@@ -9,8 +9,9 @@ there is no total timeout (each exchange runs under its caller's). So ``Poster.p
 calls ``_request`` makes — ``ClientRequest``, the connector's ``connect``, the protocol's
 response settings, ``send``, ``start`` — as ``shim/upstream/transport.py`` does for the upstream,
 with the same session's connector, cookie jar and parser settings: the same bytes go out, the
-same answer comes back. The body is written right after the head, in the same loop turn, instead
-of from the task aiohttp starts for it (not when the connection's writing is paused).
+same answer comes back. The body goes out in one write with the head (one TCP segment, as
+aiohttp's body writer coalesces them), in the same loop turn, instead of from the task aiohttp
+starts for it (Python 3.11 has no eager tasks); not when the connection's writing is paused.
 
 What still goes through ``ClientSession.post``: a proxied session (aiohttp's proxy handling) and
 a URL with credentials or a scheme ``ClientRequest`` alone would not check (``usable``).
@@ -55,6 +56,26 @@ def usable(url: URL, proxy: URL | None) -> bool:
         and bool(url.raw_host)
         and not (url.raw_user or url.raw_password or url.raw_fragment)
     )
+
+
+class _Head:
+    """Stands in for the connection's transport while ``ClientRequest.send`` writes the request's
+    head (it never suspends there: no body, no traces), so the head goes out with the body in
+    one write, one TCP segment, as aiohttp's own body writer coalesces them."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def writelines(self, data: list[bytes]) -> None:
+        self.parts.extend(data)
+
+    def is_closing(self) -> bool:
+        return False
 
 
 class Poster:
@@ -105,12 +126,19 @@ class Poster:
             if body and not inline:  # aiohttp's writer task waits for the connection to drain
                 req.update_body_from_data(body)
             try:
-                response = await req.send(conn)
                 if inline:
                     transport = protocol.transport
                     if transport is None or transport.is_closing():
                         raise aiohttp.ClientConnectionResetError("Cannot write to closing transport")
-                    transport.write(body)
+                    head = _Head()
+                    protocol.transport = head  # type: ignore[assignment]
+                    try:
+                        response = await req.send(conn)
+                    finally:
+                        protocol.transport = transport
+                    transport.write(b"".join([*head.parts, body]))
+                else:
+                    response = await req.send(conn)
                 await response.start(conn)
             except BaseException:
                 if response is not None:

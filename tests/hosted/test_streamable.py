@@ -692,7 +692,9 @@ def _keywords(function: object) -> dict[str, set[str]]:
 def test_the_poster_makes_the_calls_the_session_makes() -> None:
     """``Poster.post`` mirrors ``ClientSession._request`` for a POST: a release of aiohttp that
     renames or drops one of those calls, or gives the parser a setting more, fails here first."""
+    import ast
     import inspect
+    import textwrap
 
     import aiohttp
     from aiohttp.client_proto import ResponseHandler
@@ -717,6 +719,19 @@ def test_the_poster_makes_the_calls_the_session_makes() -> None:
     ):
         assert piece in session_source, piece
     assert "retry_persistent_connection = (\n" in session_source  # a POST is never re-sent
+    # The head written with the body (``_Head``): the writer writes through ``protocol.transport``
+    # and ``send`` waits for nothing when there is no body to write (no traces).
+    from aiohttp.http_writer import StreamWriter
+
+    for method in (StreamWriter._write, StreamWriter._writelines):
+        assert "transport = self._protocol.transport" in inspect.getsource(method)
+    awaited = [
+        n
+        for n in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(aiohttp.ClientRequest.send))))
+        if isinstance(n, ast.Await)
+    ]
+    assert [ast.unparse(n) for n in awaited] == ["await writer.write_headers(status_line, self.headers)"]
+    assert "if self._on_headers_sent is not None:" in inspect.getsource(StreamWriter.write_headers)
 
 
 async def _cookie(fake: Synthetic, body: dict[str, Any], request: web.Request) -> web.Response:
