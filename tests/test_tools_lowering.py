@@ -22,6 +22,7 @@ from shim.translate.tools import (
 )
 from shim.wire import chat as c
 from shim.wire import responses as r
+from shim.wire.responses_decode import validation_param
 
 
 def _fn(name: str) -> dict[str, Any]:
@@ -159,6 +160,44 @@ def test_a_malformed_client_tool_is_a_400() -> None:
     with pytest.raises(InvalidRequest) as info:
         client_tools([{"type": "namespace", "name": "n", "tools": [{"type": "function"}]}], Diagnostics())
     assert info.value.param == "tools[0].tools[0].name"
+
+
+_MALFORMED_OR_NOT = [
+    _fn("f"),
+    {"type": "function", "name": "f", "strict": True, "parameters": {"type": "object"}, "extra": 1},
+    {"type": "function"},
+    {"type": "function", "name": 3},
+    {"type": "function", "name": "f", "parameters": []},
+    {"type": "custom", "name": "c", "format": {"type": "grammar", "syntax": "lark", "definition": "x"}},
+    {"type": "custom", "name": "c", "format": {"type": "nope"}},
+    {"type": "namespace", "name": "n", "description": "d", "tools": [_fn("g")]},
+    {"type": "namespace", "name": "n", "tools": [{"type": "function"}]},
+    {"type": "namespace", "name": "n", "tools": "no"},
+    {"type": "namespace", "name": "n", "description": "d", "tools": [{"type": "shell"}]},
+    {"type": "apply_patch"},
+    {"type": "shell", "environment": {"type": "local"}},
+    {"type": "shell", "environment": 5},
+    {"type": "local_shell", "x": None},
+]
+
+
+@pytest.mark.parametrize("tool", _MALFORMED_OR_NOT, ids=range(len(_MALFORMED_OR_NOT)))
+def test_a_tool_typed_by_its_tag_is_the_union_s_conversion(tool: dict[str, Any]) -> None:
+    """``client_tools`` converts to the tool's class, not the union (issue 18): the same struct,
+    or the same 400 (message and param) as converting to the union gives."""
+    param = None
+    try:
+        expected: Any = msgspec.convert(tool, r.ClientToolParam)
+    except msgspec.ValidationError as exc:
+        expected, sub = str(exc), validation_param(exc)
+        param = "tools[0]" + (f".{sub}" if sub else "")
+    try:
+        got: Any = client_tools([tool], Diagnostics())
+    except InvalidRequest as exc:
+        assert isinstance(expected, str)
+        assert (exc.message, exc.param) == (f"Invalid tool: {expected.split(' - at `', 1)[0]}", param)
+        return
+    assert got == [expected]
 
 
 _PATCH = Lowered("apply_patch", "apply_patch", "apply_patch")

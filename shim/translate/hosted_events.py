@@ -27,6 +27,21 @@ Kind = Literal["mcp", "approval", "web_search"]
 # (namespace, name) of a raised function call → what the hosted tool is, or None (a client's).
 Classify = Callable[[str, str], Kind | None]
 
+# The classes ``feed`` tells apart, as tuples made once: ``A | B`` in an ``isinstance`` builds a
+# union object per call, for every event of every round (bench/README.md, issue 18).
+_TEXT_DELTA = r.ResponseOutputTextDeltaStreamingEvent
+_OPENING = (r.ResponseCreatedStreamingEvent, r.ResponseInProgressStreamingEvent)
+_TERMINAL = (
+    r.ResponseCompletedStreamingEvent,
+    r.ResponseIncompleteStreamingEvent,
+    r.ResponseFailedStreamingEvent,
+)
+_ARGUMENTS = (
+    r.ResponseFunctionCallArgumentsDeltaStreamingEvent,
+    r.ResponseFunctionCallArgumentsDoneStreamingEvent,
+)
+_CALLS = (r.FunctionCall, *r.ClientCall.__args__)
+
 
 @dataclass
 class HostedCallState:
@@ -180,14 +195,14 @@ class RoundMerger:
     def feed(self, events: list[r.StreamingEvent]) -> list[r.StreamingEvent]:
         out: list[r.StreamingEvent] = []
         for event in events:
-            if isinstance(event, r.ResponseCreatedStreamingEvent | r.ResponseInProgressStreamingEvent):
+            if type(event) is _TEXT_DELTA:  # most of a round's events: renumbered, nothing else
+                event.output_index += self._offset
+                event.sequence_number = self._next()
+                out.append(event)
                 continue
-            if isinstance(
-                event,
-                r.ResponseCompletedStreamingEvent
-                | r.ResponseIncompleteStreamingEvent
-                | r.ResponseFailedStreamingEvent,
-            ):
+            if isinstance(event, _OPENING):
+                continue
+            if isinstance(event, _TERMINAL):
                 self._terminal(event, out)
                 continue
             if isinstance(event, r.ResponseOutputItemAddedStreamingEvent):
@@ -196,11 +211,7 @@ class RoundMerger:
             elif isinstance(event, r.ResponseOutputItemDoneStreamingEvent):
                 if self._done(event, out):
                     continue
-            elif isinstance(
-                event,
-                r.ResponseFunctionCallArgumentsDeltaStreamingEvent
-                | r.ResponseFunctionCallArgumentsDoneStreamingEvent,
-            ):
+            elif isinstance(event, _ARGUMENTS):
                 call = self._round.get(event.item_id)
                 if call is not None:
                     if call.kind == "mcp":
@@ -244,7 +255,7 @@ class RoundMerger:
             else None
         )
         if kind is None:
-            if isinstance(item, r.FunctionCall | r.ClientCall):
+            if isinstance(item, _CALLS):
                 self.client_calls = True
             self.output.append(item)
             return False
@@ -311,12 +322,7 @@ class RoundMerger:
         return True
 
     def _terminal(self, event: r.StreamingEvent, out: list[r.StreamingEvent]) -> None:
-        assert isinstance(
-            event,
-            r.ResponseCompletedStreamingEvent
-            | r.ResponseIncompleteStreamingEvent
-            | r.ResponseFailedStreamingEvent,
-        )
+        assert isinstance(event, _TERMINAL)
         self.usage = _add_usage(self.usage, event.response.usage)
         if isinstance(event, r.ResponseCompletedStreamingEvent) and self.pending:
             self._held = event  # the calls run first
@@ -334,12 +340,7 @@ class RoundMerger:
         out.append(self._final(event))
 
     def _final(self, event: r.StreamingEvent) -> r.StreamingEvent:
-        assert isinstance(
-            event,
-            r.ResponseCompletedStreamingEvent
-            | r.ResponseIncompleteStreamingEvent
-            | r.ResponseFailedStreamingEvent,
-        )
+        assert isinstance(event, _TERMINAL)
         snap = msgspec.structs.replace(
             event.response, output=list(self.output), usage=self.usage, tools=self.template.tools
         )

@@ -64,6 +64,21 @@ MAX_NAME = 64  # OpenAI's limit on function names, enforced by most Chat upstrea
 _BAD = re.compile(r"[^A-Za-z0-9_-]")
 # Tool types kept: function, custom, namespace, apply_patch, shell, local_shell (see ClientToolParam).
 _CLIENT_TYPES = frozenset(t.__struct_config__.tag for t in r.ClientToolParam.__args__)
+_CLIENT_CLASSES: dict[str, Any] = {t.__struct_config__.tag: t for t in r.ClientToolParam.__args__}
+
+
+def _typed_tool(tool: dict[str, Any], kind: str) -> r.ClientToolParam:
+    """``tool`` as its class, chosen by its tag: ``msgspec.convert`` to the union builds the
+    union's type information on every call (6 us a tool, ten times one class's; a hosted
+    response converts its namespace four times: bench/README.md, issue 18). A tool the class
+    refuses is converted to the union again, for the union's own error message."""
+    typed: r.ClientToolParam
+    try:
+        typed = msgspec.convert(tool, _CLIENT_CLASSES[kind])
+    except msgspec.ValidationError:
+        typed = msgspec.convert(tool, r.ClientToolParam)
+    return typed
+
 
 _APPLY_PATCH_DESCRIPTION = (
     "Create, update or delete one file in the user's workspace. `type`: create_file, update_file "
@@ -227,11 +242,17 @@ _CUSTOM_PARAMETERS: dict[str, Any] = {
 }
 
 
+# As tuples made once: ``A | B`` in an ``isinstance`` builds a union object on every call (the
+# lowering runs for every request with tools, twice a hosted round: bench/README.md, issue 18).
+_FUNCTION_TOOLS = (r.FunctionToolParam, r.FunctionTool)
+_FIXED_TOOLS = (r.ApplyPatchTool, r.ShellTool, r.LocalShellTool)
+
+
 def _member(table: ToolTable, tool: Tool, namespace: r.NamespaceTool | None) -> None:
     ns = namespace.name if namespace else None
     if isinstance(tool, r.CustomTool):
         table._add("custom", tool.name, ns, _custom_description(tool, namespace), _CUSTOM_PARAMETERS, None)
-    elif isinstance(tool, r.FunctionToolParam | r.FunctionTool):
+    elif isinstance(tool, _FUNCTION_TOOLS):
         description = tool.description
         if namespace is not None:
             description = "\n\n".join(p for p in (description, _in_namespace(namespace)) if p) or None
@@ -243,7 +264,7 @@ def lower_tools(tools: Sequence[Tool]) -> ToolTable:
     Plain function tools are named first, so a lowered tool never takes a client's own name."""
     table = ToolTable()
     for tool in tools:
-        if isinstance(tool, r.FunctionToolParam | r.FunctionTool):
+        if isinstance(tool, _FUNCTION_TOOLS):
             _member(table, tool, None)
     for tool in tools:
         if isinstance(tool, r.NamespaceTool):
@@ -251,7 +272,7 @@ def lower_tools(tools: Sequence[Tool]) -> ToolTable:
                 _member(table, member, tool)
         elif isinstance(tool, r.CustomTool):
             _member(table, tool, None)
-        elif isinstance(tool, r.ApplyPatchTool | r.ShellTool | r.LocalShellTool):
+        elif isinstance(tool, _FIXED_TOOLS):
             kind, description, parameters = _FIXED[tool.__struct_config__.tag]  # type: ignore[index]
             table._add(kind, kind, None, description, parameters, None)
     return table
@@ -272,7 +293,7 @@ def client_tools(
             diags.report("unsupported_tool", f"Tool type {kind!r} has no Chat Completions form.", param=where)
             continue
         try:
-            typed = msgspec.convert(tool, r.ClientToolParam)
+            typed = _typed_tool(tool, kind)
         except msgspec.ValidationError as exc:
             from shim.wire.responses_decode import validation_param
 

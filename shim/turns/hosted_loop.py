@@ -15,7 +15,6 @@ tool, or ``max_tool_calls`` / ``hosted_max_rounds`` is reached (then ``tool_choi
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator, MutableMapping
@@ -255,7 +254,9 @@ async def start(
                 approval_request_id=request_id,
             )
         )
-    listed = [r.HostedItemParam(item=msgspec.to_builtins(i)) for i in (*hosted.listed, *hosted.approved)]
+    # The calls just run, as the model reads them; this response's new ``mcp_list_tools`` items
+    # are left out (``model_history`` drops a list of a server of the request's: each is).
+    ran = [r.HostedItemParam(item=msgspec.to_builtins(i)) for i in hosted.approved]
     labels = {t.label for t in hosted.tools if t.kind == "mcp"}
     web = any(t.kind == WEB_SEARCH for t in hosted.tools)
     namespaces = [msgspec.to_builtins(t.namespace()) for t in hosted.tools]
@@ -263,7 +264,7 @@ async def start(
     choice = (
         _choice(body.tool_choice, hosted) if not hosted.approved or body.tool_choice == "none" else "auto"
     )
-    hosted.model_items = model_history([*items, *listed], labels, web)
+    hosted.model_items = model_history([*items, *ran], labels, web)
     round_body = msgspec.structs.replace(
         body, tools=[*hosted.rest, *namespaces], tool_choice=choice, max_tool_calls=None
     )
@@ -348,9 +349,9 @@ async def event_batches(
 
     while True:
         merger.begin_round()
-        inner = EventsTranslation(
-            ctx, dataclasses.replace(turn, template=hosted.round_template, chat_request=chat_request)
-        )
+        # The round's template and request, given as such: ``dataclasses.replace`` of the whole
+        # turn, field by field, cost more than the translation's own set-up (issue 18).
+        inner = EventsTranslation(ctx, turn, hosted.round_template, chat_request)
 
         async def finished() -> None:
             if merger.finished:

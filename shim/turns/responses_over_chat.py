@@ -362,9 +362,16 @@ class EventsTranslation:
     stream this request, one whole completion) in, Open Responses events out, reasoning sealed
     for a client that asked for it."""
 
-    def __init__(self, ctx: TurnContext, turn: Turn) -> None:
+    def __init__(
+        self,
+        ctx: TurnContext,
+        turn: Turn,
+        template: r.ResponseResource | None = None,
+        chat_request: c.ChatCompletionRequest | None = None,
+    ) -> None:
+        # ``template`` and ``chat_request``: a hosted round's, in place of the turn's.
         self.driver = ChatToResponsesStream(
-            turn.template,
+            turn.template if template is None else template,
             turn.resolved.dialect,
             ids=ctx.ids,
             clock=ctx.clock,
@@ -375,7 +382,7 @@ class EventsTranslation:
         )
         self.family = family(turn.resolved.dialect)  # the upstream that answers (after any failover)
         self.compaction = turn.compaction
-        self.streamed = bool(turn.chat_request.stream)
+        self.streamed = bool((turn.chat_request if chat_request is None else chat_request).stream)
         self.whole = bytearray()  # the body of an unstreamed answer
         self.stopped = False
 
