@@ -47,6 +47,7 @@ import msgspec
 from yarl import URL
 
 from shim.errors import McpServerNotAllowed
+from shim.hosted.poster import Poster, merged, usable
 from shim.hosted.servers import Guard
 from shim.hosted.tool_output import problem
 
@@ -149,17 +150,20 @@ class StreamableClient:
         self._ids = 0
         self._checked: set[URL] = set()  # URLs the guard permitted
         self._headers = {"Accept": _ACCEPT, "Content-Type": _JSON}
+        # Only the connect is timed here: every exchange runs under its caller's timeout
+        # (``connect_timeout`` for ``initialize`` and the DELETE, ``call_timeout`` for an
+        # operation), and a read timeout would re-arm a timer on every chunk received.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
         self.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=tls(), limit=8),
             headers=dict(headers),
-            # Only the connect is timed here: every exchange runs under its caller's timeout
-            # (``connect_timeout`` for ``initialize`` and the DELETE, ``call_timeout`` for an
-            # operation), and a read timeout would re-arm a timer on every chunk received.
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),
+            timeout=timeout,
             # No ``trust_env``: aiohttp would read the proxy settings and ~/.netrc again in a thread
             # on every request; the proxy is chosen once, below.
         )
         self.proxy = _proxy(self.url)
+        self.poster = Poster(self.http, timeout)
+        self._merged: list[tuple[str, str]] | None = None  # the POST's headers (``_post_headers``)
 
     # -- the protocol -------------------------------------------------------------------------
 
@@ -173,6 +177,7 @@ class StreamableClient:
             raise InvalidAnswer(f"Unsupported protocol version from the server: {version}")
         self.protocol_version = version
         self._headers["MCP-Protocol-Version"] = version
+        self._merged = None
         await self.notify("notifications/initialized")
         return result
 
@@ -239,6 +244,13 @@ class StreamableClient:
             return self._headers
         return {**self._headers, "Mcp-Session-Id": self.session_id}
 
+    def _post_headers(self) -> list[tuple[str, str]]:
+        """The headers of a POST as ``ClientSession`` would send them, merged once per state
+        (they change when the session learns its id and protocol version)."""
+        if self._merged is None:
+            self._merged = merged(self.http.headers, self._headers_now())
+        return self._merged
+
     def _permit(self, url: URL) -> None:
         if url in self._checked:
             return
@@ -253,10 +265,13 @@ class StreamableClient:
         for _ in range(_MAX_REDIRECTS + 1):
             self._permit(url)
             # A large body as a stream: aiohttp warns that bytes over 1 MiB block the loop.
-            data = body if len(body) <= _LARGE else io.BytesIO(body)
-            response = await self.http.post(
-                url, data=data, headers=self._headers_now(), allow_redirects=False, proxy=self.proxy
-            )
+            if usable(url, self.proxy):
+                response = await self.poster.post(url, self._post_headers(), body)
+            else:
+                data = body if len(body) <= _LARGE else io.BytesIO(body)
+                response = await self.http.post(
+                    url, data=data, headers=self._headers_now(), allow_redirects=False, proxy=self.proxy
+                )
             if not 300 <= response.status < 400:
                 return response
             target = _within_origin(url, response)
@@ -278,6 +293,7 @@ class StreamableClient:
                 raise HttpStatus(status)
             if message.get("method") == "initialize":
                 self.session_id = response.headers.get("mcp-session-id") or None
+                self._merged = None
             if wanted is None:
                 return {}  # 202 Accepted, or anything else: a notification has no answer
             kind = response.headers.get("Content-Type", "").lower()

@@ -13,10 +13,10 @@ the SSE fallback, made in ``checked_session``) both use it.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from typing import Any
 
+import msgspec
 from jsonschema import SchemaError  # type: ignore[import-untyped]
 from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
 from jsonschema.validators import validator_for  # type: ignore[import-untyped]
@@ -29,10 +29,10 @@ _log = logging.getLogger("client")  # the SDK's logger for the same warning
 
 
 @functools.lru_cache(maxsize=256)
-def _validator(schema_text: str) -> Any:
+def _validator(schema_text: bytes) -> Any:
     """The schema's validator, its schema checked (``SchemaError``: not cached, raised again).
     Keyed by the schema's JSON in its own key order: the errors' text shows the schema as sent."""
-    schema = json.loads(schema_text)
+    schema = msgspec.json.decode(schema_text)
     cls = validator_for(schema)
     cls.check_schema(schema)
     # An explicit empty registry, as the SDK: `$ref`s resolve within the document and the metaschemas.
@@ -50,7 +50,7 @@ def problem(name: str, listed: bool, schema: Any, structured: Any) -> str | None
     if structured is None:
         return f"Tool {name} has an output schema but did not return structured content"
     try:
-        error = best_match(_validator(json.dumps(schema)).iter_errors(structured))
+        error = best_match(_validator(msgspec.json.encode(schema)).iter_errors(structured))
     except (SchemaError, Unresolvable) as e:
         return f"Invalid schema for tool {name}: {e}"
     if error is not None:

@@ -669,3 +669,98 @@ def test_the_sdk_loads_only_for_the_sse_fallback(mcp: McpServers, line: str, loa
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.splitlines()[-1].replace("'", '"')) == loaded
+
+
+# -- the POST without ``ClientSession.request`` (``shim/hosted/poster.py``) ----------------------
+
+
+def _keywords(function: object) -> dict[str, set[str]]:
+    """Each method called in ``function``'s source (by attribute name) and the keywords passed."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))  # type: ignore[arg-type]
+    found: dict[str, set[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute | ast.Name):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+            found.setdefault(name, set()).update(k.arg for k in node.keywords if k.arg)
+    return found
+
+
+def test_the_poster_makes_the_calls_the_session_makes() -> None:
+    """``Poster.post`` mirrors ``ClientSession._request`` for a POST: a release of aiohttp that
+    renames or drops one of those calls, or gives the parser a setting more, fails here first."""
+    import ast
+    import inspect
+    import textwrap
+
+    import aiohttp
+    from aiohttp.client_proto import ResponseHandler
+
+    from shim.hosted.poster import Poster
+
+    ours, theirs = _keywords(Poster.post), _keywords(aiohttp.ClientSession._request)
+    for call in ("connect", "set_response_params", "send", "start", "update_cookies_from_headers"):
+        assert call in ours and call in theirs, call
+    assert ours["set_response_params"] == theirs["set_response_params"]
+    assert ours["connect"] == theirs["connect"] == {"traces", "timeout"}
+    assert ours["ClientRequest"] <= set(inspect.signature(aiohttp.ClientRequest.__init__).parameters)
+    assert (
+        set(inspect.signature(ResponseHandler.set_response_params).parameters) - {"self"}
+        == (ours["set_response_params"])
+    )
+    session_source = inspect.getsource(aiohttp.ClientSession._request)
+    for piece in (
+        "resp._raw_cookie_headers",
+        "self._cookie_jar.filter_cookies(url)",
+        "_timeout_ceil_threshold",
+    ):
+        assert piece in session_source, piece
+    assert "retry_persistent_connection = (\n" in session_source  # a POST is never re-sent
+    # The head written with the body (``_Head``): the writer writes through ``protocol.transport``
+    # and ``send`` waits for nothing when there is no body to write (no traces).
+    from aiohttp.http_writer import StreamWriter
+
+    for method in (StreamWriter._write, StreamWriter._writelines):
+        assert "transport = self._protocol.transport" in inspect.getsource(method)
+    awaited = [
+        n
+        for n in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(aiohttp.ClientRequest.send))))
+        if isinstance(n, ast.Await)
+    ]
+    assert [ast.unparse(n) for n in awaited] == ["await writer.write_headers(status_line, self.headers)"]
+    assert "if self._on_headers_sent is not None:" in inspect.getsource(StreamWriter.write_headers)
+
+
+async def _cookie(fake: Synthetic, body: dict[str, Any], request: web.Request) -> web.Response:
+    out = answer(body, {"tools": [TOOL]})
+    out.set_cookie("kept", "yes")
+    return out
+
+
+async def test_synthetic_posts_carry_what_the_session_would_send(synthetic: Synthetic) -> None:
+    """The POSTs send the session's headers (the server's own beside the protocol's), the length,
+    aiohttp's automatic headers, and a cookie the server set, as ``ClientSession.post`` did (the
+    DELETE still goes through the session: the same headers either way)."""
+    from shim.hosted import sessions
+
+    synthetic.on = {"tools/list": _cookie, "tools/call": echoed}
+    url = synthetic.url.replace("127.0.0.1", "localhost")  # aiohttp's jar keeps no cookie of an IP host
+    server = McpServer("fake", url, {"X-Team": "blue", "accept": "overridden"})
+    config = HostedConfig(
+        allow=(f"http://localhost:{synthetic.port}/mcp*",), connect_timeout=3, call_timeout=3
+    )
+    await list_tools(server, config)
+    result = await call_tool(server, "echo", {"text": "hi"}, config)
+    assert result.output == "hi"
+    await sessions.close_all()
+    init, note, listing, call, delete = synthetic.seen
+    for _, _, headers, body in (init, note, listing, call):
+        assert headers["X-Team"] == "blue"
+        assert headers["Accept"] == "application/json, text/event-stream"  # ours win, as merged before
+        assert headers["Content-Length"] == str(len(json.dumps(body, separators=(",", ":"))))
+        assert "User-Agent" in headers and "Accept-Encoding" in headers
+    assert "Cookie" not in listing[2] and call[2]["Cookie"] == "kept=yes" == delete[2]["Cookie"]
+    assert delete[2]["X-Team"] == "blue"
