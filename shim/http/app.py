@@ -133,8 +133,10 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         hosted=HostedConfig.from_settings(settings),
     )
     if ctx.hosted.allow or ctx.hosted.servers or ctx.hosted.web_search is not None:
-        # Hosted tools configured: the MCP SDK (~20 MiB, ~0.3 s) loads with the app, not on the
-        # first request that uses one; without them it never loads (tests/test_lazy_imports.py).
+        # Hosted tools configured: the MCP client (and jsonschema, for tools' structured output)
+        # loads with the app, not on the first request that uses one; without them it never
+        # loads. The mcp SDK loads only for a server on the legacy SSE transport
+        # (tests/test_lazy_imports.py).
         importlib.import_module("shim.hosted.mcp_client")
     state = AppState(
         settings=settings,

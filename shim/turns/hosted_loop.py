@@ -171,7 +171,7 @@ async def _run(
     provider = ctx.hosted.web_search
     if label == WEB_SEARCH and provider is not None:
         name, args = provider.tool, {provider.query_argument: args.get("query", "")}
-    from shim.hosted.mcp_client import McpFailure, call_tool  # the SDK: loaded on first use (below)
+    from shim.hosted.mcp_client import McpFailure, call_tool  # loaded on first use (below)
 
     kind = "web_search" if label == WEB_SEARCH else "mcp"
     with tracing.tool_call(name, tool_type=kind, server=label, arguments=arguments) as span:
@@ -199,8 +199,9 @@ async def start(
     route: Route,
 ) -> tuple[r.CreateResponseBody, list[r.ItemParam]]:
     """List (or reuse) tools, run approved calls; the body and items of the first round."""
-    # The MCP SDK (with pydantic, starlette, jsonschema) costs every worker ~20 MiB: imported
-    # when a request first uses a hosted tool, not at start-up (bench/README.md, issue 18).
+    # The MCP client (with jsonschema) is imported when a request first uses a hosted tool, not
+    # at start-up; the mcp SDK (with pydantic, starlette) only for a legacy SSE server
+    # (bench/README.md, issue 18).
     from shim.hosted.mcp_client import McpFailure, list_tools
 
     for tool in hosted.tools:
