@@ -69,9 +69,11 @@ The config file (TOML) holds the server section and any number of routes; a lone
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -708,6 +710,27 @@ def environment() -> Environment:
         embedded_format=env.get("SHIM_EMBEDDED_FORMAT") or None,
         proxies=urllib.request.getproxies_environment(),
     )
+
+
+def proxy_for(proxies: Mapping[str, str], scheme: str, host: str, port: int | None) -> str | None:
+    """The proxy ``proxies`` (``Environment.proxies``) names for an origin, as a URL, or ``None``:
+    none named, the host is loopback, or ``NO_PROXY`` covers it. One rule for the upstreams and
+    the hosted MCP servers."""
+    chosen = proxies.get(scheme) or proxies.get("all")
+    if not chosen or _loopback(host):
+        return None
+    if urllib.request.proxy_bypass_environment(f"{host}:{port}", proxies):  # type: ignore[attr-defined]
+        return None
+    return chosen if "://" in chosen else f"http://{chosen}"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 # Worker processes (``--workers N``) are started by uvicorn from an import string, in a fresh

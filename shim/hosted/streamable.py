@@ -34,10 +34,8 @@ import asyncio
 import contextlib
 import functools
 import io
-import ipaddress
 import json
 import ssl
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +48,7 @@ from shim.errors import McpServerNotAllowed
 from shim.hosted.poster import Poster, merged, usable
 from shim.hosted.servers import Guard
 from shim.hosted.tool_output import problem
+from shim.settings import environment, proxy_for
 
 __all__ = [
     "LATEST",
@@ -379,23 +378,8 @@ class StreamableClient:
 def _proxy(url: URL) -> URL | None:
     """The proxy the environment names for ``url`` (``HTTP_PROXY``, ``HTTPS_PROXY``,
     ``ALL_PROXY``, ``NO_PROXY``, as for the upstreams); never for loopback. Read once per session."""
-    env = urllib.request.getproxies_environment()
-    chosen = env.get(url.scheme) or env.get("all")
-    host = url.host or ""
-    if not chosen or _loopback(host):
-        return None
-    if urllib.request.proxy_bypass_environment(f"{host}:{url.port}", env):  # type: ignore[attr-defined]
-        return None
-    return URL(chosen if "://" in chosen else f"http://{chosen}")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    chosen = proxy_for(environment().proxies, url.scheme, url.host or "", url.port)
+    return URL(chosen) if chosen is not None else None
 
 
 def _is_tool(tool: Any) -> bool:

@@ -37,10 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import re
 import ssl
-import urllib.request
 from collections.abc import AsyncIterator, Callable
 from itertools import chain
 from typing import Any, cast
@@ -54,7 +52,7 @@ from aiohttp.streams import StreamReader
 from multidict import CIMultiDict, istr
 from yarl import URL
 
-from shim.settings import environment
+from shim.settings import environment, proxy_for
 
 __all__ = [
     "MAX_HEADERS",
@@ -88,15 +86,6 @@ class HeaderInjection(httpx.LocalProtocolError):
     """A request header holds a character that would end it on the wire; nothing was sent."""
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 class _Proxies:
     """Which proxy an origin goes through, from the environment as read at start-up."""
 
@@ -111,12 +100,10 @@ class _Proxies:
         return self._chosen[key]
 
     def _choose(self, scheme: str, host: str, port: int) -> URL | None:
-        url = self.env.get(scheme) or self.env.get("all")
-        if not url or _is_loopback(host):
+        url = proxy_for(self.env, scheme, host, port)
+        if url is None:
             return None
-        if urllib.request.proxy_bypass_environment(f"{host}:{port}", self.env):  # type: ignore[attr-defined]
-            return None
-        proxy = URL(url if "://" in url else f"http://{url}")
+        proxy = URL(url)
         if proxy.scheme not in ("http", "https"):
             raise httpx.ProxyError(f"Unsupported proxy scheme {proxy.scheme!r} (only http:// proxies).")
         return proxy
