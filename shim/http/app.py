@@ -28,6 +28,7 @@ from shim.fixtures.recorder import build_recorder
 from shim.hosted.servers import HostedConfig
 from shim.http.chat import answer_chat, create_chat_completion
 from shim.http.conversations import conversation_handlers
+from shim.http.hot_chain import install as install_hot_chain
 from shim.http.hot_routes import install as install_hot_routes
 from shim.http.inspector import install as install_recording
 from shim.http.models import healthz, list_models, retrieve_model
@@ -200,6 +201,7 @@ def create_app(settings: Settings, *, upstream: UpstreamClient | None = None) ->
         },
     )
     install_observability(app, state)  # body guard, request ids, logs, /metrics, /readyz
+    install_hot_chain(app, state)  # the turn endpoints past the chain's wrappers (same steps)
     install_recording(app, client)  # --record DIR and /inspector (off by default)
     return app
 

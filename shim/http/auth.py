@@ -18,7 +18,7 @@ from shim.errors import AuthenticationError
 from shim.http.guards import ASGIApp, Receive, Scope, Send, send_error
 from shim.upstream.routing import Router, bearer
 
-__all__ = ["OPEN_PATHS", "ClientAuth"]
+__all__ = ["OPEN_PATHS", "ClientAuth", "check_client"]
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _OPEN_PREFIX = "/schema"  # the OpenAPI document and its viewers: the same for every deployment
@@ -33,6 +33,12 @@ def _authorization(scope: Scope) -> str | None:
         if name == b"authorization":
             return bytes(value).decode("latin-1")
     return None
+
+
+def check_client(router: Router, scope: Scope) -> None:
+    """An ``AuthenticationError`` unless the request's bearer token lets it in (any token, or
+    none, when no ``api_keys`` are configured; a token that is not printable ASCII never)."""
+    router.check_client_if_required(bearer(_authorization(scope)))
 
 
 class ClientAuth:
@@ -55,7 +61,7 @@ class ClientAuth:
             await self.app(scope, receive, send)
             return
         try:
-            self.router.check_client_if_required(bearer(_authorization(scope)))
+            check_client(self.router, scope)
         except AuthenticationError as exc:
             if kind == "http":
                 await send_error(send, exc)

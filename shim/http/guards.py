@@ -16,7 +16,7 @@ import msgspec
 from shim.errors import PayloadTooLarge, ShimError
 from shim.limits import Limits, check_json_bytes
 
-__all__ = ["ASGIApp", "BodyGuard", "replaying", "send_error"]
+__all__ = ["ASGIApp", "BodyGuard", "read_body", "replaying", "send_error"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,6 +51,36 @@ def replaying(first: Message, receive: Receive) -> Receive:
     return replay
 
 
+async def read_body(receive: Receive, send: Send, limits: Limits, max_body_bytes: int) -> bytes | None:
+    """The whole body, read up to ``max_body_bytes`` and checked (UTF-8, JSON depth); ``None``
+    when there is nothing more to do: the error is answered, or the client left before it
+    finished sending (nobody to answer)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_body_bytes:
+            await send_error(
+                send, PayloadTooLarge(f"The request body is larger than {max_body_bytes} bytes.")
+            )
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    body = b"".join(chunks)  # (one chunk: that very object)
+    if body:
+        try:
+            check_json_bytes(body, limits)
+        except ShimError as exc:
+            await send_error(send, exc)
+            return None
+    return body
+
+
 class BodyGuard:
     def __init__(self, app: ASGIApp, limits: Limits, max_body_bytes: int) -> None:
         self.app = app
@@ -61,32 +91,10 @@ class BodyGuard:
         if scope["type"] != "http" or scope.get("method") not in _WITH_BODY:
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the client left before it finished sending: nobody to answer
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                await send_error(
-                    send,
-                    PayloadTooLarge(f"The request body is larger than {self.max_body_bytes} bytes."),
-                )
-                return
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
+        body = await read_body(receive, send, self.limits, self.max_body_bytes)
+        if body is None:
+            return
         # The frame stays suspended for the whole answer: keep no reference to the request's bytes.
-        del chunks, chunk, message
-        if body:
-            try:
-                check_json_bytes(body, self.limits)
-            except ShimError as exc:
-                await send_error(send, exc)
-                return
         replay = replaying({"type": "http.request", "body": body, "more_body": False}, receive)
         del body
         await self.app(scope, replay, send)

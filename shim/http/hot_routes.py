@@ -43,7 +43,7 @@ from shim.http.disconnect import Watch
 from shim.http.guards import ASGIApp, Receive, Scope, Send
 from shim.http.state import AppState
 
-__all__ = ["Call", "Closing", "HotRoutes", "call_of", "install"]
+__all__ = ["Call", "Closing", "HotRoutes", "call_of", "check_announced", "enter", "install"]
 
 
 class Call:
@@ -116,17 +116,25 @@ class HotRoutes:
         self.state = state
         self.routes = dict(routes)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def route(self, scope: Scope) -> _Hot | None:
+        """The hot route of this request, or ``None``: Litestar's router is for it."""
         hot = self.routes.get(scope["path"]) if scope["type"] == "http" else None
         if hot is None or scope.get("method") != "POST" or scope.get("root_path") or not _host_ok(scope):
+            return None
+        return hot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = self.route(scope)
+        if hot is None:
             await self.app(scope, receive, send)
             return
-        # What the router sets (asgi_router.py): the observability reads ``path_template``.
-        scope.setdefault("path_params", {})
-        ScopeState.from_scope(cast(Any, scope)).exception_handlers = hot.exception_handlers
-        scope["route_handler"] = hot.handler
-        scope["path_template"] = hot.path
+        enter(hot, scope)
         body = await _body(scope, receive, hot.max_body)
+        await self.answer(hot, body, scope, receive, send)
+
+    async def answer(self, hot: _Hot, body: bytes, scope: Scope, receive: Receive, send: Send) -> None:
+        """The core's answer to ``body``, sent (``receive``: after the body, silent until
+        ``http.disconnect``)."""
         response = await hot.core(Call(self.state, body, scope["headers"], receive))
         if _bytes_only(response, hot.status):
             await _send_bytes(response, hot.status, send, scope)
@@ -140,6 +148,15 @@ class HotRoutes:
         await answer(*asgi)
 
 
+def enter(hot: _Hot, scope: Scope) -> None:
+    """What the router sets (asgi_router.py): the observability reads ``path_template``, the
+    exception middleware the handlers."""
+    scope.setdefault("path_params", {})
+    ScopeState.from_scope(cast(Any, scope)).exception_handlers = hot.exception_handlers
+    scope["route_handler"] = hot.handler
+    scope["path_template"] = hot.path
+
+
 def _host_ok(scope: Scope) -> bool:
     """Litestar's router refuses a ``host`` header it finds invalid (a 400): left to it."""
     for name, value in scope["headers"]:
@@ -148,9 +165,8 @@ def _host_ok(scope: Scope) -> bool:
     return True
 
 
-async def _body(scope: Scope, receive: Receive, max_body: float) -> bytes:
-    """The whole body, with ``Request.body``'s checks and errors (the body guard, in front, has
-    usually read and replayed it as one message)."""
+def check_announced(scope: Scope, max_body: float) -> None:
+    """``Request.body``'s checks of the ``content-length`` header: a number, within the limit."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
@@ -159,7 +175,13 @@ async def _body(scope: Scope, receive: Receive, max_body: float) -> bytes:
                 raise ClientException(f"Invalid content-length: {value.decode('latin-1')!r}") from None
             if announced > max_body:
                 raise RequestEntityTooLarge
-            break
+            return
+
+
+async def _body(scope: Scope, receive: Receive, max_body: float) -> bytes:
+    """The whole body, with ``Request.body``'s checks and errors (the body guard, in front, has
+    usually read and replayed it as one message)."""
+    check_announced(scope, max_body)
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -97,16 +97,97 @@ def _request_id(scope: Scope) -> str:
     return f"req_{os.urandom(16).hex()}"  # the shape of uuid4().hex at a quarter of the cost
 
 
-class _Answer:
-    """What ``Observe`` saw of one answer as it went out."""
+class Observed:
+    """One HTTP request as observation sees it: its record and metrics bound to the context, its
+    clock and span started, then what of its answer went out (``saw``, for every message sent)
+    until ``end`` accounts for it. ``Observe`` makes one per request; so does the hot chain
+    (``shim/http/hot_chain.py``), which serves the turn endpoints without the wrappers."""
 
-    __slots__ = ("bytes", "finished", "status", "stream")
+    __slots__ = (
+        "answering",
+        "bytes",
+        "finished",
+        "header",
+        "metrics",
+        "metrics_token",
+        "record",
+        "record_token",
+        "span",
+        "started",
+        "status",
+        "stream",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, scope: Scope, metrics: Metrics) -> None:
+        record = self.record = RequestRecord(request_id=_request_id(scope))
+        self.record_token = _RECORD.set(record)
+        self.metrics_token = _METRICS.set(metrics)
+        self.metrics = metrics
+        self.started = time.perf_counter()
+        traced = tracing.active()
+        self.span = None
+        if traced is not None:
+            method = str(scope.get("method", ""))
+            span = self.span = traced.request(
+                method, str(scope.get("path", "")), scope.get("headers", ()), record.request_id
+            )
+            record.trace_id = span.trace_id
         self.status = 500
+        self.answering = False  # a start went out
         self.stream = False
         self.finished = False
         self.bytes = 0
+        self.header = (b"x-request-id", record.request_id.encode())
+
+    def saw(self, message: Message) -> None:
+        """A message on its way out: its bytes counted; a start's headers rewritten in one pass
+        (the app's own ``x-request-id`` dropped, ours last) and its content-type read."""
+        kind = message["type"]
+        if kind == "http.response.body":
+            self.bytes += len(message.get("body", b""))
+            if not message.get("more_body"):
+                self.finished = True
+        elif kind == "http.response.start":
+            self.status = message["status"]
+            self.answering = True
+            headers = []
+            content_type = b""
+            for pair in message.get("headers", ()):
+                name = pair[0].lower()
+                if name == b"x-request-id":
+                    continue
+                if name == b"content-type":
+                    content_type = pair[1]
+                headers.append(pair)
+            headers.append(self.header)
+            message["headers"] = headers
+            if content_type.startswith(b"text/event-stream"):
+                self.stream = True
+                self.metrics.open_streams.inc()
+
+    def sending(self, send: Send) -> Send:
+        """``send``, each message seen first."""
+        saw = self.saw
+
+        async def observed_send(message: Message) -> None:
+            saw(message)
+            await send(message)
+
+        return observed_send
+
+    def end(self, scope: Scope) -> None:
+        """The request is over: its series, latency, access line and span; the context as it was."""
+        if self.stream:
+            self.metrics.open_streams.dec()
+        latency = time.perf_counter() - self.started
+        status = int(self.status) if self.finished else 499  # 499: the client went away
+        method = str(scope.get("method", ""))
+        route = _route(scope)
+        _account(self.metrics, method, route, status, self.record, self.stream, self.bytes, latency)
+        if self.span is not None:
+            self.span.end(_method_label(method), route, status)
+        _RECORD.reset(self.record_token)
+        _METRICS.reset(self.metrics_token)
 
 
 class Observe:
@@ -118,63 +199,11 @@ class Observe:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        record = RequestRecord(request_id=_request_id(scope))
-        record_token = _RECORD.set(record)
-        metrics_token = _METRICS.set(self.metrics)
-        started = time.perf_counter()
-        traced = tracing.active()
-        span = None
-        if traced is not None:
-            method = str(scope.get("method", ""))
-            span = traced.request(
-                method, str(scope.get("path", "")), scope.get("headers", ()), record.request_id
-            )
-            record.trace_id = span.trace_id
-        answer = _Answer()
-        header = (b"x-request-id", record.request_id.encode())
-        open_streams = self.metrics.open_streams
-
-        async def observed_send(message: Message) -> None:
-            kind = message["type"]
-            if kind == "http.response.body":
-                answer.bytes += len(message.get("body", b""))
-                if not message.get("more_body"):
-                    answer.finished = True
-            elif kind == "http.response.start":
-                answer.status = message["status"]
-                # one pass: the app's own x-request-id dropped (ours goes last), its content-type read
-                headers = []
-                content_type = b""
-                for pair in message.get("headers", ()):
-                    name = pair[0].lower()
-                    if name == b"x-request-id":
-                        continue
-                    if name == b"content-type":
-                        content_type = pair[1]
-                    headers.append(pair)
-                headers.append(header)
-                message["headers"] = headers
-                if content_type.startswith(b"text/event-stream"):
-                    answer.stream = True
-                    open_streams.inc()
-            await send(message)
-
+        observed = Observed(scope, self.metrics)
         try:
-            await self.app(scope, receive, observed_send)
+            await self.app(scope, receive, observed.sending(send))
         finally:
-            if answer.stream:
-                open_streams.dec()
-            status = self._record(scope, record, answer, time.perf_counter() - started)
-            if span is not None:
-                span.end(_method_label(str(scope.get("method", ""))), _route(scope), status)
-            _RECORD.reset(record_token)
-            _METRICS.reset(metrics_token)
-
-    def _record(self, scope: Scope, record: RequestRecord, answer: _Answer, latency: float) -> int:
-        status = int(answer.status) if answer.finished else 499  # 499: the client went away
-        method = str(scope.get("method", ""))
-        _account(self.metrics, method, _route(scope), status, record, answer.stream, answer.bytes, latency)
-        return status
+            observed.end(scope)
 
 
 def _route(scope: Scope) -> str:
