@@ -98,7 +98,7 @@ async def _create(call: Call) -> Response[Any]:
         # A client hanging up closes the upstream request (http/disconnect.py); llama-cpp-python
         # finishes an unstreamed answer even then: a Chat client that may leave should stream.
         content = await unless_client_leaves(
-            call.receive, chat_passthrough.complete(ctx, raw, req, resolved, normalize, diags)
+            call.receive, chat_passthrough.complete(ctx, raw, req, resolved, normalize, diags), call.listen
         )
         if content is None:
             return client_left()
@@ -112,7 +112,9 @@ async def _create(call: Call) -> Response[Any]:
             media_type="text/event-stream",
             headers={**SSE_HEADERS, **diagnostics_headers(turn.diags, turn.headers)},
         )
-    completion = await unless_client_leaves(call.receive, chat_over_responses.complete(ctx, turn))
+    completion = await unless_client_leaves(
+        call.receive, chat_over_responses.complete(ctx, turn), call.listen
+    )
     if completion is None:
         return client_left()
     return json_response(c.encode_completion(completion), diagnostics_headers(turn.diags, turn.headers))

@@ -9,16 +9,23 @@ request's ``shim.head_with_body`` extension first, and the connection's transpor
 the head until the next write, the body, which takes it along. Nothing else changes: other
 answers (streams, Litestar's) are written as uvicorn writes them, and a held head still leaves
 before anything written after it, or when the connection is closed.
+
+The protocol also offers each request the ``shim.on_disconnect`` extension (``Leaving``, read
+by ``http/disconnect.Watch``): the app hears its client leave through a callback, where it
+would otherwise keep a task waiting on ``receive`` for the whole answer (~5 µs a request).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-__all__ = ["EXTENSION", "CorkedHttpToolsProtocol", "HeadWithBody", "http_protocol"]
+from shim.http.disconnect import LISTEN
+
+__all__ = ["EXTENSION", "CorkedHttpToolsProtocol", "HeadWithBody", "Leaving", "http_protocol"]
 
 EXTENSION = "shim.head_with_body"  # in ``scope["extensions"]``: call it before a start + body
 
@@ -84,9 +91,40 @@ class HeadWithBody:
         return getattr(self.transport, name)
 
 
+class Leaving:
+    """One request's ``shim.on_disconnect`` extension (``disconnect.LISTEN``): ``leaving(callback)``
+    has ``callback()`` called when uvicorn marks the request's client gone, where a ``receive``
+    waiting after the body would wake with ``http.disconnect`` (``connection_lost`` for the
+    request's cycle); at once if that ``receive`` would answer so now. It resumes reading as that
+    ``receive`` does, or the connection's end could go unread. ``leaving(None)``: no more."""
+
+    __slots__ = ("callback", "cycle")
+
+    def __init__(self) -> None:
+        self.callback: Callable[[], None] | None = None
+        self.cycle: RequestResponseCycle | None = None  # the request's, once its head is read
+
+    def __call__(self, callback: Callable[[], None] | None) -> None:
+        self.callback = callback
+        cycle = self.cycle
+        if callback is None or cycle is None:
+            return
+        if cycle.disconnected or cycle.response_complete:
+            self.heard()
+        else:
+            cycle.flow.resume_reading()
+
+    def heard(self) -> None:
+        callback = self.callback
+        if callback is not None:
+            self.callback = None
+            callback()
+
+
 class CorkedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol over ``HeadWithBody``, its hold offered to the app as the
-    ``shim.head_with_body`` extension of each HTTP request."""
+    ``shim.head_with_body`` extension of each HTTP request, and a ``Leaving`` as its
+    ``shim.on_disconnect``."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         corked = HeadWithBody(transport)
@@ -95,7 +133,24 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope["extensions"] = {EXTENSION: self._hold}  # type: ignore[dict-item]
+        self.scope["extensions"] = {EXTENSION: self._hold, LISTEN: Leaving()}  # type: ignore[dict-item]
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:  # (an upgrade makes no cycle)
+            _leaving(cycle).cycle = cycle
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle  # the one uvicorn tells (its ``message_event``)
+        super().connection_lost(exc)
+        if cycle is not None:
+            _leaving(cycle).heard()
+
+
+def _leaving(cycle: RequestResponseCycle) -> Leaving:
+    leaving: Any = cycle.scope["extensions"][LISTEN]
+    return cast(Leaving, leaving)
 
 
 def http_protocol(choice: str) -> str:

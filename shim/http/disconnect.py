@@ -13,16 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import types
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from litestar import Response
 
 from shim.http.guards import Message, Receive
 
-__all__ = ["CLIENT_CLOSED", "Watch", "client_left", "unless_client_leaves"]
+__all__ = ["CLIENT_CLOSED", "LISTEN", "Listen", "Watch", "client_left", "unless_client_leaves"]
 
 T = TypeVar("T")
+
+# A request's scope extension, offered by ``shim serve``'s protocol (``http/corked.py``):
+# ``listen(callback)`` has ``callback()`` called when the server hears the client leave, at the
+# moment a ``receive`` waiting after the body would hear ``http.disconnect`` (at once if it would
+# answer so now); ``listen(None)`` takes it back. No task waits on ``receive`` then.
+LISTEN = "shim.on_disconnect"
+Listen = Callable[[Callable[[], None] | None], None]
 
 # nginx's "client closed request": what the access log and metrics show for such a turn.
 CLIENT_CLOSED = 499
@@ -30,21 +37,27 @@ CLIENT_CLOSED = 499
 
 class Watch:
     """The one watcher of a client, for a JSON answer (``unless_client_leaves``) and a streamed
-    one (``hot_routes._send_stream``): a task on ``receive`` alone (no coroutine of ours around
-    it), heard through a done callback, which is taken back when the answer ends first. A
-    disconnect, or a ``receive`` that fails, cancels ``task``; ``answers_nobody`` then tells that
-    cancellation from one from outside."""
+    one (``hot_routes._send_stream``): the server's ``listen`` extension where it offers one (a
+    callback, ~5 µs a request less than a task: bench/README.md, issue 18), else a task on
+    ``receive`` alone (no coroutine of ours around it), heard through a done callback; either is
+    taken back when the answer ends first. A disconnect, or a ``receive`` that fails, cancels
+    ``task``; ``answers_nobody`` then tells that cancellation from one from outside."""
 
-    __slots__ = ("cancelled", "left", "loop", "receive", "stopped", "task", "watcher")
+    __slots__ = ("cancelled", "left", "listen", "loop", "receive", "stopped", "task", "watcher")
 
-    def __init__(self, task: asyncio.Task[object], receive: Receive) -> None:
+    def __init__(self, task: asyncio.Task[object], receive: Receive, listen: Listen | None = None) -> None:
         self.task = task
         self.loop = task.get_loop()
         self.receive = receive
         self.left = False
         self.cancelled = False  # the task, by us
         self.stopped = False
-        self.watcher = self._listen()
+        self.listen = listen
+        self.watcher: asyncio.Future[Message] | None = None
+        if listen is None:
+            self.watcher = self._listen()
+        else:
+            listen(self._left)
 
     def _listen(self) -> asyncio.Future[Message]:
         heard = self.receive()
@@ -72,11 +85,22 @@ class Watch:
         self.left = self.cancelled = True
         self.task.cancel()
 
+    def _left(self) -> None:
+        """The server heard the client leave (``listen``'s callback)."""
+        if not self.stopped:
+            self.left = self.cancelled = True
+            self.task.cancel()
+
     def stop(self) -> None:
         """The turn ended: the watcher goes. One that heard the client leave meanwhile counts,
         even if its callback has not run yet."""
         self.stopped = True
         watcher = self.watcher
+        if watcher is None:
+            if self.listen is not None:
+                self.listen(None)
+                self.listen = None
+            return
         if not watcher.done():
             watcher.remove_done_callback(self._heard)
             watcher.cancel()
@@ -93,8 +117,11 @@ class Watch:
         return self.task.cancelling() == 0
 
 
-async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T | None:
-    """``work``'s result, or ``None`` once the client has gone (``work`` is then cancelled).
+async def unless_client_leaves(
+    receive: Receive, work: Awaitable[T], listen: Listen | None = None
+) -> T | None:
+    """``work``'s result, or ``None`` once the client has gone (``work`` is then cancelled);
+    ``listen``: the request's ``LISTEN`` extension, if the server offers it (``Call.listen``).
 
     ``work`` runs in the calling task; only the watcher gets a task of its own, on ``receive``
     itself (a second task and ``asyncio.wait`` cost ~8 µs a request; two coroutines of ours
@@ -104,7 +131,7 @@ async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T | None
     cancelled at shutdown: it goes on), as ``asyncio.timeout`` does."""
     task = asyncio.current_task()
     assert task is not None, "called from a task"
-    watch = Watch(task, receive)
+    watch = Watch(task, receive, listen)
     try:
         result = await work
     except BaseException:

@@ -39,7 +39,7 @@ from litestar.routes import HTTPRoute
 from litestar.utils.scope.state import ScopeState
 
 from shim.http.corked import EXTENSION
-from shim.http.disconnect import Watch
+from shim.http.disconnect import LISTEN, Listen, Watch
 from shim.http.guards import ASGIApp, Receive, Scope, Send
 from shim.http.state import AppState
 
@@ -49,15 +49,21 @@ __all__ = ["Call", "Closing", "HotRoutes", "call_of", "check_announced", "enter"
 class Call:
     """What a turn handler reads of its request."""
 
-    __slots__ = ("body", "headers", "receive", "state")
+    __slots__ = ("body", "headers", "listen", "receive", "state")
 
     def __init__(
-        self, state: AppState, body: bytes, headers: Iterable[tuple[bytes, bytes]], receive: Receive
+        self,
+        state: AppState,
+        body: bytes,
+        headers: Iterable[tuple[bytes, bytes]],
+        receive: Receive,
+        listen: Listen | None = None,
     ):
         self.state = state
         self.body = body
         self.headers = headers
         self.receive = receive  # after the body: silent until ``http.disconnect``
+        self.listen = listen  # the server's disconnect callback, where it offers one (``LISTEN``)
 
     def header(self, name: bytes) -> str | None:
         """The first value of header ``name`` (lower case), as ``request.headers.get`` reads it."""
@@ -72,7 +78,13 @@ Core = Callable[[Call], Awaitable[Response[Any]]]
 
 async def call_of(request: Request[Any, Any, Any], state: AppState) -> Call:
     """The ``Call`` of a request Litestar routed (a path the hot routes leave to it)."""
-    return Call(state, await request.body(), request.scope["headers"], cast(Receive, request.receive))
+    body = await request.body()
+    return Call(state, body, request.scope["headers"], cast(Receive, request.receive), _listen(request.scope))
+
+
+def _listen(scope: Any) -> Listen | None:
+    extensions = scope.get("extensions")
+    return extensions.get(LISTEN) if extensions else None
 
 
 class _Hot:
@@ -135,12 +147,13 @@ class HotRoutes:
     async def answer(self, hot: _Hot, body: bytes, scope: Scope, receive: Receive, send: Send) -> None:
         """The core's answer to ``body``, sent (``receive``: after the body, silent until
         ``http.disconnect``)."""
-        response = await hot.core(Call(self.state, body, scope["headers"], receive))
+        listen = _listen(scope)
+        response = await hot.core(Call(self.state, body, scope["headers"], receive, listen))
         if _bytes_only(response, hot.status):
             await _send_bytes(response, hot.status, send, scope)
             return
         if _stream_only(response, hot.status):
-            await _send_stream(cast(Stream, response), hot.status, receive, send)
+            await _send_stream(cast(Stream, response), hot.status, receive, send, listen)
             return
         asgi: Any = (scope, receive, send)  # Litestar's own ASGI types
         request = Request[Any, Any, Any](*asgi)
@@ -263,7 +276,9 @@ def _start(response: Response[Any], status: int) -> dict[str, Any]:
     return {"type": "http.response.start", "status": response.status_code or status, "headers": headers}
 
 
-async def _send_stream(response: Stream, status: int, receive: Receive, send: Send) -> None:
+async def _send_stream(
+    response: Stream, status: int, receive: Receive, send: Send, listen: Listen | None = None
+) -> None:
     """``ASGIStreamingResponse``'s messages: the start, one body message per chunk, an empty
     last one. Its anyio task group (a task for the chunks, cancel scopes, ~3 KB per open stream)
     becomes the calling task sending the chunks and one watcher task on ``receive``: a client
@@ -274,7 +289,7 @@ async def _send_stream(response: Stream, status: int, receive: Receive, send: Se
     await send(_start(response, status))
     task = asyncio.current_task()
     assert task is not None, "called from a task"
-    watch = Watch(task, receive)  # a receive that fails ends the stream too
+    watch = Watch(task, receive, listen)  # a receive that fails ends the stream too
     closed = False
     try:
         async for chunk in iterator:

@@ -120,7 +120,7 @@ async def answer_create(call: Call) -> Response[Any]:
         batches = responses_over_chat.sse_batches(ctx, turn, upstream)
         headers = {**SSE_HEADERS, **diagnostics_headers(turn.diags)}
         return Stream(_sse(batches), media_type="text/event-stream", headers=headers)
-    resource = await unless_client_leaves(call.receive, responses_over_chat.complete(ctx, turn))
+    resource = await unless_client_leaves(call.receive, responses_over_chat.complete(ctx, turn), call.listen)
     if resource is None:
         return client_left()
     return json_response(_encoder.encode(resource), diagnostics_headers(turn.diags))

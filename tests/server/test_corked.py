@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from shim.http.corked import EXTENSION, CorkedHttpToolsProtocol, HeadWithBody, http_protocol
+from shim.http.corked import EXTENSION, CorkedHttpToolsProtocol, HeadWithBody, Leaving, http_protocol
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 
@@ -195,3 +195,103 @@ async def test_the_hot_route_holds_the_head_of_a_json_answer() -> None:
     seen.clear()
     await _send_bytes(Response(content=b"{}"), 200, send, {})  # type: ignore[arg-type]
     assert seen == ["http.response.start", "http.response.body"]  # (no extension: nothing held)
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.disconnected = False
+        self.response_complete = False
+        self.resumed = 0
+        self.flow = self
+
+    def resume_reading(self) -> None:
+        self.resumed += 1
+
+
+def test_leaving_calls_back_once_when_heard_and_not_after_it_is_taken_back() -> None:
+    heard: list[str] = []
+    leaving, cycle = Leaving(), _Cycle()
+    leaving.cycle = cycle  # type: ignore[assignment]
+    leaving(lambda: heard.append("left"))
+    assert cycle.resumed == 1, "reading resumed, as a receive waiting after the body does"
+    leaving.heard()
+    leaving.heard()
+    assert heard == ["left"]
+    leaving(lambda: heard.append("again"))
+    leaving(None)
+    leaving.heard()
+    assert heard == ["left"]
+
+
+@pytest.mark.parametrize("state", ["disconnected", "response_complete"])
+def test_leaving_calls_back_at_once_where_receive_would_say_disconnect(state: str) -> None:
+    heard: list[str] = []
+    leaving, cycle = Leaving(), _Cycle()
+    setattr(cycle, state, True)
+    leaving.cycle = cycle  # type: ignore[assignment]
+    leaving(lambda: heard.append("left"))
+    assert heard == ["left"] and cycle.resumed == 0
+
+
+async def _serving(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, http=CorkedHttpToolsProtocol, log_level="error", lifespan="off")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    return server, serving, sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_uvicorn_tells_the_shim_its_client_left(stream: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real uvicorn with this protocol: a client that leaves mid-answer stops its upstream
+    work (the unstreamed turn cancelled, the stream's upstream answer closed), heard through
+    ``shim.on_disconnect`` (no watcher task waits on ``receive``)."""
+    from shim.http.disconnect import Watch
+    from tests.server.harness import build_shim, stalling_stream
+
+    tasks: list[object] = []
+    monkeypatch.setattr(Watch, "_listen", lambda self: tasks.append(self))
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def silent(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    shim = build_shim(target=silent)
+    opened: list[Any] = []
+    if stream:
+        shim.upstream.use(stalling_stream(60.0, opened=opened))
+    server, serving, port = await _serving(shim.app)
+    try:
+        body = b'{"model": "m", "input": "Say hello.", "stream": %s}' % (b"true" if stream else b"false")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /v1/responses HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        if stream:
+            assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 200")
+            await asyncio.wait_for(reader.readuntil(b"\n\n"), 5)  # its first event
+        else:
+            await asyncio.wait_for(started.wait(), 5)
+        writer.close()
+        if stream:
+            for _ in range(500):
+                if opened and opened[0].closed:
+                    break
+                await asyncio.sleep(0.01)
+            assert opened and opened[0].closed, "the upstream answer was closed"
+        else:
+            await asyncio.wait_for(cancelled.wait(), 5)
+        assert tasks == [], "no watcher task"
+    finally:
+        server.should_exit = True
+        await serving
+        await shim.client.aclose()

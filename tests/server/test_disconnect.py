@@ -241,3 +241,109 @@ async def test_a_stream_cancelled_from_outside_stays_cancelled() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert chunks.closed
+
+
+# Where the server offers ``shim.on_disconnect`` (``shim serve``'s protocol: ``http/corked.py``),
+# the watcher is its callback: no task waits on ``receive``.
+
+
+class _Listen:
+    """A server's ``listen`` extension: ``leave()`` calls back what is listening."""
+
+    def __init__(self, gone: bool = False) -> None:
+        self.callback: Any = None
+        self.calls: list[bool] = []  # True: a callback given; False: taken back
+        self.gone = gone
+
+    def __call__(self, callback: Any) -> None:
+        self.calls.append(callback is not None)
+        self.callback = callback
+        if callback is not None and self.gone:
+            self.leave()
+
+    def leave(self) -> None:
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback()
+
+
+class _Silent:
+    """A ``receive`` that must not be called: the listener stands in for it."""
+
+    async def __call__(self) -> dict[str, Any]:
+        raise AssertionError("receive was called")
+
+
+async def test_with_a_listener_the_answer_comes_back_and_no_task_waits() -> None:
+    listen = _Listen()
+    before = asyncio.all_tasks()
+    during: list[set[asyncio.Task[Any]]] = []
+
+    async def work() -> str:
+        await asyncio.sleep(0)
+        during.append(asyncio.all_tasks())
+        return "answer"
+
+    assert await unless_client_leaves(_Silent(), work(), listen) == "answer"
+    assert during == [before], "no watcher task"
+    assert listen.calls == [True, False], "listened, then taken back"
+
+
+@pytest.mark.parametrize("gone", [False, True], ids=["leaves during the turn", "gone before it"])
+async def test_with_a_listener_the_turn_is_cancelled_when_the_client_leaves(gone: bool) -> None:
+    listen = _Listen(gone=gone)
+    cancelled = asyncio.Event()
+
+    async def work() -> str:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "never"
+
+    loop = asyncio.get_running_loop()
+    leaving = loop.call_later(0.05, listen.leave)
+    assert await asyncio.wait_for(unless_client_leaves(_Silent(), work(), listen), 5) is None
+    leaving.cancel()
+    assert cancelled.is_set()
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+
+
+async def test_with_a_listener_a_handler_cancelled_from_outside_stays_cancelled() -> None:
+    listen = _Listen()
+    started = asyncio.Event()
+
+    async def work() -> str:
+        started.set()
+        await asyncio.sleep(60)
+        return "never"
+
+    handler = asyncio.ensure_future(unless_client_leaves(_Silent(), work(), listen))
+    await started.wait()
+    handler.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await handler
+    assert listen.calls == [True, False]
+
+
+async def test_with_a_listener_a_stream_stops_when_the_client_leaves() -> None:
+    from litestar.response import Stream
+
+    from shim.http.hot_routes import _send_stream
+
+    listen, chunks, sent = _Listen(), _Chunks(), []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if len(sent) == 3:
+            listen.leave()
+
+    response = Stream(chunks, media_type="text/event-stream")
+    await asyncio.wait_for(_send_stream(response, 200, _Silent(), send, listen), 5)
+    assert chunks.closed
+    assert len(sent) == 3 and all(m.get("more_body") for m in sent[1:]), "unfinished"
+    assert listen.calls == [True, False]
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
