@@ -28,7 +28,7 @@ from litestar.middleware._internal.exceptions import ExceptionHandlerMiddleware
 from shim.errors import AuthenticationError
 from shim.http.auth import ClientAuth, check_client
 from shim.http.guards import ASGIApp, BodyGuard, Receive, Scope, Send, read_body, send_error
-from shim.http.hot_routes import HotRoutes, check_announced, enter
+from shim.http.hot_routes import HotRoutes, check_announced, enter, handled_by_litestar
 from shim.http.observability import Observe, Observed
 from shim.http.state import AppState
 
@@ -64,14 +64,13 @@ class HotChain:
             await self.app(scope, receive, send)
             return
         observed = Observed(scope, self.metrics)
-        send = observed.sending(send)
         try:
             try:
                 check_client(self.router, scope)  # the key first: no body read for a 401
             except AuthenticationError as exc:
-                await send_error(send, exc)
+                await send_error(observed.sending(send), exc)
                 return
-            body = await read_body(receive, send, self.limits, self.max_body_bytes)
+            body = await read_body(receive, observed.sending(send), self.limits, self.max_body_bytes)
             if body is None:
                 return
             enter(hot, scope)
@@ -79,13 +78,14 @@ class HotChain:
                 check_announced(scope, hot.max_body)
                 if len(body) > hot.max_body:
                     raise RequestEntityTooLarge
-                await self.hot.answer(hot, body, scope, receive, send)
+                await self.hot.answer(hot, body, scope, receive, send, observed)
             except Exception as exc:
                 if observed.answering:
                     raise LitestarException("Exception caught after response started") from exc
+                handled_by_litestar(hot, scope)
                 raising: Any = _Raise(exc)  # (Litestar's own ASGI types)
                 handling: Any = ExceptionHandlerMiddleware(raising, debug=None)
-                await handling(scope, receive, send)
+                await handling(scope, receive, observed.sending(send))
         finally:
             observed.end(scope)
 

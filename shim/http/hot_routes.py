@@ -41,9 +41,19 @@ from litestar.utils.scope.state import ScopeState
 from shim.http.corked import EXTENSION
 from shim.http.disconnect import LISTEN, Listen, Watch
 from shim.http.guards import ASGIApp, Receive, Scope, Send
+from shim.http.observability import Observed
 from shim.http.state import AppState
 
-__all__ = ["Call", "Closing", "HotRoutes", "call_of", "check_announced", "enter", "install"]
+__all__ = [
+    "Call",
+    "Closing",
+    "HotRoutes",
+    "call_of",
+    "check_announced",
+    "enter",
+    "handled_by_litestar",
+    "install",
+]
 
 
 class Call:
@@ -141,20 +151,32 @@ class HotRoutes:
             await self.app(scope, receive, send)
             return
         enter(hot, scope)
+        handled_by_litestar(hot, scope)
         body = await _body(scope, receive, hot.max_body)
         await self.answer(hot, body, scope, receive, send)
 
-    async def answer(self, hot: _Hot, body: bytes, scope: Scope, receive: Receive, send: Send) -> None:
+    async def answer(
+        self,
+        hot: _Hot,
+        body: bytes,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        observed: Observed | None = None,
+    ) -> None:
         """The core's answer to ``body``, sent (``receive``: after the body, silent until
-        ``http.disconnect``)."""
+        ``http.disconnect``); ``observed`` sees each message first (the hot chain's)."""
         listen = _listen(scope)
         response = await hot.core(Call(self.state, body, scope["headers"], receive, listen))
         if _bytes_only(response, hot.status):
-            await _send_bytes(response, hot.status, send, scope)
+            await _send_bytes(response, hot.status, send, scope, observed)
             return
+        if observed is not None:
+            send = observed.sending(send)
         if _stream_only(response, hot.status):
             await _send_stream(cast(Stream, response), hot.status, receive, send, listen)
             return
+        handled_by_litestar(hot, scope)
         asgi: Any = (scope, receive, send)  # Litestar's own ASGI types
         request = Request[Any, Any, Any](*asgi)
         answer = await hot.handler.to_response(app=scope["litestar_app"], data=response, request=request)
@@ -162,12 +184,18 @@ class HotRoutes:
 
 
 def enter(hot: _Hot, scope: Scope) -> None:
-    """What the router sets (asgi_router.py): the observability reads ``path_template``, the
-    exception middleware the handlers."""
+    """What the router sets in the scope (asgi_router.py): the observability reads
+    ``path_template``."""
     scope.setdefault("path_params", {})
-    ScopeState.from_scope(cast(Any, scope)).exception_handlers = hot.exception_handlers
     scope["route_handler"] = hot.handler
     scope["path_template"] = hot.path
+
+
+def handled_by_litestar(hot: _Hot, scope: Scope) -> None:
+    """The rest of what the router sets, for Litestar's own code (its exception middleware, its
+    ``Request`` and responses): the route's exception handlers in Litestar's scope state. A JSON
+    answer or a stream sent here never reads it."""
+    ScopeState.from_scope(cast(Any, scope)).exception_handlers = hot.exception_handlers
 
 
 def _host_ok(scope: Scope) -> bool:
@@ -231,10 +259,13 @@ def _bytes_only(response: Response[Any], status: int) -> bool:
     )
 
 
-async def _send_bytes(response: Response[Any], status: int, send: Send, scope: Scope) -> None:
+async def _send_bytes(
+    response: Response[Any], status: int, send: Send, scope: Scope, observed: Observed | None = None
+) -> None:
     """``ASGIResponse``'s messages for a ``Response`` of bytes: its headers in order (names in
     lower case), then ``content-type`` and ``content-length`` unless it set them. Under
-    ``shim serve`` the head and the body then leave in one write (``http/corked.py``)."""
+    ``shim serve`` the head and the body then leave in one write (``http/corked.py``).
+    ``observed`` sees each message before it is sent."""
     status_code = response.status_code or status
     body: bytes = response.content
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
@@ -250,8 +281,16 @@ async def _send_bytes(response: Response[Any], status: int, send: Send, scope: S
     hold = extensions.get(EXTENSION) if extensions else None
     if hold is not None:  # the body follows the start at once: one write for both
         hold()
-    await send({"type": "http.response.start", "status": status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    start = {"type": "http.response.start", "status": status_code, "headers": headers}
+    end = {"type": "http.response.body", "body": body, "more_body": False}
+    if observed is not None:
+        observed.saw(start)
+        await send(start)
+        observed.saw(end)
+        await send(end)
+        return
+    await send(start)
+    await send(end)
 
 
 def _stream_only(response: Response[Any], status: int) -> bool:
