@@ -51,10 +51,10 @@ def replaying(first: Message, receive: Receive) -> Receive:
     return replay
 
 
-async def read_body(receive: Receive, send: Send, limits: Limits, max_body_bytes: int) -> bytes | None:
-    """The whole body, read up to ``max_body_bytes`` and checked (UTF-8, JSON depth); ``None``
-    when there is nothing more to do: the error is answered, or the client left before it
-    finished sending (nobody to answer)."""
+async def read_body(receive: Receive, limits: Limits, max_body_bytes: int) -> bytes | ShimError | None:
+    """The whole body, read up to ``max_body_bytes`` and checked (UTF-8, JSON depth); else the
+    error to answer, or ``None`` when the client left before it finished sending (nobody to
+    answer)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -64,10 +64,7 @@ async def read_body(receive: Receive, send: Send, limits: Limits, max_body_bytes
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_body_bytes:
-            await send_error(
-                send, PayloadTooLarge(f"The request body is larger than {max_body_bytes} bytes.")
-            )
-            return None
+            return PayloadTooLarge(f"The request body is larger than {max_body_bytes} bytes.")
         chunks.append(chunk)
         if not message.get("more_body"):
             break
@@ -76,8 +73,7 @@ async def read_body(receive: Receive, send: Send, limits: Limits, max_body_bytes
         try:
             check_json_bytes(body, limits)
         except ShimError as exc:
-            await send_error(send, exc)
-            return None
+            return exc
     return body
 
 
@@ -91,8 +87,11 @@ class BodyGuard:
         if scope["type"] != "http" or scope.get("method") not in _WITH_BODY:
             await self.app(scope, receive, send)
             return
-        body = await read_body(receive, send, self.limits, self.max_body_bytes)
+        body = await read_body(receive, self.limits, self.max_body_bytes)
         if body is None:
+            return
+        if isinstance(body, ShimError):
+            await send_error(send, body)
             return
         # The frame stays suspended for the whole answer: keep no reference to the request's bytes.
         replay = replaying({"type": "http.request", "body": body, "more_body": False}, receive)

@@ -25,7 +25,7 @@ from litestar.exceptions import LitestarException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.middleware._internal.exceptions import ExceptionHandlerMiddleware
 
-from shim.errors import AuthenticationError
+from shim.errors import AuthenticationError, ShimError
 from shim.http.auth import ClientAuth, check_client
 from shim.http.guards import ASGIApp, BodyGuard, Receive, Scope, Send, read_body, send_error
 from shim.http.hot_routes import HotRoutes, check_announced, enter, handled_by_litestar
@@ -70,8 +70,11 @@ class HotChain:
             except AuthenticationError as exc:
                 await send_error(observed.sending(send), exc)
                 return
-            body = await read_body(receive, observed.sending(send), self.limits, self.max_body_bytes)
+            body = await read_body(receive, self.limits, self.max_body_bytes)
             if body is None:
+                return
+            if isinstance(body, ShimError):
+                await send_error(observed.sending(send), body)
                 return
             enter(hot, scope)
             try:
