@@ -1,7 +1,7 @@
 """The shim's own per-request work, in process: the app called as an ASGI app over an upstream
 that answers at once, with no server and no socket (so no uvicorn, no aiohttp).
 
-    .venv/bin/python -m bench.inproc [--requests 2000] [--chat] [--stream] [--profile] [--upstream]
+    .venv/bin/python -m bench.inproc [--requests 2000] [--chat] [--stream] [--profile] [--upstream] [--listen]
     valgrind --tool=callgrind --callgrind-out-file=/dev/null .venv/bin/python -m bench.inproc --requests N
 
 What it measures is what ``shim/http``, Litestar, the turn, the translation, the observability
@@ -71,6 +71,13 @@ def build(tokens: int, upstream: str | None = None) -> Any:
     return app
 
 
+def _stays(callback: Any) -> None:
+    """A server's ``shim.on_disconnect`` (``http/corked.Leaving``) for a client that never leaves."""
+
+
+_SERVER_EXTENSIONS: dict[str, Any] = {}  # --listen: as ``shim serve``'s protocol offers
+
+
 def scope_for(path: str) -> dict[str, Any]:
     headers = [
         (b"host", b"127.0.0.1:8080"),
@@ -91,6 +98,7 @@ def scope_for(path: str) -> dict[str, Any]:
         "query_string": b"",
         "headers": headers,
         "state": {},
+        **({"extensions": dict(_SERVER_EXTENSIONS)} if _SERVER_EXTENSIONS else {}),
     }
 
 
@@ -139,7 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--upstream", action="store_true", help="a real fake upstream on core 1, over aiohttp"
     )
+    parser.add_argument(
+        "--listen",
+        action="store_true",
+        help="offer the shim.on_disconnect extension, as shim serve does (no watcher task)",
+    )
     args = parser.parse_args(argv)
+    if args.listen:
+        _SERVER_EXTENSIONS["shim.on_disconnect"] = _stays
     if args.chat:
         path, fields = "/v1/chat/completions", {**CHAT_BODY, **(_CHAT_STREAM if args.stream else {})}
     else:
