@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
@@ -139,18 +139,22 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:  # (an upgrade makes no cycle)
-            _leaving(cycle).cycle = cycle
+            leaving = _leaving(cycle)
+            if leaving is not None:
+                leaving.cycle = cycle
 
     def connection_lost(self, exc: Exception | None) -> None:
         cycle = self.cycle  # the one uvicorn tells (its ``message_event``)
         super().connection_lost(exc)
-        if cycle is not None:
-            _leaving(cycle).heard()
+        leaving = _leaving(cycle) if cycle is not None else None
+        if leaving is not None:
+            leaving.heard()
 
 
-def _leaving(cycle: RequestResponseCycle) -> Leaving:
-    leaving: Any = cycle.scope["extensions"][LISTEN]
-    return cast(Leaving, leaving)
+def _leaving(cycle: RequestResponseCycle) -> Leaving | None:
+    extensions: Any = cycle.scope.get("extensions") or {}
+    leaving = extensions.get(LISTEN)
+    return leaving if isinstance(leaving, Leaving) else None
 
 
 def http_protocol(choice: str) -> str:
