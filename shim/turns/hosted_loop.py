@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
 import re
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import msgspec
 
 from shim import tracing
 from shim.conversation.policies import apply_route_policies
+from shim.core.deltas import TextDelta
 from shim.core.diagnostics import Diagnostics
 from shim.errors import HostedToolError, InvalidRequest, McpServerNotAllowed, ShimError, UpstreamError
 from shim.hosted.servers import McpServer, resolve_server
@@ -43,7 +46,8 @@ from shim.translate.hosted_tools import (
     needs_approval,
 )
 from shim.turns.context import TurnContext
-from shim.turns.pump import pump
+from shim.turns.pump import Timing, Translation, pump
+from shim.upstream.errors import STREAM_FAILURES, as_upstream_error
 from shim.upstream.redaction import EventRedactor, redact
 from shim.wire import chat as c
 from shim.wire import responses as r
@@ -51,13 +55,17 @@ from shim.wire import responses as r
 if TYPE_CHECKING:
     from shim.turns.responses_over_chat import Turn
 
-__all__ = ["HostedTurn", "checked_body", "complete", "event_batches", "requested", "start"]
+__all__ = ["HostedTurn", "checked_body", "complete", "event_batches", "requested", "sse_batches", "start"]
 
 _LIMIT = {
     "type": "mcp_protocol_error",
     "code": -32000,
     "message": "Not run: this response's tool-call limit was reached.",
 }
+log = logging.getLogger("shim")
+
+_TEXT_DELTA = r.ResponseOutputTextDeltaStreamingEvent
+Framed = r.StreamingEvent | bytes  # an event, or the SSE bytes of a run of text deltas
 _URL = re.compile(r"https?://[^\s<>()\"']+[^\s<>()\"'.,;:!?]")
 
 
@@ -303,6 +311,117 @@ class _Round:
         return bool(self.inner.stopped)
 
 
+class _FramedRound:
+    """A streamed round for an SSE client: each run of plain text deltas comes as the SSE bytes
+    the client gets, numbered as the merger numbers (``RoundMerger.texts``), as a plain stream's
+    do (``ChatToResponsesStream.feed_framed``, issue 18); every other event is merged as a struct,
+    sealed and redacted as ever (text deltas carry neither reasoning nor a message to redact)."""
+
+    def __init__(self, inner: Any, merger: RoundMerger) -> None:
+        self.inner, self.merger, self.driver = inner, merger, inner.driver
+        self.events = _Round(inner, merger)  # what is not a text delta goes the same way
+        self.like: r.ResponseOutputTextDeltaStreamingEvent | None = None  # the last merged text delta
+
+    def start(self) -> list[r.StreamingEvent]:
+        return []
+
+    def finish(self) -> list[r.StreamingEvent]:
+        return self.events.finish()
+
+    def fail(self, error: UpstreamError) -> list[r.StreamingEvent]:
+        return self.events.fail(error)
+
+    def unstored(self, tail: list[Framed], error: ShimError) -> list[Framed]:
+        # ``finish`` and ``fail`` give structs only: the last batch is events.
+        events = [event for event in tail if not isinstance(event, bytes)]
+        return [*self.events.unstored(events, error)] if len(events) == len(tail) else tail
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.inner.stopped)
+
+    def feed(self, data: bytes) -> list[Framed]:
+        if not self.inner.streamed:
+            return [*self._merged(self.inner.feed(data))]
+        driver = self.driver
+        text_of, read, write = driver.reader.text_of, driver.reader.feed_data, driver.writer.feed_all
+        out: list[Framed] = []
+        run: list[str] = []  # plain texts not written yet
+        for event in driver.decoder.feed(data):
+            text = text_of(event.data)
+            if text is not None:
+                if text:
+                    run.append(text)
+                continue
+            if run:
+                self._texts(run, out)
+                run = []
+            out += self._merged(write(read(event.data)))
+        if run:
+            self._texts(run, out)
+        return out
+
+    def _merged(self, events: list[r.StreamingEvent]) -> list[r.StreamingEvent]:
+        inner = self.inner
+        if inner.sealed is not None:
+            for event in events:
+                inner.sealed.seal_event(event, inner.family)
+        merged = self.merger.feed(events)
+        for event in reversed(merged):
+            if type(event) is _TEXT_DELTA:
+                self.like = event
+                break
+        return merged
+
+    def _texts(self, texts: list[str], out: list[Framed]) -> None:
+        writer = self.driver.writer
+        # The writer notes the texts (its own SSE of them, numbered as the round's, is not sent).
+        if writer.texts_sse(texts) is None:  # no text part open yet: the first opens it, the long way
+            out += self._merged(writer.feed_all([TextDelta(texts[0])]))
+            texts = texts[1:]
+            if not texts:
+                return
+            if writer.texts_sse(texts) is None:  # a part the writer cannot frame
+                out += self._merged(writer.feed_all([TextDelta(text) for text in texts]))
+                return
+        assert self.like is not None, "an open text part's first text went the long way"
+        out += self.merger.texts(self.like, texts)
+
+
+async def _whole_round(
+    response: httpx.Response,
+    translation: _Round,
+    timing: Timing,
+    redactor: EventRedactor,
+    on_finish: Callable[[], Awaitable[None]],
+) -> list[r.StreamingEvent]:
+    """What ``pump`` does with an unstreamed round, for ``complete``: the answer read whole, each
+    read within ``timing.idle`` of the last (the pump's idle limit), translated at its end, a read
+    failure failing the round, ``on_finish`` run (a store failure logged and the round's events
+    made a failure, as the pump does), the events redacted. No keep-alive: the pump's read runs
+    as a task with a waiter and a timer per chunk, for ticks ``complete`` drops (issue 18)."""
+    try:
+        try:
+            loop = asyncio.get_running_loop()
+            idle = None if math.isinf(timing.idle) else timing.idle
+            async with asyncio.timeout(None if idle is None else loop.time() + idle) as limit:
+                async for chunk in response.aiter_bytes():
+                    translation.feed(chunk)  # an unstreamed round holds the bytes until its end
+                    if idle is not None:
+                        limit.reschedule(loop.time() + idle)
+            tail = translation.finish()
+        except STREAM_FAILURES as exc:
+            tail = translation.fail(as_upstream_error(exc))
+        try:
+            await on_finish()
+        except ShimError as exc:  # the store failed after the upstream did the work
+            log.warning("a finished answer could not be stored: %s", exc.message)
+            tail = translation.unstored(tail, exc)
+        return redactor(tail)
+    finally:
+        await response.aclose()
+
+
 def _error_text(error: dict[str, Any]) -> str:
     if isinstance(error.get("message"), str):
         return f"Error: {error['message']}"
@@ -310,12 +429,37 @@ def _error_text(error: dict[str, Any]) -> str:
     return "Error: " + (" ".join(t for t in texts if t) or "the tool failed")
 
 
-async def event_batches(
+def event_batches(
     ctx: TurnContext,
     turn: Turn,
     response: httpx.Response,
     local: MutableMapping[str, StoredResponse] | None = None,
 ) -> AsyncIterator[list[r.StreamingEvent] | None]:
+    """The merged events of the rounds, batched as the pump batches them (``None``: keep-alive)."""
+    # Not framed: every batch is a list of event structs.
+    batches = _rounds(ctx, turn, response, local, framed=False, whole=False)
+    return cast("AsyncIterator[list[r.StreamingEvent] | None]", batches)
+
+
+def sse_batches(
+    ctx: TurnContext, turn: Turn, response: httpx.Response
+) -> AsyncIterator[Sequence[Framed] | None]:
+    """``event_batches`` for an SSE client: runs of text deltas as their SSE bytes already."""
+    return _rounds(ctx, turn, response, None, framed=True, whole=False)
+
+
+async def _rounds(
+    ctx: TurnContext,
+    turn: Turn,
+    response: httpx.Response,
+    local: MutableMapping[str, StoredResponse] | None,
+    *,
+    framed: bool,
+    whole: bool,
+) -> AsyncIterator[list[Any] | None]:
+    """The rounds. ``framed``: text deltas as SSE bytes (``_FramedRound``). ``whole``: for
+    ``complete``, which reads no batch but the stored response: an unstreamed round is read whole
+    without the pump's keep-alive machinery (``_whole_round``) and a call is awaited in place."""
     from shim.turns.responses_over_chat import EventsTranslation, fail_after_finish, remember
 
     hosted = turn.hosted
@@ -361,15 +505,19 @@ async def event_batches(
                     failure.message = redact(failure.message, turn.resolved.upstream_key)
                 await remember(ctx, turn, merger.response, local)
 
-        async for batch in pump(
-            response,
-            _Round(inner, merger),
-            ctx.timing,
-            redactor,
-            on_finish=finished,
-            decoded=not inner.streamed,
-        ):
-            yield batch
+        if whole and not inner.streamed:
+            yield await _whole_round(response, _Round(inner, merger), ctx.timing, redactor, finished)
+        else:
+            translation: Translation[Any] = _FramedRound(inner, merger) if framed else _Round(inner, merger)
+            async for batch in pump(
+                response,
+                translation,
+                ctx.timing,
+                redactor,
+                on_finish=finished,
+                decoded=not inner.streamed,
+            ):
+                yield batch
         if merger.finished:
             return
         rounds += 1
@@ -384,6 +532,9 @@ async def event_batches(
             error: dict[str, Any] | None = _LIMIT
             if answer_now or (limit is not None and hosted.calls >= limit):
                 over = True
+            elif whole:  # nobody reads a keep-alive moment: the call is awaited in place
+                hosted.calls += 1
+                output, error = await _run(ctx, hosted, call.label, call.name, call.arguments)
             else:
                 hosted.calls += 1
                 running = asyncio.ensure_future(_run(ctx, hosted, call.label, call.name, call.arguments))
@@ -438,7 +589,7 @@ async def complete(
     from shim.turns.responses_over_chat import open_stream
 
     response = await open_stream(ctx, turn)
-    async for _ in event_batches(ctx, turn, response, local):
+    async for _ in _rounds(ctx, turn, response, local, framed=False, whole=True):
         pass
     assert turn.stored is not None, "the last round remembers the turn"
     resource = turn.stored.resource

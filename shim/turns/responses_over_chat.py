@@ -461,7 +461,7 @@ def sse_batches(
 ) -> AsyncIterator[Sequence[Framed] | None]:
     """``event_batches`` for an SSE client: runs of text deltas as their bytes already."""
     if turn.hosted is not None:
-        return hosted_loop.event_batches(ctx, turn, response)
+        return hosted_loop.sse_batches(ctx, turn, response)
     translation = FramedTranslation(EventsTranslation(ctx, turn))
     return _pumped(ctx, turn, response, translation, translation.driver, None, last=True)
 
