@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -399,13 +399,25 @@ async def _whole_round(
     read within ``timing.idle`` of the last (the pump's idle limit), translated at its end, a read
     failure failing the round, ``on_finish`` run (a store failure logged and the round's events
     made a failure, as the pump does), the events redacted. No keep-alive: the pump's read runs
-    as a task with a waiter and a timer per chunk, for ticks ``complete`` drops (issue 18)."""
+    as a task with a waiter and a timer per chunk, for ticks ``complete`` drops (issue 18).
+
+    The body is read from the response's stream: the upstream client decoded a compressed answer
+    there already (``UpstreamClient._bound``), so httpx's ``aiter_bytes`` (three generators, an
+    identity decoder and a chunker) would only drop empty chunks, as this does."""
+    # (an answer still carrying a content-encoding goes through httpx's decoders, as the pump's)
+    stream = response.stream
+    if isinstance(stream, httpx.AsyncByteStream) and "content-encoding" not in response.headers:
+        source: AsyncIterable[bytes] = stream
+    else:
+        source = response.aiter_bytes()
     try:
         try:
             loop = asyncio.get_running_loop()
             idle = None if math.isinf(timing.idle) else timing.idle
             async with asyncio.timeout(None if idle is None else loop.time() + idle) as limit:
-                async for chunk in response.aiter_bytes():
+                async for chunk in source:
+                    if not chunk:
+                        continue
                     translation.feed(chunk)  # an unstreamed round holds the bytes until its end
                     if idle is not None:
                         limit.reschedule(loop.time() + idle)

@@ -8,6 +8,7 @@ the client gets the same status and bytes as through ``event_batches`` and the p
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 from collections.abc import AsyncIterator, MutableMapping
@@ -48,7 +49,8 @@ class _Body(httpx.AsyncByteStream):
 
 
 class _Rounds(httpx.AsyncBaseTransport):
-    """Round one calls the hosted tool, round two answers; either may go as ``rounds`` says."""
+    """Round one calls the hosted tool, round two answers; either may go as ``rounds`` says
+    (``"half"`` its first half, ``"garbage"``, ``"gzip"`` compressed, else whole)."""
 
     def __init__(self, rounds: dict[int, tuple[str, str]]) -> None:
         self.whole, _ = chat_answers(20)
@@ -67,6 +69,9 @@ class _Rounds(httpx.AsyncBaseTransport):
         elif body == "garbage":
             data = b"not a completion"
         headers = [(b"content-type", b"application/json")]
+        if body == "gzip":
+            data = gzip.compress(data)
+            headers.append((b"content-encoding", b"gzip"))
         return httpx.Response(200, headers=headers, stream=_Body(data, ending))
 
 
@@ -86,6 +91,7 @@ async def _through_the_pump(
 
 CASES = {
     "answered": {},
+    "answered-compressed": {1: ("gzip", "end"), 2: ("gzip", "end")},
     "second-round-cut": {2: ("half", "break")},
     "second-round-not-a-completion": {2: ("garbage", "end")},
     "second-round-silent": {2: ("whole", "stall")},
@@ -138,7 +144,7 @@ async def test_a_whole_round_ends_as_the_pump_ends_it(
     pumped = await _answer(monkeypatch, rounds, pump=True, store_down=False)
     assert whole == pumped
     status, data = whole[0]
-    if rounds:
+    if any(body != "gzip" for body, _ in rounds.values()):
         assert status >= 500 and b'"error"' in data, data[:300]
     else:
         assert status == 200 and hosted_inproc.OUTPUT.encode() in data
