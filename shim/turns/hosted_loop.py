@@ -414,7 +414,7 @@ async def _whole_round(
         try:
             loop = asyncio.get_running_loop()
             idle = None if math.isinf(timing.idle) else timing.idle
-            async with asyncio.timeout(None if idle is None else loop.time() + idle) as limit:
+            async with asyncio.timeout_at(None if idle is None else loop.time() + idle) as limit:
                 async for chunk in source:
                     if not chunk:
                         continue

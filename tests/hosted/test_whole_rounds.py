@@ -40,7 +40,8 @@ class _Body(httpx.AsyncByteStream):
         self.data, self.ending = data, ending
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield self.data
+        if self.data:
+            yield self.data
         if self.ending == "break":
             raise httpx.ReadError("connection reset")
         if self.ending == "stall":
@@ -50,7 +51,7 @@ class _Body(httpx.AsyncByteStream):
 
 class _Rounds(httpx.AsyncBaseTransport):
     """Round one calls the hosted tool, round two answers; either may go as ``rounds`` says
-    (``"half"`` its first half, ``"garbage"``, ``"gzip"`` compressed, else whole)."""
+    (``"half"`` its first half, ``"garbage"``, ``"gzip"`` compressed, ``"nothing"``, else whole)."""
 
     def __init__(self, rounds: dict[int, tuple[str, str]]) -> None:
         self.whole, _ = chat_answers(20)
@@ -68,6 +69,8 @@ class _Rounds(httpx.AsyncBaseTransport):
             data = data[: len(data) // 2]
         elif body == "garbage":
             data = b"not a completion"
+        elif body == "nothing":
+            data = b""
         headers = [(b"content-type", b"application/json")]
         if body == "gzip":
             data = gzip.compress(data)
@@ -97,6 +100,7 @@ CASES = {
     "second-round-silent": {2: ("whole", "stall")},
     "first-round-cut": {1: ("half", "break")},
     "first-round-silent": {1: ("half", "stall")},
+    "second-round-silent-from-its-start": {2: ("nothing", "stall")},
 }
 
 
