@@ -1,6 +1,6 @@
-"""A streamed hosted round for an SSE client (``hosted_loop._FramedRound``: runs of plain text
+"""A streamed hosted round for an SSE client (``hosted_rounds.FramedRound``: runs of plain text
 deltas as SSE bytes numbered by ``RoundMerger.texts``) against the same round as event structs
-(``_Round``, each event encoded as ``http/responses.py`` writes it): the same bytes and the same
+(``Round``, each event encoded as ``http/responses.py`` writes it): the same bytes and the same
 merged response, for every recorded Chat stream as the round after a hosted call, split anywhere,
 and for generated streams mixing text of every shape with the events around it (issue 18)."""
 
@@ -22,7 +22,7 @@ from shim.ids import CountingIds, fixed_clock
 from shim.sse import encode_tagged
 from shim.translate.hosted_events import RoundMerger
 from shim.translate.pipeline import ChatToResponsesStream
-from shim.turns import hosted_loop
+from shim.turns.hosted_rounds import FramedRound, Round
 from shim.turns.responses_over_chat import fail_after_finish
 from shim.wire import responses as r
 
@@ -74,9 +74,7 @@ def run(rounds: list[list[bytes]], *, framed: bool, dialect: str = "openai") -> 
         merger.begin_round()
         driver = ChatToResponsesStream(ROUND, get_dialect(dialect), ids=ids, clock=fixed_clock())
         inner = _Inner(driver)
-        translation: Any = (
-            hosted_loop._FramedRound(inner, merger) if framed else hosted_loop._Round(inner, merger)
-        )
+        translation: Any = FramedRound(inner, merger) if framed else Round(inner, merger)
         for chunk in chunks:
             out.append(written(translation.feed(chunk)))
         out.append(written(translation.finish()))

@@ -1,4 +1,4 @@
-"""A JSON client's hosted rounds, read whole (``hosted_loop._whole_round``), end as the pump ends
+"""A JSON client's hosted rounds, read whole (``hosted_rounds.whole_round``), end as the pump ends
 them: for every way an unstreamed round's answer can go (whole, cut mid-body, not a completion,
 silent past the idle limit, in the first round or the second) and a store that fails at the end,
 the client gets the same status and bytes as through ``event_batches`` and the pump (the path
