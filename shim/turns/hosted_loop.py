@@ -449,6 +449,8 @@ async def complete(
     async for _ in _rounds(ctx, turn, response, local, framed=False, whole=True):
         pass
     assert turn.stored is not None, "the last round remembers the turn"
+    if turn.unstored is not None:  # nobody could retrieve it: refused, as a plain whole answer is
+        raise turn.unstored
     resource = turn.stored.resource
     if resource.status == "failed" and resource.error is not None:
         raise UpstreamError(resource.error.message, code=resource.error.code)

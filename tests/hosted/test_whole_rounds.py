@@ -86,6 +86,8 @@ async def _through_the_pump(
     async for _ in hosted_loop.event_batches(ctx, turn, response, local):
         pass
     assert turn.stored is not None
+    if turn.unstored is not None:
+        raise turn.unstored
     resource = turn.stored.resource
     if resource.status == "failed" and resource.error is not None:
         raise UpstreamError(resource.error.message, code=resource.error.code)
@@ -169,3 +171,16 @@ async def test_a_store_failing_at_the_end_is_handled_as_the_pump_handles_it(
         == warned
         == ["a finished answer could not be stored: The response store is unavailable; try again later."]
     )
+
+
+async def test_a_store_failing_at_the_end_is_a_503_as_for_a_plain_whole_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hosted JSON answer the store could not keep is not handed out with an id nobody can
+    retrieve: 503 ``store_unavailable`` in the envelope, as tests/server/test_store_on_finish.py
+    holds a plain whole answer to; with ``store: false`` nothing is saved, so nothing fails."""
+    monkeypatch.setattr(logging.getLogger("shim"), "warning", lambda *args: None)
+    (unkept_status, unkept), (kept_status, kept) = await _answer(monkeypatch, {}, pump=False, store_down=True)
+    assert unkept_status == 200 and hosted_inproc.OUTPUT.encode() in unkept
+    assert kept_status == 503, kept[:300]
+    assert json.loads(kept)["error"]["code"] == "store_unavailable"
