@@ -273,3 +273,35 @@ async def test_an_answer_says_whether_it_is_encoded(head: bytes, identity: bool)
             await response.aclose()
         finally:
             await client.aclose()
+
+
+HEADER_SETS = {
+    "the client's set": {"host": "h:1", "accept": "*/*", "user-agent": "u", "x-org": "acme"},
+    "no host": {"accept": "*/*", "x-a": "1"},
+    "Host named otherwise": {"HOST": "other:2", "x-a": "1"},
+    "none": {},
+}
+
+
+@pytest.mark.parametrize("headers", HEADER_SETS.values(), ids=HEADER_SETS.keys())
+@pytest.mark.parametrize("length", ["12", None])
+async def test_a_request_holds_the_headers_aiohttp_builds(
+    headers: dict[str, str], length: str | None
+) -> None:
+    """``_Request`` copies the header dict built for a set the first time (issue 18): each
+    request holds what ``ClientRequest`` builds from the pairs and the length, names, order and
+    host included, and a change to one request's dict reaches no other."""
+    prepared = transport().prepare(httpx.Headers(headers))  # type: ignore[attr-defined]
+    assert prepared is not None
+    url = shim_transport.URL("http://127.0.0.1:9/v1/chat/completions")
+    pairs = [*prepared.pairs, *([("content-length", length)] if length else [])]
+    wanted = list(
+        aiohttp.ClientRequest("POST", url, headers=pairs, skip_auto_headers=prepared.skip).headers.items()
+    )
+    for _ in range(3):
+        made = shim_transport._Request(
+            "POST", url, headers=shim_transport._WithLength(prepared, length), skip_auto_headers=prepared.skip
+        )
+        assert list(made.headers.items()) == wanted
+        made.headers["x-changed"] = "1"
+    assert list(shim_transport._WithLength(prepared, length)) == pairs
