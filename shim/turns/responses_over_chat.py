@@ -276,7 +276,7 @@ async def complete(
         ctx, turn.resolved, turn.fitting, turn.chat_request, stream=False, translate=turn.translate
     )
     try:
-        resource, _ = chat_completion_to_response(
+        resource = chat_completion_to_response(
             turn.template,
             turn.resolved.dialect,
             response.content,
