@@ -123,7 +123,11 @@ _usage = st.one_of(
             "completion_tokens": n,
             "total_tokens": p + n,
             **({"prompt_tokens_details": {"cached_tokens": cached}} if cached is not None else {}),
-            **({"completion_tokens_details": {"reasoning_tokens": reasoning}} if reasoning is not None else {}),
+            **(
+                {"completion_tokens_details": {"reasoning_tokens": reasoning}}
+                if reasoning is not None
+                else {}
+            ),
         },
         st.integers(0, 500),
         st.integers(0, 500),

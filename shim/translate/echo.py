@@ -39,7 +39,7 @@ def response_template(
     # The client-executed tools, in the order the request writer lowers them: the response
     # writer rebuilds the lowering table from this echo to raise the upstream's calls.
     quiet = Diagnostics("ignore")  # the request writer reported these already
-    tools = client_tools(body.tools, quiet)
+    tools = client_tools(body.tools, quiet) if body.tools else []
     for item in body.input if isinstance(body.input, list) else ():
         if isinstance(item, r.AdditionalToolsItemParam):
             tools.extend(client_tools(item.tools, quiet))

@@ -167,8 +167,9 @@ class ResponsesStreamWriter:
         # was learnt for, that part's index, and the text around the delta and sequence number.
         self._frame: tuple[_Message, int, str, str, str] | None = None
         # Client tools other than plain functions were lowered: their calls are raised back.
-        plain = all(isinstance(t, r.FunctionTool) for t in template.tools)
-        self._table: ToolTable | None = None if plain else lower_tools(template.tools)
+        tools = template.tools
+        plain = not tools or all(isinstance(t, r.FunctionTool) for t in tools)
+        self._table: ToolTable | None = None if plain else lower_tools(tools)
 
     # ------------------------------------------------------------------ public API
 

@@ -108,8 +108,8 @@ async def prepare(
     check_request_fields(
         checked, diags, unknown
     )  # refused before any store read (translate/request_fields.py)
-    scope = ctx.scope(client_key)
     scopes = ctx.scopes(client_key)  # scope first: what this turn writes goes under it
+    scope = scopes[0]
     history = await continue_from(
         ctx.store,
         scopes,
