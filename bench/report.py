@@ -375,6 +375,9 @@ def _targets(env: dict[str, Any], results: dict[str, dict[str, Row]]) -> list[st
         "whole",
     )
     add("two workers ÷ one worker, 64 clients req/s", "≥ 1.8", req_s("s2", two, shim), lambda v: v >= 1.8)
+    cores = env.get("cpus")
+    if isinstance(cores, int) and cores > 0:
+        _two_worker_ceiling(cores, add)
     tr = _m(results, "translate", "shim")
     for way in ("forward", "reverse"):
         add(
@@ -408,6 +411,41 @@ def _targets(env: dict[str, Any], results: dict[str, dict[str, Row]]) -> list[st
     if "floor" in results.get("s1", {}) or "floor" in results.get("s4", {}):
         _floor_rows(results, add)
     return _render_rows(results, rows)
+
+
+def _layout_ceiling(get: Get, cores: int) -> float | None:
+    """The most two workers can reach over one at 64 clients on this layout, where the upstream and
+    the load generator share the workers' cores: ``cores`` CPU-ms per ms, spent per request on one
+    worker's CPU plus the upstream's and the load generator's (as measured in the two-worker run),
+    against one worker's measured rate."""
+    one, two = get("s2", "shim-1w"), get("s2", "shim-2w")
+    per_request = _field(one, "srv_cpu_ms_per_req")
+    rate = _field(one, "req_per_s")
+    requests = _field(two, "requests")
+    if two is None or per_request is None or not rate or not requests:
+        return None
+    others = (two.get("upstream_cpu_s") or 0.0) + two["load_cpu_s"]
+    return cores * 1000 / (per_request + others * 1000 / requests) / rate
+
+
+def _two_worker_ceiling(cores: int, add: Callable[..., None]) -> None:
+    add(
+        "two workers: the most this layout allows (÷ one worker)",
+        "≥ 1.8",
+        lambda get: _layout_ceiling(get, cores),
+        lambda v: v >= 1.8,
+        "{:.2f}",
+        "ceiling",
+    )
+
+    def share(get: Get) -> float | None:
+        ceiling = _layout_ceiling(get, cores)
+        return _ratio(
+            _ratio(_field(get("s2", "shim-2w"), "req_per_s"), _field(get("s2", "shim-1w"), "req_per_s")),
+            ceiling,
+        )
+
+    add("two workers: measured ÷ that ceiling", "(reported)", share, lambda v: True)
 
 
 def _floor_rows(results: dict[str, dict[str, Any]], add: Callable[..., None]) -> None:
@@ -473,6 +511,8 @@ def _render_rows(
             met = "—"
         elif kind.startswith("floor"):  # the floor missing a target: no proxy on this stack meets it
             met = "within reach" if ok(value) else "out of reach on this stack"
+        elif kind == "ceiling":  # the cores this layout leaves the workers cannot give more
+            met = "within reach" if ok(value) else "out of reach on this layout"
         else:
             met = "met" if ok(value) else "missed"
         if target.startswith("("):  # reported, no target this run can check

@@ -137,6 +137,8 @@ def _interleaved_results() -> dict[str, Any]:
             "shim-1w": _entry(_wrk(2400, 20, 0.40), _wrk(3000, 18, 0.33), _wrk(2500, 20, 0.40)),
             "deb5485": _entry(_wrk(2000, 25, 0.48), _wrk(2500, 22, 0.40), _wrk(2000, 25, 0.48)),
             "floor": _entry(_wrk(4000, 15, 0.25), _wrk(5000, 12, 0.20), _wrk(4000, 15, 0.25)),
+            # 80,000 requests in each run: the upstream's and wrk's 2 CPU s are 0.025 ms a request
+            "shim-2w": _entry(*[{**_wrk(4000, 10, 0.42), "requests": 80_000}] * 3),
         },
         "s4": {
             "floor": _entry(_slow(40, 70), _slow(70, 72), _slow(72, 73)),
@@ -146,7 +148,7 @@ def _interleaved_results() -> dict[str, Any]:
 
 
 def _all_rows(results: dict[str, Any]) -> dict[str, list[str]]:
-    lines = report._targets({"baseline": "deb5485"}, results)[2:]
+    lines = report._targets({"baseline": "deb5485", "cpus": 2}, results)[2:]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
     return {row[0]: row[1:] for row in cells}
 
@@ -178,10 +180,26 @@ def _all_rows(results: dict[str, Any]) -> dict[str, list[str]]:
         # later round starts at the peak the one before left)
         ("floor: KB per open stream", ["≤ 8", "30.7", "out of reach on this stack", ""]),
         ("KB per open stream, shim - floor", ["(reported)", "+15.4", "reported", ""]),
+        # two cores ÷ (one worker's 0.40 ms + the others' 0.025 ms a request) ÷ one worker's 2,500/s;
+        # round 1: 2000 / 0.425 / 2400, round 2: 2000 / 0.355 / 3000
+        (
+            "two workers: the most this layout allows (÷ one worker)",
+            ["≥ 1.8", "1.88", "within reach", "1.96 · 1.88 · 1.88"],
+        ),
+        ("two workers: measured ÷ that ceiling", ["(reported)", "0.85", "reported", "0.85 · 0.71 · 0.85"]),
     ],
 )
 def test_target_rows_read_medians_and_each_round(row: str, cells: list[str]) -> None:
     assert _all_rows(_interleaved_results())[row] == cells
+
+
+def test_the_two_worker_ceiling_out_of_reach() -> None:
+    """A shim cheap enough that the upstream's and wrk's share of the cores caps two workers."""
+    results = _interleaved_results()
+    two = results["s2"]["shim-2w"]
+    two["median"] = {**two["median"], "upstream_cpu_s": 8.0, "load_cpu_s": 8.0}  # 0.2 ms a request
+    cells = _all_rows(results)["two workers: the most this layout allows (÷ one worker)"]
+    assert cells[1:3] == ["1.33", "out of reach on this layout"]  # 2000 / 0.6 / 2500
 
 
 def test_no_floor_rows_without_the_floor() -> None:
