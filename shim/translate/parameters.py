@@ -11,7 +11,6 @@ their module.
 
 from __future__ import annotations
 
-from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 
 from shim.wire import chat as c
@@ -47,8 +46,6 @@ SAME_NAME: tuple[SameName, ...] = (
 _TO_CHAT = tuple(p.name for p in SAME_NAME if p.to_chat)
 _TO_RESPONSES = tuple(p.name for p in SAME_NAME if p.to_responses)
 _ECHO = tuple((p.name, p.echo_default) for p in SAME_NAME if p.echo)
-_ECHO_NAMES = tuple(name for name, _ in _ECHO)
-_echo_values = attrgetter(*_ECHO_NAMES)  # one C call for every echoed value (issue 18)
 
 
 def copy_same_name(
@@ -63,8 +60,8 @@ def copy_same_name(
 def echoed(body: r.CreateResponseBody) -> dict[str, Any]:
     """The echoed values as keyword arguments of ``ResponseResource`` (defaults filled in; a
     mutable default is copied, never shared)."""
-    out: dict[str, Any] = dict(zip(_ECHO_NAMES, _echo_values(body), strict=True))
+    out: dict[str, Any] = {}
     for name, default in _ECHO:
-        if out[name] is None:
-            out[name] = default.copy() if isinstance(default, dict) else default
+        value = getattr(body, name)
+        out[name] = value if value is not None else (default.copy() if isinstance(default, dict) else default)
     return out
