@@ -53,7 +53,7 @@ def response_template(
         status="in_progress",
         previous_response_id=body.previous_response_id,
         instructions=body.instructions,
-        tools=echo_tools(tools),
+        tools=echo_tools(tools) if tools else [],
         tool_choice=body.tool_choice if body.tool_choice is not None else "auto",
         truncation=body.truncation or "disabled",
         parallel_tool_calls=body.parallel_tool_calls if body.parallel_tool_calls is not None else True,
