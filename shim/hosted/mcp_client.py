@@ -69,7 +69,10 @@ async def _run(server: McpServer, config: HostedConfig, op: Callable[[Client], A
             # Two turns of the loop first (the socket's readiness is read after the waiting
             # task runs, in the same turn): a connection the server closed while the session
             # was idle (its FIN arrived, not yet read) is dropped, not sent a request that
-            # would fail. A request is never re-sent on its own: it may have run.
+            # would fail. A request is never re-sent on its own: it may have run. Three when
+            # the last answer's event stream has not ended yet: its end is read first.
+            if session.unended():
+                await asyncio.sleep(0)
             await asyncio.sleep(0)
             await asyncio.sleep(0)
         try:

@@ -173,6 +173,10 @@ class _Session:
             self.close()  # cancelled while it opened, or it failed: never kept
             raise
 
+    def unended(self) -> bool:
+        """Whether the last answer's event stream of this open session has not ended yet."""
+        return bool(getattr(self.ready.result(), "unended", False))
+
     def give_back(self) -> None:
         """The operation is over and went well: kept for the next one (or closed)."""
         self.pool.give_back(self)
@@ -267,6 +271,7 @@ class _Pool:
     def __init__(self) -> None:
         self.idle: dict[Key, list[_Session]] = {}
         self.open: set[_Session] = set()
+        self.sweeps: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}  # one pending per loop
 
     def take(self, key: Key, server: McpServer, config: HostedConfig) -> tuple[_Session, bool]:
         """A session for ``key`` and whether it was used before. Only this event loop's sessions
@@ -296,7 +301,22 @@ class _Pool:
             return
         session.idle_since = session.loop.time()
         self.idle[session.key] = [*idle, session]
-        session.loop.call_later(IDLE + 0.5, self.sweep)
+        if session.loop not in self.sweeps:  # else the pending sweep comes first, and re-arms
+            self._arm(session.loop, session.idle_since)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, since: float) -> None:
+        """A sweep ``IDLE + 0.5`` seconds after ``since`` (one timer per loop, not one per
+        operation given back: at a hundred responses a second that was thousands pending)."""
+        for gone in [other for other in self.sweeps if other.is_closed()]:
+            del self.sweeps[gone]
+        self.sweeps[loop] = loop.call_at(since + IDLE + 0.5, self._swept, loop)
+
+    def _swept(self, loop: asyncio.AbstractEventLoop) -> None:
+        del self.sweeps[loop]
+        self.sweep()
+        left = [s.idle_since for idle in self.idle.values() for s in idle if s.loop is loop]
+        if left:
+            self._arm(loop, min(left))
 
     def sweep(self) -> None:
         """Closes this loop's sessions idle longer than ``IDLE``; forgets unusable ones and those

@@ -77,7 +77,7 @@ _METHOD_NOT_FOUND = -32601
 _GONE = 32600  # the SDK's code for "Session terminated" (a 404): kept so the errors read the same
 _LARGE = 1 << 20  # aiohttp's limit for a body sent as bytes
 _RESUMES = 3  # times an answer's event stream that ended early is resumed
-_GRACE = 0.25  # seconds an answered event stream is given to end (see ``_drain``)
+_GRACE = 0.25  # seconds an answered event stream is given to end (``_end_later``, ``_drain``)
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 
@@ -163,6 +163,12 @@ class StreamableClient:
         self.proxy = _proxy(self.url)
         self.poster = Poster(self.http, timeout)
         self._merged: list[tuple[str, str]] | None = None  # the POST's headers (``_post_headers``)
+        self._ending: dict[aiohttp.ClientResponse, asyncio.TimerHandle] = {}  # ``_end_later``
+
+    @property
+    def unended(self) -> bool:
+        """An answered event stream has not ended yet (``_end_later``)."""
+        return bool(self._ending)
 
     # -- the protocol -------------------------------------------------------------------------
 
@@ -234,6 +240,8 @@ class StreamableClient:
                 except (aiohttp.ClientError, OSError, McpServerNotAllowed):
                     pass  # gone already, unreachable, or too slow: nothing left to end
         finally:
+            for response in list(self._ending):
+                self._ended(response)
             await self.http.close()
 
     # -- HTTP -----------------------------------------------------------------------------------
@@ -284,6 +292,7 @@ class StreamableClient:
         """POSTs ``message``; the result of the answer whose id is ``wanted`` (none for a
         notification or a reply)."""
         response = await self._post(_encode(message))
+        ending = False  # an answered event stream left to end on its own (``_end_later``)
         try:
             status = response.status
             if status == 404 and self.session_id is not None:
@@ -299,10 +308,37 @@ class StreamableClient:
             if kind.startswith(_JSON):
                 return self._answer(_parse(await self._read_all(response)), wanted)
             if kind.startswith(_SSE):
-                return await self._stream(response, wanted)
+                found = await self._stream(response, wanted)
+                ending = self._end_later(response)
+                return found
             raise InvalidAnswer(f"Unexpected content type: {kind or 'none'}")
         finally:
-            response.release()
+            if not ending:
+                response.release()
+
+    def _end_later(self, response: aiohttp.ClientResponse) -> bool:
+        """Leaves an answered event stream that has not ended yet to end on its own, so the answer
+        is used at once (the stream's end often comes in a segment of its own, a wake-up of the
+        loop and of the waiting task on the response's critical path). Its connection goes back
+        to the pool when the end arrives (aiohttp releases a response's connection at its
+        payload's end, read or not); a stream not ended within ``_GRACE`` seconds (a server that
+        keeps it open) is closed, as is every one still open when the session closes. What comes
+        after the answer is not read: it waits in the response's buffer, which stops reading from
+        the socket past its high-water mark. Whether it was left (else it is to be released)."""
+        content = response.content
+        if content.is_eof():
+            return False  # ended with the answer: its connection is released already
+        timer = asyncio.get_running_loop().call_later(_GRACE, self._ended, response)
+        self._ending[response] = timer
+        content.on_eof(functools.partial(self._ended, response))
+        return True
+
+    def _ended(self, response: aiohttp.ClientResponse) -> None:
+        """A left stream ended (its connection released), or its grace is over (closed)."""
+        timer = self._ending.pop(response, None)
+        if timer is not None:
+            timer.cancel()
+            response.close()  # no-op when the end came: released already
 
     async def _stream(self, response: aiohttp.ClientResponse, wanted: int) -> dict[str, Any]:
         """The answer carried by an SSE stream. A stream that ends first, after events with ids,
@@ -318,7 +354,8 @@ class StreamableClient:
                 while (data := await events.next()) is not None:
                     found = await self._handle(_parse(data), wanted)
                     if found is not None:
-                        await _drain(response.content, self.max_body)
+                        if attempt:  # a resumed stream (rare): read to its end here
+                            await _drain(response.content, self.max_body)
                         return found
             finally:
                 if attempt:

@@ -157,6 +157,32 @@ async def test_idle_sessions_close(mcp: McpServers, monkeypatch: pytest.MonkeyPa
     assert opened == ["demo", "demo"]
 
 
+async def test_one_sweep_timer_closes_sessions_idle_at_different_times(
+    mcp: McpServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pending sweep per loop: it closes the session idle long enough and is armed again for
+    the one given back later, which it closes in its turn."""
+    import asyncio
+
+    from shim.hosted import sessions
+    from shim.hosted.mcp_client import list_tools
+    from shim.hosted.servers import McpServer
+
+    monkeypatch.setattr(sessions, "IDLE", 1.0)  # a sweep 1.5 s after the first given back
+    first, second = McpServer("demo", mcp.v1), McpServer("demo", mcp.v1, {"x-client": "2"})
+    config = _config()
+    await list_tools(first, config)
+    await asyncio.sleep(0.8)
+    await list_tools(second, config)
+    assert len(sessions._POOL.sweeps) == 1
+    await asyncio.sleep(1.1)  # the sweep ran: the first idle 1.5 s, the second at most 0.7
+    assert sessions.key_of(first, config) not in sessions._POOL.idle
+    assert sessions.key_of(second, config) in sessions._POOL.idle
+    await asyncio.sleep(1.3)  # armed again for 1.5 s after the second came back
+    assert sessions.key_of(second, config) not in sessions._POOL.idle
+    assert not sessions._POOL.sweeps
+
+
 async def test_a_restarted_server_gets_a_new_session(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The kept session died with the server: the next operation opens a new one and succeeds."""
     import socket

@@ -335,6 +335,48 @@ async def test_synthetic_server_requests_in_the_stream_are_answered(synthetic: S
     ]
 
 
+def _ending_late(gate: asyncio.Event, ports: list[int]) -> Handler:
+    """The list answered in an SSE stream whose end waits for ``gate`` (the peer port of each
+    request kept in ``ports``)."""
+
+    async def handle(fake: Synthetic, body: dict[str, Any], request: web.Request) -> web.StreamResponse:
+        ports.append(request.transport.get_extra_info("peername")[1] if request.transport else 0)
+        out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await out.prepare(request)
+        message = {"jsonrpc": "2.0", "id": body["id"], "result": {"tools": [TOOL]}}
+        await out.write(f"event: message\r\ndata: {json.dumps(message)}\r\n\r\n".encode())
+        await gate.wait()
+        await out.write_eof()
+        return out
+
+    return handle
+
+
+@pytest.mark.parametrize("ends", ["later", "never"])
+async def test_synthetic_an_answered_stream_ends_on_its_own(synthetic: Synthetic, ends: str) -> None:
+    """The answer is used as it arrives, the stream's end not awaited; a stream that ends after
+    the answer was used gives its connection back for the next request, one that does not end
+    within the grace has its connection closed (the next request opens another)."""
+    from shim.hosted import sessions
+
+    gate, ports = asyncio.Event(), []
+    synthetic.on = {"tools/list": _ending_late(gate, ports)}
+    server, config = McpServer("fake", synthetic.url), _config(synthetic)
+    assert [t.name for t in await list_tools(server, config)] == ["echo"]
+    (session,) = [s for idle in sessions._POOL.idle.values() for s in idle]
+    assert session.unended()  # returned before the stream's end
+    if ends == "later":
+        gate.set()
+    for _ in range(200):
+        if not session.unended():
+            break
+        await asyncio.sleep(0.01)
+    assert not session.unended()  # ended, or closed after the grace
+    gate.set()
+    assert [t.name for t in await list_tools(server, config)] == ["echo"]
+    assert (ports[0] == ports[1]) is (ends == "later")
+
+
 async def _closing_early(fake: Synthetic, body: dict[str, Any], request: web.Request) -> web.StreamResponse:
     """The stream ends after an event with an id, before the answer (as a server polling its
     clients does); the answer comes on the resumed stream."""
