@@ -111,8 +111,8 @@ async def prepare(
     check_request_fields(
         checked, diags, unknown
     )  # refused before any store read (translate/request_fields.py)
-    scope = ctx.scope(client_key)
     scopes = ctx.scopes(client_key)  # scope first: what this turn writes goes under it
+    scope = scopes[0]
     history = await continue_from(
         ctx.store,
         scopes,
@@ -283,7 +283,7 @@ async def complete(
         ctx, turn.resolved, turn.fitting, turn.chat_request, stream=False, translate=turn.translate
     )
     try:
-        resource, _ = chat_completion_to_response(
+        resource = chat_completion_to_response(
             turn.template,
             turn.resolved.dialect,
             response.content,
