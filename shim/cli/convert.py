@@ -126,7 +126,7 @@ def convert_text(text: str, kind: str, dialect_name: str, diags: Diagnostics) ->
         template = r.ResponseResource(
             id="resp_converted", created_at=completion.created, model=completion.model
         )
-        resource, _ = chat_completion_to_response(
+        resource = chat_completion_to_response(
             template, dialect, data, ids=ids, clock=fixed_clock(completion.created)
         )
         return _json.encode(resource).decode()

@@ -68,6 +68,10 @@ def _reasoning_text(item: r.ReasoningBody) -> str:
     return "\n\n".join(part.text for part in item.summary)
 
 
+# The items ``open_with_origins`` may open (a tuple: no union object built per item).
+_SEALABLE = (r.ReasoningItemParam, r.CompactionSummaryItemParam)
+
+
 class SealedItems:
     """Seals and opens items for one caller scope."""
 
@@ -121,7 +125,7 @@ class SealedItems:
     ) -> tuple[list[r.ItemParam], list[str | None]]:
         """``open_items``, and beside each item it returns the dialect family sealed with its
         reasoning, else ``None`` (shim/upstream/families.py)."""
-        if not any(isinstance(i, r.ReasoningItemParam | r.CompactionSummaryItemParam) for i in items):
+        if not any(isinstance(i, _SEALABLE) for i in items):
             return items, [None] * len(items)
         out: list[r.ItemParam] = []
         origins: list[str | None] = []

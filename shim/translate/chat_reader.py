@@ -8,6 +8,7 @@ read: Open Responses has one output per response.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import msgspec
@@ -98,12 +99,18 @@ def _logprobs(items: list[c.ChatCompletionTokenLogprob] | None) -> list[TokenLog
     ]
 
 
+@functools.lru_cache(maxsize=64)
+def _delta_fields(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Only real ``ChoiceDelta`` fields can ever hold a value, so the others are dropped; once
+    per dialect, not per stream (issue 18)."""
+    return tuple(f for f in names if f in c.ChoiceDelta.__struct_fields__)
+
+
 class ChatStreamReader:
     """Feed decoded chunks (or SSE ``data`` strings); ``finish()`` flushes held-back text."""
 
     def __init__(self, rules: ResponseRules, ids: IdFactory) -> None:
-        # Only real ``ChoiceDelta`` fields can ever hold a value, so the others are dropped here.
-        self._fields = tuple(f for f in rules.reasoning_fields if f in c.ChoiceDelta.__struct_fields__)
+        self._fields = _delta_fields(rules.reasoning_fields)
         self._ids = ids
         self._think = (
             ThinkSplitter(

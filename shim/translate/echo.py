@@ -39,7 +39,7 @@ def response_template(
     # The client-executed tools, in the order the request writer lowers them: the response
     # writer rebuilds the lowering table from this echo to raise the upstream's calls.
     quiet = Diagnostics("ignore")  # the request writer reported these already
-    tools = client_tools(body.tools, quiet)
+    tools = client_tools(body.tools, quiet) if body.tools else []
     for item in body.input if isinstance(body.input, list) else ():
         if isinstance(item, r.AdditionalToolsItemParam):
             tools.extend(client_tools(item.tools, quiet))
@@ -53,7 +53,7 @@ def response_template(
         status="in_progress",
         previous_response_id=body.previous_response_id,
         instructions=body.instructions,
-        tools=echo_tools(tools),
+        tools=echo_tools(tools) if tools else [],
         tool_choice=body.tool_choice if body.tool_choice is not None else "auto",
         truncation=body.truncation or "disabled",
         parallel_tool_calls=body.parallel_tool_calls if body.parallel_tool_calls is not None else True,

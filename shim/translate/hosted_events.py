@@ -42,6 +42,14 @@ _ARGUMENTS = (
 )
 _CALLS = (r.FunctionCall, *r.ClientCall.__args__)
 
+# A merged text delta encoded once with these in its ``sequence_number`` and ``delta`` shows where
+# they go in its SSE bytes (``RoundMerger.texts``), as ``ResponsesStreamWriter.texts_sse`` learns.
+_json = msgspec.json.Encoder().encode
+_SEQ_PROBE = str(7_302_915_846_113)
+_TEXT_PROBE = "\x00shim-text-probe\x00"
+_TEXT_PROBE_JSON = _json(_TEXT_PROBE).decode()
+_TEXT_DELTA_SSE = "event: response.output_text.delta\ndata: "
+
 
 @dataclass
 class HostedCallState:
@@ -69,6 +77,20 @@ def _add_usage(a: r.Usage | None, b: r.Usage | None) -> r.Usage | None:
             + b.output_tokens_details.reasoning_tokens
         ),
     )
+
+
+def _text_frame(like: r.ResponseOutputTextDeltaStreamingEvent) -> tuple[str, str, str] | None:
+    """The SSE text of a text delta of ``like``'s part around its delta and sequence number (which
+    the struct encodes last), or ``None`` if a probe shows up twice."""
+    probe = msgspec.structs.replace(like, sequence_number=int(_SEQ_PROBE), delta=_TEXT_PROBE, logprobs=[])
+    data = _json(probe).decode()
+    if data.count(_SEQ_PROBE) != 1 or data.count(_TEXT_PROBE_JSON) != 1:
+        return None
+    head, _, rest = data.partition(_TEXT_PROBE_JSON)
+    mid, found, tail = rest.partition(_SEQ_PROBE)
+    if not found:  # the sequence number before the delta
+        return None
+    return _TEXT_DELTA_SSE + head, mid, tail + "\n\n"
 
 
 def _query(arguments: str) -> str:
@@ -106,6 +128,9 @@ class RoundMerger:
         self._offset = 0
         self._held: r.StreamingEvent | None = None  # the round's terminal event
         self._annotations: dict[tuple[str, int], list[r.UrlCitationBody]] = {}
+        # ``texts``' SSE frame: the part it was learnt for (item id, output index, content
+        # index), then the text around the delta and the sequence number (None: a probe clashed).
+        self._frame: tuple[tuple[str, int, int], tuple[str, str, str] | None] | None = None
 
     def _next(self) -> int:
         n = self._seq
@@ -228,6 +253,35 @@ class RoundMerger:
             event.sequence_number = self._next()
             out.append(event)
         return out
+
+    def texts(
+        self, like: r.ResponseOutputTextDeltaStreamingEvent, texts: list[str]
+    ) -> list[r.StreamingEvent | bytes]:
+        """The merged ``response.output_text.delta`` events of more non-empty ``texts`` (no
+        logprobs) in the part of ``like`` (its last merged text delta), numbered next: one run of
+        SSE bytes, as ``encode_tagged`` writes each (issue 18: no event struct built, renumbered
+        or encoded; the round's writer noted the texts). Structs if the part cannot be framed."""
+        part = (like.item_id, like.output_index, like.content_index)
+        frame = self._frame
+        if frame is None or frame[0] != part:
+            frame = self._frame = (part, _text_frame(like))
+        seq = self._seq
+        self._seq = seq + len(texts)
+        around = frame[1]
+        if around is None:  # the long way: an item id holding a probe
+            return [
+                msgspec.structs.replace(like, sequence_number=n, delta=text, logprobs=[])
+                for n, text in enumerate(texts, seq)
+            ]
+        head, mid, tail = around
+        parts: list[str] = []
+        for text in texts:
+            if '"' in text or "\\" in text or not text.isprintable():
+                parts.append(f"{head}{_json(text).decode()}{mid}{seq}{tail}")
+            else:  # the text is its own JSON string's body
+                parts.append(f'{head}"{text}"{mid}{seq}{tail}')
+            seq += 1
+        return ["".join(parts).encode()]
 
     def _mcp_args(
         self,

@@ -53,8 +53,12 @@ def copy_same_name(
     target: r.CreateResponseBody | c.ChatCompletionRequest,
     direction: Literal["to_chat", "to_responses"],
 ) -> None:
+    """``target`` is a fresh request, these fields unset (``None``): only the values ``source``
+    has are written (most requests set none of them: a ``setattr`` less each, issue 18)."""
     for name in _TO_CHAT if direction == "to_chat" else _TO_RESPONSES:
-        setattr(target, name, getattr(source, name))
+        value = getattr(source, name)
+        if value is not None:
+            setattr(target, name, value)
 
 
 def echoed(body: r.CreateResponseBody) -> dict[str, Any]:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
+from msgspec import UNSET
+
 from shim.core.deltas import Delta, ErrorDelta, TextDelta
-from shim.dialects.model import Dialect
+from shim.dialects.model import Dialect, ResponseRules
 from shim.errors import UpstreamTruncated
 from shim.ids import Clock, IdFactory
 from shim.sse import SSEDecoder
-from shim.translate.chat_reader import ChatStreamReader, read_completion
-from shim.translate.responses_writer import ResponsesStreamWriter
+from shim.translate.chat_reader import ChatStreamReader, finish_reason, read_completion, usage_delta
+from shim.translate.responses_writer import ResponsesStreamWriter, usage_of
 from shim.wire import chat as c
 from shim.wire import responses as r
 
@@ -131,14 +134,73 @@ def chat_completion_to_response(
     ids: IdFactory,
     clock: Clock,
     include_logprobs: bool = False,
-) -> tuple[r.ResponseResource, list[Delta]]:
+) -> r.ResponseResource:
+    """A whole completion as the response: the writer fed a stream of one, or, for an answer of
+    plain text, the same resource written straight (``_plain_answer``)."""
     completion = c.decode_completion(data)
-    deltas = read_completion(completion, dialect.response, ids)
+    rules = dialect.response
+    answer = _plain_answer(template, completion, rules, ids, clock, include_logprobs)
+    if answer is not None:
+        return answer
+    deltas = read_completion(completion, rules, ids)
     writer = ResponsesStreamWriter(template, ids=ids, clock=clock, include_logprobs=include_logprobs)
     writer.start()
     writer.feed_all(deltas)
     writer.finish()
-    return writer.response, deltas
+    return writer.response
+
+
+def _plain_answer(
+    template: r.ResponseResource,
+    completion: c.ChatCompletion,
+    rules: ResponseRules,
+    ids: IdFactory,
+    clock: Clock,
+    include_logprobs: bool,
+) -> r.ResponseResource | None:
+    """What ``ResponsesStreamWriter`` makes of a completion that is one choice of plain text (or
+    of nothing): no reasoning, refusal, tool call, ``<think>`` splitting or logprobs to write.
+    Issue 18: no chunk, deltas, reader or events built on the way. ``None`` for anything else
+    (the long way). ``tests/test_plain_answer.py`` holds it to the long way."""
+    choices = completion.choices
+    if rules.think_tags or len(choices) != 1:
+        return None
+    choice = choices[0]
+    msg = choice.message
+    reasoning, reasoning_content = msg.reasoning, msg.reasoning_content
+    if (
+        choice.index != 0
+        or msg.refusal
+        or msg.tool_calls
+        or isinstance(msg.function_call, c.Function)
+        or (reasoning and isinstance(reasoning, str))
+        or (reasoning_content and isinstance(reasoning_content, str))
+        or (include_logprobs and choice.logprobs is not None and choice.logprobs.content)
+    ):
+        return None
+    # The ids and the clock are asked in the writer's order: the message's id, then the time.
+    finish = finish_reason(choice.finish_reason) if choice.finish_reason else "stop"
+    incomplete = finish == "length" or finish == "content_filter"
+    output: list[r.ItemField] = []
+    text = msg.content
+    if text:
+        part = r.OutputTextContent(text=text, annotations=[], logprobs=[] if include_logprobs else UNSET)
+        status: r.Status = "incomplete" if incomplete else "completed"
+        output.append(r.Message(id=ids("msg"), status=status, role="assistant", content=[part]))
+    now = clock()
+    answer = msgspec.structs.replace(template, output=output)
+    usage = completion.usage
+    if isinstance(usage, c.CompletionUsage):
+        answer.usage = usage_of(usage_delta(usage))
+    if incomplete:
+        answer.status = "incomplete"
+        answer.incomplete_details = r.IncompleteDetails(
+            reason="max_output_tokens" if finish == "length" else "content_filter"
+        )
+    else:
+        answer.status = "completed"
+        answer.completed_at = now
+    return answer
 
 
 def run_stream(stream: ChatToResponsesStream, chunks: Iterable[bytes]) -> list[r.StreamingEvent]:

@@ -79,6 +79,7 @@ INCLUDABLE = frozenset(
     }
 )
 
+_REFUSED = tuple(name for name, handling in FIELDS.items() if handling == "refused")
 _WHY: dict[str, str] = {}  # a refusal with more to say than the default message
 
 
@@ -93,8 +94,8 @@ def check_request_fields(
 ) -> None:
     """Refuse or report what a turn over a Chat upstream cannot do, before anything runs.
     ``unknown``: top-level fields in neither schema (``decode_create_request``), reported."""
-    for name, handling in FIELDS.items():
-        if handling == "refused" and getattr(body, name) is not None:
+    for name in _REFUSED:
+        if getattr(body, name) is not None:
             raise _refuse(name)
     for n, value in enumerate(body.include or ()):
         if value not in INCLUDABLE:

@@ -37,7 +37,7 @@ from shim.ids import Clock, IdFactory
 from shim.translate.tools import Lowered, ToolTable, fitting_call_id, lower_tools, raise_call
 from shim.wire import responses as r
 
-__all__ = ["ResponsesStreamWriter", "to_logprobs"]
+__all__ = ["ResponsesStreamWriter", "to_logprobs", "usage_of"]
 
 _json = msgspec.json.Encoder().encode
 # A text delta event is encoded once with these in its ``sequence_number`` and ``delta`` to learn
@@ -59,6 +59,17 @@ def to_logprobs(items: list[TokenLogprob]) -> list[r.LogProb]:
         )
         for t in items
     ]
+
+
+def usage_of(u: UsageDelta) -> r.Usage:
+    """The response's ``usage`` for the upstream's counts."""
+    return r.Usage(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        total_tokens=u.input_tokens + u.output_tokens,
+        input_tokens_details=r.InputTokensDetails(cached_tokens=u.cached_tokens),
+        output_tokens_details=r.OutputTokensDetails(reasoning_tokens=u.reasoning_tokens),
+    )
 
 
 # A streamed text is kept as its pieces until the part closes; every _LOOSE pieces are joined
@@ -156,8 +167,9 @@ class ResponsesStreamWriter:
         # was learnt for, that part's index, and the text around the delta and sequence number.
         self._frame: tuple[_Message, int, str, str, str] | None = None
         # Client tools other than plain functions were lowered: their calls are raised back.
-        plain = all(isinstance(t, r.FunctionTool) for t in template.tools)
-        self._table: ToolTable | None = None if plain else lower_tools(template.tools)
+        tools = template.tools
+        plain = not tools or all(isinstance(t, r.FunctionTool) for t in tools)
+        self._table: ToolTable | None = None if plain else lower_tools(tools)
 
     # ------------------------------------------------------------------ public API
 
@@ -336,14 +348,7 @@ class ResponsesStreamWriter:
     def _snapshot(self) -> r.ResponseResource:
         snap = msgspec.structs.replace(self._template, output=list(self._output))
         if self._usage is not None:
-            u = self._usage
-            snap.usage = r.Usage(
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                total_tokens=u.input_tokens + u.output_tokens,
-                input_tokens_details=r.InputTokensDetails(cached_tokens=u.cached_tokens),
-                output_tokens_details=r.OutputTokensDetails(reasoning_tokens=u.reasoning_tokens),
-            )
+            snap.usage = usage_of(self._usage)
         return snap
 
     def _close(self, out: list[r.StreamingEvent], status: r.Status = "completed") -> None:

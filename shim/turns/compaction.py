@@ -83,7 +83,7 @@ async def compact(
         create, response_id=ctx.ids("resp"), created_at=ctx.clock(), model=body.model or "", store=False
     )
     try:
-        resource, _ = chat_completion_to_response(
+        resource = chat_completion_to_response(
             template, resolved.dialect, answer.content, ids=ctx.ids, clock=ctx.clock
         )
     except msgspec.DecodeError as exc:

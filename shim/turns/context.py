@@ -61,7 +61,10 @@ class TurnContext:
     def scopes(self, client_key: str | None) -> tuple[str, ...]:
         """Every scope the caller's records may be under: the current one first, then one per
         previous secret (in ``previous_secrets`` order, as ``Sealer`` expects)."""
-        return (self.scope(client_key), *(scope_of(p, client_key) for p in self.previous_secrets))
+        scope = scope_of(self.secret, client_key)
+        if not self.previous_secrets:
+            return (scope,)
+        return (scope, *(scope_of(p, client_key) for p in self.previous_secrets))
 
     def sealed(self, scope: str, *previous: str) -> SealedItems:
         """Seals under ``scope``; opens under it or the ``previous`` secrets' scopes

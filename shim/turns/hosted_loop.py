@@ -4,7 +4,8 @@
 server the operator does not allow, before any connection. ``start`` (in ``prepare``) lists each
 MCP server's tools — or reuses an ``mcp_list_tools`` item of the conversation — runs the calls
 the client approved (``mcp_approval_response``), and offers the tools as namespaced functions.
-``event_batches`` then drives the pump once per round: the merger (``translate/hosted_events.py``)
+``event_batches`` then drives the pump once per round (``hosted_rounds.py``: how a round is read
+and merged for each kind of client): the merger (``translate/hosted_events.py``)
 makes one response of the rounds' events; between rounds the loop runs the hosted calls, feeds
 their outputs back and asks again — until the model answers, asks for approval, calls a client
 tool, or ``max_tool_calls`` / ``hosted_max_rounds`` is reached (then ``tool_choice`` is
@@ -17,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import msgspec
@@ -43,7 +44,8 @@ from shim.translate.hosted_tools import (
     needs_approval,
 )
 from shim.turns.context import TurnContext
-from shim.turns.pump import pump
+from shim.turns.hosted_rounds import Framed, FramedRound, Round, whole_round
+from shim.turns.pump import Translation, pump
 from shim.upstream.redaction import EventRedactor, redact
 from shim.wire import chat as c
 from shim.wire import responses as r
@@ -51,7 +53,7 @@ from shim.wire import responses as r
 if TYPE_CHECKING:
     from shim.turns.responses_over_chat import Turn
 
-__all__ = ["HostedTurn", "checked_body", "complete", "event_batches", "requested", "start"]
+__all__ = ["HostedTurn", "checked_body", "complete", "event_batches", "requested", "sse_batches", "start"]
 
 _LIMIT = {
     "type": "mcp_protocol_error",
@@ -277,32 +279,6 @@ def echo(template: r.ResponseResource, hosted: HostedTurn) -> None:
     template.tools = [*template.tools, *(t.echo() for t in hosted.tools)]
 
 
-class _Round:
-    """One round's ``EventsTranslation`` seen through the merger (the pump's ``Translation``)."""
-
-    def __init__(self, inner: Any, merger: RoundMerger) -> None:
-        self.inner, self.merger = inner, merger
-
-    def start(self) -> list[r.StreamingEvent]:
-        return []
-
-    def feed(self, data: bytes) -> list[r.StreamingEvent]:
-        return self.merger.feed(self.inner.feed(data))
-
-    def finish(self) -> list[r.StreamingEvent]:
-        return self.merger.feed(self.inner.finish())
-
-    def fail(self, error: UpstreamError) -> list[r.StreamingEvent]:
-        return self.merger.feed(self.inner.fail(error))
-
-    def unstored(self, tail: list[r.StreamingEvent], error: ShimError) -> list[r.StreamingEvent]:
-        return self.inner.unstored(tail, error)  # type: ignore[no-any-return]
-
-    @property
-    def stopped(self) -> bool:
-        return bool(self.inner.stopped)
-
-
 def _error_text(error: dict[str, Any]) -> str:
     if isinstance(error.get("message"), str):
         return f"Error: {error['message']}"
@@ -310,12 +286,37 @@ def _error_text(error: dict[str, Any]) -> str:
     return "Error: " + (" ".join(t for t in texts if t) or "the tool failed")
 
 
-async def event_batches(
+def event_batches(
     ctx: TurnContext,
     turn: Turn,
     response: httpx.Response,
     local: MutableMapping[str, StoredResponse] | None = None,
 ) -> AsyncIterator[list[r.StreamingEvent] | None]:
+    """The merged events of the rounds, batched as the pump batches them (``None``: keep-alive)."""
+    # Not framed: every batch is a list of event structs.
+    batches = _rounds(ctx, turn, response, local, framed=False, whole=False)
+    return cast("AsyncIterator[list[r.StreamingEvent] | None]", batches)
+
+
+def sse_batches(
+    ctx: TurnContext, turn: Turn, response: httpx.Response
+) -> AsyncIterator[Sequence[Framed] | None]:
+    """``event_batches`` for an SSE client: runs of text deltas as their SSE bytes already."""
+    return _rounds(ctx, turn, response, None, framed=True, whole=False)
+
+
+async def _rounds(
+    ctx: TurnContext,
+    turn: Turn,
+    response: httpx.Response,
+    local: MutableMapping[str, StoredResponse] | None,
+    *,
+    framed: bool,
+    whole: bool,
+) -> AsyncIterator[list[Any] | None]:
+    """The rounds. ``framed``: text deltas as SSE bytes (``FramedRound``). ``whole``: for
+    ``complete``, which reads no batch but the stored response: an unstreamed round is read whole
+    without the pump's keep-alive machinery (``whole_round``) and a call is awaited in place."""
     from shim.turns.responses_over_chat import EventsTranslation, fail_after_finish, remember
 
     hosted = turn.hosted
@@ -361,15 +362,19 @@ async def event_batches(
                     failure.message = redact(failure.message, turn.resolved.upstream_key)
                 await remember(ctx, turn, merger.response, local)
 
-        async for batch in pump(
-            response,
-            _Round(inner, merger),
-            ctx.timing,
-            redactor,
-            on_finish=finished,
-            decoded=not inner.streamed,
-        ):
-            yield batch
+        if whole and not inner.streamed:
+            yield await whole_round(response, Round(inner, merger), ctx.timing, redactor, finished)
+        else:
+            translation: Translation[Any] = FramedRound(inner, merger) if framed else Round(inner, merger)
+            async for batch in pump(
+                response,
+                translation,
+                ctx.timing,
+                redactor,
+                on_finish=finished,
+                decoded=not inner.streamed,
+            ):
+                yield batch
         if merger.finished:
             return
         rounds += 1
@@ -384,6 +389,9 @@ async def event_batches(
             error: dict[str, Any] | None = _LIMIT
             if answer_now or (limit is not None and hosted.calls >= limit):
                 over = True
+            elif whole:  # nobody reads a keep-alive moment: the call is awaited in place
+                hosted.calls += 1
+                output, error = await _run(ctx, hosted, call.label, call.name, call.arguments)
             else:
                 hosted.calls += 1
                 running = asyncio.ensure_future(_run(ctx, hosted, call.label, call.name, call.arguments))
@@ -438,9 +446,11 @@ async def complete(
     from shim.turns.responses_over_chat import open_stream
 
     response = await open_stream(ctx, turn)
-    async for _ in event_batches(ctx, turn, response, local):
+    async for _ in _rounds(ctx, turn, response, local, framed=False, whole=True):
         pass
     assert turn.stored is not None, "the last round remembers the turn"
+    if turn.unstored is not None:  # nobody could retrieve it: refused, as a plain whole answer is
+        raise turn.unstored
     resource = turn.stored.resource
     if resource.status == "failed" and resource.error is not None:
         raise UpstreamError(resource.error.message, code=resource.error.code)

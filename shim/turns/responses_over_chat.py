@@ -78,6 +78,9 @@ class Turn:
     fitting: Fitting | None = None  # truncation "auto" (turns/context_limits.py)
     hosted: hosted_loop.HostedTurn | None = None  # hosted tools: several rounds (turns/hosted_loop.py)
     compaction: r.CompactionBody | None = None  # context_management's item: the first output item
+    # the store's failure to keep the finished answer (``remember``): a stream says it in its last
+    # events; an answer collected whole from a stream is refused with it, as a plain whole one is
+    unstored: ShimError | None = None
     # The request for another upstream of the route (its dialect, model and family's reasoning),
     # of the window being sent: upstream/failover.py. ``None`` on a one-upstream route.
     translate: Callable[[Resolved], c.ChatCompletionRequest] | None = None
@@ -108,8 +111,8 @@ async def prepare(
     check_request_fields(
         checked, diags, unknown
     )  # refused before any store read (translate/request_fields.py)
-    scope = ctx.scope(client_key)
     scopes = ctx.scopes(client_key)  # scope first: what this turn writes goes under it
+    scope = scopes[0]
     history = await continue_from(
         ctx.store,
         scopes,
@@ -256,11 +259,15 @@ async def remember(
     note_usage(usage.input_tokens if usage else None, usage.output_tokens if usage else None)
     if local is not None:
         local[resource.id] = stored
-    if turn.store and ctx.store is not None:
-        await ctx.store.save(turn.scope, stored)
-    if turn.conversation is not None:  # input and output as one block (conversation_items.py)
-        output = stored.history[len(turn.items) :]
-        await turn_finished(ctx.conversations, turn, output, resource.status, ctx.ids)
+    try:
+        if turn.store and ctx.store is not None:
+            await ctx.store.save(turn.scope, stored)
+        if turn.conversation is not None:  # input and output as one block (conversation_items.py)
+            output = stored.history[len(turn.items) :]
+            await turn_finished(ctx.conversations, turn, output, resource.status, ctx.ids)
+    except ShimError as exc:
+        turn.unstored = exc
+        raise
 
 
 async def complete(
@@ -276,7 +283,7 @@ async def complete(
         ctx, turn.resolved, turn.fitting, turn.chat_request, stream=False, translate=turn.translate
     )
     try:
-        resource, _ = chat_completion_to_response(
+        resource = chat_completion_to_response(
             turn.template,
             turn.resolved.dialect,
             response.content,
@@ -303,6 +310,8 @@ async def _collected(
     async for _ in event_batches(ctx, turn, response, local):
         pass
     assert turn.stored is not None, "the stream's end remembers the turn"
+    if turn.unstored is not None:  # nobody could retrieve it: refused, as a plain whole answer is
+        raise turn.unstored
     resource = turn.stored.resource
     if resource.status == "failed" and resource.error is not None:
         if _said_nothing(resource) and not turn.body.background:
@@ -461,7 +470,7 @@ def sse_batches(
 ) -> AsyncIterator[Sequence[Framed] | None]:
     """``event_batches`` for an SSE client: runs of text deltas as their bytes already."""
     if turn.hosted is not None:
-        return hosted_loop.event_batches(ctx, turn, response)
+        return hosted_loop.sse_batches(ctx, turn, response)
     translation = FramedTranslation(EventsTranslation(ctx, turn))
     return _pumped(ctx, turn, response, translation, translation.driver, None, last=True)
 

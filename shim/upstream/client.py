@@ -70,10 +70,17 @@ class _Bounded(httpx.AsyncByteStream):
     it has them (no async generator per chunk); a body that has ``arrived()`` whole is read
     without the timer (reading it cannot wait)."""
 
-    def __init__(self, inner: httpx.AsyncByteStream, max_bytes: int, deadline: float) -> None:
+    def __init__(
+        self,
+        inner: httpx.AsyncByteStream,
+        max_bytes: int,
+        deadline: float,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.inner = inner
         self.max_bytes = max_bytes
         self.deadline = deadline
+        self._loop = loop  # (the running one, found at the first read if not given)
         self._timer: asyncio.TimerHandle | None = None
         self._waiter: asyncio.Task[object] | None = None  # the task awaiting a chunk
         self._cancelling = 0  # its ``cancelling()`` count before the deadline cancelled it
@@ -94,9 +101,14 @@ class _Bounded(httpx.AsyncByteStream):
         """One chunk, awaited under the deadline."""
         if self._expired:
             raise self._over()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_at(self.deadline, self._expire)
-        task = self._waiter = asyncio.current_task()
+            self._timer = loop.call_at(self.deadline, self._expire)
+        # (given the loop, ``current_task`` skips ``get_running_loop``: on Python 3.11 that is a
+        # ``getpid`` system call, per chunk of a stream here; bench/README.md issue 18)
+        task = self._waiter = asyncio.current_task(loop)
         try:
             return await read()
         except asyncio.CancelledError:
@@ -104,7 +116,7 @@ class _Bounded(httpx.AsyncByteStream):
                 raise self._over() from None
             raise
         except TimeoutError:  # (the inner stream's own, e.g. a read timeout at the deadline)
-            if asyncio.get_running_loop().time() < self.deadline:
+            if loop.time() < self.deadline:
                 raise
             raise self._over() from None
         finally:
@@ -207,6 +219,8 @@ class _Inflated(httpx.AsyncByteStream):
 def _decoded(response: httpx.Response) -> None:
     """Decode a compressed answer here (the upstream was asked for ``identity``): its stream then
     yields decoded bytes, and httpx no longer decodes it."""
+    if getattr(response.stream, "identity", False):  # the transport saw no content-encoding
+        return
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding in ("", "identity"):
         return
@@ -492,7 +506,7 @@ class UpstreamClient:
                 if self.tap is not None and request is not None:  # shim serve --record, /inspector
                     response.stream = self.tap(resolved, request, response)
                 if response.status_code < 400:
-                    await self._bound(response, deadline)
+                    await self._bound(response, deadline, loop)
                     if not stream:
                         await self._read_whole(response)
                     return response
@@ -512,7 +526,9 @@ class UpstreamClient:
             note_retry()
             await asyncio.sleep(backoff)
 
-    async def _bound(self, response: httpx.Response, deadline: float) -> None:
+    async def _bound(
+        self, response: httpx.Response, deadline: float, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         """The answer's body decoded, then bounded by the total time and the size limit; raises
         ``UpstreamError`` (the answer closed) for a content-encoding the shim cannot decode."""
         try:
@@ -522,7 +538,7 @@ class UpstreamClient:
             await response.aclose()
             raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _Bounded(response.stream, self.max_response_bytes, deadline)
+        response.stream = _Bounded(response.stream, self.max_response_bytes, deadline, loop)
 
     @staticmethod
     async def _error_body(response: httpx.Response, deadline: float) -> bytes:

@@ -39,12 +39,13 @@ import asyncio
 import functools
 import re
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from itertools import chain
 from typing import Any, cast
 
 import aiohttp
 import httpx
+from aiohttp import hdrs
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ConnectionKey
 from aiohttp.helpers import TimerNoop
@@ -132,7 +133,7 @@ class _Target:
 class Prepared:
     """A request's headers as aiohttp takes them, checked once per set (the length aside)."""
 
-    __slots__ = ("expects", "pairs", "skip", "source")
+    __slots__ = ("built", "expects", "pairs", "skip", "source")
 
     def __init__(
         self, source: httpx.Headers, pairs: list[tuple[str, str]], skip: frozenset[str] | None
@@ -142,6 +143,48 @@ class Prepared:
         self.skip = skip  # aiohttp's own headers to leave out (``None``: all three present)
         # an ``Expect`` header: aiohttp's body writer waits for ``100 Continue`` (``_post``)
         self.expects = any(name == "expect" for name, _ in pairs)
+        # aiohttp's header dict as ``ClientRequest.update_headers`` builds it from ``pairs``, per
+        # request host (``_Request``)
+        self.built: dict[str | None, CIMultiDict[str]] = {}
+
+
+class _WithLength:
+    """A prepared header set and one request's length, as ``_Request`` takes them; iterated,
+    the pairs aiohttp would take (the length last)."""
+
+    __slots__ = ("length", "prepared")
+
+    def __init__(self, prepared: Prepared, length: str | None) -> None:
+        self.prepared = prepared
+        self.length = length
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        yield from self.prepared.pairs
+        if self.length is not None:
+            yield ("content-length", self.length)
+
+
+class _Request(aiohttp.ClientRequest):
+    """aiohttp's request, its header dict copied from the one built for the set (and host) the
+    first time rather than built header by header for each request (~9 headers, a Python loop:
+    bench/README.md issue 18): ``update_headers`` of ``pairs`` is the same dict every time, and
+    the length comes last, as ``[*pairs, ("content-length", length)]`` would put it."""
+
+    def update_headers(self, headers: Any) -> None:
+        if type(headers) is not _WithLength:
+            super().update_headers(headers)
+            return
+        prepared = headers.prepared
+        host = self.url.host_port_subcomponent
+        built = prepared.built.get(host)
+        if built is None:
+            super().update_headers(prepared.pairs)
+            if len(prepared.built) >= _CACHED:
+                prepared.built.clear()
+            built = prepared.built[host] = self.headers.copy()
+        self.headers = built.copy()
+        if headers.length is not None:
+            self.headers.add("content-length", headers.length)
 
 
 def _as_httpx(exc: aiohttp.ClientError, sent: bool) -> httpx.TransportError:
@@ -245,7 +288,10 @@ class _Body(httpx.AsyncByteStream):
 
     Besides iteration, two coroutines spare a reader the async generator per chunk (the client's
     bounded reads use them): ``read_chunk`` (what has arrived, ``b""`` at the end) and
-    ``read_at_most`` (the whole body, or more than ``limit`` bytes of it)."""
+    ``read_at_most`` (the whole body, or more than ``limit`` bytes of it). ``identity``: the
+    answer has no ``Content-Encoding`` (the client need not look through httpx's headers)."""
+
+    identity = False
 
     def __init__(self, response: aiohttp.ClientResponse, slots: asyncio.Semaphore | None) -> None:
         self.response = response
@@ -590,7 +636,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         ``ClientResponse.start``, the calls ``ClientSession._request`` makes.
         ``tests/transport/test_aiohttp_shape.py`` fails if those change shape."""
         timeout = self._timeout(timeouts)
-        headers = prepared.pairs if length is None else [*prepared.pairs, ("content-length", length)]
+        headers = _WithLength(prepared, length)
         # The body written here right after the head, in the same loop turn, rather than by the
         # task aiohttp starts for it (Python 3.11 has no eager tasks: ~57,000 instructions a
         # request, bench/README.md issue 18). The same bytes go out; not when aiohttp would wait
@@ -605,7 +651,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         response: aiohttp.ClientResponse | None = None
         body = None
         try:
-            req = aiohttp.ClientRequest(
+            req = _Request(
                 "POST",
                 target.url,
                 headers=headers,
@@ -682,17 +728,76 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     @staticmethod
     def _answer(response: aiohttp.ClientResponse, slots: asyncio.Semaphore | None) -> httpx.Response:
+        body = _Body(response, slots)
+        body.identity = hdrs.CONTENT_ENCODING not in response.headers  # (aiohttp's parsed head)
+        extensions = {"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()}
+        if _FAST_ANSWER:
+            return _fast_response(response.status, response.raw_headers, body, extensions)
         return httpx.Response(
-            response.status,
-            headers=response.raw_headers,
-            stream=_Body(response, slots),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
+            response.status, headers=response.raw_headers, stream=body, extensions=extensions
         )
 
     async def aclose(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+def _fast_headers(raw: tuple[tuple[bytes, bytes], ...]) -> httpx.Headers:
+    """``httpx.Headers(raw)`` for an answer's raw byte pairs, without its per-header calls and
+    checks (the pairs are bytes already); httpx finds their encoding when first asked."""
+    headers = httpx.Headers.__new__(httpx.Headers)
+    headers._list = [(name, name.lower(), value) for name, value in raw]
+    headers._encoding = None
+    return headers
+
+
+def _fast_response(
+    status: int,
+    raw: tuple[tuple[bytes, bytes], ...],
+    stream: httpx.AsyncByteStream,
+    extensions: dict[str, Any],
+) -> httpx.Response:
+    """``httpx.Response(status, headers=raw, stream=stream, extensions=extensions)``, its
+    attributes set directly (~3 us less a request, bench/README.md issue 18). Used only when
+    ``_answer_shape_holds`` found both ways give the same object (checked at import)."""
+    response = httpx.Response.__new__(httpx.Response)
+    response.status_code = status
+    response.headers = _fast_headers(raw)
+    response._request = None
+    response.next_request = None
+    response.extensions = extensions
+    response.history = []
+    response.is_closed = False
+    response.is_stream_consumed = False
+    response.default_encoding = "utf-8"
+    response.stream = stream
+    response._num_bytes_downloaded = 0
+    return response
+
+
+def _answer_shape_holds() -> bool:
+    """Whether ``_fast_response`` builds what httpx's constructor builds, attribute for
+    attribute (an httpx release that adds or renames one falls back to the constructor)."""
+    samples: list[tuple[tuple[bytes, bytes], ...]] = [
+        ((b"Content-Type", b"application/json"), (b"X-A", b"1"), (b"x-a", b"2")),
+        ((b"X-Name", "caf\u00e9".encode()),),
+        ((b"X-Name", b"\xff"),),
+        (),
+    ]
+    stream = httpx.ByteStream(b"")
+    for raw in samples:
+        extensions = {"http_version": b"HTTP/1.1", "reason_phrase": b"OK"}
+        slow = httpx.Response(200, headers=raw, stream=stream, extensions=extensions)
+        fast = _fast_response(200, raw, stream, dict(extensions))
+        if vars(slow).keys() != vars(fast).keys() or vars(slow.headers) != vars(fast.headers):
+            return False
+        if any(getattr(slow, name) != getattr(fast, name) for name in vars(slow) if name != "headers"):
+            return False
+    return True
+
+
+_FAST_ANSWER = _answer_shape_holds()
 
 
 def build_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:

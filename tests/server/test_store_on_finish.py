@@ -27,6 +27,11 @@ Connect = Callable[[Shim], httpx.AsyncClient]
 ROUTES: dict[str, Callable[[], tuple[Any, Route]]] = {
     "responses-over-chat": lambda: (scripted_chat.app, Route(upstream=UPSTREAM_URL)),
     "responses-passthrough": lambda: (ScriptedResponses(), Route(upstream=UPSTREAM_URL, kind="responses")),
+    # a JSON turn sent upstream streamed so that a client hanging up stops it, collected whole
+    "responses-over-chat-cancel-json": lambda: (
+        scripted_chat.app,
+        Route(upstream=UPSTREAM_URL, dialect="llamacpp-python", cancel_json=True),
+    ),
 }
 
 

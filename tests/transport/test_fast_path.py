@@ -14,6 +14,7 @@ from aiohttp.client_proto import ResponseHandler
 
 from shim.dialects.registry import get_dialect
 from shim.settings import Route, Timeouts
+from shim.upstream import transport as shim_transport
 from shim.upstream.client import UpstreamClient
 from shim.upstream.routing import Resolved
 from tests.transport.scripted import Conn, Server, fetch, ok, transport
@@ -214,3 +215,93 @@ async def test_a_post_leaves_in_one_write(monkeypatch: pytest.MonkeyPatch) -> No
         assert written == seen
         assert written.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
         assert written.endswith(b'\r\n\r\n{"model":"m","n":%d}' % n)
+
+
+ANSWER_HEADS = {
+    "ascii, a repeated name": ((b"Content-Type", b"application/json"), (b"X-A", b"1"), (b"x-a", b"2")),
+    "utf-8 value": ((b"X-Name", "café".encode()),),
+    "latin-1 value": ((b"X-Name", b"\xff"),),
+    "none": (),
+}
+
+
+@pytest.mark.parametrize("raw", ANSWER_HEADS.values(), ids=ANSWER_HEADS.keys())
+def test_an_answer_is_built_as_httpx_builds_it(raw: tuple[tuple[bytes, bytes], ...]) -> None:
+    """The transport builds its ``httpx.Response`` attribute by attribute (issue 18: httpx's
+    constructor cost ~3 us an answer); the same object as ``httpx.Response(...)`` gives, headers
+    and their encoding included. If an httpx release changes that shape, the transport falls
+    back to the constructor (``_FAST_ANSWER`` false) and this fails, naming it."""
+    assert shim_transport._FAST_ANSWER, "httpx.Response changed shape: the fast answer is off"
+    stream = httpx.ByteStream(b"")
+    extensions = {"http_version": b"HTTP/1.1", "reason_phrase": b"OK"}
+    fast = shim_transport._fast_response(201, raw, stream, dict(extensions))
+    slow = httpx.Response(201, headers=raw, stream=stream, extensions=extensions)
+    assert type(fast) is httpx.Response
+    assert vars(fast.headers) == vars(slow.headers)
+    assert {k: v for k, v in vars(fast).items() if k != "headers"} == {
+        k: v for k, v in vars(slow).items() if k != "headers"
+    }
+    assert fast.headers.encoding == slow.headers.encoding
+    assert fast.headers.multi_items() == slow.headers.multi_items()
+    assert fast.headers.get("x-name") == slow.headers.get("x-name")
+
+
+IDENTITY = {
+    "no content-encoding": (b"", True),
+    "gzip": (b"content-encoding: gzip\r\n", False),
+    "identity named": (b"Content-Encoding: identity\r\n", False),
+}
+
+
+@pytest.mark.parametrize(("head", "identity"), IDENTITY.values(), ids=IDENTITY.keys())
+async def test_an_answer_says_whether_it_is_encoded(head: bytes, identity: bool) -> None:
+    """``_Body.identity`` (the client then skips looking through httpx's headers for a
+    content-encoding) only when aiohttp's parsed head has none."""
+
+    async def answer(conn: Conn) -> None:
+        while await conn.request():
+            await conn.send(ok(b'{"ok":true}', head))
+
+    async with Server(answer) as server:
+        client = transport()
+        try:
+            request = httpx.Request(
+                "POST", f"http://127.0.0.1:{server.port}/v1/chat/completions", content=b"{}"
+            )
+            response = await client.handle_async_request(request)
+            assert getattr(response.stream, "identity", None) is identity
+            await response.aclose()
+        finally:
+            await client.aclose()
+
+
+HEADER_SETS = {
+    "the client's set": {"host": "h:1", "accept": "*/*", "user-agent": "u", "x-org": "acme"},
+    "no host": {"accept": "*/*", "x-a": "1"},
+    "Host named otherwise": {"HOST": "other:2", "x-a": "1"},
+    "none": {},
+}
+
+
+@pytest.mark.parametrize("headers", HEADER_SETS.values(), ids=HEADER_SETS.keys())
+@pytest.mark.parametrize("length", ["12", None])
+async def test_a_request_holds_the_headers_aiohttp_builds(
+    headers: dict[str, str], length: str | None
+) -> None:
+    """``_Request`` copies the header dict built for a set the first time (issue 18): each
+    request holds what ``ClientRequest`` builds from the pairs and the length, names, order and
+    host included, and a change to one request's dict reaches no other."""
+    prepared = transport().prepare(httpx.Headers(headers))  # type: ignore[attr-defined]
+    assert prepared is not None
+    url = shim_transport.URL("http://127.0.0.1:9/v1/chat/completions")
+    pairs = [*prepared.pairs, *([("content-length", length)] if length else [])]
+    wanted = list(
+        aiohttp.ClientRequest("POST", url, headers=pairs, skip_auto_headers=prepared.skip).headers.items()
+    )
+    for _ in range(3):
+        made = shim_transport._Request(
+            "POST", url, headers=shim_transport._WithLength(prepared, length), skip_auto_headers=prepared.skip
+        )
+        assert list(made.headers.items()) == wanted
+        made.headers["x-changed"] = "1"
+    assert list(shim_transport._WithLength(prepared, length)) == pairs
