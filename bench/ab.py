@@ -52,6 +52,7 @@ def measure(target: Target, seconds: float, data_dir: Path, loads: set[str]) -> 
                         out[name] = m["server_cpu_s"] * 1000 / max(m["requests"], 1)
                         if clients == 1:  # the one-client latency (wall clock: read it with the load)
                             out["c=1 p50"] = m["p50_ms"]
+                            out["c=1 p99"] = m["p99_ms"]
             finally:
                 server.stop()
         finally:

@@ -18,6 +18,7 @@ would otherwise keep a task waiting on ``receive`` for the whole answer (~5 µs 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -98,11 +99,22 @@ class Leaving:
     request's cycle); at once if that ``receive`` would answer so now. It resumes reading as that
     ``receive`` does, or the connection's end could go unread. ``leaving(None)``: no more."""
 
-    __slots__ = ("callback", "cycle")
+    __slots__ = ("_cycle", "callback")
 
     def __init__(self) -> None:
         self.callback: Callable[[], None] | None = None
-        self.cycle: RequestResponseCycle | None = None  # the request's, once its head is read
+        # the request's cycle, once its head is read: weakly, because the cycle's scope holds this
+        # object, and a strong reference made every answered request a reference cycle that only
+        # the cyclic collector frees (its full collections were a one-client p99 of 2-5 ms)
+        self._cycle: weakref.ref[RequestResponseCycle] | None = None
+
+    @property
+    def cycle(self) -> RequestResponseCycle | None:
+        return None if self._cycle is None else self._cycle()
+
+    @cycle.setter
+    def cycle(self, cycle: RequestResponseCycle | None) -> None:
+        self._cycle = None if cycle is None else weakref.ref(cycle)
 
     def __call__(self, callback: Callable[[], None] | None) -> None:
         self.callback = callback

@@ -4,6 +4,7 @@ per JSON answer instead of two, the same bytes in the same order, nothing held p
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from typing import Any
 
@@ -292,6 +293,46 @@ async def test_uvicorn_tells_the_shim_its_client_left(stream: bool, monkeypatch:
             await asyncio.wait_for(cancelled.wait(), 5)
         assert tasks == [], "no watcher task"
     finally:
+        server.should_exit = True
+        await serving
+        await shim.client.aclose()
+
+
+@pytest.mark.parametrize("answers", [1, 40])
+async def test_a_finished_request_leaves_no_reference_cycle(answers: int) -> None:
+    """Each request's ``Leaving`` holds its cycle, whose scope holds the ``Leaving``: left
+    standing, every answered request was garbage only the cyclic collector could free, and the
+    collections of the full heap it brings on showed as a one-client p99 of 2-5 ms against 1
+    (bench.ab, issue 18, sixth round). Answered on one kept connection, none may be left."""
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    from tests.server.harness import build_shim
+
+    shim = build_shim()
+    server, serving, port = await _serving(shim.app)
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = b'{"model": "m", "input": "Say hello."}'
+        for _ in range(answers):
+            writer.write(
+                b"POST /v1/responses HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await asyncio.wait_for(reader.readexactly(length), 5)
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, RequestResponseCycle | Leaving)]
+        assert left == [], f"{len(left)} request objects freed only by the cyclic collector"
+        writer.close()
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
         server.should_exit = True
         await serving
         await shim.client.aclose()
