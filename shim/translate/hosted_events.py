@@ -19,6 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from shim.ids import Clock, IdFactory
+from shim.translate.responses_writer import text_frame
 from shim.wire import responses as r
 
 __all__ = ["HostedCallState", "RoundMerger"]
@@ -42,13 +43,7 @@ _ARGUMENTS = (
 )
 _CALLS = (r.FunctionCall, *r.ClientCall.__args__)
 
-# A merged text delta encoded once with these in its ``sequence_number`` and ``delta`` shows where
-# they go in its SSE bytes (``RoundMerger.texts``), as ``ResponsesStreamWriter.texts_sse`` learns.
 _json = msgspec.json.Encoder().encode
-_SEQ_PROBE = str(7_302_915_846_113)
-_TEXT_PROBE = "\x00shim-text-probe\x00"
-_TEXT_PROBE_JSON = _json(_TEXT_PROBE).decode()
-_TEXT_DELTA_SSE = "event: response.output_text.delta\ndata: "
 
 
 @dataclass
@@ -77,20 +72,6 @@ def _add_usage(a: r.Usage | None, b: r.Usage | None) -> r.Usage | None:
             + b.output_tokens_details.reasoning_tokens
         ),
     )
-
-
-def _text_frame(like: r.ResponseOutputTextDeltaStreamingEvent) -> tuple[str, str, str] | None:
-    """The SSE text of a text delta of ``like``'s part around its delta and sequence number (which
-    the struct encodes last), or ``None`` if a probe shows up twice."""
-    probe = msgspec.structs.replace(like, sequence_number=int(_SEQ_PROBE), delta=_TEXT_PROBE, logprobs=[])
-    data = _json(probe).decode()
-    if data.count(_SEQ_PROBE) != 1 or data.count(_TEXT_PROBE_JSON) != 1:
-        return None
-    head, _, rest = data.partition(_TEXT_PROBE_JSON)
-    mid, found, tail = rest.partition(_SEQ_PROBE)
-    if not found:  # the sequence number before the delta
-        return None
-    return _TEXT_DELTA_SSE + head, mid, tail + "\n\n"
 
 
 def _query(arguments: str) -> str:
@@ -264,7 +245,7 @@ class RoundMerger:
         part = (like.item_id, like.output_index, like.content_index)
         frame = self._frame
         if frame is None or frame[0] != part:
-            frame = self._frame = (part, _text_frame(like))
+            frame = self._frame = (part, text_frame(like))
         seq = self._seq
         self._seq = seq + len(texts)
         around = frame[1]

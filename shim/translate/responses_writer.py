@@ -37,14 +37,32 @@ from shim.ids import Clock, IdFactory
 from shim.translate.tools import Lowered, ToolTable, fitting_call_id, lower_tools, raise_call
 from shim.wire import responses as r
 
-__all__ = ["ResponsesStreamWriter", "to_logprobs", "usage_of"]
+__all__ = ["ResponsesStreamWriter", "text_frame", "to_logprobs", "usage_of"]
 
 _json = msgspec.json.Encoder().encode
 # A text delta event is encoded once with these in its ``sequence_number`` and ``delta`` to learn
-# where they go (``ResponsesStreamWriter.texts_sse``).
+# where they go (``text_frame``: ``ResponsesStreamWriter.texts_sse``, ``RoundMerger.texts``).
 _SEQ_PROBE = str(7_302_915_846_113)
-_TEXT_PROBE_JSON = _json("\x00shim-text-probe\x00").decode()
+_TEXT_PROBE = "\x00shim-text-probe\x00"
+_TEXT_PROBE_JSON = _json(_TEXT_PROBE).decode()
 _TEXT_DELTA_SSE = "event: response.output_text.delta\ndata: "
+
+
+def text_frame(like: r.ResponseOutputTextDeltaStreamingEvent) -> tuple[str, str, str] | None:
+    """The SSE text of a text delta of ``like``'s part around its delta and sequence number: the
+    event encoded once with probes, since a JSON number or string can be swapped for another
+    without changing anything around it. ``None`` if a probe shows up twice (an item id holding
+    the number, say): those texts go the long way."""
+    probe = msgspec.structs.replace(like, sequence_number=int(_SEQ_PROBE), delta=_TEXT_PROBE, logprobs=[])
+    data = _json(probe).decode()
+    if data.count(_SEQ_PROBE) != 1 or data.count(_TEXT_PROBE_JSON) != 1:
+        return None
+    # ``sequence_number`` is written last (a keyword-only field of the base struct).
+    head, _, rest = data.partition(_TEXT_PROBE_JSON)
+    mid, found, tail = rest.partition(_SEQ_PROBE)
+    if not found:  # the sequence number before the delta
+        return None
+    return _TEXT_DELTA_SSE + head, mid, tail + "\n\n"
 
 
 def to_logprobs(items: list[TokenLogprob]) -> list[r.LogProb]:
@@ -235,22 +253,15 @@ class ResponsesStreamWriter:
         # holding the number, say): those texts go the long way.
         index = len(msg.parts)
         event = r.ResponseOutputTextDeltaStreamingEvent(
-            sequence_number=int(_SEQ_PROBE),
+            sequence_number=0,
             item_id=msg.id,
             output_index=msg.index,
             content_index=index,
-            delta="\x00shim-text-probe\x00",
+            delta="",
             logprobs=[],
         )
-        data = _json(event).decode()
-        if data.count(_SEQ_PROBE) != 1 or data.count(_TEXT_PROBE_JSON) != 1:
-            return None
-        # ``sequence_number`` is written last (a keyword-only field of the base struct).
-        head, _, rest = data.partition(_TEXT_PROBE_JSON)
-        mid, found, tail = rest.partition(_SEQ_PROBE)
-        if not found:  # the sequence number before the delta
-            return None
-        return msg, index, _TEXT_DELTA_SSE + head, mid, tail + "\n\n"
+        frame = text_frame(event)
+        return None if frame is None else (msg, index, *frame)
 
     def _feed(self, delta: Delta, out: list[r.StreamingEvent]) -> None:
         if isinstance(delta, TextDelta):
