@@ -13,12 +13,9 @@ from typing import Any
 
 import pytest
 
-from shim.settings import Timeouts
-from tests.faults.test_upstream_faults import FAULTS, _error, _url
+from tests.faults.test_upstream_faults import FAULTS, _error, _url, timeouts_for
 from tests.support.fault_upstream import FaultUpstream
 from tests.support.live_shim import LiveShim
-
-FAST = Timeouts(connect=2.0, first_byte=0.4, idle=0.4, total=30.0, keepalive=15.0)
 
 # Stream-phase outcomes on the Chat side: the code of the final error chunk, or "completed".
 CHAT_STREAM: dict[str, str] = {
@@ -70,7 +67,7 @@ async def test_chat_fault_outcome(
 ) -> None:
     if stream and not isinstance(sse_outcome[0], int):
         assert name in CHAT_STREAM, "every stream-phase fault needs its Chat outcome in CHAT_STREAM"
-    shim = LiveShim(_url(url, fault), **{"timeouts": FAST, **options})
+    shim = LiveShim(_url(url, fault), **{"timeouts": timeouts_for(model), **options})
     try:
         body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
         async with asyncio.timeout(10):
