@@ -31,6 +31,7 @@ TIMED = frozenset({"hang", "silence", "drip"})
 def timeouts_for(model: str) -> Timeouts:
     return FAST if model in TIMED else STEADY
 
+
 # A failure the client sees before any byte: (status, error code).
 Before = tuple[int, str]
 # What a stream ends with: "completed", or ("failed", error code).
